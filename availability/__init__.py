@@ -1,0 +1,1 @@
+"""Available-to-promise: nodes, network totals (channels and rules come later)."""

@@ -1,0 +1,1 @@
+"""The gRPC gateway: servicers, conversion, routing, batching, metrics, CLI and client."""

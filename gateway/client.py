@@ -1,0 +1,193 @@
+"""A small async Python client of omnistock, used by the CLI, the tests and the load tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from protos.gen.omnistock.v1 import (
+    availability_pb2,
+    availability_pb2_grpc,
+    common_pb2,
+    inventory_pb2,
+    inventory_pb2_grpc,
+    reservation_pb2,
+    reservation_pb2_grpc,
+)
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+
+
+@dataclass
+class OmnistockRpcError(Exception):
+    """A refused call with its parsed details."""
+
+    code: grpc.StatusCode
+    message: str
+    field_violations: list[tuple[str, str]] = field(default_factory=list)
+    short_lines: list[common_pb2.ShortLine] = field(default_factory=list)
+    reservation: reservation_pb2.Reservation | None = None
+
+    def __str__(self) -> str:
+        return f"{self.code.name}: {self.message}"
+
+    @classmethod
+    def from_grpc(cls, error: grpc.aio.AioRpcError) -> OmnistockRpcError:
+        parsed = cls(error.code(), error.details() or "")
+        status = rpc_status.from_call(error)
+        for detail in status.details if status else []:
+            if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+                bad = error_details_pb2.BadRequest()
+                detail.Unpack(bad)
+                parsed.field_violations = [(v.field, v.description) for v in bad.field_violations]
+            elif detail.Is(common_pb2.InsufficientStock.DESCRIPTOR):
+                short = common_pb2.InsufficientStock()
+                detail.Unpack(short)
+                parsed.short_lines = list(short.lines)
+            elif detail.Is(reservation_pb2.Reservation.DESCRIPTOR):
+                reservation = reservation_pb2.Reservation()
+                detail.Unpack(reservation)
+                parsed.reservation = reservation
+        return parsed
+
+
+def line(sku: str, node_id: str, quantity: int) -> reservation_pb2.ReservationLine:
+    return reservation_pb2.ReservationLine(sku=sku, node_id=node_id, quantity=quantity)
+
+
+def level(sku: str, node_id: str, on_hand: int, as_of: float | None = None) -> inventory_pb2.StockLevel:
+    message = inventory_pb2.StockLevel(sku=sku, node_id=node_id, on_hand=on_hand)
+    if as_of is not None:
+        timestamp = Timestamp()
+        timestamp.FromNanoseconds(round(as_of * 1e9))
+        message.as_of.CopyFrom(timestamp)
+    return message
+
+
+class OmnistockClient:
+    """`async with OmnistockClient(target) as client: await client.reserve(...)`.
+
+    Every method raises OmnistockRpcError on a refused call.
+    """
+
+    def __init__(self, target: str = DEFAULT_TARGET, timeout: float = 30.0) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.channel = grpc.aio.insecure_channel(
+            target,
+            options=[
+                ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+                ("grpc.max_send_message_length", 8 * 1024 * 1024),
+            ],
+        )
+        self.inventory = inventory_pb2_grpc.InventoryServiceStub(self.channel)
+        self.availability_stub = availability_pb2_grpc.AvailabilityServiceStub(self.channel)
+        self.reservations = reservation_pb2_grpc.ReservationServiceStub(self.channel)
+
+    async def __aenter__(self) -> OmnistockClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def _call(self, method: Any, request: Any) -> Any:
+        try:
+            return await method(request, timeout=self.timeout)
+        except grpc.aio.AioRpcError as error:
+            raise OmnistockRpcError.from_grpc(error) from None
+
+    # --- inventory ---
+
+    async def put_nodes(self, nodes: Sequence[common_pb2.Node]) -> inventory_pb2.PutNodesResponse:
+        return await self._call(self.inventory.PutNodes, inventory_pb2.PutNodesRequest(nodes=nodes))
+
+    async def list_nodes(
+        self, node_type: common_pb2.NodeType = common_pb2.NODE_TYPE_UNSPECIFIED
+    ) -> list[common_pb2.Node]:
+        response = await self._call(self.inventory.ListNodes, inventory_pb2.ListNodesRequest(type=node_type))
+        return list(response.nodes)
+
+    async def set_stock(self, levels: Sequence[inventory_pb2.StockLevel]) -> inventory_pb2.SetStockResponse:
+        return await self._call(self.inventory.SetStock, inventory_pb2.SetStockRequest(levels=levels))
+
+    async def adjust_stock(
+        self, adjustments: Sequence[inventory_pb2.StockAdjustment]
+    ) -> inventory_pb2.AdjustStockResponse:
+        request = inventory_pb2.AdjustStockRequest(adjustments=adjustments)
+        return await self._call(self.inventory.AdjustStock, request)
+
+    async def adjust(
+        self, adjustment_id: str, sku: str, node_id: str, delta: int, reason: str = ""
+    ) -> inventory_pb2.AdjustmentResult:
+        adjustment = inventory_pb2.StockAdjustment(
+            adjustment_id=adjustment_id, sku=sku, node_id=node_id, delta=delta, reason=reason
+        )
+        response = await self.adjust_stock([adjustment])
+        return response.results[0]
+
+    async def load_stock(
+        self, levels: Iterable[inventory_pb2.StockLevel], chunk_size: int = 5_000
+    ) -> inventory_pb2.LoadStockResponse:
+        """Stream levels in chunks; `levels` may be a lazy iterable (a large CSV)."""
+
+        async def chunks() -> AsyncIterator[inventory_pb2.LoadStockRequest]:
+            chunk: list[inventory_pb2.StockLevel] = []
+            for item in levels:
+                chunk.append(item)
+                if len(chunk) >= chunk_size:
+                    yield inventory_pb2.LoadStockRequest(levels=chunk)
+                    chunk = []
+            if chunk:
+                yield inventory_pb2.LoadStockRequest(levels=chunk)
+
+        try:
+            return await self.inventory.LoadStock(chunks(), timeout=None)
+        except grpc.aio.AioRpcError as error:
+            raise OmnistockRpcError.from_grpc(error) from None
+
+    async def check_conservation(self) -> inventory_pb2.CheckConservationResponse:
+        request = inventory_pb2.CheckConservationRequest()
+        return await self._call(self.inventory.CheckConservation, request)
+
+    # --- availability ---
+
+    async def availability(
+        self, skus: Sequence[str], include_nodes: bool = False
+    ) -> availability_pb2.GetAvailabilityResponse:
+        request = availability_pb2.GetAvailabilityRequest(skus=skus, include_nodes=include_nodes)
+        return await self._call(self.availability_stub.GetAvailability, request)
+
+    # --- reservations ---
+
+    async def reserve(
+        self,
+        reservation_id: str,
+        lines: Sequence[reservation_pb2.ReservationLine],
+        ttl_seconds: int = 0,
+    ) -> reservation_pb2.ReserveResponse:
+        request = reservation_pb2.ReserveRequest(
+            reservation_id=reservation_id, lines=lines, ttl_seconds=ttl_seconds
+        )
+        return await self._call(self.reservations.Reserve, request)
+
+    async def confirm(self, reservation_id: str) -> reservation_pb2.ConfirmResponse:
+        request = reservation_pb2.ConfirmRequest(reservation_id=reservation_id)
+        return await self._call(self.reservations.Confirm, request)
+
+    async def release(self, reservation_id: str) -> reservation_pb2.ReleaseResponse:
+        request = reservation_pb2.ReleaseRequest(reservation_id=reservation_id)
+        return await self._call(self.reservations.Release, request)
+
+    async def get_reservation(self, reservation_id: str) -> reservation_pb2.Reservation:
+        request = reservation_pb2.GetReservationRequest(reservation_id=reservation_id)
+        response = await self._call(self.reservations.GetReservation, request)
+        return response.reservation

@@ -1,0 +1,314 @@
+"""Proto <-> domain conversion with validation. No *_pb2 type goes past gateway/.
+
+Every check collects all problems of a request before raising, so a caller sees
+every bad field at once; nothing is applied when anything is wrong.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from availability.network import SkuAvailability
+from availability.nodes import Node, NodeType, node_problems
+from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, reservation_pb2
+from reservations.commands import ShortLine
+from reservations.coordinator import ReservationView
+from reservations.errors import InvalidArgument
+from reservations.model import Line, PartState, PositionView
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Explicit bounds on every request; over them is INVALID_ARGUMENT."""
+
+    max_id_length: int = 128
+    max_lines: int = 100
+    max_quantity: int = 1_000_000
+    max_on_hand: int = 1_000_000_000
+    max_skus: int = 1_000
+    max_levels: int = 10_000
+    max_adjustments: int = 1_000
+    max_nodes: int = 10_000
+    default_ttl_seconds: int = 900
+    min_ttl_seconds: int = 1
+    max_ttl_seconds: int = 86_400
+    max_message_bytes: int = 8 * 1024 * 1024
+
+
+ID_PATTERN = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
+
+NODE_TYPES = {
+    common_pb2.NODE_TYPE_STORE: NodeType.STORE,
+    common_pb2.NODE_TYPE_DC: NodeType.DC,
+    common_pb2.NODE_TYPE_3PL: NodeType.THREE_PL,
+    common_pb2.NODE_TYPE_DROPSHIP: NodeType.DROPSHIP,
+}
+NODE_TYPE_PROTO = {value: key for key, value in NODE_TYPES.items()}
+
+STATES = {
+    PartState.HELD: reservation_pb2.RESERVATION_STATE_HELD,
+    PartState.CONFIRMED: reservation_pb2.RESERVATION_STATE_CONFIRMED,
+    PartState.RELEASED: reservation_pb2.RESERVATION_STATE_RELEASED,
+    PartState.EXPIRED: reservation_pb2.RESERVATION_STATE_EXPIRED,
+}
+
+
+class Problems:
+    """Collects (field, description) pairs; raises them all together."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, str]] = []
+
+    def add(self, field: str, description: str) -> None:
+        self.items.append((field, description))
+
+    def check_id(self, field: str, value: str, limits: Limits) -> None:
+        if not value:
+            self.add(field, "is required")
+        elif len(value) > limits.max_id_length:
+            self.add(field, f"is {len(value)} characters long; at most {limits.max_id_length} are allowed")
+        elif not ID_PATTERN.fullmatch(value):
+            self.add(field, "may only contain printable ASCII characters without spaces")
+
+    def check_count(self, field: str, count: int, most: int, least: int = 1) -> None:
+        if count < least:
+            self.add(field, f"needs at least {least} item(s)")
+        elif count > most:
+            self.add(field, f"has {count} items; at most {most} are allowed per call")
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidArgument(self.items)
+
+
+def to_seconds(timestamp: Timestamp) -> float:
+    return timestamp.seconds + timestamp.nanos / 1e9
+
+
+def to_timestamp(seconds: float) -> Timestamp:
+    timestamp = Timestamp()
+    if seconds > 0:
+        timestamp.FromNanoseconds(round(seconds * 1e9))
+    return timestamp
+
+
+# --- nodes ---
+
+
+def nodes_from_proto(nodes: Sequence[common_pb2.Node], limits: Limits) -> list[Node]:
+    problems = Problems()
+    problems.check_count("nodes", len(nodes), limits.max_nodes)
+    seen: set[str] = set()
+    result = []
+    for i, message in enumerate(nodes):
+        field = f"nodes[{i}]"
+        problems.check_id(f"{field}.node_id", message.node_id, limits)
+        if message.node_id in seen:
+            problems.add(f"{field}.node_id", f"{message.node_id!r} appears twice")
+        seen.add(message.node_id)
+        node_type = NODE_TYPES.get(message.type)
+        if node_type is None:
+            problems.add(f"{field}.type", "must be STORE, DC, 3PL or DROPSHIP")
+            continue
+        node = Node(
+            node_id=message.node_id,
+            type=node_type,
+            name=message.name,
+            ships=message.ships,
+            pickup=message.pickup,
+            latitude=message.latitude,
+            longitude=message.longitude,
+            enabled=message.enabled,
+        )
+        problems.items.extend(node_problems(node, field))
+        result.append(node)
+    problems.raise_if_any()
+    return result
+
+
+def node_to_proto(node: Node) -> common_pb2.Node:
+    return common_pb2.Node(
+        node_id=node.node_id,
+        type=NODE_TYPE_PROTO[node.type],
+        name=node.name,
+        ships=node.ships,
+        pickup=node.pickup,
+        latitude=node.latitude,
+        longitude=node.longitude,
+        enabled=node.enabled,
+    )
+
+
+def node_from_proto(message: common_pb2.Node) -> Node:
+    """A node as stored (already validated)."""
+    return Node(
+        node_id=message.node_id,
+        type=NODE_TYPES[message.type],
+        name=message.name,
+        ships=message.ships,
+        pickup=message.pickup,
+        latitude=message.latitude,
+        longitude=message.longitude,
+        enabled=message.enabled,
+    )
+
+
+# --- stock ---
+
+
+@dataclass(frozen=True, slots=True)
+class Level:
+    sku: str
+    node_id: str
+    on_hand: int
+    as_of: float
+
+
+def levels_from_proto(levels: Sequence[inventory_pb2.StockLevel], limits: Limits, now: float) -> list[Level]:
+    problems = Problems()
+    problems.check_count("levels", len(levels), limits.max_levels)
+    seen: set[tuple[str, str]] = set()
+    result = []
+    for i, level in enumerate(levels):
+        field = f"levels[{i}]"
+        problems.check_id(f"{field}.sku", level.sku, limits)
+        problems.check_id(f"{field}.node_id", level.node_id, limits)
+        if not 0 <= level.on_hand <= limits.max_on_hand:
+            problems.add(f"{field}.on_hand", f"must be within 0..{limits.max_on_hand}, got {level.on_hand}")
+        key = (level.sku, level.node_id)
+        if key in seen:
+            problems.add(field, f"{level.sku} at {level.node_id} appears twice in one call")
+        seen.add(key)
+        as_of = to_seconds(level.as_of) if level.HasField("as_of") else now
+        if as_of < 0 or as_of > now + 300:
+            problems.add(f"{field}.as_of", "must not be before 1970 or more than 5 minutes in the future")
+        result.append(Level(level.sku, level.node_id, level.on_hand, as_of))
+    problems.raise_if_any()
+    return result
+
+
+def adjustments_problems(adjustments: Sequence[inventory_pb2.StockAdjustment], limits: Limits) -> None:
+    problems = Problems()
+    problems.check_count("adjustments", len(adjustments), limits.max_adjustments)
+    seen: set[str] = set()
+    for i, adjustment in enumerate(adjustments):
+        field = f"adjustments[{i}]"
+        problems.check_id(f"{field}.adjustment_id", adjustment.adjustment_id, limits)
+        if adjustment.adjustment_id in seen:
+            problems.add(f"{field}.adjustment_id", f"{adjustment.adjustment_id!r} appears twice in one call")
+        seen.add(adjustment.adjustment_id)
+        problems.check_id(f"{field}.sku", adjustment.sku, limits)
+        problems.check_id(f"{field}.node_id", adjustment.node_id, limits)
+        if adjustment.delta == 0 or abs(adjustment.delta) > limits.max_on_hand:
+            problems.add(f"{field}.delta", f"must be non-zero and within +-{limits.max_on_hand}")
+        if len(adjustment.reason) > 200:
+            problems.add(f"{field}.reason", "must be at most 200 characters")
+    problems.raise_if_any()
+
+
+def position_to_proto(position: PositionView, enabled: bool = True) -> common_pb2.Position:
+    return common_pb2.Position(
+        sku=position.sku,
+        node_id=position.node_id,
+        on_hand=position.on_hand,
+        reserved=position.reserved,
+        committed=position.committed,
+        available=position.available if enabled else 0,
+        as_of=to_timestamp(position.as_of),
+    )
+
+
+# --- availability ---
+
+
+def skus_from_proto(skus: Sequence[str], limits: Limits) -> list[str]:
+    problems = Problems()
+    problems.check_count("skus", len(skus), limits.max_skus)
+    for i, sku in enumerate(skus):
+        problems.check_id(f"skus[{i}]", sku, limits)
+    problems.raise_if_any()
+    return list(skus)
+
+
+def availability_to_proto(
+    answer: SkuAvailability, include_nodes: bool, enabled: set[str] | None = None
+) -> availability_pb2.SkuAvailability:
+    message = availability_pb2.SkuAvailability(
+        sku=answer.sku,
+        available=answer.available,
+        on_hand=answer.on_hand,
+        reserved=answer.reserved,
+        committed=answer.committed,
+    )
+    if include_nodes:
+        message.nodes.extend(
+            position_to_proto(p, enabled is None or p.node_id in enabled) for p in answer.nodes
+        )
+    return message
+
+
+# --- reservations ---
+
+
+def reserve_from_proto(
+    request: reservation_pb2.ReserveRequest, limits: Limits
+) -> tuple[str, list[Line], int]:
+    problems = Problems()
+    problems.check_id("reservation_id", request.reservation_id, limits)
+    problems.check_count("lines", len(request.lines), limits.max_lines)
+    seen: set[tuple[str, str]] = set()
+    lines = []
+    for i, line in enumerate(request.lines):
+        field = f"lines[{i}]"
+        problems.check_id(f"{field}.sku", line.sku, limits)
+        problems.check_id(f"{field}.node_id", line.node_id, limits)
+        if not 1 <= line.quantity <= limits.max_quantity:
+            problems.add(f"{field}.quantity", f"must be within 1..{limits.max_quantity}, got {line.quantity}")
+        key = (line.sku, line.node_id)
+        if key in seen:
+            problems.add(field, f"{line.sku} at {line.node_id} appears twice; merge the lines")
+        seen.add(key)
+        lines.append(Line(line.sku, line.node_id, line.quantity))
+    ttl = request.ttl_seconds or limits.default_ttl_seconds
+    if not limits.min_ttl_seconds <= ttl <= limits.max_ttl_seconds:
+        problems.add(
+            "ttl_seconds", f"must be within {limits.min_ttl_seconds}..{limits.max_ttl_seconds}, got {ttl}"
+        )
+    problems.raise_if_any()
+    return request.reservation_id, lines, ttl
+
+
+def reservation_id_from_proto(reservation_id: str, limits: Limits) -> str:
+    problems = Problems()
+    problems.check_id("reservation_id", reservation_id, limits)
+    problems.raise_if_any()
+    return reservation_id
+
+
+def reservation_to_proto(view: ReservationView) -> reservation_pb2.Reservation:
+    message = reservation_pb2.Reservation(
+        reservation_id=view.reservation_id,
+        state=STATES[view.state],
+        lines=[
+            reservation_pb2.ReservationLine(sku=line.sku, node_id=line.node_id, quantity=line.quantity)
+            for line in view.lines
+        ],
+        created_at=to_timestamp(view.created_at),
+        expires_at=to_timestamp(view.expires_at),
+    )
+    if view.changed_at:
+        message.changed_at.CopyFrom(to_timestamp(view.changed_at))
+    return message
+
+
+def short_lines_to_proto(short: Iterable[ShortLine]) -> common_pb2.InsufficientStock:
+    return common_pb2.InsufficientStock(
+        lines=[
+            common_pb2.ShortLine(sku=s.sku, node_id=s.node_id, requested=s.requested, available=s.available)
+            for s in short
+        ]
+    )

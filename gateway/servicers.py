@@ -1,0 +1,291 @@
+"""gRPC servicers: validate, convert, delegate, convert back. Nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeVar
+
+import grpc
+
+from availability.network import summarize
+from gateway.convert import (
+    NODE_TYPES,
+    Level,
+    Limits,
+    adjustments_problems,
+    availability_to_proto,
+    levels_from_proto,
+    node_to_proto,
+    nodes_from_proto,
+    position_to_proto,
+    reservation_id_from_proto,
+    reservation_to_proto,
+    reserve_from_proto,
+    skus_from_proto,
+    to_timestamp,
+)
+from gateway.errors import to_status
+from gateway.metrics import Metrics
+from gateway.nodes import NodeRegistry
+from gateway.routing import partition_of
+from gateway.shards import ShardRouter
+from protos.gen.omnistock.v1 import (
+    availability_pb2,
+    availability_pb2_grpc,
+    inventory_pb2,
+    inventory_pb2_grpc,
+    reservation_pb2,
+    reservation_pb2_grpc,
+)
+from reservations.commands import (
+    AdjustOutcome,
+    AdjustResult,
+    AdjustStock,
+    PositionsResult,
+    ReadPositions,
+    SetStock,
+    StockResult,
+)
+from reservations.coordinator import ReservationCoordinator
+from reservations.errors import AlreadyExists, FailedPrecondition, InsufficientStock
+from reservations.model import PositionView
+
+T = TypeVar("T")
+Handler = Callable[..., Awaitable[T]]
+
+LOAD_CHUNKS_IN_FLIGHT = 4
+
+ADJUSTMENT_OUTCOMES = {
+    AdjustOutcome.APPLIED: inventory_pb2.ADJUSTMENT_OUTCOME_APPLIED,
+    AdjustOutcome.REPLAYED: inventory_pb2.ADJUSTMENT_OUTCOME_REPLAYED,
+    AdjustOutcome.REFUSED_NEGATIVE: inventory_pb2.ADJUSTMENT_OUTCOME_REFUSED_NEGATIVE,
+    AdjustOutcome.CONFLICT: inventory_pb2.ADJUSTMENT_OUTCOME_CONFLICT,
+}
+
+
+def rpc(method: str) -> Callable[[Handler[T]], Handler[T]]:
+    """Count and time the call; turn any refusal into its gRPC status."""
+
+    def decorate(handler: Handler[T]) -> Handler[T]:
+        @functools.wraps(handler)
+        async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
+            metrics: Metrics = self.metrics
+            started = time.perf_counter()
+            code = "OK"
+            try:
+                return await handler(self, request, context)
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            except Exception as error:
+                status_code, status = to_status(error)
+                code = status_code.name
+                await context.abort_with_status(status)
+                raise  # abort_with_status always raises
+            finally:
+                metrics.requests.labels(method=method, code=code).inc()
+                metrics.latency.labels(method=method, code=code).observe(time.perf_counter() - started)
+
+        return wrapper
+
+    return decorate
+
+
+class Backend:
+    """What the servicers share."""
+
+    def __init__(
+        self,
+        router: ShardRouter,
+        coordinator: ReservationCoordinator,
+        nodes: NodeRegistry,
+        metrics: Metrics,
+        limits: Limits,
+    ) -> None:
+        self.router = router
+        self.coordinator = coordinator
+        self.nodes = nodes
+        self.metrics = metrics
+        self.limits = limits
+
+    def partition(self, key: str) -> int:
+        return partition_of(key, self.router.partitions)
+
+    async def set_levels(self, levels: list[Level]) -> tuple[int, int]:
+        """Apply absolute counts; returns (applied, stale)."""
+        self.nodes.require({level.node_id for level in levels})
+        commands = [
+            SetStock(self.partition(lv.sku), lv.sku, lv.node_id, lv.on_hand, lv.as_of) for lv in levels
+        ]
+        results = await self.router.execute(commands)
+        applied = sum(1 for r in results if isinstance(r, StockResult) and r.applied)
+        return applied, len(results) - applied
+
+    async def positions(self, skus: list[str]) -> dict[str, list[PositionView]]:
+        by_partition: dict[int, list[str]] = {}
+        for sku in dict.fromkeys(skus):
+            by_partition.setdefault(self.partition(sku), []).append(sku)
+        results = await self.router.execute([ReadPositions(p, tuple(s)) for p, s in by_partition.items()])
+        found: dict[str, list[PositionView]] = {sku: [] for sku in skus}
+        for result in results:
+            assert isinstance(result, PositionsResult)
+            for position in result.positions:
+                found[position.sku].append(position)
+        return found
+
+
+class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.metrics = backend.metrics
+
+    @rpc("PutNodes")
+    async def PutNodes(self, request: Any, context: Any) -> inventory_pb2.PutNodesResponse:
+        nodes = nodes_from_proto(request.nodes, self.backend.limits)
+        created, updated = await self.backend.nodes.put(nodes)
+        return inventory_pb2.PutNodesResponse(created=created, updated=updated)
+
+    @rpc("ListNodes")
+    async def ListNodes(self, request: Any, context: Any) -> inventory_pb2.ListNodesResponse:
+        node_type = NODE_TYPES.get(request.type)
+        nodes = self.backend.nodes.list(node_type)
+        return inventory_pb2.ListNodesResponse(nodes=[node_to_proto(n) for n in nodes])
+
+    @rpc("SetStock")
+    async def SetStock(self, request: Any, context: Any) -> inventory_pb2.SetStockResponse:
+        levels = levels_from_proto(request.levels, self.backend.limits, time.time())
+        applied, stale = await self.backend.set_levels(levels)
+        return inventory_pb2.SetStockResponse(applied=applied, stale=stale)
+
+    @rpc("AdjustStock")
+    async def AdjustStock(self, request: Any, context: Any) -> inventory_pb2.AdjustStockResponse:
+        adjustments = request.adjustments
+        adjustments_problems(adjustments, self.backend.limits)
+        self.backend.nodes.require({a.node_id for a in adjustments})
+        commands = [
+            AdjustStock(self.backend.partition(a.sku), a.adjustment_id, a.sku, a.node_id, a.delta, a.reason)
+            for a in adjustments
+        ]
+        results = await self.backend.router.execute(commands)
+        response = inventory_pb2.AdjustStockResponse()
+        for adjustment, result in zip(adjustments, results, strict=True):
+            assert isinstance(result, AdjustResult)
+            response.results.add(
+                adjustment_id=adjustment.adjustment_id,
+                outcome=ADJUSTMENT_OUTCOMES[result.outcome],
+                position=position_to_proto(
+                    result.position, self.backend.nodes.is_enabled(adjustment.node_id)
+                ),
+            )
+        return response
+
+    @rpc("LoadStock")
+    async def LoadStock(
+        self, request_iterator: AsyncIterator[inventory_pb2.LoadStockRequest], context: Any
+    ) -> inventory_pb2.LoadStockResponse:
+        # A few chunks in flight at once keep the shards busy while the next chunk arrives.
+        # Chunks may apply in any order; for one position the newest as_of wins.
+        in_flight: set[asyncio.Task[tuple[int, int]]] = set()
+        received = applied = stale = 0
+
+        def collect(done: set[asyncio.Task[tuple[int, int]]]) -> None:
+            nonlocal applied, stale
+            for task in done:
+                chunk_applied, chunk_stale = task.result()
+                applied += chunk_applied
+                stale += chunk_stale
+
+        try:
+            async for chunk in request_iterator:
+                levels = levels_from_proto(chunk.levels, self.backend.limits, time.time())
+                received += len(levels)
+                in_flight.add(asyncio.create_task(self.backend.set_levels(levels)))
+                if len(in_flight) >= LOAD_CHUNKS_IN_FLIGHT:
+                    done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                    collect(done)
+            if in_flight:
+                done, in_flight = await asyncio.wait(in_flight)
+                collect(done)
+        finally:
+            for task in in_flight:
+                task.cancel()
+        return inventory_pb2.LoadStockResponse(received=received, applied=applied, stale=stale)
+
+    @rpc("CheckConservation")
+    async def CheckConservation(self, request: Any, context: Any) -> inventory_pb2.CheckConservationResponse:
+        problems = await self.backend.router.check()
+        return inventory_pb2.CheckConservationResponse(
+            ok=not problems, problems=problems, shards_checked=len(self.backend.router.handles)
+        )
+
+
+class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.metrics = backend.metrics
+
+    @rpc("GetAvailability")
+    async def GetAvailability(self, request: Any, context: Any) -> availability_pb2.GetAvailabilityResponse:
+        skus = skus_from_proto(request.skus, self.backend.limits)
+        as_of = time.time()
+        positions = await self.backend.positions(skus)
+        enabled = self.backend.nodes.enabled_ids
+        answers = [summarize(sku, positions[sku], enabled.__contains__) for sku in skus]
+        return availability_pb2.GetAvailabilityResponse(
+            skus=[availability_to_proto(a, request.include_nodes, enabled) for a in answers],
+            as_of=to_timestamp(as_of),
+        )
+
+
+class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.metrics = backend.metrics
+        self.coordinator = backend.coordinator
+
+    def _count(self, outcome: str) -> None:
+        self.metrics.reservations.labels(outcome=outcome).inc()
+
+    @rpc("Reserve")
+    async def Reserve(self, request: Any, context: Any) -> reservation_pb2.ReserveResponse:
+        reservation_id, lines, ttl = reserve_from_proto(request, self.backend.limits)
+        nodes = self.backend.nodes
+        nodes.require({line.node_id for line in lines})
+        disabled = sorted({line.node_id for line in lines if not nodes.is_enabled(line.node_id)})
+        if disabled:
+            raise FailedPrecondition(f"node(s) {', '.join(disabled)} are disabled and sell nothing")
+        try:
+            view, replayed = await self.coordinator.reserve(reservation_id, lines, ttl)
+        except InsufficientStock:
+            self._count("refused_short")
+            raise
+        except AlreadyExists:
+            self._count("conflict")
+            raise
+        self._count("replayed" if replayed else "held")
+        return reservation_pb2.ReserveResponse(reservation=reservation_to_proto(view), replayed=replayed)
+
+    @rpc("Confirm")
+    async def Confirm(self, request: Any, context: Any) -> reservation_pb2.ConfirmResponse:
+        reservation_id = reservation_id_from_proto(request.reservation_id, self.backend.limits)
+        view, replayed = await self.coordinator.confirm(reservation_id)
+        if not replayed:
+            self._count("confirmed")
+        return reservation_pb2.ConfirmResponse(reservation=reservation_to_proto(view), replayed=replayed)
+
+    @rpc("Release")
+    async def Release(self, request: Any, context: Any) -> reservation_pb2.ReleaseResponse:
+        reservation_id = reservation_id_from_proto(request.reservation_id, self.backend.limits)
+        view, replayed = await self.coordinator.release(reservation_id)
+        if not replayed:
+            self._count("released")
+        return reservation_pb2.ReleaseResponse(reservation=reservation_to_proto(view), replayed=replayed)
+
+    @rpc("GetReservation")
+    async def GetReservation(self, request: Any, context: Any) -> reservation_pb2.GetReservationResponse:
+        reservation_id = reservation_id_from_proto(request.reservation_id, self.backend.limits)
+        view = await self.coordinator.get(reservation_id)
+        return reservation_pb2.GetReservationResponse(reservation=reservation_to_proto(view))

@@ -1,0 +1,1 @@
+"""Load generation, benchmark harness and data generators."""

@@ -1,0 +1,187 @@
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class PartState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    PART_STATE_UNSPECIFIED: _ClassVar[PartState]
+    PART_STATE_HELD: _ClassVar[PartState]
+    PART_STATE_CONFIRMED: _ClassVar[PartState]
+    PART_STATE_RELEASED: _ClassVar[PartState]
+    PART_STATE_EXPIRED: _ClassVar[PartState]
+PART_STATE_UNSPECIFIED: PartState
+PART_STATE_HELD: PartState
+PART_STATE_CONFIRMED: PartState
+PART_STATE_RELEASED: PartState
+PART_STATE_EXPIRED: PartState
+
+class Line(_message.Message):
+    __slots__ = ("sku", "node_id", "quantity")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    node_id: str
+    quantity: int
+    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
+
+class StockSet(_message.Message):
+    __slots__ = ("sku", "node_id", "on_hand", "as_of")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ON_HAND_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    node_id: str
+    on_hand: int
+    as_of: float
+    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., as_of: _Optional[float] = ...) -> None: ...
+
+class StockAdjusted(_message.Message):
+    __slots__ = ("adjustment_id", "sku", "node_id", "delta", "reason")
+    ADJUSTMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    adjustment_id: str
+    sku: str
+    node_id: str
+    delta: int
+    reason: str
+    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class HoldPlaced(_message.Message):
+    __slots__ = ("reservation_id", "fingerprint", "lines", "created_at", "expires_at")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    fingerprint: str
+    lines: _containers.RepeatedCompositeFieldContainer[Line]
+    created_at: float
+    expires_at: float
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ...) -> None: ...
+
+class PartChanged(_message.Message):
+    __slots__ = ("reservation_id", "state", "at")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    state: PartState
+    at: float
+    def __init__(self, reservation_id: _Optional[str] = ..., state: _Optional[_Union[PartState, str]] = ..., at: _Optional[float] = ...) -> None: ...
+
+class HoldAborted(_message.Message):
+    __slots__ = ("reservation_id",)
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    def __init__(self, reservation_id: _Optional[str] = ...) -> None: ...
+
+class ClaimRecorded(_message.Message):
+    __slots__ = ("reservation_id", "fingerprint", "partitions", "created_at")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    fingerprint: str
+    partitions: _containers.RepeatedScalarFieldContainer[int]
+    created_at: float
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ..., created_at: _Optional[float] = ...) -> None: ...
+
+class ClaimDropped(_message.Message):
+    __slots__ = ("reservation_id",)
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    def __init__(self, reservation_id: _Optional[str] = ...) -> None: ...
+
+class Event(_message.Message):
+    __slots__ = ("stock_set", "stock_adjusted", "hold_placed", "part_changed", "hold_aborted", "claim_recorded", "claim_dropped")
+    STOCK_SET_FIELD_NUMBER: _ClassVar[int]
+    STOCK_ADJUSTED_FIELD_NUMBER: _ClassVar[int]
+    HOLD_PLACED_FIELD_NUMBER: _ClassVar[int]
+    PART_CHANGED_FIELD_NUMBER: _ClassVar[int]
+    HOLD_ABORTED_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_RECORDED_FIELD_NUMBER: _ClassVar[int]
+    CLAIM_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    stock_set: StockSet
+    stock_adjusted: StockAdjusted
+    hold_placed: HoldPlaced
+    part_changed: PartChanged
+    hold_aborted: HoldAborted
+    claim_recorded: ClaimRecorded
+    claim_dropped: ClaimDropped
+    def __init__(self, stock_set: _Optional[_Union[StockSet, _Mapping]] = ..., stock_adjusted: _Optional[_Union[StockAdjusted, _Mapping]] = ..., hold_placed: _Optional[_Union[HoldPlaced, _Mapping]] = ..., part_changed: _Optional[_Union[PartChanged, _Mapping]] = ..., hold_aborted: _Optional[_Union[HoldAborted, _Mapping]] = ..., claim_recorded: _Optional[_Union[ClaimRecorded, _Mapping]] = ..., claim_dropped: _Optional[_Union[ClaimDropped, _Mapping]] = ...) -> None: ...
+
+class JournalEntry(_message.Message):
+    __slots__ = ("events",)
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[Event]
+    def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
+
+class PartRecord(_message.Message):
+    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    fingerprint: str
+    lines: _containers.RepeatedCompositeFieldContainer[Line]
+    state: PartState
+    created_at: float
+    expires_at: float
+    changed_at: float
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ...) -> None: ...
+
+class PositionRecord(_message.Message):
+    __slots__ = ("sku", "node_id", "on_hand", "as_of")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ON_HAND_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    node_id: str
+    on_hand: int
+    as_of: float
+    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., as_of: _Optional[float] = ...) -> None: ...
+
+class AdjustmentRecord(_message.Message):
+    __slots__ = ("adjustment_id", "sku", "node_id", "delta")
+    ADJUSTMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    adjustment_id: str
+    sku: str
+    node_id: str
+    delta: int
+    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ...) -> None: ...
+
+class PartitionSnapshot(_message.Message):
+    __slots__ = ("partition", "last_entry_id", "positions", "parts", "claims", "adjustments")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    LAST_ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
+    POSITIONS_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    CLAIMS_FIELD_NUMBER: _ClassVar[int]
+    ADJUSTMENTS_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    last_entry_id: str
+    positions: _containers.RepeatedCompositeFieldContainer[PositionRecord]
+    parts: _containers.RepeatedCompositeFieldContainer[PartRecord]
+    claims: _containers.RepeatedCompositeFieldContainer[ClaimRecorded]
+    adjustments: _containers.RepeatedCompositeFieldContainer[AdjustmentRecord]
+    def __init__(self, partition: _Optional[int] = ..., last_entry_id: _Optional[str] = ..., positions: _Optional[_Iterable[_Union[PositionRecord, _Mapping]]] = ..., parts: _Optional[_Iterable[_Union[PartRecord, _Mapping]]] = ..., claims: _Optional[_Iterable[_Union[ClaimRecorded, _Mapping]]] = ..., adjustments: _Optional[_Iterable[_Union[AdjustmentRecord, _Mapping]]] = ...) -> None: ...

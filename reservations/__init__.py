@@ -1,0 +1,1 @@
+"""Reservations: partition state (pure), shard actors, journal and recovery."""

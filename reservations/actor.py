@@ -1,0 +1,145 @@
+"""The shard actor: a thin wrapper that applies batches to a ShardState and journals them.
+
+The class is plain; the gateway wraps it with `ray.remote` (max_restarts=-1), so a
+shard that dies is restarted by Ray and rebuilds itself from Redis in __init__.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+
+import redis
+
+from reservations.commands import Command, Result
+from reservations.journal import Journal, RedisJournal, RedisKeys
+from reservations.model import Event
+from reservations.shard import ShardState, WrongShard, count_expired
+
+log = logging.getLogger(__name__)
+
+
+class JournalUnavailable(Exception):
+    """The batch was not journaled; nothing of it was kept. Safe to retry."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShardConfig:
+    index: int
+    """Position of this shard among all shards."""
+    partitions: tuple[int, ...]
+    """Partition numbers this shard owns."""
+    redis_url: str
+    prefix: str = "omnistock"
+    """Prefix of every Redis key."""
+    expiry_grace: float = 1.0
+    """Seconds past expires_at before the timer expires a hold (see Partition.expire_due)."""
+    snapshot_every: int = 10_000
+    """Journal entries of a partition between two snapshots."""
+    tick_seconds: float = 0.1
+    """How often the expiry timer runs when no batch arrives."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchReply:
+    results: list[Result | WrongShard]
+    apply_seconds: float
+    journal_seconds: float
+    expired: int
+    """Holds expired since the previous reply (timer included)."""
+
+
+class Shard:
+    """Owns some partitions; every batch is applied then journaled before it replies."""
+
+    def __init__(self, config: ShardConfig, journal: Journal | None = None) -> None:
+        self._config = config
+        self._lock = threading.Lock()
+        self._journal: Journal = journal or RedisJournal(
+            redis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5),
+            RedisKeys(config.prefix),
+            config.snapshot_every,
+        )
+        self._state: ShardState | None = None
+        self._recovery_seconds = 0.0
+        self._expired_unreported = 0
+        self._recover()
+        self._stopping = threading.Event()
+        self._timer = threading.Thread(target=self._tick_loop, name="expiry", daemon=True)
+        self._timer.start()
+
+    # --- called by the gateway ---
+
+    def apply(self, commands: list[Command]) -> BatchReply:
+        with self._lock:
+            state = self._healthy_state()
+            started = time.perf_counter()
+            outcome = state.apply_batch(commands, time.time())
+            applied = time.perf_counter()
+            self._commit(outcome.events)
+            self._expired_unreported += outcome.expired
+            expired, self._expired_unreported = self._expired_unreported, 0
+            journal_seconds = time.perf_counter() - applied if outcome.events else 0.0
+            return BatchReply(outcome.results, applied - started, journal_seconds, expired)
+
+    def check(self) -> list[str]:
+        """Conservation check of every partition (reserved and committed equal the open holds)."""
+        with self._lock:
+            return self._healthy_state().check()
+
+    def ping(self) -> int:
+        return self._config.index
+
+    # --- internals ---
+
+    def _healthy_state(self) -> ShardState:
+        if self._state is None:
+            self._recover()
+        assert self._state is not None
+        return self._state
+
+    def _recover(self) -> None:
+        """Rebuild every owned partition from Redis; raises JournalUnavailable if it cannot."""
+        started = time.perf_counter()
+        try:
+            partitions = [self._journal.load(n) for n in self._config.partitions]
+        except redis.RedisError as error:
+            self._state = None
+            message = f"shard {self._config.index} cannot read its journal: {error}"
+            raise JournalUnavailable(message) from error
+        self._state = ShardState(partitions, self._config.expiry_grace)
+        self._recovery_seconds = time.perf_counter() - started
+        log.info("shard %d recovered in %.3fs", self._config.index, self._recovery_seconds)
+
+    def _commit(self, events: dict[int, list[Event]]) -> None:
+        """Journal the events; on failure drop the in-memory state so nothing unjournaled survives."""
+        if not events:
+            return
+        try:
+            self._journal.append(events)
+        except redis.RedisError as error:
+            self._state = None
+            try:
+                self._recover()
+            except JournalUnavailable:
+                log.warning("shard %d: journal down, will recover on next call", self._config.index)
+            raise JournalUnavailable(f"journal write failed: {error}") from error
+        assert self._state is not None
+        for number in self._journal.due_snapshots():
+            try:
+                self._journal.snapshot(self._state.partitions[number])
+            except redis.RedisError as error:  # the entries are safe; recovery is just longer
+                log.warning("snapshot of partition %d failed: %s", number, error)
+
+    def _tick_loop(self) -> None:
+        while not self._stopping.wait(self._config.tick_seconds):
+            with self._lock:
+                try:
+                    state = self._healthy_state()
+                    events = state.expire_due(time.time())
+                    self._commit(events)
+                    self._expired_unreported += count_expired(events)
+                except JournalUnavailable as error:
+                    log.warning("expiry tick failed: %s", error)

@@ -1,0 +1,177 @@
+"""Partition events and snapshots to and from their protobuf form (never pickle)."""
+
+from __future__ import annotations
+
+from protos.gen.omnistock.journal.v1 import journal_pb2 as pb
+from reservations.model import (
+    Claim,
+    ClaimDropped,
+    ClaimRecorded,
+    Event,
+    HoldAborted,
+    HoldPlaced,
+    Line,
+    Part,
+    PartChanged,
+    PartState,
+    StockAdjusted,
+    StockSet,
+)
+from reservations.partition import Partition
+
+_STATES = {
+    PartState.HELD: pb.PART_STATE_HELD,
+    PartState.CONFIRMED: pb.PART_STATE_CONFIRMED,
+    PartState.RELEASED: pb.PART_STATE_RELEASED,
+    PartState.EXPIRED: pb.PART_STATE_EXPIRED,
+}
+
+
+def _state(state: PartState) -> pb.PartState:
+    return _STATES[state]
+
+
+def _lines(lines: tuple[Line, ...]) -> list[pb.Line]:
+    return [pb.Line(sku=line.sku, node_id=line.node_id, quantity=line.quantity) for line in lines]
+
+
+def _from_lines(lines: object) -> tuple[Line, ...]:
+    return tuple(Line(line.sku, line.node_id, line.quantity) for line in lines)  # type: ignore[attr-defined]
+
+
+def event_to_proto(event: Event) -> pb.Event:
+    match event:
+        case StockSet():
+            return pb.Event(
+                stock_set=pb.StockSet(
+                    sku=event.sku, node_id=event.node_id, on_hand=event.on_hand, as_of=event.as_of
+                )
+            )
+        case StockAdjusted():
+            return pb.Event(
+                stock_adjusted=pb.StockAdjusted(
+                    adjustment_id=event.adjustment_id,
+                    sku=event.sku,
+                    node_id=event.node_id,
+                    delta=event.delta,
+                    reason=event.reason,
+                )
+            )
+        case HoldPlaced():
+            return pb.Event(
+                hold_placed=pb.HoldPlaced(
+                    reservation_id=event.reservation_id,
+                    fingerprint=event.fingerprint,
+                    lines=_lines(event.lines),
+                    created_at=event.created_at,
+                    expires_at=event.expires_at,
+                )
+            )
+        case PartChanged():
+            return pb.Event(
+                part_changed=pb.PartChanged(
+                    reservation_id=event.reservation_id, state=_state(event.state), at=event.at
+                )
+            )
+        case HoldAborted():
+            return pb.Event(hold_aborted=pb.HoldAborted(reservation_id=event.reservation_id))
+        case ClaimRecorded():
+            return pb.Event(claim_recorded=_claim_to_proto(event))
+        case ClaimDropped():
+            return pb.Event(claim_dropped=pb.ClaimDropped(reservation_id=event.reservation_id))
+    raise TypeError(f"unknown event {event!r}")
+
+
+def _claim_to_proto(claim: ClaimRecorded | Claim) -> pb.ClaimRecorded:
+    return pb.ClaimRecorded(
+        reservation_id=claim.reservation_id,
+        fingerprint=claim.fingerprint,
+        partitions=list(claim.partitions),
+        created_at=claim.created_at,
+    )
+
+
+def event_from_proto(message: pb.Event) -> Event:
+    kind = message.WhichOneof("kind")
+    if kind == "stock_set":
+        m = message.stock_set
+        return StockSet(m.sku, m.node_id, m.on_hand, m.as_of)
+    if kind == "stock_adjusted":
+        a = message.stock_adjusted
+        return StockAdjusted(a.adjustment_id, a.sku, a.node_id, a.delta, a.reason)
+    if kind == "hold_placed":
+        h = message.hold_placed
+        return HoldPlaced(h.reservation_id, h.fingerprint, _from_lines(h.lines), h.created_at, h.expires_at)
+    if kind == "part_changed":
+        c = message.part_changed
+        return PartChanged(c.reservation_id, PartState(c.state), c.at)
+    if kind == "hold_aborted":
+        return HoldAborted(message.hold_aborted.reservation_id)
+    if kind == "claim_recorded":
+        r = message.claim_recorded
+        return ClaimRecorded(r.reservation_id, r.fingerprint, tuple(r.partitions), r.created_at)
+    if kind == "claim_dropped":
+        return ClaimDropped(message.claim_dropped.reservation_id)
+    raise ValueError(f"journal entry with unknown event kind {kind!r}")
+
+
+def encode_entry(events: list[Event]) -> bytes:
+    return pb.JournalEntry(events=[event_to_proto(event) for event in events]).SerializeToString()
+
+
+def decode_entry(data: bytes) -> list[Event]:
+    return [event_from_proto(event) for event in pb.JournalEntry.FromString(data).events]
+
+
+def encode_snapshot(partition: Partition, last_entry_id: str) -> bytes:
+    snapshot = pb.PartitionSnapshot(partition=partition.number, last_entry_id=last_entry_id)
+    for sku, nodes in partition.positions.items():
+        for node_id, position in nodes.items():
+            snapshot.positions.add(sku=sku, node_id=node_id, on_hand=position.on_hand, as_of=position.as_of)
+    for part in partition.parts.values():
+        snapshot.parts.add(
+            reservation_id=part.reservation_id,
+            fingerprint=part.fingerprint,
+            lines=_lines(part.lines),
+            state=_state(part.state),
+            created_at=part.created_at,
+            expires_at=part.expires_at,
+            changed_at=part.changed_at,
+        )
+    snapshot.claims.extend(_claim_to_proto(claim) for claim in partition.claims.values())
+    for adjustment in partition.adjustments.values():
+        snapshot.adjustments.add(
+            adjustment_id=adjustment.adjustment_id,
+            sku=adjustment.sku,
+            node_id=adjustment.node_id,
+            delta=adjustment.delta,
+        )
+    return snapshot.SerializeToString()
+
+
+def decode_snapshot(data: bytes) -> tuple[Partition, str]:
+    """The partition a snapshot describes and the id of the last entry it covers."""
+    snapshot = pb.PartitionSnapshot.FromString(data)
+    partition = Partition(snapshot.partition)
+    partition.restore(
+        positions=((p.sku, p.node_id, p.on_hand, p.as_of) for p in snapshot.positions),
+        parts=(
+            Part(
+                p.reservation_id,
+                p.fingerprint,
+                _from_lines(p.lines),
+                PartState(p.state),
+                p.created_at,
+                p.expires_at,
+                p.changed_at,
+            )
+            for p in snapshot.parts
+        ),
+        claims=(
+            Claim(c.reservation_id, c.fingerprint, tuple(c.partitions), c.created_at) for c in snapshot.claims
+        ),
+        adjustments=(
+            StockAdjusted(a.adjustment_id, a.sku, a.node_id, a.delta, "") for a in snapshot.adjustments
+        ),
+    )
+    return partition, snapshot.last_entry_id

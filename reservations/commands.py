@@ -1,0 +1,214 @@
+"""Commands a shard applies to a partition, and their results.
+
+Every command names its partition; the gateway computes it from the SKU (stock
+commands, hold parts) or from the reservation id (claims).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from reservations.model import Claim, Line, Part, PartState, PositionView
+
+# --- commands ---
+
+
+@dataclass(frozen=True, slots=True)
+class SetStock:
+    """Absolute on_hand counted at `as_of`; an older count never overwrites a newer one."""
+
+    partition: int
+    sku: str
+    node_id: str
+    on_hand: int
+    as_of: float
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustStock:
+    """Signed change of on_hand, idempotent by adjustment_id."""
+
+    partition: int
+    adjustment_id: str
+    sku: str
+    node_id: str
+    delta: int
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceHold:
+    """Hold all `lines` (all in this partition) or none."""
+
+    partition: int
+    reservation_id: str
+    fingerprint: str
+    lines: tuple[Line, ...]
+    created_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AbortHold:
+    """Withdraw a part this request placed, when another part of the Reserve failed."""
+
+    partition: int
+    reservation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmPart:
+    """HELD -> CONFIRMED, decided on the gateway's clock `at` so every part agrees."""
+
+    partition: int
+    reservation_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasePart:
+    """HELD or CONFIRMED -> RELEASED, decided at `at`."""
+
+    partition: int
+    reservation_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class GetPart:
+    partition: int
+    reservation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordClaim:
+    """Take a reservation id in its home partition (unique across the network)."""
+
+    partition: int
+    reservation_id: str
+    fingerprint: str
+    partitions: tuple[int, ...]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DropClaim:
+    """Give back an id whose Reserve was refused, so a retry may try again."""
+
+    partition: int
+    reservation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class GetClaim:
+    partition: int
+    reservation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadPositions:
+    """Every node's position of each SKU."""
+
+    partition: int
+    skus: tuple[str, ...]
+
+
+Command = (
+    SetStock
+    | AdjustStock
+    | PlaceHold
+    | AbortHold
+    | ConfirmPart
+    | ReleasePart
+    | GetPart
+    | RecordClaim
+    | DropClaim
+    | GetClaim
+    | ReadPositions
+)
+
+# --- results ---
+
+
+@dataclass(frozen=True, slots=True)
+class StockResult:
+    applied: bool
+    """False when a newer count was already applied (the level was stale)."""
+    position: PositionView
+
+
+class AdjustOutcome(enum.Enum):
+    APPLIED = "applied"
+    REPLAYED = "replayed"
+    REFUSED_NEGATIVE = "refused_negative"
+    CONFLICT = "conflict"
+
+
+@dataclass(frozen=True, slots=True)
+class AdjustResult:
+    outcome: AdjustOutcome
+    position: PositionView
+
+
+@dataclass(frozen=True, slots=True)
+class ShortLine:
+    sku: str
+    node_id: str
+    requested: int
+    available: int
+
+
+class HoldOutcome(enum.Enum):
+    PLACED = "placed"
+    REPLAYED = "replayed"
+    CONFLICT = "conflict"
+    SHORT = "short"
+    INVALID = "invalid"
+    """A line with a quantity below 1 (the gateway refuses these before they get here)."""
+
+
+@dataclass(frozen=True, slots=True)
+class HoldResult:
+    outcome: HoldOutcome
+    part: Part | None = None
+    short: tuple[ShortLine, ...] = ()
+
+
+class PartOutcome(enum.Enum):
+    CHANGED = "changed"
+    REPLAYED = "replayed"
+    REFUSED = "refused"
+    NOT_FOUND = "not_found"
+    FOUND = "found"
+
+
+@dataclass(frozen=True, slots=True)
+class PartResult:
+    outcome: PartOutcome
+    part: Part | None = None
+    state: PartState | None = None
+    """The part's state as of the command's time (a hold past expiry reads EXPIRED)."""
+
+
+class ClaimOutcome(enum.Enum):
+    RECORDED = "recorded"
+    EXISTS = "exists"
+    CONFLICT = "conflict"
+    FOUND = "found"
+    NOT_FOUND = "not_found"
+    DROPPED = "dropped"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    outcome: ClaimOutcome
+    claim: Claim | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PositionsResult:
+    positions: tuple[PositionView, ...]
+
+
+Result = StockResult | AdjustResult | HoldResult | PartResult | ClaimResult | PositionsResult

@@ -1,0 +1,232 @@
+"""Reservations across partitions: all-or-nothing holds, confirm, release, lookup.
+
+A reservation's lines are split by partition into parts, each held by the shard
+that owns the partition. The reservation id is claimed in its home partition
+(hash of the id), which makes the id unique network-wide and records where the
+parts are. Shards are reached only through `execute`, which takes a list of
+commands and returns their results in order (the gateway batches them per shard).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+
+from reservations.commands import (
+    AbortHold,
+    ClaimOutcome,
+    ClaimResult,
+    Command,
+    ConfirmPart,
+    DropClaim,
+    GetClaim,
+    GetPart,
+    HoldOutcome,
+    HoldResult,
+    PartOutcome,
+    PartResult,
+    PlaceHold,
+    RecordClaim,
+    ReleasePart,
+    Result,
+)
+from reservations.errors import (
+    AlreadyExists,
+    InsufficientStock,
+    InvalidArgument,
+    InvalidState,
+    NotFound,
+    Unavailable,
+)
+from reservations.model import Line, Part, PartState, fingerprint, line_key
+
+log = logging.getLogger(__name__)
+
+Execute = Callable[[Sequence[Command]], Awaitable[list[Result]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationView:
+    """A whole reservation, merged from its parts."""
+
+    reservation_id: str
+    state: PartState
+    lines: tuple[Line, ...]
+    created_at: float
+    expires_at: float
+    changed_at: float
+
+
+def merge(reservation_id: str, parts: Sequence[Part]) -> ReservationView:
+    """One view of all parts. Parts agree except after a crash mid-compensation;
+    then an ended part wins, so the reservation reads as ended."""
+    states = {part.state for part in parts}
+    for state in (PartState.EXPIRED, PartState.RELEASED, PartState.HELD, PartState.CONFIRMED):
+        if state in states:
+            break
+    lines = tuple(sorted((line for part in parts for line in part.lines), key=line_key))
+    return ReservationView(
+        reservation_id,
+        state,
+        lines,
+        min(part.created_at for part in parts),
+        min(part.expires_at for part in parts),
+        max(part.changed_at for part in parts),
+    )
+
+
+class ReservationCoordinator:
+    def __init__(
+        self,
+        execute: Execute,
+        partition_of: Callable[[str], int],
+        clock: Callable[[], float],
+        claim_cache_size: int = 100_000,
+    ) -> None:
+        self._execute = execute
+        self._partition_of = partition_of
+        self._clock = clock
+        # reservation id -> partitions of its parts, for reservations known to exist
+        # (a claim whose Reserve succeeded never changes).
+        self._known: OrderedDict[str, tuple[int, ...]] = OrderedDict()
+        self._cache_size = claim_cache_size
+
+    async def reserve(
+        self, reservation_id: str, lines: Sequence[Line], ttl_seconds: float
+    ) -> tuple[ReservationView, bool]:
+        """Hold every line or none. Returns (reservation, replayed)."""
+        by_partition: dict[int, list[Line]] = {}
+        for line in lines:
+            by_partition.setdefault(self._partition_of(line.sku), []).append(line)
+        partitions = tuple(sorted(by_partition))
+        digest = fingerprint(lines)
+        now = self._clock()
+        expires_at = now + ttl_seconds
+        home = self._partition_of(reservation_id)
+        commands: list[Command] = [RecordClaim(home, reservation_id, digest, partitions, now)]
+        commands += [
+            PlaceHold(p, reservation_id, digest, tuple(by_partition[p]), now, expires_at) for p in partitions
+        ]
+        results = await self._execute(commands)
+        claim = results[0]
+        holds = results[1:]
+        assert isinstance(claim, ClaimResult)
+        assert all(isinstance(h, HoldResult) for h in holds)
+        hold_results: list[HoldResult] = holds  # type: ignore[assignment]
+        placed = [p for p, h in zip(partitions, hold_results, strict=True) if h.outcome is HoldOutcome.PLACED]
+
+        if claim.outcome is ClaimOutcome.CONFLICT or any(
+            h.outcome is HoldOutcome.CONFLICT for h in hold_results
+        ):
+            await self._undo(reservation_id, placed, claim_home=None)
+            raise AlreadyExists(
+                "reservation",
+                reservation_id,
+                f"reservation id {reservation_id!r} is already used with different lines;"
+                " use a new id for a new reservation",
+            )
+        if any(h.outcome is HoldOutcome.INVALID for h in hold_results):
+            await self._undo(
+                reservation_id, placed, claim_home=home if claim.outcome is ClaimOutcome.RECORDED else None
+            )
+            raise InvalidArgument([("lines", "every quantity must be at least 1")])
+        short = [line for h in hold_results for line in h.short]
+        if short:
+            recorded = home if claim.outcome is ClaimOutcome.RECORDED else None
+            await self._undo(reservation_id, placed, claim_home=recorded)
+            raise InsufficientStock(short)
+
+        parts = [h.part for h in hold_results if h.part is not None]
+        view = merge(reservation_id, parts)
+        ended_before = [h.part for h in hold_results if h.part is not None and not h.part.state.is_open]
+        if ended_before and placed:
+            # A retry found an earlier attempt already ended (e.g. expired); do not resurrect it.
+            await self._undo(reservation_id, placed, claim_home=None)
+            view = replace(merge(reservation_id, ended_before), lines=tuple(sorted(lines, key=line_key)))
+        self._remember(reservation_id, partitions)
+        replayed = not placed
+        return view, replayed
+
+    async def confirm(self, reservation_id: str) -> tuple[ReservationView, bool]:
+        return await self._transition(reservation_id, "confirm", ConfirmPart)
+
+    async def release(self, reservation_id: str) -> tuple[ReservationView, bool]:
+        return await self._transition(reservation_id, "release", ReleasePart)
+
+    async def get(self, reservation_id: str) -> ReservationView:
+        partitions = await self._partitions(reservation_id)
+        results = await self._execute([GetPart(p, reservation_id) for p in partitions])
+        parts = [r.part for r in results if isinstance(r, PartResult) and r.part is not None]
+        if len(parts) != len(partitions):
+            raise NotFound("reservation", reservation_id)
+        return merge(reservation_id, parts)
+
+    async def _transition(
+        self,
+        reservation_id: str,
+        action: str,
+        command: type[ConfirmPart] | type[ReleasePart],
+    ) -> tuple[ReservationView, bool]:
+        partitions = await self._partitions(reservation_id)
+        # One timestamp for every part, so parts decide the same way about expiry.
+        at = self._clock()
+        results = await self._execute([command(p, reservation_id, at) for p in partitions])
+        part_results: list[PartResult] = results  # type: ignore[assignment]
+        missing = [r for r in part_results if r.outcome is PartOutcome.NOT_FOUND]
+        if missing:
+            if command is ConfirmPart:
+                await self._release_changed(reservation_id, partitions, part_results)
+            raise NotFound("reservation", reservation_id)
+        refused = [r for r in part_results if r.outcome is PartOutcome.REFUSED]
+        if refused:
+            if command is ConfirmPart:
+                await self._release_changed(reservation_id, partitions, part_results)
+            parts = [r.part for r in part_results if r.part is not None]
+            current = merge(reservation_id, parts)
+            state = refused[0].state or current.state
+            raise InvalidState(action, replace(current, state=state))
+        parts = [r.part for r in part_results if r.part is not None]
+        replayed = all(r.outcome is PartOutcome.REPLAYED for r in part_results)
+        return merge(reservation_id, parts), replayed
+
+    async def _partitions(self, reservation_id: str) -> tuple[int, ...]:
+        known = self._known.get(reservation_id)
+        if known is not None:
+            return known
+        home = self._partition_of(reservation_id)
+        (result,) = await self._execute([GetClaim(home, reservation_id)])
+        assert isinstance(result, ClaimResult)
+        if result.claim is None:
+            raise NotFound("reservation", reservation_id)
+        return result.claim.partitions
+
+    async def _release_changed(
+        self, reservation_id: str, partitions: Sequence[int], results: Sequence[PartResult]
+    ) -> None:
+        """Compensate a Confirm that some parts refused: release the parts it confirmed."""
+        changed = [p for p, r in zip(partitions, results, strict=True) if r.outcome is PartOutcome.CHANGED]
+        if changed:
+            await self._best_effort([ReleasePart(p, reservation_id, self._clock()) for p in changed])
+
+    async def _undo(self, reservation_id: str, placed: Sequence[int], claim_home: int | None) -> None:
+        """Withdraw the parts this Reserve placed (and its claim); left-overs expire by TTL."""
+        commands: list[Command] = [AbortHold(p, reservation_id) for p in placed]
+        if claim_home is not None:
+            commands.append(DropClaim(claim_home, reservation_id))
+        if commands:
+            await self._best_effort(commands)
+
+    async def _best_effort(self, commands: list[Command]) -> None:
+        try:
+            await self._execute(commands)
+        except Unavailable as error:
+            # What stays held ends by its TTL; a retry of the same id sees it.
+            log.warning("compensation of %d command(s) failed: %s", len(commands), error)
+
+    def _remember(self, reservation_id: str, partitions: tuple[int, ...]) -> None:
+        self._known[reservation_id] = partitions
+        self._known.move_to_end(reservation_id)
+        if len(self._known) > self._cache_size:
+            self._known.popitem(last=False)

@@ -1,0 +1,67 @@
+"""One exception root for everything omnistock refuses; the gateway maps each to a gRPC status."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from reservations.commands import ShortLine
+
+if TYPE_CHECKING:
+    from reservations.coordinator import ReservationView
+
+
+class OmnistockError(Exception):
+    """Base of every refusal; the message says what is wrong and what to do."""
+
+
+class InvalidArgument(OmnistockError):
+    """Malformed input; `violations` are (field, description) pairs."""
+
+    def __init__(self, violations: Sequence[tuple[str, str]]) -> None:
+        self.violations = list(violations)
+        super().__init__("; ".join(f"{field}: {description}" for field, description in self.violations))
+
+
+class NotFound(OmnistockError):
+    def __init__(self, kind: str, name: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(f"{kind} {name!r} not found")
+
+
+class AlreadyExists(OmnistockError):
+    """The client id is taken by a request with different content."""
+
+    def __init__(self, kind: str, name: str, message: str) -> None:
+        self.kind = kind
+        self.name = name
+        super().__init__(message)
+
+
+class FailedPrecondition(OmnistockError):
+    pass
+
+
+class InsufficientStock(FailedPrecondition):
+    def __init__(self, short: Sequence[ShortLine]) -> None:
+        self.short = sorted(short, key=lambda line: (line.sku, line.node_id))
+        lines = ", ".join(
+            f"{s.sku} at {s.node_id} (requested {s.requested}, available {s.available})" for s in self.short
+        )
+        super().__init__(f"not enough stock for {len(self.short)} line(s): {lines}")
+
+
+class InvalidState(FailedPrecondition):
+    """The reservation is in a state that does not allow the transition."""
+
+    def __init__(self, action: str, reservation: ReservationView) -> None:
+        self.action = action
+        self.reservation = reservation
+        super().__init__(
+            f"cannot {action} reservation {reservation.reservation_id!r}: it is {reservation.state.name}"
+        )
+
+
+class Unavailable(OmnistockError):
+    """A shard or the journal cannot serve now; retrying with the same id is safe."""

@@ -1,0 +1,120 @@
+"""The durable journal of partitions: one Redis stream per partition plus a snapshot.
+
+A batch's events for every partition it touched go out in one MULTI/EXEC round
+trip (group commit). A snapshot records the whole partition and the id of the last
+entry it covers; recovery loads it and replays the entries after it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+import redis
+
+from reservations.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
+from reservations.model import Event
+from reservations.partition import Partition
+
+log = logging.getLogger(__name__)
+
+REPLAY_CHUNK = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class RedisKeys:
+    """Every key omnistock writes lives under one prefix."""
+
+    prefix: str = "omnistock"
+
+    @property
+    def partitions(self) -> str:
+        return f"{self.prefix}:partitions"
+
+    @property
+    def nodes(self) -> str:
+        return f"{self.prefix}:nodes"
+
+    def log(self, partition: int) -> str:
+        return f"{self.prefix}:p:{partition}:log"
+
+    def snapshot(self, partition: int) -> str:
+        return f"{self.prefix}:p:{partition}:snap"
+
+
+class Journal(Protocol):
+    """What a shard needs from durable storage."""
+
+    def append(self, events: dict[int, list[Event]]) -> None: ...
+
+    def load(self, number: int) -> Partition: ...
+
+    def due_snapshots(self) -> list[int]: ...
+
+    def snapshot(self, partition: Partition) -> None: ...
+
+
+def _next_id(entry_id: str) -> str:
+    millis, seq = entry_id.split("-")
+    return f"{millis}-{int(seq) + 1}"
+
+
+class RedisJournal:
+    """Journal on Redis streams; one instance per shard actor."""
+
+    def __init__(self, client: redis.Redis, keys: RedisKeys, snapshot_every: int) -> None:
+        self._client = client
+        self._keys = keys
+        self._snapshot_every = snapshot_every
+        self._last_id: dict[int, str] = {}
+        self._since_snapshot: dict[int, int] = {}
+
+    def append(self, events: dict[int, list[Event]]) -> None:
+        """Write every partition's entry atomically; raises if Redis did not take them."""
+        numbers = list(events)
+        pipe = self._client.pipeline(transaction=True)
+        for number in numbers:
+            pipe.xadd(self._keys.log(number), {"e": encode_entry(events[number])})
+        ids = pipe.execute()
+        for number, entry_id in zip(numbers, ids, strict=True):
+            self._last_id[number] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            self._since_snapshot[number] = self._since_snapshot.get(number, 0) + 1
+
+    def load(self, number: int) -> Partition:
+        """Rebuild a partition: its snapshot, then every journal entry after it."""
+        data = cast(bytes | None, self._client.get(self._keys.snapshot(number)))
+        if data:
+            partition, last_id = decode_snapshot(data)
+        else:
+            partition, last_id = Partition(number), "0-0"
+        replayed = 0
+        while True:
+            entries = cast(
+                list[tuple[bytes, dict[bytes, bytes]]],
+                self._client.xrange(self._keys.log(number), min=f"({last_id}", count=REPLAY_CHUNK),
+            )
+            for entry_id, fields in entries:
+                for event in decode_entry(fields[b"e"]):
+                    partition.apply(event)
+                last_id = entry_id.decode()
+            replayed += len(entries)
+            if len(entries) < REPLAY_CHUNK:
+                break
+        self._last_id[number] = last_id
+        self._since_snapshot[number] = replayed
+        return partition
+
+    def due_snapshots(self) -> list[int]:
+        return [n for n, count in self._since_snapshot.items() if count >= self._snapshot_every]
+
+    def snapshot(self, partition: Partition) -> None:
+        """Store the partition as of its last journaled entry and trim the entries it covers."""
+        number = partition.number
+        last_id = self._last_id.get(number, "0-0")
+        pipe = self._client.pipeline(transaction=True)
+        pipe.set(self._keys.snapshot(number), encode_snapshot(partition, last_id))
+        if last_id != "0-0":
+            pipe.xtrim(self._keys.log(number), minid=_next_id(last_id), approximate=False)
+        pipe.execute()
+        self._since_snapshot[number] = 0

@@ -1,0 +1,164 @@
+"""Domain objects of a partition: positions, hold parts, claims and the events that change them.
+
+Pure Python: no Ray, gRPC or Redis here. Times are seconds since the epoch on the
+server's clock.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One line of a hold: `quantity` units of `sku` at `node_id`."""
+
+    sku: str
+    node_id: str
+    quantity: int
+
+
+class PartState(enum.IntEnum):
+    """Life of a hold part; the values match the journal's PartState enum."""
+
+    HELD = 1
+    CONFIRMED = 2
+    RELEASED = 3
+    EXPIRED = 4
+
+    @property
+    def is_open(self) -> bool:
+        return self in (PartState.HELD, PartState.CONFIRMED)
+
+
+@dataclass(slots=True)
+class Position:
+    """Stock of one SKU at one node. reserved/committed are derived from the parts."""
+
+    on_hand: int = 0
+    reserved: int = 0
+    committed: int = 0
+    as_of: float = 0.0
+
+    @property
+    def available(self) -> int:
+        return self.on_hand - self.reserved - self.committed
+
+
+@dataclass(frozen=True, slots=True)
+class PositionView:
+    """A read-only copy of a position, safe to hand out of the partition."""
+
+    sku: str
+    node_id: str
+    on_hand: int
+    reserved: int
+    committed: int
+    as_of: float
+
+    @property
+    def available(self) -> int:
+        return max(0, self.on_hand - self.reserved - self.committed)
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    """The lines of one reservation that live in one partition."""
+
+    reservation_id: str
+    fingerprint: str
+    lines: tuple[Line, ...]
+    state: PartState
+    created_at: float
+    expires_at: float
+    changed_at: float = 0.0
+
+    def effective_state(self, at: float) -> PartState:
+        """A hold past its expiry counts as expired even before the timer has run."""
+        if self.state is PartState.HELD and at >= self.expires_at:
+            return PartState.EXPIRED
+        return self.state
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A reservation id taken, kept in the id's home partition.
+
+    It makes an id unique across the whole network and says which partitions hold
+    the reservation's parts.
+    """
+
+    reservation_id: str
+    fingerprint: str
+    partitions: tuple[int, ...]
+    created_at: float
+
+
+def line_key(line: Line) -> tuple[str, str]:
+    return (line.sku, line.node_id)
+
+
+def fingerprint(lines: Iterable[Line]) -> str:
+    """Content hash of a reservation's lines, independent of their order."""
+    canonical = "\n".join(sorted(f"{line.sku}\t{line.node_id}\t{line.quantity}" for line in lines))
+    return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
+
+
+# --- events: what happened to a partition; journaled, and replayed on recovery ---
+
+
+@dataclass(frozen=True, slots=True)
+class StockSet:
+    sku: str
+    node_id: str
+    on_hand: int
+    as_of: float
+
+
+@dataclass(frozen=True, slots=True)
+class StockAdjusted:
+    adjustment_id: str
+    sku: str
+    node_id: str
+    delta: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class HoldPlaced:
+    reservation_id: str
+    fingerprint: str
+    lines: tuple[Line, ...]
+    created_at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PartChanged:
+    reservation_id: str
+    state: PartState
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class HoldAborted:
+    reservation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimRecorded:
+    reservation_id: str
+    fingerprint: str
+    partitions: tuple[int, ...]
+    created_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDropped:
+    reservation_id: str
+
+
+Event = StockSet | StockAdjusted | HoldPlaced | PartChanged | HoldAborted | ClaimRecorded | ClaimDropped

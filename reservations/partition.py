@@ -1,0 +1,359 @@
+"""The state of one partition: positions, hold parts, claims and adjustment ids.
+
+`handle` decides a command and returns its result plus the events that carry it
+out; `apply` replays an event. Both are synchronous and pure, so a batch of
+commands is checked and changed with nothing in between, and recovery replays the
+journal through the very same `apply`.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Iterator
+
+from reservations.commands import (
+    AbortHold,
+    AdjustOutcome,
+    AdjustResult,
+    AdjustStock,
+    ClaimOutcome,
+    ClaimResult,
+    Command,
+    ConfirmPart,
+    DropClaim,
+    GetClaim,
+    GetPart,
+    HoldOutcome,
+    HoldResult,
+    PartOutcome,
+    PartResult,
+    PlaceHold,
+    PositionsResult,
+    ReadPositions,
+    RecordClaim,
+    ReleasePart,
+    Result,
+    SetStock,
+    ShortLine,
+    StockResult,
+)
+from reservations.model import (
+    Claim,
+    ClaimDropped,
+    ClaimRecorded,
+    Event,
+    HoldAborted,
+    HoldPlaced,
+    Part,
+    PartChanged,
+    PartState,
+    Position,
+    PositionView,
+    StockAdjusted,
+    StockSet,
+    line_key,
+)
+
+
+class Partition:
+    """All positions of the SKUs that hash to one partition, and the holds on them."""
+
+    def __init__(self, number: int) -> None:
+        self.number = number
+        # sku -> node_id -> position: every node of a SKU lives in one partition.
+        self.positions: dict[str, dict[str, Position]] = {}
+        self.parts: dict[str, Part] = {}
+        self.claims: dict[str, Claim] = {}
+        self.adjustments: dict[str, StockAdjusted] = {}
+        # (expires_at, reservation_id) of parts that were HELD when pushed.
+        self._expiry: list[tuple[float, str]] = []
+
+    # --- reads ---
+
+    def position(self, sku: str, node_id: str) -> Position:
+        """The position, created empty on first use."""
+        nodes = self.positions.get(sku)
+        if nodes is None:
+            nodes = self.positions[sku] = {}
+        position = nodes.get(node_id)
+        if position is None:
+            position = nodes[node_id] = Position()
+        return position
+
+    def view(self, sku: str, node_id: str) -> PositionView:
+        position = self.positions.get(sku, {}).get(node_id) or Position()
+        return PositionView(
+            sku, node_id, position.on_hand, position.reserved, position.committed, position.as_of
+        )
+
+    def views(self, sku: str) -> Iterator[PositionView]:
+        for node_id, p in sorted(self.positions.get(sku, {}).items()):
+            yield PositionView(sku, node_id, p.on_hand, p.reserved, p.committed, p.as_of)
+
+    def next_expiry(self) -> float | None:
+        return self._expiry[0][0] if self._expiry else None
+
+    # --- decisions ---
+
+    def handle(self, command: Command) -> tuple[Result, list[Event]]:
+        """Decide `command`, apply its events, return (result, events)."""
+        result, events = self._decide(command)
+        for event in events:
+            self.apply(event)
+        if events:
+            result = self._after(command, result)
+        return result, events
+
+    def _decide(self, command: Command) -> tuple[Result, list[Event]]:
+        match command:
+            case SetStock():
+                return self._set_stock(command)
+            case AdjustStock():
+                return self._adjust(command)
+            case PlaceHold():
+                return self._place_hold(command)
+            case ConfirmPart():
+                return self._change(command.reservation_id, command.at, PartState.CONFIRMED)
+            case ReleasePart():
+                return self._change(command.reservation_id, command.at, PartState.RELEASED)
+            case AbortHold():
+                part = self.parts.get(command.reservation_id)
+                if part is None or part.state is not PartState.HELD:
+                    return PartResult(PartOutcome.NOT_FOUND, part), []
+                return PartResult(PartOutcome.CHANGED, part), [HoldAborted(command.reservation_id)]
+            case GetPart():
+                part = self.parts.get(command.reservation_id)
+                outcome = PartOutcome.NOT_FOUND if part is None else PartOutcome.FOUND
+                return PartResult(outcome, part, part.state if part else None), []
+            case RecordClaim():
+                return self._record_claim(command)
+            case DropClaim():
+                claim = self.claims.get(command.reservation_id)
+                if claim is None:
+                    return ClaimResult(ClaimOutcome.NOT_FOUND), []
+                return ClaimResult(ClaimOutcome.DROPPED, claim), [ClaimDropped(command.reservation_id)]
+            case GetClaim():
+                claim = self.claims.get(command.reservation_id)
+                found = ClaimOutcome.NOT_FOUND if claim is None else ClaimOutcome.FOUND
+                return ClaimResult(found, claim), []
+            case ReadPositions():
+                rows = tuple(view for sku in command.skus for view in self.views(sku))
+                return PositionsResult(rows), []
+        raise TypeError(f"unknown command {command!r}")
+
+    def _after(self, command: Command, result: Result) -> Result:
+        """Results that show the state after the change."""
+        match command:
+            case SetStock(sku=sku, node_id=node_id):
+                return StockResult(True, self.view(sku, node_id))
+            case AdjustStock(sku=sku, node_id=node_id):
+                return AdjustResult(AdjustOutcome.APPLIED, self.view(sku, node_id))
+            case PlaceHold() | ConfirmPart() | ReleasePart():
+                part = self.parts[command.reservation_id]
+                assert isinstance(result, (HoldResult, PartResult))
+                if isinstance(result, HoldResult):
+                    return HoldResult(result.outcome, part)
+                return PartResult(result.outcome, part, part.state)
+        return result
+
+    def _set_stock(self, command: SetStock) -> tuple[Result, list[Event]]:
+        current = self.view(command.sku, command.node_id)
+        if command.as_of < current.as_of:
+            return StockResult(False, current), []
+        if command.as_of == current.as_of and command.on_hand == current.on_hand:
+            return StockResult(True, current), []
+        return StockResult(True, current), [
+            StockSet(command.sku, command.node_id, command.on_hand, command.as_of)
+        ]
+
+    def _adjust(self, command: AdjustStock) -> tuple[Result, list[Event]]:
+        current = self.view(command.sku, command.node_id)
+        seen = self.adjustments.get(command.adjustment_id)
+        if seen is not None:
+            same = (seen.sku, seen.node_id, seen.delta) == (command.sku, command.node_id, command.delta)
+            if not same:
+                return AdjustResult(AdjustOutcome.CONFLICT, current), []
+            return AdjustResult(AdjustOutcome.REPLAYED, current), []
+        if current.on_hand + command.delta < 0:
+            return AdjustResult(AdjustOutcome.REFUSED_NEGATIVE, current), []
+        event = StockAdjusted(
+            command.adjustment_id, command.sku, command.node_id, command.delta, command.reason
+        )
+        return AdjustResult(AdjustOutcome.APPLIED, current), [event]
+
+    def _place_hold(self, command: PlaceHold) -> tuple[Result, list[Event]]:
+        existing = self.parts.get(command.reservation_id)
+        if existing is not None:
+            if existing.fingerprint != command.fingerprint:
+                return HoldResult(HoldOutcome.CONFLICT, existing), []
+            return HoldResult(HoldOutcome.REPLAYED, existing), []
+        if any(line.quantity <= 0 for line in command.lines):
+            return HoldResult(HoldOutcome.INVALID), []
+        # Sum per position, so two lines on one position cannot each pass alone.
+        wanted: dict[tuple[str, str], int] = {}
+        for line in command.lines:
+            wanted[line_key(line)] = wanted.get(line_key(line), 0) + line.quantity
+        short = []
+        for (sku, node_id), quantity in wanted.items():
+            available = self.view(sku, node_id).available
+            if quantity > available:
+                short.append(ShortLine(sku, node_id, quantity, available))
+        if short:
+            return HoldResult(HoldOutcome.SHORT, short=tuple(short)), []
+        event = HoldPlaced(
+            command.reservation_id,
+            command.fingerprint,
+            command.lines,
+            command.created_at,
+            command.expires_at,
+        )
+        return HoldResult(HoldOutcome.PLACED), [event]
+
+    def _change(self, reservation_id: str, at: float, target: PartState) -> tuple[Result, list[Event]]:
+        part = self.parts.get(reservation_id)
+        if part is None:
+            return PartResult(PartOutcome.NOT_FOUND), []
+        state = part.effective_state(at)
+        if state is target:
+            return PartResult(PartOutcome.REPLAYED, part, state), []
+        allowed = state is PartState.HELD or (target is PartState.RELEASED and state is PartState.CONFIRMED)
+        if not allowed:
+            return PartResult(PartOutcome.REFUSED, part, state), []
+        return PartResult(PartOutcome.CHANGED), [PartChanged(reservation_id, target, at)]
+
+    def _record_claim(self, command: RecordClaim) -> tuple[Result, list[Event]]:
+        claim = self.claims.get(command.reservation_id)
+        if claim is not None:
+            outcome = (
+                ClaimOutcome.EXISTS if claim.fingerprint == command.fingerprint else ClaimOutcome.CONFLICT
+            )
+            return ClaimResult(outcome, claim), []
+        event = ClaimRecorded(
+            command.reservation_id, command.fingerprint, command.partitions, command.created_at
+        )
+        claim = Claim(command.reservation_id, command.fingerprint, command.partitions, command.created_at)
+        return ClaimResult(ClaimOutcome.RECORDED, claim), [event]
+
+    def expire_due(self, now: float, grace: float) -> list[Event]:
+        """Expire the holds whose expiry is `grace` seconds past; apply and return the events.
+
+        The grace lets a Confirm stamped before expiry reach every part of a
+        multi-shard reservation before any part expires, so all parts agree.
+        """
+        events: list[Event] = []
+        while self._expiry and self._expiry[0][0] + grace <= now:
+            expires_at, reservation_id = heapq.heappop(self._expiry)
+            part = self.parts.get(reservation_id)
+            if part is None or part.state is not PartState.HELD or part.expires_at != expires_at:
+                continue
+            event = PartChanged(reservation_id, PartState.EXPIRED, expires_at)
+            self.apply(event)
+            events.append(event)
+        return events
+
+    # --- state changes (also used by recovery) ---
+
+    def apply(self, event: Event) -> None:
+        match event:
+            case StockSet():
+                position = self.position(event.sku, event.node_id)
+                position.on_hand = event.on_hand
+                position.as_of = event.as_of
+            case StockAdjusted():
+                self.position(event.sku, event.node_id).on_hand += event.delta
+                self.adjustments[event.adjustment_id] = event
+            case HoldPlaced():
+                part = Part(
+                    event.reservation_id,
+                    event.fingerprint,
+                    event.lines,
+                    PartState.HELD,
+                    event.created_at,
+                    event.expires_at,
+                )
+                self._add_part(part)
+            case PartChanged():
+                part = self.parts[event.reservation_id]
+                self._count(part, -1)
+                changed = Part(
+                    part.reservation_id,
+                    part.fingerprint,
+                    part.lines,
+                    event.state,
+                    part.created_at,
+                    part.expires_at,
+                    event.at,
+                )
+                self.parts[part.reservation_id] = changed
+                self._count(changed, +1)
+            case HoldAborted():
+                part = self.parts.pop(event.reservation_id)
+                self._count(part, -1)
+            case ClaimRecorded():
+                self.claims[event.reservation_id] = Claim(
+                    event.reservation_id, event.fingerprint, event.partitions, event.created_at
+                )
+            case ClaimDropped():
+                del self.claims[event.reservation_id]
+            case _:
+                raise TypeError(f"unknown event {event!r}")
+
+    def _add_part(self, part: Part) -> None:
+        self.parts[part.reservation_id] = part
+        self._count(part, +1)
+        if part.state is PartState.HELD:
+            heapq.heappush(self._expiry, (part.expires_at, part.reservation_id))
+
+    def _count(self, part: Part, sign: int) -> None:
+        """Add (+1) or remove (-1) a part's units from reserved / committed."""
+        if part.state is PartState.HELD:
+            for line in part.lines:
+                self.position(line.sku, line.node_id).reserved += sign * line.quantity
+        elif part.state is PartState.CONFIRMED:
+            for line in part.lines:
+                self.position(line.sku, line.node_id).committed += sign * line.quantity
+
+    # --- snapshots and checks ---
+
+    def restore(
+        self,
+        positions: Iterable[tuple[str, str, int, float]],
+        parts: Iterable[Part],
+        claims: Iterable[Claim],
+        adjustments: Iterable[StockAdjusted],
+    ) -> None:
+        """Load a snapshot; reserved and committed are recomputed from the parts."""
+        for sku, node_id, on_hand, as_of in positions:
+            position = self.position(sku, node_id)
+            position.on_hand = on_hand
+            position.as_of = as_of
+        for part in parts:
+            self._add_part(part)
+        for claim in claims:
+            self.claims[claim.reservation_id] = claim
+        for adjustment in adjustments:
+            self.adjustments[adjustment.adjustment_id] = adjustment
+
+    def check(self) -> list[str]:
+        """Conservation check: reserved and committed equal the open parts; on_hand >= 0."""
+        expected: dict[tuple[str, str], list[int]] = {}
+        for part in self.parts.values():
+            for line in part.lines:
+                totals = expected.setdefault((line.sku, line.node_id), [0, 0])
+                if part.state is PartState.HELD:
+                    totals[0] += line.quantity
+                elif part.state is PartState.CONFIRMED:
+                    totals[1] += line.quantity
+        problems = []
+        for sku, nodes in self.positions.items():
+            for node_id, position in nodes.items():
+                reserved, committed = expected.pop((sku, node_id), [0, 0])
+                if (position.reserved, position.committed) != (reserved, committed):
+                    problems.append(
+                        f"{sku}@{node_id}: reserved/committed {position.reserved}/{position.committed}"
+                        f" but open parts hold {reserved}/{committed}"
+                    )
+                if position.on_hand < 0:
+                    problems.append(f"{sku}@{node_id}: on_hand {position.on_hand} < 0")
+        problems.extend(f"{sku}@{node}: parts without a position" for sku, node in expected)
+        return problems

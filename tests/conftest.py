@@ -1,0 +1,82 @@
+"""Shared fixtures: one real redis-server and one Ray runtime per test session."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from gateway.redis_server import EmbeddedRedis
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRedis]:
+    server = EmbeddedRedis(tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_runtime() -> Iterator[None]:
+    import ray
+
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        namespace="omnistock",
+        logging_level=logging.WARNING,
+        log_to_driver=False,
+    )
+    yield
+    ray.shutdown()
+
+
+ServiceFactory = Callable[..., Awaitable[Any]]
+
+
+@asynccontextmanager
+async def services(redis_url: str) -> AsyncIterator[ServiceFactory]:
+    """Start services on the shared Redis and Ray, each under its own key prefix."""
+    from gateway.service import Service, ServiceConfig
+
+    started: list[Service] = []
+
+    async def start(**overrides: Any) -> Service:
+        settings: dict[str, Any] = {
+            "port": 0,
+            "metrics_port": None,
+            "shards": 2,
+            "partitions": 64,
+            "redis_url": redis_url,
+            "prefix": f"test-{uuid.uuid4().hex[:12]}",
+            "data_dir": Path("unused"),
+        }
+        settings.update(overrides)
+        service = await Service(ServiceConfig(**settings)).start()
+        started.append(service)
+        return service
+
+    try:
+        yield start
+    finally:
+        for service in started:
+            await service.stop(grace=1)
+
+
+@pytest_asyncio.fixture
+async def make_service(redis_server: EmbeddedRedis, ray_runtime: None) -> AsyncIterator[ServiceFactory]:
+    async with services(redis_server.url) as start:
+        yield start
+
+
+@pytest_asyncio.fixture(scope="module")
+async def module_service(redis_server: EmbeddedRedis, ray_runtime: None) -> AsyncIterator[Any]:
+    """One service for a whole module whose tests do not disturb each other."""
+    async with services(redis_server.url) as start:
+        yield await start()

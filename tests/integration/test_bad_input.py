@@ -1,0 +1,117 @@
+"""Malformed and hostile requests get a clear status with details and change nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+import pytest
+import pytest_asyncio
+
+from gateway.client import OmnistockClient, OmnistockRpcError, level, line
+from protos.gen.omnistock.v1 import common_pb2, inventory_pb2, reservation_pb2
+
+INVALID = grpc.StatusCode.INVALID_ARGUMENT
+NOT_FOUND = grpc.StatusCode.NOT_FOUND
+
+
+@pytest_asyncio.fixture(scope="module")
+async def service(module_service: Any) -> Any:
+    """Refusals change nothing, so these tests can share one service."""
+    return module_service
+
+
+def reserve(rid: str, lines: list[Any], ttl: int = 0) -> reservation_pb2.ReserveRequest:
+    return reservation_pb2.ReserveRequest(reservation_id=rid, lines=lines, ttl_seconds=ttl)
+
+
+BAD_RESERVES = [
+    ("empty id", reserve("", [line("S", "DC-1", 1)]), INVALID, "reservation_id"),
+    ("long id", reserve("x" * 129, [line("S", "DC-1", 1)]), INVALID, "reservation_id"),
+    ("id with space", reserve("a b", [line("S", "DC-1", 1)]), INVALID, "reservation_id"),
+    ("no lines", reserve("r", []), INVALID, "lines"),
+    ("zero quantity", reserve("r", [line("S", "DC-1", 0)]), INVALID, "lines[0].quantity"),
+    ("negative quantity", reserve("r", [line("S", "DC-1", -3)]), INVALID, "lines[0].quantity"),
+    ("absurd quantity", reserve("r", [line("S", "DC-1", 10**12)]), INVALID, "lines[0].quantity"),
+    ("duplicate lines", reserve("r", [line("S", "DC-1", 1), line("S", "DC-1", 2)]), INVALID, "lines[1]"),
+    ("ttl too long", reserve("r", [line("S", "DC-1", 1)], ttl=86_401), INVALID, "ttl_seconds"),
+    ("ttl negative", reserve("r", [line("S", "DC-1", 1)], ttl=-5), INVALID, "ttl_seconds"),
+    ("too many lines", reserve("r", [line(f"S{i}", "DC-1", 1) for i in range(101)]), INVALID, "lines"),
+    ("empty sku", reserve("r", [line("", "DC-1", 1)]), INVALID, "lines[0].sku"),
+    ("unknown node", reserve("r", [line("S", "NOWHERE", 1)]), NOT_FOUND, ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "request_", "code", "field"), BAD_RESERVES, ids=[b[0] for b in BAD_RESERVES]
+)
+async def test_bad_reserve_is_refused_and_changes_nothing(
+    client: OmnistockClient, service: Any, name: str, request_: Any, code: grpc.StatusCode, field: str
+) -> None:
+    await client.set_stock([level("S", "DC-1", 5)])
+    with pytest.raises(OmnistockRpcError) as refused:
+        await client._call(client.reservations.Reserve, request_)
+    assert refused.value.code is code
+    if field:
+        assert field in [f for f, _ in refused.value.field_violations]
+    answer = await client.availability(["S"])
+    assert answer.skus[0].available == 5
+    assert answer.skus[0].reserved == 0
+    assert await service.check() == []
+
+
+async def test_every_bad_field_is_reported_at_once(client: OmnistockClient) -> None:
+    request = reserve("", [line("", "DC-1", 0)], ttl=10**6)
+    with pytest.raises(OmnistockRpcError) as refused:
+        await client._call(client.reservations.Reserve, request)
+    fields = {f for f, _ in refused.value.field_violations}
+    assert fields == {"reservation_id", "lines[0].sku", "lines[0].quantity", "ttl_seconds"}
+
+
+async def test_unknown_reservation_is_not_found(client: OmnistockClient) -> None:
+    for call in (client.confirm, client.release, client.get_reservation):
+        with pytest.raises(OmnistockRpcError) as refused:
+            await call("never-made")
+        assert refused.value.code is NOT_FOUND
+
+
+async def test_bad_stock_requests(client: OmnistockClient) -> None:
+    await client.set_stock([level("S", "DC-1", 5)])
+    cases = [
+        (client.set_stock([level("S", "DC-1", -1)]), INVALID),
+        (client.set_stock([level("S", "DC-1", 1), level("S", "DC-1", 2)]), INVALID),
+        (client.set_stock([level("S", "GHOST", 1)]), NOT_FOUND),
+        (client.adjust("a1", "S", "DC-1", 0), INVALID),
+        (client.adjust("", "S", "DC-1", 1), INVALID),
+        (client.adjust("a2", "S", "GHOST", 1), NOT_FOUND),
+        (client.availability([]), INVALID),
+        (client.availability(["S"] * 1001), INVALID),
+        (client.put_nodes([common_pb2.Node(node_id="N", type=common_pb2.NODE_TYPE_UNSPECIFIED)]), INVALID),
+        (
+            client.put_nodes([common_pb2.Node(node_id="N", type=common_pb2.NODE_TYPE_DC, latitude=91)]),
+            INVALID,
+        ),
+    ]
+    for call, code in cases:
+        with pytest.raises(OmnistockRpcError) as refused:
+            await call
+        assert refused.value.code is code, refused.value
+    # Nothing above changed the position or the network.
+    answer = await client.availability(["S"], include_nodes=True)
+    assert [(p.node_id, p.on_hand) for p in answer.skus[0].nodes] == [("DC-1", 5)]
+    assert "N" not in {n.node_id for n in await client.list_nodes()}
+
+
+async def test_adjustment_below_zero_is_refused(client: OmnistockClient) -> None:
+    await client.set_stock([level("Z", "DC-1", 2)])
+    result = await client.adjust("sale-1", "Z", "DC-1", -3, "pos-sale")
+    assert result.outcome == inventory_pb2.ADJUSTMENT_OUTCOME_REFUSED_NEGATIVE
+    assert result.position.on_hand == 2
+
+
+async def test_oversized_message_is_refused_and_server_lives(client: OmnistockClient) -> None:
+    huge = [level(f"S{i:07d}", "DC-1", 1) for i in range(10_001)]
+    with pytest.raises(OmnistockRpcError) as refused:
+        await client.set_stock(huge)
+    assert refused.value.code in (INVALID, grpc.StatusCode.RESOURCE_EXHAUSTED)
+    assert (await client.availability(["S"])).skus[0].sku == "S"

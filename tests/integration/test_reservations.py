@@ -1,0 +1,206 @@
+"""Reservations over real gRPC + Ray shard actors + Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import grpc
+import pytest
+
+from gateway.client import OmnistockClient, OmnistockRpcError, level, line
+from protos.gen.omnistock.v1 import reservation_pb2
+from tests.integration.conftest import skus_on_shards
+
+HELD = reservation_pb2.RESERVATION_STATE_HELD
+CONFIRMED = reservation_pb2.RESERVATION_STATE_CONFIRMED
+RELEASED = reservation_pb2.RESERVATION_STATE_RELEASED
+EXPIRED = reservation_pb2.RESERVATION_STATE_EXPIRED
+
+
+async def available(client: OmnistockClient, sku: str, node: str) -> tuple[int, int, int, int]:
+    """(on_hand, reserved, committed, available) of one position."""
+    answer = await client.availability([sku], include_nodes=True)
+    for position in answer.skus[0].nodes:
+        if position.node_id == node:
+            return position.on_hand, position.reserved, position.committed, position.available
+    return 0, 0, 0, 0
+
+
+async def test_concurrent_reserves_never_oversell(service: Any, client: OmnistockClient) -> None:
+    await client.set_stock([level("HOT", "DC-1", 50)])
+
+    async def one(i: int) -> bool:
+        try:
+            await client.reserve(f"race-{i}", [line("HOT", "DC-1", 1)])
+            return True
+        except OmnistockRpcError as error:
+            assert error.code is grpc.StatusCode.FAILED_PRECONDITION
+            assert error.short_lines[0].requested == 1
+            return False
+
+    outcomes = await asyncio.gather(*(one(i) for i in range(200)))
+    assert sum(outcomes) == 50
+    assert await available(client, "HOT", "DC-1") == (50, 50, 0, 0)
+    report = await client.check_conservation()
+    assert (report.ok, list(report.problems), report.shards_checked) == (True, [], 2)
+
+
+async def test_multi_shard_reserve_is_all_or_nothing(service: Any, client: OmnistockClient) -> None:
+    sku_a, sku_b = skus_on_shards(service, [0, 1])
+    await client.set_stock([level(sku_a, "DC-1", 10), level(sku_b, "DC-2", 2)])
+
+    with pytest.raises(OmnistockRpcError) as refused:
+        await client.reserve("both", [line(sku_a, "DC-1", 4), line(sku_b, "DC-2", 3)])
+    assert refused.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert [(s.sku, s.requested, s.available) for s in refused.value.short_lines] == [(sku_b, 3, 2)]
+    # The line that fitted was compensated: nothing stays held anywhere.
+    assert await available(client, sku_a, "DC-1") == (10, 0, 0, 10)
+    assert await available(client, sku_b, "DC-2") == (2, 0, 0, 2)
+    with pytest.raises(OmnistockRpcError) as missing:
+        await client.get_reservation("both")
+    assert missing.value.code is grpc.StatusCode.NOT_FOUND
+
+    held = await client.reserve("both", [line(sku_a, "DC-1", 4), line(sku_b, "DC-2", 2)])
+    assert held.reservation.state == HELD and not held.replayed
+    assert await available(client, sku_a, "DC-1") == (10, 4, 0, 6)
+    assert await available(client, sku_b, "DC-2") == (2, 2, 0, 0)
+    confirmed = await client.confirm("both")
+    assert confirmed.reservation.state == CONFIRMED
+    assert await available(client, sku_b, "DC-2") == (2, 0, 2, 0)
+    assert await service.check() == []
+
+
+async def test_refusal_names_every_short_line(client: OmnistockClient) -> None:
+    await client.set_stock([level("A", "DC-1", 1), level("B", "DC-1", 5), level("C", "STORE-1", 0)])
+    with pytest.raises(OmnistockRpcError) as refused:
+        await client.reserve("r", [line("A", "DC-1", 2), line("B", "DC-1", 5), line("C", "STORE-1", 1)])
+    short = sorted((s.sku, s.node_id, s.requested, s.available) for s in refused.value.short_lines)
+    assert short == [("A", "DC-1", 2, 1), ("C", "STORE-1", 1, 0)]
+    assert "A at DC-1 (requested 2, available 1)" in refused.value.message
+    assert await available(client, "B", "DC-1") == (5, 0, 0, 5)
+
+
+async def test_retries_are_idempotent(service: Any, client: OmnistockClient) -> None:
+    await client.set_stock([level("S", "DC-1", 10)])
+    first = await client.reserve("order-1", [line("S", "DC-1", 3)], ttl_seconds=600)
+    again = await client.reserve("order-1", [line("S", "DC-1", 3)], ttl_seconds=600)
+    assert not first.replayed and again.replayed
+    assert again.reservation == first.reservation
+    assert await available(client, "S", "DC-1") == (10, 3, 0, 7)
+
+    with pytest.raises(OmnistockRpcError) as conflict:
+        await client.reserve("order-1", [line("S", "DC-1", 4)])
+    assert conflict.value.code is grpc.StatusCode.ALREADY_EXISTS
+    # A different id hashed to another home partition must also see the conflict
+    # when the lines differ in SKU (the claim makes the id unique network-wide).
+    with pytest.raises(OmnistockRpcError) as conflict_elsewhere:
+        await client.reserve("order-1", [line("OTHER", "DC-2", 1)])
+    assert conflict_elsewhere.value.code is grpc.StatusCode.ALREADY_EXISTS
+    assert await available(client, "S", "DC-1") == (10, 3, 0, 7)
+
+    assert not (await client.confirm("order-1")).replayed
+    assert (await client.confirm("order-1")).replayed
+    assert not (await client.release("order-1")).replayed
+    assert (await client.release("order-1")).replayed
+    assert await available(client, "S", "DC-1") == (10, 0, 0, 10)
+
+    applied = await client.adjust("adj-1", "S", "DC-1", +5, "receipt")
+    replayed = await client.adjust("adj-1", "S", "DC-1", +5, "receipt")
+    conflict_adj = await client.adjust("adj-1", "S", "DC-1", +6, "receipt")
+    assert (applied.outcome, replayed.outcome, conflict_adj.outcome) == (1, 2, 4)
+    assert await available(client, "S", "DC-1") == (15, 0, 0, 15)
+    assert await service.check() == []
+
+
+async def test_concurrent_duplicates_hold_once(client: OmnistockClient) -> None:
+    await client.set_stock([level("D", "DC-1", 100)])
+    replies = await asyncio.gather(
+        *(client.reserve("dup", [line("D", "DC-1", 7)]) for _ in range(20)), return_exceptions=True
+    )
+    assert all(not isinstance(r, BaseException) for r in replies), replies
+    assert sum(1 for r in replies if not r.replayed) == 1  # type: ignore[union-attr]
+    assert await available(client, "D", "DC-1") == (100, 7, 0, 93)
+
+
+async def test_lifecycle_transitions_are_terminal_and_exclusive(client: OmnistockClient) -> None:
+    await client.set_stock([level("L", "DC-1", 5)])
+    await client.reserve("life", [line("L", "DC-1", 2)])
+    await client.release("life")
+    with pytest.raises(OmnistockRpcError) as refused:
+        await client.confirm("life")
+    assert refused.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert refused.value.reservation is not None
+    assert refused.value.reservation.state == RELEASED
+    assert await available(client, "L", "DC-1") == (5, 0, 0, 5)
+
+    await client.reserve("life-2", [line("L", "DC-1", 2)])
+    await client.confirm("life-2")
+    assert await available(client, "L", "DC-1") == (5, 0, 2, 3)
+    released = await client.release("life-2")
+    assert released.reservation.state == RELEASED
+    assert await available(client, "L", "DC-1") == (5, 0, 0, 5)
+
+
+async def test_hold_expires_after_ttl(service: Any, client: OmnistockClient) -> None:
+    sku_a, sku_b = skus_on_shards(service, [0, 1], prefix="EXP")
+    await client.set_stock([level(sku_a, "DC-1", 3), level(sku_b, "DC-1", 3)])
+    held = await client.reserve(
+        "short-lived", [line(sku_a, "DC-1", 3), line(sku_b, "DC-1", 1)], ttl_seconds=1
+    )
+    await client.reserve("kept", [line(sku_b, "DC-1", 1)], ttl_seconds=1)
+    await client.confirm("kept")
+    expires = held.reservation.expires_at.ToNanoseconds() / 1e9
+    assert await available(client, sku_a, "DC-1") == (3, 3, 0, 0)
+    # Expiry is on the server clock, plus the grace that keeps multi-shard parts in step.
+    deadline = asyncio.get_running_loop().time() + 10
+    while (await client.get_reservation("short-lived")).state != EXPIRED:
+        assert asyncio.get_running_loop().time() < deadline, "hold did not expire"
+        await asyncio.sleep(0.2)
+    reservation = await client.get_reservation("short-lived")
+    assert reservation.changed_at.ToNanoseconds() / 1e9 == pytest.approx(expires)
+    assert await available(client, sku_a, "DC-1") == (3, 0, 0, 3)
+    assert await available(client, sku_b, "DC-1") == (3, 0, 1, 2)  # confirmed never expires
+    with pytest.raises(OmnistockRpcError) as refused:
+        await client.confirm("short-lived")
+    assert refused.value.reservation is not None and refused.value.reservation.state == EXPIRED
+    assert (await client.get_reservation("kept")).state == CONFIRMED
+    assert await service.check() == []
+
+
+async def test_confirm_after_expiry_time_is_refused_even_before_the_timer(client: OmnistockClient) -> None:
+    await client.set_stock([level("T", "DC-1", 3)])
+    await client.reserve("late", [line("T", "DC-1", 1)], ttl_seconds=1)
+    await asyncio.sleep(1.1)  # past expires_at, inside the timer's grace
+    with pytest.raises(OmnistockRpcError) as refused:
+        await client.confirm("late")
+    assert refused.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert refused.value.reservation is not None and refused.value.reservation.state == EXPIRED
+
+
+async def test_stale_counts_never_overwrite_newer_ones(client: OmnistockClient) -> None:
+    counted = time.time() - 60
+    response = await client.set_stock([level("C", "DC-1", 10, as_of=counted)])
+    assert (response.applied, response.stale) == (1, 0)
+    stale = await client.set_stock([level("C", "DC-1", 99, as_of=counted - 1)])
+    assert (stale.applied, stale.stale) == (0, 1)
+    assert (await available(client, "C", "DC-1"))[0] == 10
+
+
+async def test_load_stock_streams_a_catalog(client: OmnistockClient) -> None:
+    levels = (level(f"BULK-{i:05d}", "DC-2", i % 7) for i in range(12_000))
+    response = await client.load_stock(levels, chunk_size=5_000)
+    assert (response.received, response.applied) == (12_000, 12_000)
+    answer = await client.availability([f"BULK-{i:05d}" for i in (0, 6, 11_999)])
+    assert [a.available for a in answer.skus] == [0, 6, 11_999 % 7]
+
+
+async def test_disabled_node_sells_nothing(client: OmnistockClient) -> None:
+    await client.set_stock([level("OFF", "STORE-OFF", 5), level("OFF", "DC-1", 2)])
+    answer = await client.availability(["OFF"], include_nodes=True)
+    assert answer.skus[0].available == 2
+    assert {p.node_id: p.available for p in answer.skus[0].nodes} == {"DC-1": 2, "STORE-OFF": 0}
+    with pytest.raises(OmnistockRpcError) as refused:
+        await client.reserve("off", [line("OFF", "STORE-OFF", 1)])
+    assert refused.value.code is grpc.StatusCode.FAILED_PRECONDITION

@@ -1,0 +1,129 @@
+"""The multi-partition reservation protocol against in-memory partitions (no runtime)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from reservations.commands import Command, Result, SetStock
+from reservations.coordinator import ReservationCoordinator
+from reservations.errors import AlreadyExists, InsufficientStock, InvalidState, NotFound
+from reservations.model import Line, PartState
+from reservations.partition import Partition
+from reservations.shard import ShardState
+
+PARTITIONS = 8
+
+
+def partition_of(key: str) -> int:
+    """Deterministic and readable: the digits at the end of the key pick the partition."""
+    return int(key.rsplit("-", 1)[1]) % PARTITIONS
+
+
+class Network:
+    """Every partition in one ShardState, reached through a coordinator."""
+
+    def __init__(self) -> None:
+        self.now = 1_000.0
+        self.state = ShardState((Partition(n) for n in range(PARTITIONS)), expiry_grace=1.0)
+        self.calls: list[list[Command]] = []
+        self.coordinator = ReservationCoordinator(self.execute, partition_of, lambda: self.now)
+
+    async def execute(self, commands: Sequence[Command]) -> list[Result]:
+        self.calls.append(list(commands))
+        outcome = self.state.apply_batch(list(commands), self.now)
+        return outcome.results  # type: ignore[return-value]
+
+    def stock(self, sku: str, node: str, on_hand: int) -> None:
+        self.state.apply_batch([SetStock(partition_of(sku), sku, node, on_hand, self.now)], self.now)
+
+    def position(self, sku: str, node: str) -> tuple[int, int, int]:
+        view = self.state.partitions[partition_of(sku)].view(sku, node)
+        return view.on_hand, view.reserved, view.committed
+
+    def claims(self) -> int:
+        return sum(len(p.claims) for p in self.state.partitions.values())
+
+
+@pytest.fixture
+def net() -> Network:
+    network = Network()
+    network.stock("sku-1", "dc", 10)
+    network.stock("sku-2", "dc", 2)
+    return network
+
+
+async def test_refused_reserve_withdraws_every_part_and_its_claim(net: Network) -> None:
+    with pytest.raises(InsufficientStock) as refused:
+        await net.coordinator.reserve("order-5", [Line("sku-1", "dc", 4), Line("sku-2", "dc", 3)], 60)
+    assert [(s.sku, s.requested, s.available) for s in refused.value.short] == [("sku-2", 3, 2)]
+    assert net.position("sku-1", "dc") == (10, 0, 0)
+    assert net.claims() == 0
+    assert net.state.check() == []
+    # The id is free again: a retry that fits succeeds.
+    view, replayed = await net.coordinator.reserve(
+        "order-5", [Line("sku-1", "dc", 4), Line("sku-2", "dc", 2)], 60
+    )
+    assert view.state is PartState.HELD and not replayed
+
+
+async def test_same_id_with_other_lines_is_refused_even_on_other_partitions(net: Network) -> None:
+    await net.coordinator.reserve("order-3", [Line("sku-1", "dc", 1)], 60)
+    with pytest.raises(AlreadyExists):
+        await net.coordinator.reserve("order-3", [Line("sku-2", "dc", 1)], 60)
+    assert net.position("sku-2", "dc") == (2, 0, 0)
+    assert net.position("sku-1", "dc") == (10, 1, 0)
+
+
+async def test_confirm_compensates_when_a_part_already_expired(net: Network) -> None:
+    await net.coordinator.reserve("order-1", [Line("sku-1", "dc", 3), Line("sku-2", "dc", 1)], 60)
+    # One part's timer has run (e.g. the gateway stalled past the grace); the other's has not.
+    net.state.partitions[partition_of("sku-2")].expire_due(net.now + 120, grace=1.0)
+    with pytest.raises(InvalidState) as refused:
+        await net.coordinator.confirm("order-1")
+    assert refused.value.reservation.state is PartState.EXPIRED
+    # The part that did confirm was released again: no units stay committed.
+    assert net.position("sku-1", "dc") == (10, 0, 0)
+    assert net.position("sku-2", "dc") == (2, 0, 0)
+    assert (await net.coordinator.get("order-1")).state is PartState.EXPIRED
+    assert net.state.check() == []
+
+
+async def test_every_part_decides_expiry_on_one_timestamp(net: Network) -> None:
+    await net.coordinator.reserve("order-2", [Line("sku-1", "dc", 1), Line("sku-2", "dc", 1)], 60)
+    net.now += 60.5  # past expiry but inside the timer's grace: no part has expired yet
+    with pytest.raises(InvalidState) as refused:
+        await net.coordinator.confirm("order-2")
+    assert refused.value.reservation.state is PartState.EXPIRED
+    assert net.position("sku-1", "dc")[2] == 0 and net.position("sku-2", "dc")[2] == 0
+    net.now += 1.0
+    net.state.expire_due(net.now)
+    assert (await net.coordinator.get("order-2")).state is PartState.EXPIRED
+    assert net.position("sku-1", "dc") == (10, 0, 0)
+
+
+async def test_retry_completes_an_interrupted_reserve(net: Network) -> None:
+    lines = [Line("sku-1", "dc", 2), Line("sku-2", "dc", 1)]
+    await net.coordinator.reserve("order-4", lines, 60)
+    # Simulate a gateway that crashed after one part: withdraw the other part by hand.
+    from reservations.commands import AbortHold
+
+    await net.execute([AbortHold(partition_of("sku-2"), "order-4")])
+    view, replayed = await net.coordinator.reserve("order-4", lines, 60)
+    assert view.state is PartState.HELD and not replayed  # the missing part was placed
+    assert net.position("sku-1", "dc") == (10, 2, 0)
+    assert net.position("sku-2", "dc") == (2, 1, 0)
+
+
+async def test_lookup_uses_one_call_once_the_reservation_is_known(net: Network) -> None:
+    await net.coordinator.reserve("order-6", [Line("sku-1", "dc", 1)], 60)
+    net.calls.clear()
+    await net.coordinator.confirm("order-6")
+    assert len(net.calls) == 1  # no claim lookup: this gateway made the reservation
+
+
+async def test_unknown_reservation_is_not_found(net: Network) -> None:
+    for action in (net.coordinator.confirm, net.coordinator.release, net.coordinator.get):
+        with pytest.raises(NotFound):
+            await action("order-7")
