@@ -74,6 +74,16 @@ class Problems:
         elif not ID_PATTERN.fullmatch(value):
             self.add(field, "may only contain printable ASCII characters without spaces")
 
+    def check_position(
+        self, field: str, sku: str, node_id: str, seen: set[tuple[str, str]], limits: Limits
+    ) -> None:
+        """Valid sku and node ids, and the position not already named in this request."""
+        self.check_id(f"{field}.sku", sku, limits)
+        self.check_id(f"{field}.node_id", node_id, limits)
+        if (sku, node_id) in seen:
+            self.add(field, f"{sku} at {node_id} appears twice in one call; merge them")
+        seen.add((sku, node_id))
+
     def check_count(self, field: str, count: int, most: int, least: int = 1) -> None:
         if count < least:
             self.add(field, f"needs at least {least} item(s)")
@@ -175,14 +185,9 @@ def levels_from_proto(levels: Sequence[inventory_pb2.StockLevel], limits: Limits
     result = []
     for i, level in enumerate(levels):
         field = f"levels[{i}]"
-        problems.check_id(f"{field}.sku", level.sku, limits)
-        problems.check_id(f"{field}.node_id", level.node_id, limits)
+        problems.check_position(field, level.sku, level.node_id, seen, limits)
         if not 0 <= level.on_hand <= limits.max_on_hand:
             problems.add(f"{field}.on_hand", f"must be within 0..{limits.max_on_hand}, got {level.on_hand}")
-        key = (level.sku, level.node_id)
-        if key in seen:
-            problems.add(field, f"{level.sku} at {level.node_id} appears twice in one call")
-        seen.add(key)
         as_of = to_seconds(level.as_of) if level.HasField("as_of") else now
         if as_of < 0 or as_of > now + 300:
             problems.add(f"{field}.as_of", "must not be before 1970 or more than 5 minutes in the future")
@@ -264,14 +269,9 @@ def reserve_from_proto(
     lines = []
     for i, line in enumerate(request.lines):
         field = f"lines[{i}]"
-        problems.check_id(f"{field}.sku", line.sku, limits)
-        problems.check_id(f"{field}.node_id", line.node_id, limits)
+        problems.check_position(field, line.sku, line.node_id, seen, limits)
         if not 1 <= line.quantity <= limits.max_quantity:
             problems.add(f"{field}.quantity", f"must be within 1..{limits.max_quantity}, got {line.quantity}")
-        key = (line.sku, line.node_id)
-        if key in seen:
-            problems.add(field, f"{line.sku} at {line.node_id} appears twice; merge the lines")
-        seen.add(key)
         lines.append(Line(line.sku, line.node_id, line.quantity))
     ttl = request.ttl_seconds or limits.default_ttl_seconds
     if not limits.min_ttl_seconds <= ttl <= limits.max_ttl_seconds:
