@@ -161,9 +161,17 @@ class OmnistockClient:
     # --- availability ---
 
     async def availability(
-        self, skus: Sequence[str], include_nodes: bool = False
+        self,
+        skus: Sequence[str],
+        include_nodes: bool = False,
+        channel_id: str = "",
+        consistent: bool = False,
     ) -> availability_pb2.GetAvailabilityResponse:
-        request = availability_pb2.GetAvailabilityRequest(skus=skus, include_nodes=include_nodes)
+        """From the gateway's network view (fresh within tens of ms), or with
+        `consistent` from the shards (reflects every acknowledged write)."""
+        request = availability_pb2.GetAvailabilityRequest(
+            skus=skus, include_nodes=include_nodes, channel_id=channel_id, consistent=consistent
+        )
         return await self._call(self.availability_stub.GetAvailability, request)
 
     # --- reservations ---
@@ -173,9 +181,10 @@ class OmnistockClient:
         reservation_id: str,
         lines: Sequence[reservation_pb2.ReservationLine],
         ttl_seconds: int = 0,
+        channel_id: str = "",
     ) -> reservation_pb2.ReserveResponse:
         request = reservation_pb2.ReserveRequest(
-            reservation_id=reservation_id, lines=lines, ttl_seconds=ttl_seconds
+            reservation_id=reservation_id, lines=lines, ttl_seconds=ttl_seconds, channel_id=channel_id
         )
         return await self._call(self.reservations.Reserve, request)
 

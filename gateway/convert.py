@@ -12,13 +12,14 @@ from dataclasses import dataclass
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from availability.network import SkuAvailability
+from availability.answer import SkuAvailability
+from availability.network import AllocationCap, Channel, Network, NodeGroup, SafetyRule, StockStatus
 from availability.nodes import Node, NodeType, node_problems
-from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, reservation_pb2
+from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, network_pb2, reservation_pb2
 from reservations.commands import ShortLine
 from reservations.coordinator import ReservationView
 from reservations.errors import InvalidArgument
-from reservations.model import Line, PartState, PositionView
+from reservations.model import Line, PartState, PositionView, StockState
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +177,8 @@ class Level:
     node_id: str
     on_hand: int
     as_of: float
+    damaged: int = 0
+    quality_hold: int = 0
 
 
 def levels_from_proto(levels: Sequence[inventory_pb2.StockLevel], limits: Limits, now: float) -> list[Level]:
@@ -188,10 +191,14 @@ def levels_from_proto(levels: Sequence[inventory_pb2.StockLevel], limits: Limits
         problems.check_position(field, level.sku, level.node_id, seen, limits)
         if not 0 <= level.on_hand <= limits.max_on_hand:
             problems.add(f"{field}.on_hand", f"must be within 0..{limits.max_on_hand}, got {level.on_hand}")
+        if level.damaged < 0 or level.quality_hold < 0 or level.damaged + level.quality_hold > level.on_hand:
+            problems.add(field, "damaged and quality_hold must not be negative and must fit in on_hand")
         as_of = to_seconds(level.as_of) if level.HasField("as_of") else now
         if as_of < 0 or as_of > now + 300:
             problems.add(f"{field}.as_of", "must not be before 1970 or more than 5 minutes in the future")
-        result.append(Level(level.sku, level.node_id, level.on_hand, as_of))
+        result.append(
+            Level(level.sku, level.node_id, level.on_hand, as_of, level.damaged, level.quality_hold)
+        )
     problems.raise_if_any()
     return result
 
@@ -210,20 +217,24 @@ def adjustments_problems(adjustments: Sequence[inventory_pb2.StockAdjustment], l
         problems.check_id(f"{field}.node_id", adjustment.node_id, limits)
         if adjustment.delta == 0 or abs(adjustment.delta) > limits.max_on_hand:
             problems.add(f"{field}.delta", f"must be non-zero and within +-{limits.max_on_hand}")
+        if adjustment.state not in STOCK_STATES:
+            problems.add(f"{field}.state", f"unknown stock state {adjustment.state}")
         if len(adjustment.reason) > 200:
             problems.add(f"{field}.reason", "must be at most 200 characters")
     problems.raise_if_any()
 
 
-def position_to_proto(position: PositionView, enabled: bool = True) -> common_pb2.Position:
+def position_to_proto(position: PositionView, available: int) -> common_pb2.Position:
     return common_pb2.Position(
         sku=position.sku,
         node_id=position.node_id,
         on_hand=position.on_hand,
         reserved=position.reserved,
         committed=position.committed,
-        available=position.available if enabled else 0,
+        available=available,
         as_of=to_timestamp(position.as_of),
+        damaged=position.damaged,
+        quality_hold=position.quality_hold,
     )
 
 
@@ -239,20 +250,19 @@ def skus_from_proto(skus: Sequence[str], limits: Limits) -> list[str]:
     return list(skus)
 
 
-def availability_to_proto(
-    answer: SkuAvailability, include_nodes: bool, enabled: set[str] | None = None
-) -> availability_pb2.SkuAvailability:
+def availability_to_proto(answer: SkuAvailability, include_nodes: bool) -> availability_pb2.SkuAvailability:
     message = availability_pb2.SkuAvailability(
         sku=answer.sku,
         available=answer.available,
         on_hand=answer.on_hand,
         reserved=answer.reserved,
         committed=answer.committed,
+        damaged=answer.damaged,
+        quality_hold=answer.quality_hold,
+        status=STATUSES[answer.status] if answer.status else common_pb2.STOCK_STATUS_UNSPECIFIED,
     )
     if include_nodes:
-        message.nodes.extend(
-            position_to_proto(p, enabled is None or p.node_id in enabled) for p in answer.nodes
-        )
+        message.nodes.extend(position_to_proto(n.position, n.available) for n in answer.nodes)
     return message
 
 
@@ -312,3 +322,145 @@ def short_lines_to_proto(short: Iterable[ShortLine]) -> common_pb2.InsufficientS
             for s in short
         ]
     )
+
+
+# --- network: groups and channels ---
+
+
+def _node_type_or_none(value: int, field: str, problems: Problems) -> NodeType | None:
+    if value == common_pb2.NODE_TYPE_UNSPECIFIED:
+        return None
+    node_type = NODE_TYPES.get(value)  # type: ignore[call-overload]
+    if node_type is None:
+        problems.add(field, f"unknown node type {value}")
+    return node_type
+
+
+def groups_from_proto(groups: Sequence[network_pb2.NodeGroup], limits: Limits) -> list[NodeGroup]:
+    problems = Problems()
+    problems.check_count("groups", len(groups), limits.max_nodes)
+    result = []
+    for i, group in enumerate(groups):
+        field = f"groups[{i}]"
+        problems.check_id(f"{field}.group_id", group.group_id, limits)
+        for j, node_id in enumerate(group.node_ids):
+            problems.check_id(f"{field}.node_ids[{j}]", node_id, limits)
+        types = [_node_type_or_none(t, f"{field}.types[{j}]", problems) for j, t in enumerate(group.types)]
+        result.append(
+            NodeGroup(
+                group_id=group.group_id,
+                node_ids=tuple(group.node_ids),
+                types=tuple(t for t in types if t is not None),
+                ships=group.ships if group.HasField("ships") else None,
+                pickup=group.pickup if group.HasField("pickup") else None,
+            )
+        )
+    problems.raise_if_any()
+    return result
+
+
+def channels_from_proto(channels: Sequence[network_pb2.Channel], limits: Limits) -> list[Channel]:
+    problems = Problems()
+    problems.check_count("channels", len(channels), limits.max_nodes)
+    result = []
+    for i, channel in enumerate(channels):
+        field = f"channels[{i}]"
+        problems.check_id(f"{field}.channel_id", channel.channel_id, limits)
+        safety = tuple(
+            SafetyRule(
+                units=rule.units,
+                percent=rule.percent,
+                sku=rule.sku,
+                node_id=rule.node_id,
+                node_type=_node_type_or_none(rule.node_type, f"{field}.safety[{j}].node_type", problems),
+            )
+            for j, rule in enumerate(channel.safety)
+        )
+        caps = tuple(
+            AllocationCap(
+                percent=cap.percent,
+                node_id=cap.node_id,
+                node_type=_node_type_or_none(cap.node_type, f"{field}.caps[{j}].node_type", problems),
+            )
+            for j, cap in enumerate(channel.caps)
+        )
+        result.append(
+            Channel(
+                channel_id=channel.channel_id,
+                name=channel.name,
+                groups=tuple(channel.groups),
+                safety=safety,
+                caps=caps,
+                low_stock=channel.low_stock_threshold,
+                display_cap=channel.display_cap,
+            )
+        )
+    problems.raise_if_any()
+    return result
+
+
+def network_to_proto(network: Network) -> network_pb2.NetworkConfig:
+    def node_type(value: NodeType | None) -> common_pb2.NodeType:
+        return NODE_TYPE_PROTO[value] if value is not None else common_pb2.NODE_TYPE_UNSPECIFIED
+
+    config = network_pb2.NetworkConfig(version=network.version)
+    config.nodes.extend(node_to_proto(n) for _, n in sorted(network.nodes.items()))
+    for _, group in sorted(network.groups.items()):
+        message = config.groups.add(
+            group_id=group.group_id, node_ids=group.node_ids, types=[node_type(t) for t in group.types]
+        )
+        if group.ships is not None:
+            message.ships = group.ships
+        if group.pickup is not None:
+            message.pickup = group.pickup
+    for _, channel in sorted(network.channels.items()):
+        config.channels.add(
+            channel_id=channel.channel_id,
+            name=channel.name,
+            groups=channel.groups,
+            safety=[
+                network_pb2.SafetyRule(
+                    units=r.units,
+                    percent=r.percent,
+                    sku=r.sku,
+                    node_id=r.node_id,
+                    node_type=node_type(r.node_type),
+                )
+                for r in channel.safety
+            ],
+            caps=[
+                network_pb2.AllocationCap(
+                    percent=c.percent, node_id=c.node_id, node_type=node_type(c.node_type)
+                )
+                for c in channel.caps
+            ],
+            low_stock_threshold=channel.low_stock,
+            display_cap=channel.display_cap,
+        )
+    return config
+
+
+def network_from_proto(config: network_pb2.NetworkConfig, limits: Limits) -> Network:
+    """A stored network (validated when it was written)."""
+    nodes = [node_from_proto(n) for n in config.nodes]
+    groups = groups_from_proto(config.groups, limits) if config.groups else []
+    channels = channels_from_proto(config.channels, limits) if config.channels else []
+    return Network(
+        nodes={n.node_id: n for n in nodes},
+        groups={g.group_id: g for g in groups},
+        channels={c.channel_id: c for c in channels},
+        version=config.version,
+    )
+
+
+STATUSES = {
+    StockStatus.IN_STOCK: common_pb2.STOCK_STATUS_IN_STOCK,
+    StockStatus.LOW_STOCK: common_pb2.STOCK_STATUS_LOW_STOCK,
+    StockStatus.OUT_OF_STOCK: common_pb2.STOCK_STATUS_OUT_OF_STOCK,
+}
+
+STOCK_STATES = {
+    common_pb2.STOCK_STATE_SELLABLE: StockState.SELLABLE,
+    common_pb2.STOCK_STATE_DAMAGED: StockState.DAMAGED,
+    common_pb2.STOCK_STATE_QUALITY_HOLD: StockState.QUALITY_HOLD,
+}

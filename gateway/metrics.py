@@ -66,6 +66,14 @@ class Metrics:
         self.shard_errors = Counter(
             "omnistock_shard_call_errors_total", "Shard actor calls that failed", ["shard"], registry=r
         )
+        self.view_staleness = Gauge(
+            "omnistock_view_staleness_seconds",
+            "Age of the gateway's network view: time since the oldest shard's last sync",
+            registry=r,
+        )
+        self.view_version = Gauge(
+            "omnistock_view_version", "Version of the gateway's network view", registry=r
+        )
         self.queued = Gauge(
             "omnistock_gateway_queued_commands", "Commands waiting for a shard call", registry=r
         )

@@ -17,18 +17,29 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from availability.network_file import parse_network
+from availability.view import NetworkView
 from gateway.convert import Limits
 from gateway.metrics import Metrics
-from gateway.nodes import NodeRegistry
+from gateway.network_store import NetworkStore
 from gateway.redis_server import EmbeddedRedis
 from gateway.routing import partition_of, partitions_of_shard
-from gateway.servicers import AvailabilityServicer, Backend, InventoryServicer, ReservationServicer
+from gateway.servicers import (
+    AvailabilityServicer,
+    Backend,
+    InventoryServicer,
+    NetworkServicer,
+    ReservationServicer,
+)
 from gateway.shards import ShardRouter
+from gateway.view_sync import ViewSync
 from protos.gen.omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
     inventory_pb2,
     inventory_pb2_grpc,
+    network_pb2,
+    network_pb2_grpc,
     reservation_pb2,
     reservation_pb2_grpc,
 )
@@ -64,6 +75,10 @@ class ServiceConfig:
     """CPUs of a local Ray runtime (default: all)."""
     redis_fsync: str = "always"
     """appendfsync of the embedded Redis: always (no acknowledged loss) or everysec."""
+    network_file: Path | None = None
+    """TOML network (nodes, groups, channels) applied at start over what is stored."""
+    view_interval: float = 0.02
+    """Seconds between two syncs of the gateway's network view (bounds its staleness)."""
     limits: Limits = field(default_factory=Limits)
 
 
@@ -83,6 +98,7 @@ class Service:
         self._server: grpc.aio.Server | None = None
         self._metrics_server: Any = None
         self._health = health.aio.HealthServicer()
+        self._view_sync: ViewSync | None = None
         self.shards: list[Any] = []
         self.backend: Backend | None = None
 
@@ -124,9 +140,15 @@ class Service:
         coordinator = ReservationCoordinator(
             router.execute, lambda key: partition_of(key, partitions), time.time
         )
-        nodes = NodeRegistry(self._redis, keys)
-        await nodes.load()
-        self.backend = Backend(router, coordinator, nodes, self.metrics, config.limits)
+        network = NetworkStore(self._redis, keys, config.limits)
+        await network.load()
+        if config.network_file is not None:
+            await network.change(*parse_network(config.network_file.read_text()))
+        view = NetworkView(len(self.shards))
+        self._view_sync = ViewSync(view, self.shards, self.metrics, config.view_interval)
+        await self._view_sync.sync_once()
+        self._view_sync.start()
+        self.backend = Backend(router, coordinator, network, view, self.metrics, config.limits)
 
         server = grpc.aio.server(
             options=[
@@ -142,11 +164,13 @@ class Service:
         reservation_pb2_grpc.add_ReservationServiceServicer_to_server(
             ReservationServicer(self.backend), server
         )
+        network_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkServicer(self.backend), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         services = [
             inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
             availability_pb2.DESCRIPTOR.services_by_name["AvailabilityService"].full_name,
             reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"].full_name,
+            network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
             health.SERVICE_NAME,
             reflection.SERVICE_NAME,
         ]
@@ -156,7 +180,7 @@ class Service:
             raise RuntimeError(f"cannot listen on {config.host}:{config.port}; is the port in use?")
         await server.start()
         self._server = server
-        for name in ["", *services[:3]]:
+        for name in ["", *services[:4]]:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if config.metrics_port is not None:
             self._metrics_server, _ = start_http_server(
@@ -212,6 +236,8 @@ class Service:
         await self._health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(grace)
+        if self._view_sync is not None:
+            await self._view_sync.stop()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()

@@ -10,14 +10,20 @@ from typing import Any, TypeVar
 
 import grpc
 
-from availability.network import summarize
+from availability.answer import channel_availability, network_availability
+from availability.atp import ChannelLimit
+from availability.view import NetworkView
 from gateway.convert import (
     NODE_TYPES,
+    STOCK_STATES,
     Level,
     Limits,
     adjustments_problems,
     availability_to_proto,
+    channels_from_proto,
+    groups_from_proto,
     levels_from_proto,
+    network_to_proto,
     node_to_proto,
     nodes_from_proto,
     position_to_proto,
@@ -29,7 +35,7 @@ from gateway.convert import (
 )
 from gateway.errors import to_status
 from gateway.metrics import Metrics
-from gateway.nodes import NodeRegistry
+from gateway.network_store import NetworkStore
 from gateway.routing import partition_of
 from gateway.shards import ShardRouter
 from protos.gen.omnistock.v1 import (
@@ -37,6 +43,8 @@ from protos.gen.omnistock.v1 import (
     availability_pb2_grpc,
     inventory_pb2,
     inventory_pb2_grpc,
+    network_pb2,
+    network_pb2_grpc,
     reservation_pb2,
     reservation_pb2_grpc,
 )
@@ -51,12 +59,14 @@ from reservations.commands import (
 )
 from reservations.coordinator import ReservationCoordinator
 from reservations.errors import AlreadyExists, FailedPrecondition, InsufficientStock
-from reservations.model import PositionView
+from reservations.model import Line, PositionView
 
 T = TypeVar("T")
 Handler = Callable[..., Awaitable[T]]
 
 LOAD_CHUNKS_IN_FLIGHT = 4
+NOTHING = ChannelLimit(cap_percent=0.0)
+"""The limit at a node a channel does not sell from: it may promise nothing there."""
 
 ADJUSTMENT_OUTCOMES = {
     AdjustOutcome.APPLIED: inventory_pb2.ADJUSTMENT_OUTCOME_APPLIED,
@@ -101,13 +111,15 @@ class Backend:
         self,
         router: ShardRouter,
         coordinator: ReservationCoordinator,
-        nodes: NodeRegistry,
+        network: NetworkStore,
+        view: NetworkView,
         metrics: Metrics,
         limits: Limits,
     ) -> None:
         self.router = router
         self.coordinator = coordinator
-        self.nodes = nodes
+        self.network = network
+        self.view = view
         self.metrics = metrics
         self.limits = limits
 
@@ -116,9 +128,12 @@ class Backend:
 
     async def set_levels(self, levels: list[Level]) -> tuple[int, int]:
         """Apply absolute counts; returns (applied, stale)."""
-        self.nodes.require({level.node_id for level in levels})
+        self.network.require({level.node_id for level in levels})
         commands = [
-            SetStock(self.partition(lv.sku), lv.sku, lv.node_id, lv.on_hand, lv.as_of) for lv in levels
+            SetStock(
+                self.partition(lv.sku), lv.sku, lv.node_id, lv.on_hand, lv.as_of, lv.damaged, lv.quality_hold
+            )
+            for lv in levels
         ]
         results = await self.router.execute(commands)
         applied = sum(1 for r in results if isinstance(r, StockResult) and r.applied)
@@ -145,14 +160,18 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     @rpc("PutNodes")
     async def PutNodes(self, request: Any, context: Any) -> inventory_pb2.PutNodesResponse:
         nodes = nodes_from_proto(request.nodes, self.backend.limits)
-        created, updated = await self.backend.nodes.put(nodes)
-        return inventory_pb2.PutNodesResponse(created=created, updated=updated)
+        known = self.backend.network.network.nodes
+        created = sum(1 for node in nodes if node.node_id not in known)
+        await self.backend.network.change(nodes=nodes)
+        return inventory_pb2.PutNodesResponse(created=created, updated=len(nodes) - created)
 
     @rpc("ListNodes")
     async def ListNodes(self, request: Any, context: Any) -> inventory_pb2.ListNodesResponse:
         node_type = NODE_TYPES.get(request.type)
-        nodes = self.backend.nodes.list(node_type)
-        return inventory_pb2.ListNodesResponse(nodes=[node_to_proto(n) for n in nodes])
+        nodes = sorted(self.backend.network.network.nodes.items())
+        return inventory_pb2.ListNodesResponse(
+            nodes=[node_to_proto(n) for _, n in nodes if node_type is None or n.type is node_type]
+        )
 
     @rpc("SetStock")
     async def SetStock(self, request: Any, context: Any) -> inventory_pb2.SetStockResponse:
@@ -164,9 +183,17 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
     async def AdjustStock(self, request: Any, context: Any) -> inventory_pb2.AdjustStockResponse:
         adjustments = request.adjustments
         adjustments_problems(adjustments, self.backend.limits)
-        self.backend.nodes.require({a.node_id for a in adjustments})
+        self.backend.network.require({a.node_id for a in adjustments})
         commands = [
-            AdjustStock(self.backend.partition(a.sku), a.adjustment_id, a.sku, a.node_id, a.delta, a.reason)
+            AdjustStock(
+                self.backend.partition(a.sku),
+                a.adjustment_id,
+                a.sku,
+                a.node_id,
+                a.delta,
+                a.reason,
+                STOCK_STATES[a.state],
+            )
             for a in adjustments
         ]
         results = await self.backend.router.execute(commands)
@@ -177,7 +204,8 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
                 adjustment_id=adjustment.adjustment_id,
                 outcome=ADJUSTMENT_OUTCOMES[result.outcome],
                 position=position_to_proto(
-                    result.position, self.backend.nodes.is_enabled(adjustment.node_id)
+                    result.position,
+                    result.position.available if self.backend.network.is_enabled(adjustment.node_id) else 0,
                 ),
             )
         return response
@@ -230,13 +258,27 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
     @rpc("GetAvailability")
     async def GetAvailability(self, request: Any, context: Any) -> availability_pb2.GetAvailabilityResponse:
         skus = skus_from_proto(request.skus, self.backend.limits)
-        as_of = time.time()
-        positions = await self.backend.positions(skus)
-        enabled = self.backend.nodes.enabled_ids
-        answers = [summarize(sku, positions[sku], enabled.__contains__) for sku in skus]
+        store = self.backend.network
+        channel = store.channel(request.channel_id) if request.channel_id else None
+        network = store.network
+        if request.consistent:
+            as_of, version = time.time(), 0
+            positions = await self.backend.positions(skus)
+        else:
+            view = self.backend.view
+            as_of, version = view.as_of, view.version
+            positions = {sku: view.positions(sku) for sku in skus}
+        answers = [
+            channel_availability(sku, positions[sku], network, channel)
+            if channel
+            else network_availability(sku, positions[sku], network)
+            for sku in skus
+        ]
         return availability_pb2.GetAvailabilityResponse(
-            skus=[availability_to_proto(a, request.include_nodes, enabled) for a in answers],
+            skus=[availability_to_proto(a, request.include_nodes) for a in answers],
             as_of=to_timestamp(as_of),
+            version=version,
+            consistent=request.consistent,
         )
 
 
@@ -252,13 +294,16 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     @rpc("Reserve")
     async def Reserve(self, request: Any, context: Any) -> reservation_pb2.ReserveResponse:
         reservation_id, lines, ttl = reserve_from_proto(request, self.backend.limits)
-        nodes = self.backend.nodes
-        nodes.require({line.node_id for line in lines})
-        disabled = sorted({line.node_id for line in lines if not nodes.is_enabled(line.node_id)})
+        store = self.backend.network
+        store.require({line.node_id for line in lines})
+        disabled = sorted({line.node_id for line in lines if not store.is_enabled(line.node_id)})
         if disabled:
             raise FailedPrecondition(f"node(s) {', '.join(disabled)} are disabled and sell nothing")
+        limits = self._channel_limits(request.channel_id, lines) if request.channel_id else None
         try:
-            view, replayed = await self.coordinator.reserve(reservation_id, lines, ttl)
+            view, replayed = await self.coordinator.reserve(
+                reservation_id, lines, ttl, request.channel_id, limits
+            )
         except InsufficientStock:
             self._count("refused_short")
             raise
@@ -267,6 +312,19 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
             raise
         self._count("replayed" if replayed else "held")
         return reservation_pb2.ReserveResponse(reservation=reservation_to_proto(view), replayed=replayed)
+
+    def _channel_limits(self, channel_id: str, lines: list[Line]) -> dict[tuple[str, str], ChannelLimit]:
+        """The channel's rules at each line's position; a node it cannot sell from gets nothing."""
+        store = self.backend.network
+        channel = store.channel(channel_id)
+        network = store.network
+        eligible = network.eligible(channel_id)
+        return {
+            (line.sku, line.node_id): network.limit(channel, line.sku, network.nodes[line.node_id])
+            if line.node_id in eligible
+            else NOTHING
+            for line in lines
+        }
 
     @rpc("Confirm")
     async def Confirm(self, request: Any, context: Any) -> reservation_pb2.ConfirmResponse:
@@ -289,3 +347,33 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         reservation_id = reservation_id_from_proto(request.reservation_id, self.backend.limits)
         view = await self.coordinator.get(reservation_id)
         return reservation_pb2.GetReservationResponse(reservation=reservation_to_proto(view))
+
+
+class NetworkServicer(network_pb2_grpc.NetworkServiceServicer):
+    """Groups and channels as data, changed at runtime and effective at once."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.metrics = backend.metrics
+
+    @rpc("GetNetwork")
+    async def GetNetwork(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
+        return network_to_proto(self.backend.network.network)
+
+    @rpc("PutGroups")
+    async def PutGroups(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
+        groups = groups_from_proto(request.groups, self.backend.limits)
+        return network_to_proto(await self.backend.network.change(groups=groups))
+
+    @rpc("DeleteGroups")
+    async def DeleteGroups(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
+        return network_to_proto(await self.backend.network.change(drop_groups=request.group_ids))
+
+    @rpc("PutChannels")
+    async def PutChannels(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
+        channels = channels_from_proto(request.channels, self.backend.limits)
+        return network_to_proto(await self.backend.network.change(channels=channels))
+
+    @rpc("DeleteChannels")
+    async def DeleteChannels(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
+        return network_to_proto(await self.backend.network.change(drop_channels=request.channel_ids))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 
 import redis
@@ -16,7 +17,7 @@ import redis
 from reservations.commands import Command, Result
 from reservations.journal import Journal, RedisJournal, RedisKeys
 from reservations.model import Event
-from reservations.shard import ShardState, WrongShard, count_expired
+from reservations.shard import Changes, ShardState, WrongShard, count_expired
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +85,11 @@ class Shard:
             journal_seconds = time.perf_counter() - applied if outcome.events else 0.0
             return BatchReply(outcome.results, applied - started, journal_seconds, expired)
 
+    def changes_since(self, epoch: str, version: int) -> Changes:
+        """Positions changed after `version` of `epoch` (everything after a restart)."""
+        with self._lock:
+            return self._healthy_state().changes_since(epoch, version)
+
     def check(self) -> list[str]:
         """Conservation check of every partition (reserved and committed equal the open holds)."""
         with self._lock:
@@ -109,7 +115,7 @@ class Shard:
             self._state = None
             message = f"shard {self._config.index} cannot read its journal: {error}"
             raise JournalUnavailable(message) from error
-        self._state = ShardState(partitions, self._config.expiry_grace)
+        self._state = ShardState(partitions, self._config.expiry_grace, epoch=uuid.uuid4().hex)
         self._recovery_seconds = time.perf_counter() - started
         log.info("shard %d recovered in %.3fs", self._config.index, self._recovery_seconds)
 

@@ -16,8 +16,16 @@ from reservations.model import (
     PartState,
     StockAdjusted,
     StockSet,
+    StockState,
 )
 from reservations.partition import Partition
+
+_STOCK_STATES = {
+    StockState.SELLABLE: pb.STOCK_STATE_SELLABLE,
+    StockState.DAMAGED: pb.STOCK_STATE_DAMAGED,
+    StockState.QUALITY_HOLD: pb.STOCK_STATE_QUALITY_HOLD,
+}
+_STOCK_STATES_BACK = {value: key for key, value in _STOCK_STATES.items()}
 
 _STATES = {
     PartState.HELD: pb.PART_STATE_HELD,
@@ -44,7 +52,12 @@ def event_to_proto(event: Event) -> pb.Event:
         case StockSet():
             return pb.Event(
                 stock_set=pb.StockSet(
-                    sku=event.sku, node_id=event.node_id, on_hand=event.on_hand, as_of=event.as_of
+                    sku=event.sku,
+                    node_id=event.node_id,
+                    on_hand=event.on_hand,
+                    as_of=event.as_of,
+                    damaged=event.damaged,
+                    quality_hold=event.quality_hold,
                 )
             )
         case StockAdjusted():
@@ -55,6 +68,7 @@ def event_to_proto(event: Event) -> pb.Event:
                     node_id=event.node_id,
                     delta=event.delta,
                     reason=event.reason,
+                    state=_STOCK_STATES[event.state],
                 )
             )
         case HoldPlaced():
@@ -65,6 +79,7 @@ def event_to_proto(event: Event) -> pb.Event:
                     lines=_lines(event.lines),
                     created_at=event.created_at,
                     expires_at=event.expires_at,
+                    channel=event.channel,
                 )
             )
         case PartChanged():
@@ -95,13 +110,17 @@ def event_from_proto(message: pb.Event) -> Event:
     kind = message.WhichOneof("kind")
     if kind == "stock_set":
         m = message.stock_set
-        return StockSet(m.sku, m.node_id, m.on_hand, m.as_of)
+        return StockSet(m.sku, m.node_id, m.on_hand, m.as_of, m.damaged, m.quality_hold)
     if kind == "stock_adjusted":
         a = message.stock_adjusted
-        return StockAdjusted(a.adjustment_id, a.sku, a.node_id, a.delta, a.reason)
+        return StockAdjusted(
+            a.adjustment_id, a.sku, a.node_id, a.delta, a.reason, _STOCK_STATES_BACK[a.state]
+        )
     if kind == "hold_placed":
         h = message.hold_placed
-        return HoldPlaced(h.reservation_id, h.fingerprint, _from_lines(h.lines), h.created_at, h.expires_at)
+        return HoldPlaced(
+            h.reservation_id, h.fingerprint, _from_lines(h.lines), h.created_at, h.expires_at, h.channel
+        )
     if kind == "part_changed":
         c = message.part_changed
         return PartChanged(c.reservation_id, PartState(c.state), c.at)
@@ -127,7 +146,14 @@ def encode_snapshot(partition: Partition, last_entry_id: str) -> bytes:
     snapshot = pb.PartitionSnapshot(partition=partition.number, last_entry_id=last_entry_id)
     for sku, nodes in partition.positions.items():
         for node_id, position in nodes.items():
-            snapshot.positions.add(sku=sku, node_id=node_id, on_hand=position.on_hand, as_of=position.as_of)
+            snapshot.positions.add(
+                sku=sku,
+                node_id=node_id,
+                on_hand=position.on_hand,
+                as_of=position.as_of,
+                damaged=position.damaged,
+                quality_hold=position.quality_hold,
+            )
     for part in partition.parts.values():
         snapshot.parts.add(
             reservation_id=part.reservation_id,
@@ -137,6 +163,7 @@ def encode_snapshot(partition: Partition, last_entry_id: str) -> bytes:
             created_at=part.created_at,
             expires_at=part.expires_at,
             changed_at=part.changed_at,
+            channel=part.channel,
         )
     snapshot.claims.extend(_claim_to_proto(claim) for claim in partition.claims.values())
     for adjustment in partition.adjustments.values():
@@ -145,6 +172,7 @@ def encode_snapshot(partition: Partition, last_entry_id: str) -> bytes:
             sku=adjustment.sku,
             node_id=adjustment.node_id,
             delta=adjustment.delta,
+            state=_STOCK_STATES[adjustment.state],
         )
     return snapshot.SerializeToString()
 
@@ -154,7 +182,9 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
     snapshot = pb.PartitionSnapshot.FromString(data)
     partition = Partition(snapshot.partition)
     partition.restore(
-        positions=((p.sku, p.node_id, p.on_hand, p.as_of) for p in snapshot.positions),
+        positions=(
+            (p.sku, p.node_id, p.on_hand, p.as_of, p.damaged, p.quality_hold) for p in snapshot.positions
+        ),
         parts=(
             Part(
                 p.reservation_id,
@@ -164,6 +194,7 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
                 p.created_at,
                 p.expires_at,
                 p.changed_at,
+                p.channel,
             )
             for p in snapshot.parts
         ),
@@ -171,7 +202,8 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
             Claim(c.reservation_id, c.fingerprint, tuple(c.partitions), c.created_at) for c in snapshot.claims
         ),
         adjustments=(
-            StockAdjusted(a.adjustment_id, a.sku, a.node_id, a.delta, "") for a in snapshot.adjustments
+            StockAdjusted(a.adjustment_id, a.sku, a.node_id, a.delta, "", _STOCK_STATES_BACK[a.state])
+            for a in snapshot.adjustments
         ),
     )
     return partition, snapshot.last_entry_id

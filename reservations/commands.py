@@ -9,7 +9,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
-from reservations.model import Claim, Line, Part, PartState, PositionView
+from availability.atp import ChannelLimit
+from reservations.model import Claim, Line, Part, PartState, PositionView, StockState
 
 # --- commands ---
 
@@ -23,6 +24,8 @@ class SetStock:
     node_id: str
     on_hand: int
     as_of: float
+    damaged: int = 0
+    quality_hold: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +38,8 @@ class AdjustStock:
     node_id: str
     delta: int
     reason: str = ""
+    state: StockState = StockState.SELLABLE
+    """Which units change: sellable ones, or the damaged / quality-hold ones."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,10 @@ class PlaceHold:
     lines: tuple[Line, ...]
     created_at: float
     expires_at: float
+    channel: str = ""
+    """When set, each line may only take what `limits` lets this channel promise."""
+    limits: tuple[ChannelLimit, ...] = ()
+    """One per line, resolved by the gateway from the channel's rules."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from availability.atp import ChannelLimit
 from reservations.commands import (
     AbortHold,
     ClaimOutcome,
@@ -57,6 +58,7 @@ class ReservationView:
     created_at: float
     expires_at: float
     changed_at: float
+    channel: str = ""
 
 
 def merge(reservation_id: str, parts: Sequence[Part]) -> ReservationView:
@@ -74,6 +76,7 @@ def merge(reservation_id: str, parts: Sequence[Part]) -> ReservationView:
         min(part.created_at for part in parts),
         min(part.expires_at for part in parts),
         max(part.changed_at for part in parts),
+        parts[0].channel,
     )
 
 
@@ -94,21 +97,32 @@ class ReservationCoordinator:
         self._cache_size = claim_cache_size
 
     async def reserve(
-        self, reservation_id: str, lines: Sequence[Line], ttl_seconds: float
+        self,
+        reservation_id: str,
+        lines: Sequence[Line],
+        ttl_seconds: float,
+        channel: str = "",
+        limits: Mapping[tuple[str, str], ChannelLimit] | None = None,
     ) -> tuple[ReservationView, bool]:
-        """Hold every line or none. Returns (reservation, replayed)."""
+        """Hold every line or none. Returns (reservation, replayed).
+
+        Through a channel, each line may only take what `limits` (the channel's rules
+        at that position) let the channel promise."""
         by_partition: dict[int, list[Line]] = {}
         for line in lines:
             by_partition.setdefault(self._partition_of(line.sku), []).append(line)
         partitions = tuple(sorted(by_partition))
-        digest = fingerprint(lines)
+        digest = fingerprint(lines, channel)
         now = self._clock()
         expires_at = now + ttl_seconds
         home = self._partition_of(reservation_id)
         commands: list[Command] = [RecordClaim(home, reservation_id, digest, partitions, now)]
-        commands += [
-            PlaceHold(p, reservation_id, digest, tuple(by_partition[p]), now, expires_at) for p in partitions
-        ]
+        for p in partitions:
+            part_lines = tuple(by_partition[p])
+            part_limits = tuple(limits[line_key(line)] for line in part_lines) if limits else ()
+            commands.append(
+                PlaceHold(p, reservation_id, digest, part_lines, now, expires_at, channel, part_limits)
+            )
         results = await self._execute(commands)
         claim = results[0]
         holds = results[1:]

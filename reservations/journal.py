@@ -33,8 +33,8 @@ class RedisKeys:
         return f"{self.prefix}:partitions"
 
     @property
-    def nodes(self) -> str:
-        return f"{self.prefix}:nodes"
+    def network(self) -> str:
+        return f"{self.prefix}:network"
 
     def log(self, partition: int) -> str:
         return f"{self.prefix}:p:{partition}:log"

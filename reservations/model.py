@@ -21,6 +21,14 @@ class Line:
     quantity: int
 
 
+class StockState(enum.Enum):
+    """The condition of units on hand; only sellable units can be promised."""
+
+    SELLABLE = "sellable"
+    DAMAGED = "damaged"
+    QUALITY_HOLD = "quality_hold"
+
+
 class PartState(enum.IntEnum):
     """Life of a hold part; the values match the journal's PartState enum."""
 
@@ -36,16 +44,30 @@ class PartState(enum.IntEnum):
 
 @dataclass(slots=True)
 class Position:
-    """Stock of one SKU at one node. reserved/committed are derived from the parts."""
+    """Stock of one SKU at one node. reserved, committed and by_channel are derived from the parts."""
 
     on_hand: int = 0
+    """Every unit physically there, sellable or not."""
     reserved: int = 0
     committed: int = 0
     as_of: float = 0.0
+    damaged: int = 0
+    """Part of on_hand that is never sellable."""
+    quality_hold: int = 0
+    """Part of on_hand that is not sellable until released."""
+    by_channel: dict[str, int] | None = None
+    """Units reserved or committed through each channel (for allocation caps)."""
+
+    @property
+    def sellable(self) -> int:
+        return self.on_hand - self.damaged - self.quality_hold
 
     @property
     def available(self) -> int:
-        return self.on_hand - self.reserved - self.committed
+        return self.sellable - self.reserved - self.committed
+
+    def channel_used(self, channel: str) -> int:
+        return self.by_channel.get(channel, 0) if self.by_channel else 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +80,35 @@ class PositionView:
     reserved: int
     committed: int
     as_of: float
+    damaged: int = 0
+    quality_hold: int = 0
+    by_channel: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def sellable(self) -> int:
+        return self.on_hand - self.damaged - self.quality_hold
 
     @property
     def available(self) -> int:
-        return max(0, self.on_hand - self.reserved - self.committed)
+        return max(0, self.sellable - self.reserved - self.committed)
+
+    def channel_used(self, channel: str) -> int:
+        return dict(self.by_channel).get(channel, 0)
+
+    @staticmethod
+    def of(sku: str, node_id: str, position: Position) -> PositionView:
+        by_channel = tuple(sorted(position.by_channel.items())) if position.by_channel else ()
+        return PositionView(
+            sku,
+            node_id,
+            position.on_hand,
+            position.reserved,
+            position.committed,
+            position.as_of,
+            position.damaged,
+            position.quality_hold,
+            by_channel,
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +122,8 @@ class Part:
     created_at: float
     expires_at: float
     changed_at: float = 0.0
+    channel: str = ""
+    """The channel the hold was made through ("" when none)."""
 
     def effective_state(self, at: float) -> PartState:
         """A hold past its expiry counts as expired even before the timer has run."""
@@ -101,9 +150,11 @@ def line_key(line: Line) -> tuple[str, str]:
     return (line.sku, line.node_id)
 
 
-def fingerprint(lines: Iterable[Line]) -> str:
-    """Content hash of a reservation's lines, independent of their order."""
-    canonical = "\n".join(sorted(f"{line.sku}\t{line.node_id}\t{line.quantity}" for line in lines))
+def fingerprint(lines: Iterable[Line], channel: str = "") -> str:
+    """Content hash of a reservation (its lines, in any order, and its channel)."""
+    canonical = "\n".join(
+        [channel, *sorted(f"{line.sku}\t{line.node_id}\t{line.quantity}" for line in lines)]
+    )
     return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
 
 
@@ -116,6 +167,8 @@ class StockSet:
     node_id: str
     on_hand: int
     as_of: float
+    damaged: int = 0
+    quality_hold: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +178,7 @@ class StockAdjusted:
     node_id: str
     delta: int
     reason: str
+    state: StockState = StockState.SELLABLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +188,7 @@ class HoldPlaced:
     lines: tuple[Line, ...]
     created_at: float
     expires_at: float
+    channel: str = ""
 
 
 @dataclass(frozen=True, slots=True)

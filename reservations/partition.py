@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 
+from availability.atp import NO_LIMIT, ChannelLimit
 from reservations.commands import (
     AbortHold,
     AdjustOutcome,
@@ -51,6 +53,7 @@ from reservations.model import (
     PositionView,
     StockAdjusted,
     StockSet,
+    StockState,
     line_key,
 )
 
@@ -67,6 +70,8 @@ class Partition:
         self.adjustments: dict[str, StockAdjusted] = {}
         # (expires_at, reservation_id) of parts that were HELD when pushed.
         self._expiry: list[tuple[float, str]] = []
+        # Positions changed since the owner last drained this set (feeds the gateway's view).
+        self.touched: set[tuple[str, str]] = set()
 
     # --- reads ---
 
@@ -81,14 +86,11 @@ class Partition:
         return position
 
     def view(self, sku: str, node_id: str) -> PositionView:
-        position = self.positions.get(sku, {}).get(node_id) or Position()
-        return PositionView(
-            sku, node_id, position.on_hand, position.reserved, position.committed, position.as_of
-        )
+        return PositionView.of(sku, node_id, self.positions.get(sku, {}).get(node_id) or Position())
 
     def views(self, sku: str) -> Iterator[PositionView]:
-        for node_id, p in sorted(self.positions.get(sku, {}).items()):
-            yield PositionView(sku, node_id, p.on_hand, p.reserved, p.committed, p.as_of)
+        for node_id, position in sorted(self.positions.get(sku, {}).items()):
+            yield PositionView.of(sku, node_id, position)
 
     def next_expiry(self) -> float | None:
         return self._expiry[0][0] if self._expiry else None
@@ -160,24 +162,44 @@ class Partition:
         current = self.view(command.sku, command.node_id)
         if command.as_of < current.as_of:
             return StockResult(False, current), []
-        if command.as_of == current.as_of and command.on_hand == current.on_hand:
-            return StockResult(True, current), []
-        return StockResult(True, current), [
-            StockSet(command.sku, command.node_id, command.on_hand, command.as_of)
-        ]
+        event = StockSet(
+            command.sku,
+            command.node_id,
+            command.on_hand,
+            command.as_of,
+            command.damaged,
+            command.quality_hold,
+        )
+        unchanged = (current.on_hand, current.as_of, current.damaged, current.quality_hold) == (
+            event.on_hand,
+            event.as_of,
+            event.damaged,
+            event.quality_hold,
+        )
+        return StockResult(True, current), [] if unchanged else [event]
 
     def _adjust(self, command: AdjustStock) -> tuple[Result, list[Event]]:
         current = self.view(command.sku, command.node_id)
         seen = self.adjustments.get(command.adjustment_id)
         if seen is not None:
-            same = (seen.sku, seen.node_id, seen.delta) == (command.sku, command.node_id, command.delta)
+            same = (seen.sku, seen.node_id, seen.delta, seen.state) == (
+                command.sku,
+                command.node_id,
+                command.delta,
+                command.state,
+            )
             if not same:
                 return AdjustResult(AdjustOutcome.CONFLICT, current), []
             return AdjustResult(AdjustOutcome.REPLAYED, current), []
-        if current.on_hand + command.delta < 0:
+        units = {
+            StockState.SELLABLE: current.sellable,
+            StockState.DAMAGED: current.damaged,
+            StockState.QUALITY_HOLD: current.quality_hold,
+        }[command.state]
+        if units + command.delta < 0:
             return AdjustResult(AdjustOutcome.REFUSED_NEGATIVE, current), []
         event = StockAdjusted(
-            command.adjustment_id, command.sku, command.node_id, command.delta, command.reason
+            command.adjustment_id, command.sku, command.node_id, command.delta, command.reason, command.state
         )
         return AdjustResult(AdjustOutcome.APPLIED, current), [event]
 
@@ -191,11 +213,14 @@ class Partition:
             return HoldResult(HoldOutcome.INVALID), []
         # Sum per position, so two lines on one position cannot each pass alone.
         wanted: dict[tuple[str, str], int] = {}
-        for line in command.lines:
+        limits: dict[tuple[str, str], ChannelLimit] = {}
+        for i, line in enumerate(command.lines):
             wanted[line_key(line)] = wanted.get(line_key(line), 0) + line.quantity
+            if command.channel:
+                limits[line_key(line)] = command.limits[i] if command.limits else NO_LIMIT
         short = []
         for (sku, node_id), quantity in wanted.items():
-            available = self.view(sku, node_id).available
+            available = self._promisable(sku, node_id, command.channel, limits.get((sku, node_id)))
             if quantity > available:
                 short.append(ShortLine(sku, node_id, quantity, available))
         if short:
@@ -206,8 +231,18 @@ class Partition:
             command.lines,
             command.created_at,
             command.expires_at,
+            command.channel,
         )
         return HoldResult(HoldOutcome.PLACED), [event]
+
+    def _promisable(self, sku: str, node_id: str, channel: str, limit: ChannelLimit | None) -> int:
+        """What a hold may take here: the free units, or what the channel's rules let it see."""
+        position = self.positions.get(sku, {}).get(node_id) or Position()
+        if limit is None:
+            return max(0, position.available)
+        return limit.promisable(
+            position.sellable, position.reserved, position.committed, position.channel_used(channel)
+        )
 
     def _change(self, reservation_id: str, at: float, target: PartState) -> tuple[Result, list[Event]]:
         part = self.parts.get(reservation_id)
@@ -259,9 +294,18 @@ class Partition:
                 position = self.position(event.sku, event.node_id)
                 position.on_hand = event.on_hand
                 position.as_of = event.as_of
+                position.damaged = event.damaged
+                position.quality_hold = event.quality_hold
+                self.touched.add((event.sku, event.node_id))
             case StockAdjusted():
-                self.position(event.sku, event.node_id).on_hand += event.delta
+                position = self.position(event.sku, event.node_id)
+                position.on_hand += event.delta
+                if event.state is StockState.DAMAGED:
+                    position.damaged += event.delta
+                elif event.state is StockState.QUALITY_HOLD:
+                    position.quality_hold += event.delta
                 self.adjustments[event.adjustment_id] = event
+                self.touched.add((event.sku, event.node_id))
             case HoldPlaced():
                 part = Part(
                     event.reservation_id,
@@ -270,20 +314,13 @@ class Partition:
                     PartState.HELD,
                     event.created_at,
                     event.expires_at,
+                    channel=event.channel,
                 )
                 self._add_part(part)
             case PartChanged():
                 part = self.parts[event.reservation_id]
                 self._count(part, -1)
-                changed = Part(
-                    part.reservation_id,
-                    part.fingerprint,
-                    part.lines,
-                    event.state,
-                    part.created_at,
-                    part.expires_at,
-                    event.at,
-                )
+                changed = replace(part, state=event.state, changed_at=event.at)
                 self.parts[part.reservation_id] = changed
                 self._count(changed, +1)
             case HoldAborted():
@@ -305,28 +342,39 @@ class Partition:
             heapq.heappush(self._expiry, (part.expires_at, part.reservation_id))
 
     def _count(self, part: Part, sign: int) -> None:
-        """Add (+1) or remove (-1) a part's units from reserved / committed."""
-        if part.state is PartState.HELD:
-            for line in part.lines:
-                self.position(line.sku, line.node_id).reserved += sign * line.quantity
-        elif part.state is PartState.CONFIRMED:
-            for line in part.lines:
-                self.position(line.sku, line.node_id).committed += sign * line.quantity
+        """Add (+1) or remove (-1) an open part's units from reserved or committed."""
+        if not part.state.is_open:
+            return
+        for line in part.lines:
+            position = self.position(line.sku, line.node_id)
+            units = sign * line.quantity
+            if part.state is PartState.HELD:
+                position.reserved += units
+            else:
+                position.committed += units
+            if part.channel:
+                by_channel = position.by_channel = position.by_channel or {}
+                by_channel[part.channel] = by_channel.get(part.channel, 0) + units
+                if not by_channel[part.channel]:
+                    del by_channel[part.channel]
+            self.touched.add((line.sku, line.node_id))
 
     # --- snapshots and checks ---
 
     def restore(
         self,
-        positions: Iterable[tuple[str, str, int, float]],
+        positions: Iterable[tuple[str, str, int, float, int, int]],
         parts: Iterable[Part],
         claims: Iterable[Claim],
         adjustments: Iterable[StockAdjusted],
     ) -> None:
         """Load a snapshot; reserved and committed are recomputed from the parts."""
-        for sku, node_id, on_hand, as_of in positions:
+        for sku, node_id, on_hand, as_of, damaged, quality_hold in positions:
             position = self.position(sku, node_id)
             position.on_hand = on_hand
             position.as_of = as_of
+            position.damaged = damaged
+            position.quality_hold = quality_hold
         for part in parts:
             self._add_part(part)
         for claim in claims:
@@ -335,15 +383,20 @@ class Partition:
             self.adjustments[adjustment.adjustment_id] = adjustment
 
     def check(self) -> list[str]:
-        """Conservation check: reserved and committed equal the open parts; on_hand >= 0."""
+        """Conservation check: reserved, committed and the per-channel units equal the open
+        parts; no stock count is negative and the unsellable units fit in on_hand."""
         expected: dict[tuple[str, str], list[int]] = {}
+        channels: dict[tuple[str, str], dict[str, int]] = {}
         for part in self.parts.values():
+            if not part.state.is_open:
+                continue
             for line in part.lines:
-                totals = expected.setdefault((line.sku, line.node_id), [0, 0])
-                if part.state is PartState.HELD:
-                    totals[0] += line.quantity
-                elif part.state is PartState.CONFIRMED:
-                    totals[1] += line.quantity
+                key = (line.sku, line.node_id)
+                totals = expected.setdefault(key, [0, 0])
+                totals[0 if part.state is PartState.HELD else 1] += line.quantity
+                if part.channel:
+                    used = channels.setdefault(key, {})
+                    used[part.channel] = used.get(part.channel, 0) + line.quantity
         problems = []
         for sku, nodes in self.positions.items():
             for node_id, position in nodes.items():
@@ -353,7 +406,12 @@ class Partition:
                         f"{sku}@{node_id}: reserved/committed {position.reserved}/{position.committed}"
                         f" but open parts hold {reserved}/{committed}"
                     )
-                if position.on_hand < 0:
-                    problems.append(f"{sku}@{node_id}: on_hand {position.on_hand} < 0")
+                if (position.by_channel or {}) != channels.get((sku, node_id), {}):
+                    problems.append(f"{sku}@{node_id}: units by channel {position.by_channel} do not match")
+                if min(position.on_hand, position.damaged, position.quality_hold, position.sellable) < 0:
+                    problems.append(
+                        f"{sku}@{node_id}: on_hand {position.on_hand}, damaged {position.damaged},"
+                        f" quality_hold {position.quality_hold}: a count is negative"
+                    )
         problems.extend(f"{sku}@{node}: parts without a position" for sku, node in expected)
         return problems

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reservations.commands import Command, Result
-from reservations.model import Event, PartChanged, PartState
+from reservations.model import Event, PartChanged, PartState, PositionView
 from reservations.partition import Partition
 
 
@@ -35,12 +36,53 @@ def count_expired(events: dict[int, list[Event]]) -> int:
     )
 
 
-class ShardState:
-    """The partitions one shard owns."""
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """Positions changed after a version, for the gateway's network view."""
 
-    def __init__(self, partitions: Iterable[Partition], expiry_grace: float) -> None:
+    epoch: str
+    """Identity of this incarnation of the shard; a new one means "resync from zero"."""
+    version: int
+    positions: list[PositionView]
+
+
+class ShardState:
+    """The partitions one shard owns, and a feed of the positions that changed."""
+
+    def __init__(self, partitions: Iterable[Partition], expiry_grace: float, epoch: str = "") -> None:
         self.partitions = {partition.number: partition for partition in partitions}
         self.expiry_grace = expiry_grace
+        self.epoch = epoch
+        self.version = 1
+        # (sku, node_id) -> (version of its last change, partition), oldest change first.
+        self._changed: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
+        for number, partition in self.partitions.items():
+            partition.touched.clear()
+            for sku, nodes in partition.positions.items():
+                for node_id in nodes:
+                    self._changed[(sku, node_id)] = (self.version, number)
+
+    def _note_changes(self) -> None:
+        touched = [(n, p.touched) for n, p in self.partitions.items() if p.touched]
+        if not touched:
+            return
+        self.version += 1
+        for number, keys in touched:
+            for key in keys:
+                self._changed[key] = (self.version, number)
+                self._changed.move_to_end(key)
+            keys.clear()
+
+    def changes_since(self, epoch: str, version: int) -> Changes:
+        """Every position changed after `version` (all of them for another epoch)."""
+        self._note_changes()
+        since = version if epoch == self.epoch else 0
+        positions = []
+        for (sku, node_id), (changed, number) in reversed(self._changed.items()):
+            if changed <= since:
+                break
+            positions.append(self.partitions[number].view(sku, node_id))
+        return Changes(self.epoch, self.version, positions)
 
     def expire_due(self, now: float) -> dict[int, list[Event]]:
         events: dict[int, list[Event]] = {}
@@ -50,6 +92,7 @@ class ShardState:
                 expired = partition.expire_due(now, self.expiry_grace)
                 if expired:
                     events[number] = expired
+        self._note_changes()
         return events
 
     def apply_batch(self, commands: list[Command], now: float) -> BatchOutcome:
@@ -66,6 +109,7 @@ class ShardState:
             if new_events:
                 events.setdefault(command.partition, []).extend(new_events)
             results.append(result)
+        self._note_changes()
         return BatchOutcome(results, events, expired)
 
     def check(self) -> list[str]:

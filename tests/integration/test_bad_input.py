@@ -54,7 +54,7 @@ async def test_bad_reserve_is_refused_and_changes_nothing(
     assert refused.value.code is code
     if field:
         assert field in [f for f, _ in refused.value.field_violations]
-    answer = await client.availability(["S"])
+    answer = await client.availability(["S"], consistent=True)
     assert answer.skus[0].available == 5
     assert answer.skus[0].reserved == 0
     assert await service.check() == []
@@ -97,7 +97,7 @@ async def test_bad_stock_requests(client: OmnistockClient) -> None:
             await call
         assert refused.value.code is code, refused.value
     # Nothing above changed the position or the network.
-    answer = await client.availability(["S"], include_nodes=True)
+    answer = await client.availability(["S"], include_nodes=True, consistent=True)
     assert [(p.node_id, p.on_hand) for p in answer.skus[0].nodes] == [("DC-1", 5)]
     assert "N" not in {n.node_id for n in await client.list_nodes()}
 

@@ -17,7 +17,7 @@ from tests.integration.conftest import NODES, skus_on_shards
 
 
 async def snapshot_of_state(client: OmnistockClient, skus: list[str], rids: list[str]) -> tuple[Any, ...]:
-    answer = await client.availability(skus, include_nodes=True)
+    answer = await client.availability(skus, include_nodes=True, consistent=True)
     positions = sorted(
         (p.sku, p.node_id, p.on_hand, p.reserved, p.committed) for a in answer.skus for p in a.nodes
     )
@@ -72,12 +72,12 @@ async def test_failed_journal_write_keeps_nothing(make_service: Any, redis_serve
         finally:
             admin.config_set("maxmemory", "0")
         # The refused hold was not kept in memory: all 5 units are available again.
-        answer = await client.availability(["J"])
+        answer = await client.availability(["J"], consistent=True)
         assert (answer.skus[0].available, answer.skus[0].reserved) == (5, 0)
         # A retry with the same id now succeeds, once.
         retried = await client.reserve("during-outage", [line("J", "DC-1", 2)])
         assert retried.reservation.state == reservation_pb2.RESERVATION_STATE_HELD
-        assert (await client.availability(["J"])).skus[0].available == 3
+        assert (await client.availability(["J"], consistent=True)).skus[0].available == 3
         assert await service.check() == []
 
 

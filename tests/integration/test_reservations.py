@@ -21,7 +21,7 @@ EXPIRED = reservation_pb2.RESERVATION_STATE_EXPIRED
 
 async def available(client: OmnistockClient, sku: str, node: str) -> tuple[int, int, int, int]:
     """(on_hand, reserved, committed, available) of one position."""
-    answer = await client.availability([sku], include_nodes=True)
+    answer = await client.availability([sku], include_nodes=True, consistent=True)
     for position in answer.skus[0].nodes:
         if position.node_id == node:
             return position.on_hand, position.reserved, position.committed, position.available
@@ -192,13 +192,13 @@ async def test_load_stock_streams_a_catalog(client: OmnistockClient) -> None:
     levels = (level(f"BULK-{i:05d}", "DC-2", i % 7) for i in range(12_000))
     response = await client.load_stock(levels, chunk_size=5_000)
     assert (response.received, response.applied) == (12_000, 12_000)
-    answer = await client.availability([f"BULK-{i:05d}" for i in (0, 6, 11_999)])
+    answer = await client.availability([f"BULK-{i:05d}" for i in (0, 6, 11_999)], consistent=True)
     assert [a.available for a in answer.skus] == [0, 6, 11_999 % 7]
 
 
 async def test_disabled_node_sells_nothing(client: OmnistockClient) -> None:
     await client.set_stock([level("OFF", "STORE-OFF", 5), level("OFF", "DC-1", 2)])
-    answer = await client.availability(["OFF"], include_nodes=True)
+    answer = await client.availability(["OFF"], include_nodes=True, consistent=True)
     assert answer.skus[0].available == 2
     assert {p.node_id: p.available for p in answer.skus[0].nodes} == {"DC-1": 2, "STORE-OFF": 0}
     with pytest.raises(OmnistockRpcError) as refused:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from reservations.commands import (
@@ -69,7 +71,7 @@ def raw_available(p: Partition, sku: str, node: str) -> int:
 def state(p: Partition) -> tuple:
     """Everything observable about a partition, as plain comparable values."""
     positions = {
-        (sku, node): (q.on_hand, q.reserved, q.committed, q.as_of)
+        (sku, node): copy.deepcopy(q)  # every field, including ones added later
         for sku, nodes in p.positions.items()
         for node, q in nodes.items()
     }
@@ -693,7 +695,7 @@ def test_restore_recomputes_reserved_and_committed_from_parts():
     ]
     claims = [Claim("h1", "f", (P,), 100.0)]
     adjustments = [StockAdjusted("adj1", "a", "n1", 5, "count")]
-    p.restore([("a", "n1", 20, 7.0), ("b", "n1", 3, 8.0)], parts, claims, adjustments)
+    p.restore([("a", "n1", 20, 7.0, 0, 0), ("b", "n1", 3, 8.0, 0, 0)], parts, claims, adjustments)
     assert pos(p, "a", "n1") == (20, 5, 4, 7.0)
     assert pos(p, "b", "n1") == (3, 1, 0, 8.0)
     assert p.parts == {part.reservation_id: part for part in parts}
@@ -713,7 +715,7 @@ def test_restore_from_a_dump_of_a_live_partition_equals_it():
     live, _ = _busy_partition()
     dump = (
         [
-            (sku, node, q.on_hand, q.as_of)
+            (sku, node, q.on_hand, q.as_of, q.damaged, q.quality_hold)
             for sku, nodes in live.positions.items()
             for node, q in nodes.items()
         ],

@@ -8,6 +8,7 @@ so far on a fresh Partition rebuilds the live one.
 
 from __future__ import annotations
 
+import copy
 import sys
 from dataclasses import dataclass
 
@@ -72,7 +73,7 @@ class ModelPart:
 
 def snapshot(p: Partition) -> tuple:
     positions = {
-        (sku, node): (q.on_hand, q.reserved, q.committed, q.as_of)
+        (sku, node): copy.deepcopy(q)  # every field, including ones added later
         for sku, nodes in p.positions.items()
         for node, q in nodes.items()
     }
@@ -264,6 +265,13 @@ class PartitionMachine(RuleBasedStateMachine):
     def place_hold(self, lines, ttl):
         self.place(self.new_id("r"), lines, ttl)
 
+    @rule(key=keys, extra=st.sampled_from((0, 1)), ttl=st.integers(1, 40))
+    def place_hold_at_the_boundary(self, key, extra, ttl):
+        """Ask for exactly what is available (fits) or one more (short)."""
+        quantity = self.model_available(key) + extra
+        if quantity >= 1:
+            self.place(self.new_id("r"), (Line(key[0], key[1], quantity),), ttl)
+
     @rule(lines=invalid_lines)
     def place_invalid_hold(self, lines):
         assert not self.place(self.new_id("r"), lines, 10)
@@ -380,7 +388,7 @@ class PartitionMachine(RuleBasedStateMachine):
         restored = Partition(P)
         restored.restore(
             [
-                (sku, node, q.on_hand, q.as_of)
+                (sku, node, q.on_hand, q.as_of, q.damaged, q.quality_hold)
                 for sku, nodes in live.positions.items()
                 for node, q in nodes.items()
             ],

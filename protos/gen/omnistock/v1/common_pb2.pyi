@@ -17,11 +17,31 @@ class NodeType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     NODE_TYPE_DC: _ClassVar[NodeType]
     NODE_TYPE_3PL: _ClassVar[NodeType]
     NODE_TYPE_DROPSHIP: _ClassVar[NodeType]
+
+class StockState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STOCK_STATE_SELLABLE: _ClassVar[StockState]
+    STOCK_STATE_DAMAGED: _ClassVar[StockState]
+    STOCK_STATE_QUALITY_HOLD: _ClassVar[StockState]
+
+class StockStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STOCK_STATUS_UNSPECIFIED: _ClassVar[StockStatus]
+    STOCK_STATUS_IN_STOCK: _ClassVar[StockStatus]
+    STOCK_STATUS_LOW_STOCK: _ClassVar[StockStatus]
+    STOCK_STATUS_OUT_OF_STOCK: _ClassVar[StockStatus]
 NODE_TYPE_UNSPECIFIED: NodeType
 NODE_TYPE_STORE: NodeType
 NODE_TYPE_DC: NodeType
 NODE_TYPE_3PL: NodeType
 NODE_TYPE_DROPSHIP: NodeType
+STOCK_STATE_SELLABLE: StockState
+STOCK_STATE_DAMAGED: StockState
+STOCK_STATE_QUALITY_HOLD: StockState
+STOCK_STATUS_UNSPECIFIED: StockStatus
+STOCK_STATUS_IN_STOCK: StockStatus
+STOCK_STATUS_LOW_STOCK: StockStatus
+STOCK_STATUS_OUT_OF_STOCK: StockStatus
 
 class Node(_message.Message):
     __slots__ = ("node_id", "type", "name", "ships", "pickup", "latitude", "longitude", "enabled")
@@ -44,7 +64,7 @@ class Node(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., type: _Optional[_Union[NodeType, str]] = ..., name: _Optional[str] = ..., ships: _Optional[bool] = ..., pickup: _Optional[bool] = ..., latitude: _Optional[float] = ..., longitude: _Optional[float] = ..., enabled: _Optional[bool] = ...) -> None: ...
 
 class Position(_message.Message):
-    __slots__ = ("sku", "node_id", "on_hand", "reserved", "committed", "available", "as_of")
+    __slots__ = ("sku", "node_id", "on_hand", "reserved", "committed", "available", "as_of", "damaged", "quality_hold")
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ON_HAND_FIELD_NUMBER: _ClassVar[int]
@@ -52,6 +72,8 @@ class Position(_message.Message):
     COMMITTED_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    DAMAGED_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_HOLD_FIELD_NUMBER: _ClassVar[int]
     sku: str
     node_id: str
     on_hand: int
@@ -59,7 +81,9 @@ class Position(_message.Message):
     committed: int
     available: int
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., reserved: _Optional[int] = ..., committed: _Optional[int] = ..., available: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    damaged: int
+    quality_hold: int
+    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., reserved: _Optional[int] = ..., committed: _Optional[int] = ..., available: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., damaged: _Optional[int] = ..., quality_hold: _Optional[int] = ...) -> None: ...
 
 class InsufficientStock(_message.Message):
     __slots__ = ("lines",)

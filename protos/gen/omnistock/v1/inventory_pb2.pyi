@@ -51,16 +51,20 @@ class ListNodesResponse(_message.Message):
     def __init__(self, nodes: _Optional[_Iterable[_Union[_common_pb2.Node, _Mapping]]] = ...) -> None: ...
 
 class StockLevel(_message.Message):
-    __slots__ = ("sku", "node_id", "on_hand", "as_of")
+    __slots__ = ("sku", "node_id", "on_hand", "as_of", "damaged", "quality_hold")
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ON_HAND_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    DAMAGED_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_HOLD_FIELD_NUMBER: _ClassVar[int]
     sku: str
     node_id: str
     on_hand: int
     as_of: _timestamp_pb2.Timestamp
-    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    damaged: int
+    quality_hold: int
+    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., damaged: _Optional[int] = ..., quality_hold: _Optional[int] = ...) -> None: ...
 
 class SetStockRequest(_message.Message):
     __slots__ = ("levels",)
@@ -77,18 +81,20 @@ class SetStockResponse(_message.Message):
     def __init__(self, applied: _Optional[int] = ..., stale: _Optional[int] = ...) -> None: ...
 
 class StockAdjustment(_message.Message):
-    __slots__ = ("adjustment_id", "sku", "node_id", "delta", "reason")
+    __slots__ = ("adjustment_id", "sku", "node_id", "delta", "reason", "state")
     ADJUSTMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     adjustment_id: str
     sku: str
     node_id: str
     delta: int
     reason: str
-    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    state: _common_pb2.StockState
+    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.StockState, str]] = ...) -> None: ...
 
 class AdjustStockRequest(_message.Message):
     __slots__ = ("adjustments",)

@@ -7,6 +7,12 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class StockState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    STOCK_STATE_SELLABLE: _ClassVar[StockState]
+    STOCK_STATE_DAMAGED: _ClassVar[StockState]
+    STOCK_STATE_QUALITY_HOLD: _ClassVar[StockState]
+
 class PartState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PART_STATE_UNSPECIFIED: _ClassVar[PartState]
@@ -14,6 +20,9 @@ class PartState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PART_STATE_CONFIRMED: _ClassVar[PartState]
     PART_STATE_RELEASED: _ClassVar[PartState]
     PART_STATE_EXPIRED: _ClassVar[PartState]
+STOCK_STATE_SELLABLE: StockState
+STOCK_STATE_DAMAGED: StockState
+STOCK_STATE_QUALITY_HOLD: StockState
 PART_STATE_UNSPECIFIED: PartState
 PART_STATE_HELD: PartState
 PART_STATE_CONFIRMED: PartState
@@ -31,44 +40,52 @@ class Line(_message.Message):
     def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
 
 class StockSet(_message.Message):
-    __slots__ = ("sku", "node_id", "on_hand", "as_of")
+    __slots__ = ("sku", "node_id", "on_hand", "as_of", "damaged", "quality_hold")
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ON_HAND_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    DAMAGED_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_HOLD_FIELD_NUMBER: _ClassVar[int]
     sku: str
     node_id: str
     on_hand: int
     as_of: float
-    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., as_of: _Optional[float] = ...) -> None: ...
+    damaged: int
+    quality_hold: int
+    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., as_of: _Optional[float] = ..., damaged: _Optional[int] = ..., quality_hold: _Optional[int] = ...) -> None: ...
 
 class StockAdjusted(_message.Message):
-    __slots__ = ("adjustment_id", "sku", "node_id", "delta", "reason")
+    __slots__ = ("adjustment_id", "sku", "node_id", "delta", "reason", "state")
     ADJUSTMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     adjustment_id: str
     sku: str
     node_id: str
     delta: int
     reason: str
-    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ...) -> None: ...
+    state: StockState
+    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ..., state: _Optional[_Union[StockState, str]] = ...) -> None: ...
 
 class HoldPlaced(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "lines", "created_at", "expires_at")
+    __slots__ = ("reservation_id", "fingerprint", "lines", "created_at", "expires_at", "channel")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     lines: _containers.RepeatedCompositeFieldContainer[Line]
     created_at: float
     expires_at: float
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ...) -> None: ...
+    channel: str
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., channel: _Optional[str] = ...) -> None: ...
 
 class PartChanged(_message.Message):
     __slots__ = ("reservation_id", "state", "at")
@@ -129,7 +146,7 @@ class JournalEntry(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class PartRecord(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at")
+    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at", "channel")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +154,7 @@ class PartRecord(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     lines: _containers.RepeatedCompositeFieldContainer[Line]
@@ -144,31 +162,38 @@ class PartRecord(_message.Message):
     created_at: float
     expires_at: float
     changed_at: float
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ...) -> None: ...
+    channel: str
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ..., channel: _Optional[str] = ...) -> None: ...
 
 class PositionRecord(_message.Message):
-    __slots__ = ("sku", "node_id", "on_hand", "as_of")
+    __slots__ = ("sku", "node_id", "on_hand", "as_of", "damaged", "quality_hold")
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ON_HAND_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
+    DAMAGED_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_HOLD_FIELD_NUMBER: _ClassVar[int]
     sku: str
     node_id: str
     on_hand: int
     as_of: float
-    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., as_of: _Optional[float] = ...) -> None: ...
+    damaged: int
+    quality_hold: int
+    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., as_of: _Optional[float] = ..., damaged: _Optional[int] = ..., quality_hold: _Optional[int] = ...) -> None: ...
 
 class AdjustmentRecord(_message.Message):
-    __slots__ = ("adjustment_id", "sku", "node_id", "delta")
+    __slots__ = ("adjustment_id", "sku", "node_id", "delta", "state")
     ADJUSTMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     adjustment_id: str
     sku: str
     node_id: str
     delta: int
-    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ...) -> None: ...
+    state: StockState
+    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., state: _Optional[_Union[StockState, str]] = ...) -> None: ...
 
 class PartitionSnapshot(_message.Message):
     __slots__ = ("partition", "last_entry_id", "positions", "parts", "claims", "adjustments")

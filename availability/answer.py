@@ -1,0 +1,79 @@
+"""Availability answers for one SKU, network-wide or for a channel (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from availability.network import Channel, Network, StockStatus
+from reservations.model import PositionView
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAvailability:
+    position: PositionView
+    available: int
+    """What the asker may promise here (the channel's share, or the free units)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SkuAvailability:
+    sku: str
+    available: int
+    """Sum over the nodes that count (enabled, and eligible for the channel if one was asked)."""
+    on_hand: int
+    reserved: int
+    committed: int
+    damaged: int
+    quality_hold: int
+    nodes: tuple[NodeAvailability, ...]
+    status: StockStatus | None = None
+    """By the channel's low-stock threshold; None without a channel."""
+
+
+def _answer(
+    sku: str, rows: list[NodeAvailability], status: StockStatus | None = None, shown: int | None = None
+) -> SkuAvailability:
+    positions = [row.position for row in rows]
+    return SkuAvailability(
+        sku=sku,
+        available=sum(row.available for row in rows) if shown is None else shown,
+        on_hand=sum(p.on_hand for p in positions),
+        reserved=sum(p.reserved for p in positions),
+        committed=sum(p.committed for p in positions),
+        damaged=sum(p.damaged for p in positions),
+        quality_hold=sum(p.quality_hold for p in positions),
+        nodes=tuple(rows),
+        status=status,
+    )
+
+
+def network_availability(sku: str, positions: Iterable[PositionView], network: Network) -> SkuAvailability:
+    """Free units over every enabled node, with no channel rule applied."""
+    rows = []
+    for position in positions:
+        node = network.nodes.get(position.node_id)
+        enabled = node is not None and node.enabled
+        rows.append(NodeAvailability(position, position.available if enabled else 0))
+    return _answer(sku, rows)
+
+
+def channel_availability(
+    sku: str, positions: Iterable[PositionView], network: Network, channel: Channel
+) -> SkuAvailability:
+    """What `channel` may promise: eligible nodes only, after safety stock and caps."""
+    eligible = network.eligible(channel.channel_id)
+    rows = []
+    for position in positions:
+        if position.node_id not in eligible:
+            continue
+        limit = network.limit(channel, sku, network.nodes[position.node_id])
+        promisable = limit.promisable(
+            position.sellable,
+            position.reserved,
+            position.committed,
+            position.channel_used(channel.channel_id),
+        )
+        rows.append(NodeAvailability(position, promisable))
+    total = sum(row.available for row in rows)
+    return _answer(sku, rows, channel.status(total), channel.shown(total))

@@ -1,0 +1,160 @@
+"""The network as a TOML file (`omnistock serve --network FILE`).
+
+[[nodes]]                      # optional; nodes may also come through PutNodes
+node_id = "DC-01"
+type = "dc"                    # store | dc | 3pl | dropship
+ships = true
+
+[groups.dcs]
+types = ["dc"]                 # selector; or node_ids = ["DC-01", ...]
+
+[groups.ship-from-store]
+types = ["store"]
+ships = true
+
+[channels.web]
+groups = ["dcs", "ship-from-store"]
+low_stock_threshold = 5
+display_cap = 50
+safety = [{ node_type = "store", units = 2 }, { sku = "SKU-00001", percent = 10 }]
+caps = [{ node_type = "store", percent = 50 }]
+"""
+
+from __future__ import annotations
+
+import tomllib
+from typing import Any
+
+from availability.network import AllocationCap, Channel, NodeGroup, Problem, SafetyRule
+from availability.nodes import Node, NodeType
+
+TYPES = {t.value: t for t in NodeType}
+
+
+class NetworkFileError(ValueError):
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(f"{field}: {text}" for field, text in problems))
+
+
+class _Reader:
+    """Reads typed values out of TOML tables, collecting every problem."""
+
+    def __init__(self) -> None:
+        self.problems: list[Problem] = []
+
+    def get(self, table: dict[str, Any], key: str, kind: type, where: str, default: Any = None) -> Any:
+        value = table.get(key, default)
+        if value is default:
+            return value
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            self.problems.append((f"{where}.{key}", f"must be a {kind.__name__}, got {value!r}"))
+            return default
+        return value
+
+    def node_type(self, value: Any, where: str) -> NodeType | None:
+        if value is None:
+            return None
+        if value not in TYPES:
+            self.problems.append((where, f"must be one of {', '.join(TYPES)}, got {value!r}"))
+            return None
+        return TYPES[value]
+
+    def unknown_keys(self, table: dict[str, Any], allowed: set[str], where: str) -> None:
+        for key in sorted(set(table) - allowed):
+            self.problems.append((f"{where}.{key}", "is not a known setting"))
+
+
+def parse_network(text: str) -> tuple[list[Node], list[NodeGroup], list[Channel]]:
+    """Nodes, groups and channels of a network file; raises NetworkFileError naming every problem."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise NetworkFileError([("file", f"is not valid TOML: {error}")]) from None
+    r = _Reader()
+    r.unknown_keys(data, {"nodes", "groups", "channels"}, "network")
+    nodes = []
+    for i, table in enumerate(data.get("nodes", [])):
+        where = f"nodes[{i}]"
+        r.unknown_keys(
+            table, {"node_id", "type", "name", "ships", "pickup", "latitude", "longitude", "enabled"}, where
+        )
+        node_type = r.node_type(table.get("type"), f"{where}.type")
+        node_id = r.get(table, "node_id", str, where, "")
+        if not node_id:
+            r.problems.append((f"{where}.node_id", "is required"))
+        if node_type is not None and node_id:
+            nodes.append(
+                Node(
+                    node_id=node_id,
+                    type=node_type,
+                    name=r.get(table, "name", str, where, ""),
+                    ships=r.get(table, "ships", bool, where, True),
+                    pickup=r.get(table, "pickup", bool, where, False),
+                    latitude=r.get(table, "latitude", float, where, 0.0),
+                    longitude=r.get(table, "longitude", float, where, 0.0),
+                    enabled=r.get(table, "enabled", bool, where, True),
+                )
+            )
+    groups = []
+    for group_id, table in data.get("groups", {}).items():
+        where = f"groups[{group_id}]"
+        r.unknown_keys(table, {"node_ids", "types", "ships", "pickup"}, where)
+        types = [r.node_type(t, f"{where}.types") for t in r.get(table, "types", list, where, [])]
+        groups.append(
+            NodeGroup(
+                group_id=group_id,
+                node_ids=tuple(r.get(table, "node_ids", list, where, [])),
+                types=tuple(t for t in types if t is not None),
+                ships=r.get(table, "ships", bool, where),
+                pickup=r.get(table, "pickup", bool, where),
+            )
+        )
+    channels = []
+    for channel_id, table in data.get("channels", {}).items():
+        where = f"channels[{channel_id}]"
+        r.unknown_keys(
+            table, {"name", "groups", "safety", "caps", "low_stock_threshold", "display_cap"}, where
+        )
+        safety = []
+        for i, rule in enumerate(r.get(table, "safety", list, where, [])):
+            at = f"{where}.safety[{i}]"
+            r.unknown_keys(rule, {"units", "percent", "sku", "node_id", "node_type"}, at)
+            safety.append(
+                SafetyRule(
+                    units=r.get(rule, "units", int, at, 0),
+                    percent=r.get(rule, "percent", float, at, 0.0),
+                    sku=r.get(rule, "sku", str, at, ""),
+                    node_id=r.get(rule, "node_id", str, at, ""),
+                    node_type=r.node_type(rule.get("node_type"), f"{at}.node_type"),
+                )
+            )
+        caps = []
+        for i, cap in enumerate(r.get(table, "caps", list, where, [])):
+            at = f"{where}.caps[{i}]"
+            r.unknown_keys(cap, {"percent", "node_id", "node_type"}, at)
+            if "percent" not in cap:
+                r.problems.append((f"{at}.percent", "is required"))
+            caps.append(
+                AllocationCap(
+                    percent=r.get(cap, "percent", float, at, 100.0),
+                    node_id=r.get(cap, "node_id", str, at, ""),
+                    node_type=r.node_type(cap.get("node_type"), f"{at}.node_type"),
+                )
+            )
+        channels.append(
+            Channel(
+                channel_id=channel_id,
+                name=r.get(table, "name", str, where, ""),
+                groups=tuple(r.get(table, "groups", list, where, [])),
+                safety=tuple(safety),
+                caps=tuple(caps),
+                low_stock=r.get(table, "low_stock_threshold", int, where, 0),
+                display_cap=r.get(table, "display_cap", int, where, 0),
+            )
+        )
+    if r.problems:
+        raise NetworkFileError(r.problems)
+    return nodes, groups, channels

@@ -1,0 +1,59 @@
+"""The gateway's in-memory network view: every position, kept fresh from the shards (pure).
+
+Availability for product listings is answered from here instead of a shard call per
+request. Each shard streams the positions changed after the version the view has;
+a new shard epoch (a restarted shard) resends everything. Answers carry the view's
+version and as-of time: the moment of the oldest shard's last sync.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from reservations.model import PositionView
+
+
+@dataclass(slots=True)
+class ShardCursor:
+    epoch: str = ""
+    version: int = 0
+    synced_at: float = 0.0
+    """When the last successful sync of this shard was asked for."""
+
+
+class NetworkView:
+    def __init__(self, shards: int) -> None:
+        self._positions: dict[str, dict[str, PositionView]] = {}
+        self.cursors = [ShardCursor() for _ in range(shards)]
+        self.version = 0
+        """Goes up by one with every sync that changed something."""
+
+    def apply(
+        self, shard: int, epoch: str, version: int, positions: Iterable[PositionView], synced_at: float
+    ) -> set[str]:
+        """Take a shard's changes; returns the SKUs that changed."""
+        changed: set[str] = set()
+        for position in positions:
+            self._positions.setdefault(position.sku, {})[position.node_id] = position
+            changed.add(position.sku)
+        cursor = self.cursors[shard]
+        cursor.epoch, cursor.version, cursor.synced_at = epoch, version, synced_at
+        if changed:
+            self.version += 1
+        return changed
+
+    def positions(self, sku: str) -> list[PositionView]:
+        nodes = self._positions.get(sku)
+        return [nodes[node_id] for node_id in sorted(nodes)] if nodes else []
+
+    @property
+    def as_of(self) -> float:
+        return min(cursor.synced_at for cursor in self.cursors)
+
+    @property
+    def ready(self) -> bool:
+        return all(cursor.epoch for cursor in self.cursors)
+
+    def __len__(self) -> int:
+        return sum(len(nodes) for nodes in self._positions.values())
