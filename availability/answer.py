@@ -58,6 +58,18 @@ def network_availability(sku: str, positions: Iterable[PositionView], network: N
     return _answer(sku, rows)
 
 
+def promisable_at(position: PositionView | None, network: Network, channel: Channel | None) -> int:
+    """What the asker may promise at one position (its node must count for the asker)."""
+    if position is None:
+        return 0
+    if channel is None:
+        return position.available
+    limit = network.limit(channel, position.sku, network.nodes[position.node_id])
+    return limit.promisable(
+        position.sellable, position.reserved, position.committed, position.channel_used(channel.channel_id)
+    )
+
+
 def channel_availability(
     sku: str, positions: Iterable[PositionView], network: Network, channel: Channel
 ) -> SkuAvailability:
@@ -65,15 +77,7 @@ def channel_availability(
     eligible = network.eligible(channel.channel_id)
     rows = []
     for position in positions:
-        if position.node_id not in eligible:
-            continue
-        limit = network.limit(channel, sku, network.nodes[position.node_id])
-        promisable = limit.promisable(
-            position.sellable,
-            position.reserved,
-            position.committed,
-            position.channel_used(channel.channel_id),
-        )
-        rows.append(NodeAvailability(position, promisable))
+        if position.node_id in eligible:
+            rows.append(NodeAvailability(position, promisable_at(position, network, channel)))
     total = sum(row.available for row in rows)
     return _answer(sku, rows, channel.status(total), channel.shown(total))

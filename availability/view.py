@@ -47,6 +47,9 @@ class NetworkView:
         nodes = self._positions.get(sku)
         return [nodes[node_id] for node_id in sorted(nodes)] if nodes else []
 
+    def position(self, sku: str, node_id: str) -> PositionView | None:
+        return self._positions.get(sku, {}).get(node_id)
+
     @property
     def as_of(self) -> float:
         return min(cursor.synced_at for cursor in self.cursors)

@@ -17,6 +17,8 @@ from protos.gen.omnistock.v1 import (
     common_pb2,
     inventory_pb2,
     inventory_pb2_grpc,
+    network_pb2,
+    network_pb2_grpc,
     reservation_pb2,
     reservation_pb2_grpc,
 )
@@ -61,8 +63,18 @@ def line(sku: str, node_id: str, quantity: int) -> reservation_pb2.ReservationLi
     return reservation_pb2.ReservationLine(sku=sku, node_id=node_id, quantity=quantity)
 
 
-def level(sku: str, node_id: str, on_hand: int, as_of: float | None = None) -> inventory_pb2.StockLevel:
-    message = inventory_pb2.StockLevel(sku=sku, node_id=node_id, on_hand=on_hand)
+def level(
+    sku: str,
+    node_id: str,
+    on_hand: int,
+    as_of: float | None = None,
+    damaged: int = 0,
+    quality_hold: int = 0,
+) -> inventory_pb2.StockLevel:
+    """An absolute count; `damaged` and `quality_hold` are parts of `on_hand` that are not sellable."""
+    message = inventory_pb2.StockLevel(
+        sku=sku, node_id=node_id, on_hand=on_hand, damaged=damaged, quality_hold=quality_hold
+    )
     if as_of is not None:
         timestamp = Timestamp()
         timestamp.FromNanoseconds(round(as_of * 1e9))
@@ -89,6 +101,7 @@ class OmnistockClient:
         self.inventory = inventory_pb2_grpc.InventoryServiceStub(self.channel)
         self.availability_stub = availability_pb2_grpc.AvailabilityServiceStub(self.channel)
         self.reservations = reservation_pb2_grpc.ReservationServiceStub(self.channel)
+        self.network = network_pb2_grpc.NetworkServiceStub(self.channel)
 
     async def __aenter__(self) -> OmnistockClient:
         return self
@@ -126,10 +139,17 @@ class OmnistockClient:
         return await self._call(self.inventory.AdjustStock, request)
 
     async def adjust(
-        self, adjustment_id: str, sku: str, node_id: str, delta: int, reason: str = ""
+        self,
+        adjustment_id: str,
+        sku: str,
+        node_id: str,
+        delta: int,
+        reason: str = "",
+        state: common_pb2.StockState = common_pb2.STOCK_STATE_SELLABLE,
     ) -> inventory_pb2.AdjustmentResult:
+        """One signed delta. `state` DAMAGED or QUALITY_HOLD changes on_hand and that state's count."""
         adjustment = inventory_pb2.StockAdjustment(
-            adjustment_id=adjustment_id, sku=sku, node_id=node_id, delta=delta, reason=reason
+            adjustment_id=adjustment_id, sku=sku, node_id=node_id, delta=delta, reason=reason, state=state
         )
         response = await self.adjust_stock([adjustment])
         return response.results[0]
@@ -200,3 +220,27 @@ class OmnistockClient:
         request = reservation_pb2.GetReservationRequest(reservation_id=reservation_id)
         response = await self._call(self.reservations.GetReservation, request)
         return response.reservation
+
+    # --- network: node groups and channels ---
+
+    async def get_network(self) -> network_pb2.NetworkConfig:
+        """Nodes, groups and channels with the network's version."""
+        return await self._call(self.network.GetNetwork, network_pb2.GetNetworkRequest())
+
+    async def put_groups(self, groups: Sequence[network_pb2.NodeGroup]) -> network_pb2.NetworkConfig:
+        """Create or replace groups by group_id, all or none; returns the network after the change."""
+        return await self._call(self.network.PutGroups, network_pb2.PutGroupsRequest(groups=groups))
+
+    async def delete_groups(self, group_ids: Sequence[str]) -> network_pb2.NetworkConfig:
+        """Refused (INVALID_ARGUMENT) while a channel still sells from one of them."""
+        request = network_pb2.DeleteGroupsRequest(group_ids=group_ids)
+        return await self._call(self.network.DeleteGroups, request)
+
+    async def put_channels(self, channels: Sequence[network_pb2.Channel]) -> network_pb2.NetworkConfig:
+        """Create or replace whole channel definitions by channel_id, all or none."""
+        request = network_pb2.PutChannelsRequest(channels=channels)
+        return await self._call(self.network.PutChannels, request)
+
+    async def delete_channels(self, channel_ids: Sequence[str]) -> network_pb2.NetworkConfig:
+        request = network_pb2.DeleteChannelsRequest(channel_ids=channel_ids)
+        return await self._call(self.network.DeleteChannels, request)

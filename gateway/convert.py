@@ -15,6 +15,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from availability.answer import SkuAvailability
 from availability.network import AllocationCap, Channel, Network, NodeGroup, SafetyRule, StockStatus
 from availability.nodes import Node, NodeType, node_problems
+from availability.pickup import BasketItem, PickupStore
 from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, network_pb2, reservation_pb2
 from reservations.commands import ShortLine
 from reservations.coordinator import ReservationView
@@ -464,3 +465,67 @@ STOCK_STATES = {
     common_pb2.STOCK_STATE_DAMAGED: StockState.DAMAGED,
     common_pb2.STOCK_STATE_QUALITY_HOLD: StockState.QUALITY_HOLD,
 }
+
+
+# --- pickup search ---
+
+
+@dataclass(frozen=True, slots=True)
+class PickupQuery:
+    basket: list[BasketItem]
+    latitude: float
+    longitude: float
+    store_id: str
+    radius_km: float
+    channel_id: str
+    limit: int
+
+
+def pickup_query_from_proto(request: availability_pb2.FindPickupStoresRequest, limits: Limits) -> PickupQuery:
+    problems = Problems()
+    problems.check_count("items", len(request.items), limits.max_lines)
+    seen: set[str] = set()
+    basket = []
+    for i, item in enumerate(request.items):
+        problems.check_id(f"items[{i}].sku", item.sku, limits)
+        if item.sku in seen:
+            problems.add(f"items[{i}].sku", f"{item.sku} appears twice; merge the items")
+        seen.add(item.sku)
+        quantity = item.quantity or 1
+        if not 1 <= quantity <= limits.max_quantity:
+            problems.add(
+                f"items[{i}].quantity", f"must be within 1..{limits.max_quantity}, got {item.quantity}"
+            )
+        basket.append(BasketItem(item.sku, quantity))
+    origin = request.WhichOneof("origin")
+    latitude = longitude = 0.0
+    if origin is None:
+        problems.add("origin", "give a location (latitude, longitude) or a store_id")
+    elif origin == "location":
+        latitude, longitude = request.location.latitude, request.location.longitude
+        if not -90 <= latitude <= 90:
+            problems.add("location.latitude", f"must be within -90..90, got {latitude}")
+        if not -180 <= longitude <= 180:
+            problems.add("location.longitude", f"must be within -180..180, got {longitude}")
+    else:
+        problems.check_id("store_id", request.store_id, limits)
+    radius = request.radius_km or 50.0
+    if not 0 < radius <= 1000:
+        problems.add("radius_km", f"must be within 0..1000 km, got {request.radius_km}")
+    limit = request.limit or 10
+    if not 1 <= limit <= 100:
+        problems.add("limit", f"must be within 1..100, got {request.limit}")
+    problems.raise_if_any()
+    store_id = request.store_id if origin == "store_id" else ""
+    return PickupQuery(basket, latitude, longitude, store_id, radius, request.channel_id, limit)
+
+
+def pickup_store_to_proto(store: PickupStore) -> availability_pb2.PickupStore:
+    return availability_pb2.PickupStore(
+        node=node_to_proto(store.node),
+        distance_km=store.distance_km,
+        items=[
+            availability_pb2.ItemAtStore(sku=i.sku, requested=i.requested, available=i.available)
+            for i in store.items
+        ],
+    )

@@ -10,8 +10,9 @@ from typing import Any, TypeVar
 
 import grpc
 
-from availability.answer import channel_availability, network_availability
+from availability.answer import channel_availability, network_availability, promisable_at
 from availability.atp import ChannelLimit
+from availability.pickup import find_pickup_stores
 from availability.view import NetworkView
 from gateway.convert import (
     NODE_TYPES,
@@ -26,6 +27,8 @@ from gateway.convert import (
     network_to_proto,
     node_to_proto,
     nodes_from_proto,
+    pickup_query_from_proto,
+    pickup_store_to_proto,
     position_to_proto,
     reservation_id_from_proto,
     reservation_to_proto,
@@ -279,6 +282,35 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             as_of=to_timestamp(as_of),
             version=version,
             consistent=request.consistent,
+        )
+
+    @rpc("FindPickupStores")
+    async def FindPickupStores(self, request: Any, context: Any) -> availability_pb2.FindPickupStoresResponse:
+        query = pickup_query_from_proto(request, self.backend.limits)
+        store = self.backend.network
+        network = store.network
+        channel = store.channel(query.channel_id) if query.channel_id else None
+        latitude, longitude = query.latitude, query.longitude
+        if query.store_id:
+            store.require([query.store_id])
+            origin = network.nodes[query.store_id]
+            latitude, longitude = origin.latitude, origin.longitude
+        view = self.backend.view
+        complete, partial = find_pickup_stores(
+            query.basket,
+            latitude,
+            longitude,
+            query.radius_km,
+            network,
+            lambda sku, node: promisable_at(view.position(sku, node.node_id), network, channel),
+            eligible=network.eligible(channel.channel_id) if channel else None,
+            limit=query.limit,
+        )
+        return availability_pb2.FindPickupStoresResponse(
+            complete=[pickup_store_to_proto(s) for s in complete],
+            partial=[pickup_store_to_proto(s) for s in partial],
+            as_of=to_timestamp(view.as_of),
+            version=view.version,
         )
 
 

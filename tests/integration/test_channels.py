@@ -233,3 +233,69 @@ async def test_view_stays_fresh_under_concurrent_writes(client: OmnistockClient,
     exact = await client.availability(skus, channel_id="web", consistent=True)
     assert [a.available for a in viewed.skus] == [a.available for a in exact.skus]
     assert viewed.version > 0 and not viewed.consistent and exact.consistent
+
+
+async def test_pickup_search_finds_the_nearest_stores_with_the_basket(
+    client: OmnistockClient, shop: Admin
+) -> None:
+    from protos.gen.omnistock.v1 import availability_pb2
+
+    lat, lon = 48.8566, 2.3522  # 0.009 degrees of latitude is about 1 km
+    stores = {"P-1KM": 0.009, "P-5KM": 0.045, "P-20KM": 0.18, "P-90KM": 0.81}
+    nodes = [
+        common_pb2.Node(node_id=n, type=STORE, pickup=True, enabled=True, latitude=lat + d, longitude=lon)
+        for n, d in stores.items()
+    ]
+    nodes.append(common_pb2.Node(node_id="P-NOPICK", type=STORE, pickup=False, enabled=True, latitude=lat))
+    await client.put_nodes(nodes)
+    await client.set_stock(
+        [
+            level("A", "P-1KM", 5),  # A only: partial
+            level("A", "P-5KM", 2),
+            level("B", "P-5KM", 1),  # whole basket, but farther
+            level("A", "P-20KM", 9),
+            level("B", "P-20KM", 9),  # whole basket
+            level("A", "P-90KM", 9),
+            level("B", "P-90KM", 9),  # outside a 50 km radius
+            level("A", "P-NOPICK", 9),
+            level("B", "P-NOPICK", 9),  # no pickup
+        ]
+    )
+    await asyncio.sleep(0.2)  # the search reads the gateway's view
+    request = availability_pb2.FindPickupStoresRequest(
+        items=[availability_pb2.BasketItem(sku="A", quantity=2), availability_pb2.BasketItem(sku="B")],
+        location=availability_pb2.Location(latitude=lat, longitude=lon),
+    )
+    answer = await client._call(client.availability_stub.FindPickupStores, request)
+    assert [s.node.node_id for s in answer.complete] == ["P-5KM", "P-20KM"]
+    assert [s.node.node_id for s in answer.partial] == ["P-1KM"]
+    assert answer.complete[0].distance_km == pytest.approx(5.0, rel=0.01)
+    assert [(i.sku, i.requested, i.available) for i in answer.partial[0].items] == [("A", 2, 5), ("B", 1, 0)]
+
+    wider = availability_pb2.FindPickupStoresRequest()
+    wider.CopyFrom(request)
+    wider.radius_km = 200
+    wider.limit = 2
+    answer = await client._call(client.availability_stub.FindPickupStores, wider)
+    assert [s.node.node_id for s in answer.complete] == ["P-5KM", "P-20KM"]  # limited to 2
+
+    around_store = availability_pb2.FindPickupStoresRequest(
+        items=[availability_pb2.BasketItem(sku="A")], store_id="P-1KM", radius_km=6
+    )
+    answer = await client._call(client.availability_stub.FindPickupStores, around_store)
+    assert [(s.node.node_id, round(s.distance_km)) for s in answer.complete] == [("P-1KM", 0), ("P-5KM", 4)]
+
+    for bad, field in [
+        (availability_pb2.FindPickupStoresRequest(items=[availability_pb2.BasketItem(sku="A")]), "origin"),
+        (availability_pb2.FindPickupStoresRequest(store_id="P-1KM"), "items"),
+        (
+            availability_pb2.FindPickupStoresRequest(
+                items=[availability_pb2.BasketItem(sku="A")], store_id="P-1KM", radius_km=-1
+            ),
+            "radius_km",
+        ),
+    ]:
+        with pytest.raises(OmnistockRpcError) as refused:
+            await client._call(client.availability_stub.FindPickupStores, bad)
+        assert refused.value.code is grpc.StatusCode.INVALID_ARGUMENT
+        assert field in [f for f, _ in refused.value.field_violations]

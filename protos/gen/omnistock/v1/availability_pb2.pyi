@@ -55,3 +55,67 @@ class GetAvailabilityResponse(_message.Message):
     version: int
     consistent: bool
     def __init__(self, skus: _Optional[_Iterable[_Union[SkuAvailability, _Mapping]]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ..., consistent: _Optional[bool] = ...) -> None: ...
+
+class BasketItem(_message.Message):
+    __slots__ = ("sku", "quantity")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    quantity: int
+    def __init__(self, sku: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
+
+class Location(_message.Message):
+    __slots__ = ("latitude", "longitude")
+    LATITUDE_FIELD_NUMBER: _ClassVar[int]
+    LONGITUDE_FIELD_NUMBER: _ClassVar[int]
+    latitude: float
+    longitude: float
+    def __init__(self, latitude: _Optional[float] = ..., longitude: _Optional[float] = ...) -> None: ...
+
+class FindPickupStoresRequest(_message.Message):
+    __slots__ = ("items", "location", "store_id", "radius_km", "channel_id", "limit")
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    LOCATION_FIELD_NUMBER: _ClassVar[int]
+    STORE_ID_FIELD_NUMBER: _ClassVar[int]
+    RADIUS_KM_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    items: _containers.RepeatedCompositeFieldContainer[BasketItem]
+    location: Location
+    store_id: str
+    radius_km: float
+    channel_id: str
+    limit: int
+    def __init__(self, items: _Optional[_Iterable[_Union[BasketItem, _Mapping]]] = ..., location: _Optional[_Union[Location, _Mapping]] = ..., store_id: _Optional[str] = ..., radius_km: _Optional[float] = ..., channel_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class ItemAtStore(_message.Message):
+    __slots__ = ("sku", "requested", "available")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    REQUESTED_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    requested: int
+    available: int
+    def __init__(self, sku: _Optional[str] = ..., requested: _Optional[int] = ..., available: _Optional[int] = ...) -> None: ...
+
+class PickupStore(_message.Message):
+    __slots__ = ("node", "distance_km", "items")
+    NODE_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_KM_FIELD_NUMBER: _ClassVar[int]
+    ITEMS_FIELD_NUMBER: _ClassVar[int]
+    node: _common_pb2.Node
+    distance_km: float
+    items: _containers.RepeatedCompositeFieldContainer[ItemAtStore]
+    def __init__(self, node: _Optional[_Union[_common_pb2.Node, _Mapping]] = ..., distance_km: _Optional[float] = ..., items: _Optional[_Iterable[_Union[ItemAtStore, _Mapping]]] = ...) -> None: ...
+
+class FindPickupStoresResponse(_message.Message):
+    __slots__ = ("complete", "partial", "as_of", "version")
+    COMPLETE_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    complete: _containers.RepeatedCompositeFieldContainer[PickupStore]
+    partial: _containers.RepeatedCompositeFieldContainer[PickupStore]
+    as_of: _timestamp_pb2.Timestamp
+    version: int
+    def __init__(self, complete: _Optional[_Iterable[_Union[PickupStore, _Mapping]]] = ..., partial: _Optional[_Iterable[_Union[PickupStore, _Mapping]]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...

@@ -40,6 +40,11 @@ class AvailabilityServiceStub:
                 request_serializer=omnistock_dot_v1_dot_availability__pb2.GetAvailabilityRequest.SerializeToString,
                 response_deserializer=omnistock_dot_v1_dot_availability__pb2.GetAvailabilityResponse.FromString,
                 _registered_method=True)
+        self.FindPickupStores = channel.unary_unary(
+                '/omnistock.v1.AvailabilityService/FindPickupStores',
+                request_serializer=omnistock_dot_v1_dot_availability__pb2.FindPickupStoresRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_availability__pb2.FindPickupStoresResponse.FromString,
+                _registered_method=True)
 
 
 class AvailabilityServiceServicer:
@@ -52,6 +57,14 @@ class AvailabilityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def FindPickupStores(self, request, context):
+        """Buy online, pick up in store: the nearest pickup stores that have the whole
+        basket, and those that have part of it, nearest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AvailabilityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -59,6 +72,11 @@ def add_AvailabilityServiceServicer_to_server(servicer, server):
                     servicer.GetAvailability,
                     request_deserializer=omnistock_dot_v1_dot_availability__pb2.GetAvailabilityRequest.FromString,
                     response_serializer=omnistock_dot_v1_dot_availability__pb2.GetAvailabilityResponse.SerializeToString,
+            ),
+            'FindPickupStores': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindPickupStores,
+                    request_deserializer=omnistock_dot_v1_dot_availability__pb2.FindPickupStoresRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_availability__pb2.FindPickupStoresResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -89,6 +107,33 @@ class AvailabilityService:
             '/omnistock.v1.AvailabilityService/GetAvailability',
             omnistock_dot_v1_dot_availability__pb2.GetAvailabilityRequest.SerializeToString,
             omnistock_dot_v1_dot_availability__pb2.GetAvailabilityResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindPickupStores(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.AvailabilityService/FindPickupStores',
+            omnistock_dot_v1_dot_availability__pb2.FindPickupStoresRequest.SerializeToString,
+            omnistock_dot_v1_dot_availability__pb2.FindPickupStoresResponse.FromString,
             options,
             channel_credentials,
             insecure,
