@@ -47,6 +47,9 @@ class NetworkView:
         nodes = self._positions.get(sku)
         return [nodes[node_id] for node_id in sorted(nodes)] if nodes else []
 
+    def skus(self) -> list[str]:
+        return list(self._positions)
+
     def position(self, sku: str, node_id: str) -> PositionView | None:
         return self._positions.get(sku, {}).get(node_id)
 

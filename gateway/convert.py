@@ -242,9 +242,9 @@ def position_to_proto(position: PositionView, available: int) -> common_pb2.Posi
 # --- availability ---
 
 
-def skus_from_proto(skus: Sequence[str], limits: Limits) -> list[str]:
+def skus_from_proto(skus: Sequence[str], limits: Limits, most: int = 0, least: int = 1) -> list[str]:
     problems = Problems()
-    problems.check_count("skus", len(skus), limits.max_skus)
+    problems.check_count("skus", len(skus), most or limits.max_skus, least)
     for i, sku in enumerate(skus):
         problems.check_id(f"skus[{i}]", sku, limits)
     problems.raise_if_any()

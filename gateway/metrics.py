@@ -74,6 +74,7 @@ class Metrics:
         self.view_version = Gauge(
             "omnistock_view_version", "Version of the gateway's network view", registry=r
         )
+        self.watchers = Gauge("omnistock_watch_streams", "Open WatchAvailability streams", registry=r)
         self.queued = Gauge(
             "omnistock_gateway_queued_commands", "Commands waiting for a shard call", registry=r
         )

@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
+from availability.feed import ChangeHistory
 from availability.network_file import parse_network
 from availability.view import NetworkView
 from gateway.convert import Limits
@@ -33,6 +34,7 @@ from gateway.servicers import (
 )
 from gateway.shards import ShardRouter
 from gateway.view_sync import ViewSync
+from gateway.watch import WatchHub
 from protos.gen.omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
@@ -145,10 +147,11 @@ class Service:
         if config.network_file is not None:
             await network.change(*parse_network(config.network_file.read_text()))
         view = NetworkView(len(self.shards))
-        self._view_sync = ViewSync(view, self.shards, self.metrics, config.view_interval)
+        watch = WatchHub(view, ChangeHistory())
+        self._view_sync = ViewSync(view, self.shards, self.metrics, config.view_interval, watch.on_change)
         await self._view_sync.sync_once()
         self._view_sync.start()
-        self.backend = Backend(router, coordinator, network, view, self.metrics, config.limits)
+        self.backend = Backend(router, coordinator, network, view, watch, self.metrics, config.limits)
 
         server = grpc.aio.server(
             options=[

@@ -10,12 +10,14 @@ from typing import Any, TypeVar
 
 import grpc
 
-from availability.answer import channel_availability, network_availability, promisable_at
+from availability.answer import SkuAvailability, channel_availability, network_availability, promisable_at
 from availability.atp import ChannelLimit
+from availability.network import Network
 from availability.pickup import find_pickup_stores
 from availability.view import NetworkView
 from gateway.convert import (
     NODE_TYPES,
+    STATUSES,
     STOCK_STATES,
     Level,
     Limits,
@@ -41,9 +43,11 @@ from gateway.metrics import Metrics
 from gateway.network_store import NetworkStore
 from gateway.routing import partition_of
 from gateway.shards import ShardRouter
+from gateway.watch import WatchHub
 from protos.gen.omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
+    common_pb2,
     inventory_pb2,
     inventory_pb2_grpc,
     network_pb2,
@@ -68,6 +72,8 @@ T = TypeVar("T")
 Handler = Callable[..., Awaitable[T]]
 
 LOAD_CHUNKS_IN_FLIGHT = 4
+MAX_WATCHED_SKUS = 10_000
+UNSPECIFIED = common_pb2.STOCK_STATUS_UNSPECIFIED
 NOTHING = ChannelLimit(cap_percent=0.0)
 """The limit at a node a channel does not sell from: it may promise nothing there."""
 
@@ -116,9 +122,11 @@ class Backend:
         coordinator: ReservationCoordinator,
         network: NetworkStore,
         view: NetworkView,
+        watch: WatchHub,
         metrics: Metrics,
         limits: Limits,
     ) -> None:
+        self.watch = watch
         self.router = router
         self.coordinator = coordinator
         self.network = network
@@ -313,6 +321,61 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             version=view.version,
         )
 
+    async def WatchAvailability(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[availability_pb2.AvailabilityUpdate]:
+        """Not wrapped by @rpc (a stream): refusals are turned into statuses here."""
+        started = time.perf_counter()
+        code = "OK"
+        try:
+            skus = skus_from_proto(request.skus, self.backend.limits, most=MAX_WATCHED_SKUS, least=0)
+            store = self.backend.network
+            channel = store.channel(request.channel_id) if request.channel_id else None
+            view = self.backend.view
+
+            def answer(sku: str) -> SkuAvailability:
+                network = store.network
+                positions = view.positions(sku)
+                if channel is None:
+                    return network_availability(sku, positions, network)
+                # The channel as it is now: rule changes apply to open streams too.
+                return channel_availability(sku, positions, network, store.channel(channel.channel_id))
+
+            watched = frozenset(skus) if skus else None
+            self.metrics.watchers.inc()
+            try:
+                async for version, catch_up, rows in self.backend.watch.watch(
+                    watched, request.from_version, answer
+                ):
+                    yield availability_pb2.AvailabilityUpdate(
+                        version=version,
+                        as_of=to_timestamp(view.as_of),
+                        catch_up=catch_up,
+                        changes=[
+                            availability_pb2.AvailabilityChange(
+                                sku=row.sku,
+                                available=row.available,
+                                status=STATUSES[row.status] if row.status else UNSPECIFIED,
+                                previous_status=STATUSES[previous] if previous else UNSPECIFIED,
+                            )
+                            for row, previous in rows
+                        ],
+                    )
+            finally:
+                self.metrics.watchers.dec()
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        except Exception as error:
+            status_code, status = to_status(error)
+            code = status_code.name
+            await context.abort_with_status(status)
+        finally:
+            self.metrics.requests.labels(method="WatchAvailability", code=code).inc()
+            self.metrics.latency.labels(method="WatchAvailability", code=code).observe(
+                time.perf_counter() - started
+            )
+
 
 class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
     def __init__(self, backend: Backend) -> None:
@@ -395,17 +458,23 @@ class NetworkServicer(network_pb2_grpc.NetworkServiceServicer):
     @rpc("PutGroups")
     async def PutGroups(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
         groups = groups_from_proto(request.groups, self.backend.limits)
-        return network_to_proto(await self.backend.network.change(groups=groups))
+        return await self._changed(self.backend.network.change(groups=groups))
 
     @rpc("DeleteGroups")
     async def DeleteGroups(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
-        return network_to_proto(await self.backend.network.change(drop_groups=request.group_ids))
+        return await self._changed(self.backend.network.change(drop_groups=request.group_ids))
 
     @rpc("PutChannels")
     async def PutChannels(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
         channels = channels_from_proto(request.channels, self.backend.limits)
-        return network_to_proto(await self.backend.network.change(channels=channels))
+        return await self._changed(self.backend.network.change(channels=channels))
 
     @rpc("DeleteChannels")
     async def DeleteChannels(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
-        return network_to_proto(await self.backend.network.change(drop_channels=request.channel_ids))
+        return await self._changed(self.backend.network.change(drop_channels=request.channel_ids))
+
+    async def _changed(self, change: Awaitable[Network]) -> network_pb2.NetworkConfig:
+        """Apply a change, then let open feeds recompute under the new rules."""
+        network = await change
+        self.backend.watch.rules_changed()
+        return network_to_proto(network)

@@ -299,3 +299,68 @@ async def test_pickup_search_finds_the_nearest_stores_with_the_basket(
             await client._call(client.availability_stub.FindPickupStores, bad)
         assert refused.value.code is grpc.StatusCode.INVALID_ARGUMENT
         assert field in [f for f, _ in refused.value.field_violations]
+
+
+async def next_update(stream: Any, timeout: float = 5.0) -> Any:
+    return await asyncio.wait_for(stream.read(), timeout)
+
+
+async def test_watch_pushes_changes_and_status_crossings_and_resumes(
+    client: OmnistockClient, shop: Admin
+) -> None:
+    from protos.gen.omnistock.v1 import availability_pb2
+
+    IN, LOW, OUT = (
+        common_pb2.STOCK_STATUS_IN_STOCK,
+        common_pb2.STOCK_STATUS_LOW_STOCK,
+        common_pb2.STOCK_STATUS_OUT_OF_STOCK,
+    )
+    request = availability_pb2.WatchAvailabilityRequest(channel_id="store-pickup", skus=["W1", "W2"])
+    stream = client.availability_stub.WatchAvailability(request)
+    first = await next_update(stream)
+    assert first.catch_up
+    assert [(c.sku, c.available, c.status) for c in first.changes] == [("W1", 0, OUT), ("W2", 0, OUT)]
+
+    await client.set_stock([level("W1", "STORE-1", 10)])
+    update = await next_update(stream)
+    assert [(c.sku, c.available, c.status, c.previous_status) for c in update.changes] == [
+        ("W1", 10, IN, OUT)
+    ]
+    await client.adjust("w1-sale", "W1", "STORE-1", -8)
+    update = await next_update(stream)
+    assert [(c.sku, c.available, c.status, c.previous_status) for c in update.changes] == [("W1", 2, LOW, IN)]
+    # A change to a SKU nobody watches sends nothing; the next update is about W2.
+    await client.set_stock([level("UNWATCHED", "STORE-1", 4)])
+    await client.set_stock([level("W2", "STORE-2", 1)])
+    update = await next_update(stream)
+    assert [c.sku for c in update.changes] == ["W2"]
+    last_version = update.version
+    stream.cancel()
+
+    # Resume: only what changed after the last version seen comes first.
+    await client.set_stock([level("W1", "STORE-1", 50)])
+    await asyncio.sleep(0.2)
+    resumed = client.availability_stub.WatchAvailability(
+        availability_pb2.WatchAvailabilityRequest(
+            channel_id="store-pickup", skus=["W1", "W2"], from_version=last_version
+        )
+    )
+    catch_up = await next_update(resumed)
+    assert catch_up.catch_up and [(c.sku, c.available) for c in catch_up.changes] == [("W1", 50)]
+
+    # A rule change reaches open streams at once.
+    stricter = network_pb2.Channel()
+    stricter.CopyFrom(PICKUP)
+    stricter.safety.append(network_pb2.SafetyRule(units=49, node_id="STORE-1"))
+    await shop("PutChannels", network_pb2.PutChannelsRequest(channels=[stricter]))
+    update = await next_update(resumed)
+    # W1 drops to 1; W2 (unchanged, but not yet sent on this stream) comes along once.
+    assert [(c.sku, c.available, c.status) for c in update.changes] == [("W1", 1, LOW), ("W2", 1, LOW)]
+    resumed.cancel()
+
+    with pytest.raises(grpc.aio.AioRpcError) as missing:
+        bad = client.availability_stub.WatchAvailability(
+            availability_pb2.WatchAvailabilityRequest(channel_id="nope")
+        )
+        await next_update(bad)
+    assert missing.value.code() is grpc.StatusCode.NOT_FOUND

@@ -119,3 +119,37 @@ class FindPickupStoresResponse(_message.Message):
     as_of: _timestamp_pb2.Timestamp
     version: int
     def __init__(self, complete: _Optional[_Iterable[_Union[PickupStore, _Mapping]]] = ..., partial: _Optional[_Iterable[_Union[PickupStore, _Mapping]]] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., version: _Optional[int] = ...) -> None: ...
+
+class WatchAvailabilityRequest(_message.Message):
+    __slots__ = ("channel_id", "skus", "from_version")
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    SKUS_FIELD_NUMBER: _ClassVar[int]
+    FROM_VERSION_FIELD_NUMBER: _ClassVar[int]
+    channel_id: str
+    skus: _containers.RepeatedScalarFieldContainer[str]
+    from_version: int
+    def __init__(self, channel_id: _Optional[str] = ..., skus: _Optional[_Iterable[str]] = ..., from_version: _Optional[int] = ...) -> None: ...
+
+class AvailabilityChange(_message.Message):
+    __slots__ = ("sku", "available", "status", "previous_status")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PREVIOUS_STATUS_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    available: int
+    status: _common_pb2.StockStatus
+    previous_status: _common_pb2.StockStatus
+    def __init__(self, sku: _Optional[str] = ..., available: _Optional[int] = ..., status: _Optional[_Union[_common_pb2.StockStatus, str]] = ..., previous_status: _Optional[_Union[_common_pb2.StockStatus, str]] = ...) -> None: ...
+
+class AvailabilityUpdate(_message.Message):
+    __slots__ = ("version", "as_of", "changes", "catch_up")
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    CHANGES_FIELD_NUMBER: _ClassVar[int]
+    CATCH_UP_FIELD_NUMBER: _ClassVar[int]
+    version: int
+    as_of: _timestamp_pb2.Timestamp
+    changes: _containers.RepeatedCompositeFieldContainer[AvailabilityChange]
+    catch_up: bool
+    def __init__(self, version: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., changes: _Optional[_Iterable[_Union[AvailabilityChange, _Mapping]]] = ..., catch_up: _Optional[bool] = ...) -> None: ...

@@ -45,6 +45,11 @@ class AvailabilityServiceStub:
                 request_serializer=omnistock_dot_v1_dot_availability__pb2.FindPickupStoresRequest.SerializeToString,
                 response_deserializer=omnistock_dot_v1_dot_availability__pb2.FindPickupStoresResponse.FromString,
                 _registered_method=True)
+        self.WatchAvailability = channel.unary_stream(
+                '/omnistock.v1.AvailabilityService/WatchAvailability',
+                request_serializer=omnistock_dot_v1_dot_availability__pb2.WatchAvailabilityRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_availability__pb2.AvailabilityUpdate.FromString,
+                _registered_method=True)
 
 
 class AvailabilityServiceServicer:
@@ -65,6 +70,14 @@ class AvailabilityServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchAvailability(self, request, context):
+        """Live feed of availability changes and status crossings for cache sync: first
+        the current state (or what changed since from_version), then every change.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AvailabilityServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +90,11 @@ def add_AvailabilityServiceServicer_to_server(servicer, server):
                     servicer.FindPickupStores,
                     request_deserializer=omnistock_dot_v1_dot_availability__pb2.FindPickupStoresRequest.FromString,
                     response_serializer=omnistock_dot_v1_dot_availability__pb2.FindPickupStoresResponse.SerializeToString,
+            ),
+            'WatchAvailability': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchAvailability,
+                    request_deserializer=omnistock_dot_v1_dot_availability__pb2.WatchAvailabilityRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_availability__pb2.AvailabilityUpdate.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -134,6 +152,33 @@ class AvailabilityService:
             '/omnistock.v1.AvailabilityService/FindPickupStores',
             omnistock_dot_v1_dot_availability__pb2.FindPickupStoresRequest.SerializeToString,
             omnistock_dot_v1_dot_availability__pb2.FindPickupStoresResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchAvailability(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/omnistock.v1.AvailabilityService/WatchAvailability',
+            omnistock_dot_v1_dot_availability__pb2.WatchAvailabilityRequest.SerializeToString,
+            omnistock_dot_v1_dot_availability__pb2.AvailabilityUpdate.FromString,
             options,
             channel_credentials,
             insecure,
