@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from availability.atp import future_free
 from availability.network import Channel, Network, StockStatus
 from reservations.model import PositionView
 
@@ -14,6 +15,16 @@ class NodeAvailability:
     position: PositionView
     available: int
     """What the asker may promise here (the channel's share, or the free units)."""
+    counts: bool = True
+    """False at a disabled node: neither its stock nor its expected supply count."""
+
+    def by_date(self, on: float) -> int:
+        """Promisable on day `on`: today's share plus supply expected by then and not yet promised."""
+        if not self.counts:
+            return 0
+        p = self.position
+        arriving = sum(units for expected_at, units in p.inbound if expected_at <= on)
+        return self.available + future_free(p.sellable, p.reserved, p.committed, arriving)
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +40,20 @@ class SkuAvailability:
     nodes: tuple[NodeAvailability, ...]
     status: StockStatus | None = None
     """By the channel's low-stock threshold; None without a channel."""
+
+    @property
+    def inbound(self) -> int:
+        return sum(n.position.inbound_units for n in self.nodes if n.counts)
+
+    def available_on(self, on: float) -> int:
+        return sum(node.by_date(on) for node in self.nodes)
+
+    def earliest(self, quantity: int, now: float) -> float | None:
+        """The first moment `quantity` units can be promised (now, or when supply arrives)."""
+        if self.available_on(now) >= quantity:
+            return now
+        dates = sorted({d for n in self.nodes if n.counts for d, _ in n.position.inbound if d > now})
+        return next((d for d in dates if self.available_on(d) >= quantity), None)
 
 
 def _answer(
@@ -54,7 +79,7 @@ def network_availability(sku: str, positions: Iterable[PositionView], network: N
     for position in positions:
         node = network.nodes.get(position.node_id)
         enabled = node is not None and node.enabled
-        rows.append(NodeAvailability(position, position.available if enabled else 0))
+        rows.append(NodeAvailability(position, position.available if enabled else 0, enabled))
     return _answer(sku, rows)
 
 

@@ -16,6 +16,8 @@ class ChannelLimit:
     """Share of the sellable units kept back; the larger of the two safeties applies."""
     cap_percent: float = 100.0
     """At most this share of the sellable units may be promised to the channel in total."""
+    future_supply: bool = False
+    """Holds may also take expected inbound supply not yet promised (preorders, backorders)."""
 
     def safety(self, sellable: int) -> int:
         return max(self.safety_units, math.ceil(sellable * self.safety_percent / 100))
@@ -25,6 +27,12 @@ class ChannelLimit:
         free = sellable - reserved - committed - self.safety(sellable)
         cap = math.floor(sellable * self.cap_percent / 100) - channel_used
         return max(0, min(free, cap))
+
+
+def future_free(sellable: int, reserved: int, committed: int, inbound: int) -> int:
+    """Expected supply not yet promised: inbound minus what is already promised beyond stock."""
+    promised_beyond_stock = max(0, reserved + committed - sellable)
+    return max(0, inbound - promised_beyond_stock)
 
 
 NO_LIMIT = ChannelLimit()

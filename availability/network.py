@@ -110,6 +110,8 @@ class Channel:
     """LOW_STOCK when 0 < available <= low_stock."""
     display_cap: int = 0
     """Answers show at most this many units (0: no cap); holds are not limited by it."""
+    future_supply_holds: bool = False
+    """Holds may take expected inbound supply (preorders, backorders), not only stock on hand."""
 
     def status(self, available: int) -> StockStatus:
         if available <= 0:
@@ -156,6 +158,7 @@ class Network:
             safety_units=safety.units if safety else 0,
             safety_percent=safety.percent if safety else 0.0,
             cap_percent=cap.percent if cap else 100.0,
+            future_supply=channel.future_supply_holds,
         )
 
     def with_changes(

@@ -116,7 +116,9 @@ def parse_network(text: str) -> tuple[list[Node], list[NodeGroup], list[Channel]
     for channel_id, table in data.get("channels", {}).items():
         where = f"channels[{channel_id}]"
         r.unknown_keys(
-            table, {"name", "groups", "safety", "caps", "low_stock_threshold", "display_cap"}, where
+            table,
+            {"name", "groups", "safety", "caps", "low_stock_threshold", "display_cap", "future_supply_holds"},
+            where,
         )
         safety = []
         for i, rule in enumerate(r.get(table, "safety", list, where, [])):
@@ -153,6 +155,7 @@ def parse_network(text: str) -> tuple[list[Node], list[NodeGroup], list[Channel]
                 caps=tuple(caps),
                 low_stock=r.get(table, "low_stock_threshold", int, where, 0),
                 display_cap=r.get(table, "display_cap", int, where, 0),
+                future_supply_holds=r.get(table, "future_supply_holds", bool, where, False),
             )
         )
     if r.problems:

@@ -220,6 +220,8 @@ def adjustments_problems(adjustments: Sequence[inventory_pb2.StockAdjustment], l
             problems.add(f"{field}.delta", f"must be non-zero and within +-{limits.max_on_hand}")
         if adjustment.state not in STOCK_STATES:
             problems.add(f"{field}.state", f"unknown stock state {adjustment.state}")
+        if adjustment.supply_id:
+            problems.check_id(f"{field}.supply_id", adjustment.supply_id, limits)
         if len(adjustment.reason) > 200:
             problems.add(f"{field}.reason", "must be at most 200 characters")
     problems.raise_if_any()
@@ -236,6 +238,7 @@ def position_to_proto(position: PositionView, available: int) -> common_pb2.Posi
         as_of=to_timestamp(position.as_of),
         damaged=position.damaged,
         quality_hold=position.quality_hold,
+        inbound=position.inbound_units,
     )
 
 
@@ -251,7 +254,13 @@ def skus_from_proto(skus: Sequence[str], limits: Limits, most: int = 0, least: i
     return list(skus)
 
 
-def availability_to_proto(answer: SkuAvailability, include_nodes: bool) -> availability_pb2.SkuAvailability:
+def availability_to_proto(
+    answer: SkuAvailability,
+    include_nodes: bool,
+    by_date: float | None = None,
+    quantity: int = 0,
+    now: float = 0.0,
+) -> availability_pb2.SkuAvailability:
     message = availability_pb2.SkuAvailability(
         sku=answer.sku,
         available=answer.available,
@@ -261,7 +270,14 @@ def availability_to_proto(answer: SkuAvailability, include_nodes: bool) -> avail
         damaged=answer.damaged,
         quality_hold=answer.quality_hold,
         status=STATUSES[answer.status] if answer.status else common_pb2.STOCK_STATUS_UNSPECIFIED,
+        inbound=answer.inbound,
     )
+    if by_date is not None:
+        message.available_by_date = answer.available_on(by_date)
+    if quantity:
+        earliest = answer.earliest(quantity, now)
+        if earliest is not None:
+            message.earliest_date.CopyFrom(to_timestamp(earliest))
     if include_nodes:
         message.nodes.extend(position_to_proto(n.position, n.available) for n in answer.nodes)
     return message
@@ -394,6 +410,7 @@ def channels_from_proto(channels: Sequence[network_pb2.Channel], limits: Limits)
                 caps=caps,
                 low_stock=channel.low_stock_threshold,
                 display_cap=channel.display_cap,
+                future_supply_holds=channel.future_supply_holds,
             )
         )
     problems.raise_if_any()
@@ -437,6 +454,7 @@ def network_to_proto(network: Network) -> network_pb2.NetworkConfig:
             ],
             low_stock_threshold=channel.low_stock,
             display_cap=channel.display_cap,
+            future_supply_holds=channel.future_supply_holds,
         )
     return config
 
@@ -529,3 +547,43 @@ def pickup_store_to_proto(store: PickupStore) -> availability_pb2.PickupStore:
             for i in store.items
         ],
     )
+
+
+def supplies_from_proto(
+    supplies: Sequence[inventory_pb2.InboundSupply], limits: Limits, now: float
+) -> list[tuple[str, str, str, int, float]]:
+    """(supply_id, sku, node_id, quantity, expected_at) of each supply, validated together."""
+    problems = Problems()
+    problems.check_count("supplies", len(supplies), limits.max_levels)
+    seen: set[tuple[str, str, str]] = set()
+    result = []
+    for i, supply in enumerate(supplies):
+        field = f"supplies[{i}]"
+        problems.check_id(f"{field}.supply_id", supply.supply_id, limits)
+        line = (supply.supply_id, supply.sku, supply.node_id)
+        if line in seen:
+            problems.add(field, f"{supply.supply_id} for {supply.sku} at {supply.node_id} appears twice")
+        seen.add(line)
+        problems.check_id(f"{field}.sku", supply.sku, limits)
+        problems.check_id(f"{field}.node_id", supply.node_id, limits)
+        if not 0 <= supply.quantity <= limits.max_on_hand:
+            problems.add(
+                f"{field}.quantity", f"must be within 0..{limits.max_on_hand}, got {supply.quantity}"
+            )
+        expected_at = to_seconds(supply.expected_at)
+        if not supply.HasField("expected_at") or expected_at < 0 or expected_at > now + 5 * 365 * 86400:
+            problems.add(f"{field}.expected_at", "is required and must be within the next five years")
+        result.append((supply.supply_id, supply.sku, supply.node_id, supply.quantity, expected_at))
+    problems.raise_if_any()
+    return result
+
+
+def date_query_from_proto(
+    request: availability_pb2.GetAvailabilityRequest, limits: Limits
+) -> tuple[float | None, int]:
+    problems = Problems()
+    if request.quantity and not 1 <= request.quantity <= limits.max_on_hand:
+        problems.add("quantity", f"must be within 1..{limits.max_on_hand}, got {request.quantity}")
+    problems.raise_if_any()
+    by_date = to_seconds(request.by_date) if request.HasField("by_date") else None
+    return by_date, request.quantity

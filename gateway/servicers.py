@@ -24,6 +24,7 @@ from gateway.convert import (
     adjustments_problems,
     availability_to_proto,
     channels_from_proto,
+    date_query_from_proto,
     groups_from_proto,
     levels_from_proto,
     network_to_proto,
@@ -36,6 +37,7 @@ from gateway.convert import (
     reservation_to_proto,
     reserve_from_proto,
     skus_from_proto,
+    supplies_from_proto,
     to_timestamp,
 )
 from gateway.errors import to_status
@@ -64,6 +66,7 @@ from reservations.commands import (
     SetStock,
     StockResult,
 )
+from reservations.commands import ExpectSupply as ExpectSupplyCommand
 from reservations.coordinator import ReservationCoordinator
 from reservations.errors import AlreadyExists, FailedPrecondition, InsufficientStock
 from reservations.model import Line, PositionView
@@ -82,6 +85,7 @@ ADJUSTMENT_OUTCOMES = {
     AdjustOutcome.REPLAYED: inventory_pb2.ADJUSTMENT_OUTCOME_REPLAYED,
     AdjustOutcome.REFUSED_NEGATIVE: inventory_pb2.ADJUSTMENT_OUTCOME_REFUSED_NEGATIVE,
     AdjustOutcome.CONFLICT: inventory_pb2.ADJUSTMENT_OUTCOME_CONFLICT,
+    AdjustOutcome.UNKNOWN_SUPPLY: inventory_pb2.ADJUSTMENT_OUTCOME_UNKNOWN_SUPPLY,
 }
 
 
@@ -204,6 +208,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
                 a.delta,
                 a.reason,
                 STOCK_STATES[a.state],
+                a.supply_id,
             )
             for a in adjustments
         ]
@@ -253,6 +258,17 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
                 task.cancel()
         return inventory_pb2.LoadStockResponse(received=received, applied=applied, stale=stale)
 
+    @rpc("ExpectSupply")
+    async def ExpectSupply(self, request: Any, context: Any) -> inventory_pb2.ExpectSupplyResponse:
+        supplies = supplies_from_proto(request.supplies, self.backend.limits, time.time())
+        self.backend.network.require({node_id for _, _, node_id, _, _ in supplies})
+        commands = [
+            ExpectSupplyCommand(self.backend.partition(sku), supply_id, sku, node_id, quantity, expected_at)
+            for supply_id, sku, node_id, quantity, expected_at in supplies
+        ]
+        await self.backend.router.execute(commands)
+        return inventory_pb2.ExpectSupplyResponse(applied=len(commands))
+
     @rpc("CheckConservation")
     async def CheckConservation(self, request: Any, context: Any) -> inventory_pb2.CheckConservationResponse:
         problems = await self.backend.router.check()
@@ -269,6 +285,7 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
     @rpc("GetAvailability")
     async def GetAvailability(self, request: Any, context: Any) -> availability_pb2.GetAvailabilityResponse:
         skus = skus_from_proto(request.skus, self.backend.limits)
+        by_date, quantity = date_query_from_proto(request, self.backend.limits)
         store = self.backend.network
         channel = store.channel(request.channel_id) if request.channel_id else None
         network = store.network
@@ -286,7 +303,10 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
             for sku in skus
         ]
         return availability_pb2.GetAvailabilityResponse(
-            skus=[availability_to_proto(a, request.include_nodes) for a in answers],
+            skus=[
+                availability_to_proto(a, request.include_nodes, by_date, quantity, time.time())
+                for a in answers
+            ],
             as_of=to_timestamp(as_of),
             version=version,
             consistent=request.consistent,

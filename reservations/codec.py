@@ -17,6 +17,7 @@ from reservations.model import (
     StockAdjusted,
     StockSet,
     StockState,
+    SupplyExpected,
 )
 from reservations.partition import Partition
 
@@ -69,6 +70,7 @@ def event_to_proto(event: Event) -> pb.Event:
                     delta=event.delta,
                     reason=event.reason,
                     state=_STOCK_STATES[event.state],
+                    supply_id=event.supply_id,
                 )
             )
         case HoldPlaced():
@@ -92,9 +94,25 @@ def event_to_proto(event: Event) -> pb.Event:
             return pb.Event(hold_aborted=pb.HoldAborted(reservation_id=event.reservation_id))
         case ClaimRecorded():
             return pb.Event(claim_recorded=_claim_to_proto(event))
+        case SupplyExpected():
+            return pb.Event(supply_expected=_supply_to_proto(event))
         case ClaimDropped():
             return pb.Event(claim_dropped=pb.ClaimDropped(reservation_id=event.reservation_id))
     raise TypeError(f"unknown event {event!r}")
+
+
+def _supply_to_proto(supply: SupplyExpected) -> pb.SupplyExpected:
+    return pb.SupplyExpected(
+        supply_id=supply.supply_id,
+        sku=supply.sku,
+        node_id=supply.node_id,
+        quantity=supply.quantity,
+        expected_at=supply.expected_at,
+    )
+
+
+def _supply_from_proto(s: pb.SupplyExpected) -> SupplyExpected:
+    return SupplyExpected(s.supply_id, s.sku, s.node_id, s.quantity, s.expected_at)
 
 
 def _claim_to_proto(claim: ClaimRecorded | Claim) -> pb.ClaimRecorded:
@@ -114,8 +132,10 @@ def event_from_proto(message: pb.Event) -> Event:
     if kind == "stock_adjusted":
         a = message.stock_adjusted
         return StockAdjusted(
-            a.adjustment_id, a.sku, a.node_id, a.delta, a.reason, _STOCK_STATES_BACK[a.state]
+            a.adjustment_id, a.sku, a.node_id, a.delta, a.reason, _STOCK_STATES_BACK[a.state], a.supply_id
         )
+    if kind == "supply_expected":
+        return _supply_from_proto(message.supply_expected)
     if kind == "hold_placed":
         h = message.hold_placed
         return HoldPlaced(
@@ -173,7 +193,13 @@ def encode_snapshot(partition: Partition, last_entry_id: str) -> bytes:
             node_id=adjustment.node_id,
             delta=adjustment.delta,
             state=_STOCK_STATES[adjustment.state],
+            supply_id=adjustment.supply_id,
         )
+    for sku, nodes in partition.positions.items():
+        for node_id, position in nodes.items():
+            for supply_id, (expected_at, quantity) in (position.inbound or {}).items():
+                supply = SupplyExpected(supply_id, sku, node_id, quantity, expected_at)
+                snapshot.supplies.append(_supply_to_proto(supply))
     return snapshot.SerializeToString()
 
 
@@ -202,8 +228,11 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
             Claim(c.reservation_id, c.fingerprint, tuple(c.partitions), c.created_at) for c in snapshot.claims
         ),
         adjustments=(
-            StockAdjusted(a.adjustment_id, a.sku, a.node_id, a.delta, "", _STOCK_STATES_BACK[a.state])
+            StockAdjusted(
+                a.adjustment_id, a.sku, a.node_id, a.delta, "", _STOCK_STATES_BACK[a.state], a.supply_id
+            )
             for a in snapshot.adjustments
         ),
+        supplies=(_supply_from_proto(s) for s in snapshot.supplies),
     )
     return partition, snapshot.last_entry_id

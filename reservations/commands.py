@@ -40,6 +40,23 @@ class AdjustStock:
     reason: str = ""
     state: StockState = StockState.SELLABLE
     """Which units change: sellable ones, or the damaged / quality-hold ones."""
+    supply_id: str = ""
+    """Receive this expected supply: its remaining units drop by delta."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExpectSupply:
+    """Create, change or (with 0 units) clear one line of an expected inbound supply.
+
+    A supply id (a purchase order, a transfer) may have lines for many SKUs and nodes;
+    (supply_id, sku, node_id) names one line."""
+
+    partition: int
+    supply_id: str
+    sku: str
+    node_id: str
+    quantity: int
+    expected_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +143,7 @@ class ReadPositions:
 Command = (
     SetStock
     | AdjustStock
+    | ExpectSupply
     | PlaceHold
     | AbortHold
     | ConfirmPart
@@ -152,11 +170,18 @@ class AdjustOutcome(enum.Enum):
     REPLAYED = "replayed"
     REFUSED_NEGATIVE = "refused_negative"
     CONFLICT = "conflict"
+    UNKNOWN_SUPPLY = "unknown_supply"
+    """A receipt names a supply that is not expected at this position (or is not a receipt)."""
 
 
 @dataclass(frozen=True, slots=True)
 class AdjustResult:
     outcome: AdjustOutcome
+    position: PositionView
+
+
+@dataclass(frozen=True, slots=True)
+class SupplyResult:
     position: PositionView
 
 
@@ -220,4 +245,4 @@ class PositionsResult:
     positions: tuple[PositionView, ...]
 
 
-Result = StockResult | AdjustResult | HoldResult | PartResult | ClaimResult | PositionsResult
+Result = StockResult | AdjustResult | SupplyResult | HoldResult | PartResult | ClaimResult | PositionsResult

@@ -57,6 +57,12 @@ class Position:
     """Part of on_hand that is not sellable until released."""
     by_channel: dict[str, int] | None = None
     """Units reserved or committed through each channel (for allocation caps)."""
+    inbound: dict[str, tuple[float, int]] | None = None
+    """Expected supply by supply id: (expected_at, units still to come)."""
+
+    @property
+    def inbound_units(self) -> int:
+        return sum(units for _, units in self.inbound.values()) if self.inbound else 0
 
     @property
     def sellable(self) -> int:
@@ -83,6 +89,12 @@ class PositionView:
     damaged: int = 0
     quality_hold: int = 0
     by_channel: tuple[tuple[str, int], ...] = ()
+    inbound: tuple[tuple[float, int], ...] = ()
+    """Expected supply as (expected_at, units), earliest first."""
+
+    @property
+    def inbound_units(self) -> int:
+        return sum(units for _, units in self.inbound)
 
     @property
     def sellable(self) -> int:
@@ -98,6 +110,7 @@ class PositionView:
     @staticmethod
     def of(sku: str, node_id: str, position: Position) -> PositionView:
         by_channel = tuple(sorted(position.by_channel.items())) if position.by_channel else ()
+        inbound = tuple(sorted(position.inbound.values())) if position.inbound else ()
         return PositionView(
             sku,
             node_id,
@@ -108,6 +121,7 @@ class PositionView:
             position.damaged,
             position.quality_hold,
             by_channel,
+            inbound,
         )
 
 
@@ -179,6 +193,19 @@ class StockAdjusted:
     delta: int
     reason: str
     state: StockState = StockState.SELLABLE
+    supply_id: str = ""
+    """A receipt of this expected supply: it comes off the supply as it goes on hand."""
+
+
+@dataclass(frozen=True, slots=True)
+class SupplyExpected:
+    """A line of inbound supply (a purchase order, a transfer) expected at a node; 0 units clears it."""
+
+    supply_id: str
+    sku: str
+    node_id: str
+    quantity: int
+    expected_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,4 +243,13 @@ class ClaimDropped:
     reservation_id: str
 
 
-Event = StockSet | StockAdjusted | HoldPlaced | PartChanged | HoldAborted | ClaimRecorded | ClaimDropped
+Event = (
+    StockSet
+    | StockAdjusted
+    | SupplyExpected
+    | HoldPlaced
+    | PartChanged
+    | HoldAborted
+    | ClaimRecorded
+    | ClaimDropped
+)

@@ -12,7 +12,7 @@ import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 
-from availability.atp import NO_LIMIT, ChannelLimit
+from availability.atp import NO_LIMIT, ChannelLimit, future_free
 from reservations.commands import (
     AbortHold,
     AdjustOutcome,
@@ -23,6 +23,7 @@ from reservations.commands import (
     Command,
     ConfirmPart,
     DropClaim,
+    ExpectSupply,
     GetClaim,
     GetPart,
     HoldOutcome,
@@ -38,6 +39,7 @@ from reservations.commands import (
     SetStock,
     ShortLine,
     StockResult,
+    SupplyResult,
 )
 from reservations.model import (
     Claim,
@@ -54,6 +56,7 @@ from reservations.model import (
     StockAdjusted,
     StockSet,
     StockState,
+    SupplyExpected,
     line_key,
 )
 
@@ -112,6 +115,8 @@ class Partition:
                 return self._set_stock(command)
             case AdjustStock():
                 return self._adjust(command)
+            case ExpectSupply():
+                return self._expect(command)
             case PlaceHold():
                 return self._place_hold(command)
             case ConfirmPart():
@@ -150,6 +155,8 @@ class Partition:
                 return StockResult(True, self.view(sku, node_id))
             case AdjustStock(sku=sku, node_id=node_id):
                 return AdjustResult(AdjustOutcome.APPLIED, self.view(sku, node_id))
+            case ExpectSupply(sku=sku, node_id=node_id):
+                return SupplyResult(self.view(sku, node_id))
             case PlaceHold() | ConfirmPart() | ReleasePart():
                 part = self.parts[command.reservation_id]
                 assert isinstance(result, (HoldResult, PartResult))
@@ -191,6 +198,12 @@ class Partition:
             if not same:
                 return AdjustResult(AdjustOutcome.CONFLICT, current), []
             return AdjustResult(AdjustOutcome.REPLAYED, current), []
+        if command.supply_id and (
+            command.state is not StockState.SELLABLE
+            or command.delta <= 0
+            or command.supply_id not in self._inbound(command.sku, command.node_id)
+        ):
+            return AdjustResult(AdjustOutcome.UNKNOWN_SUPPLY, current), []
         units = {
             StockState.SELLABLE: current.sellable,
             StockState.DAMAGED: current.damaged,
@@ -199,9 +212,29 @@ class Partition:
         if units + command.delta < 0:
             return AdjustResult(AdjustOutcome.REFUSED_NEGATIVE, current), []
         event = StockAdjusted(
-            command.adjustment_id, command.sku, command.node_id, command.delta, command.reason, command.state
+            command.adjustment_id,
+            command.sku,
+            command.node_id,
+            command.delta,
+            command.reason,
+            command.state,
+            command.supply_id,
         )
         return AdjustResult(AdjustOutcome.APPLIED, current), [event]
+
+    def _inbound(self, sku: str, node_id: str) -> dict[str, tuple[float, int]]:
+        position = self.positions.get(sku, {}).get(node_id)
+        return (position.inbound if position else None) or {}
+
+    def _expect(self, command: ExpectSupply) -> tuple[Result, list[Event]]:
+        current = self.view(command.sku, command.node_id)
+        known = self._inbound(command.sku, command.node_id).get(command.supply_id)
+        if known == (command.expected_at, command.quantity) or (known is None and command.quantity == 0):
+            return SupplyResult(current), []
+        event = SupplyExpected(
+            command.supply_id, command.sku, command.node_id, command.quantity, command.expected_at
+        )
+        return SupplyResult(current), [event]
 
     def _place_hold(self, command: PlaceHold) -> tuple[Result, list[Event]]:
         existing = self.parts.get(command.reservation_id)
@@ -240,8 +273,13 @@ class Partition:
         position = self.positions.get(sku, {}).get(node_id) or Position()
         if limit is None:
             return max(0, position.available)
-        return limit.promisable(
+        now = limit.promisable(
             position.sellable, position.reserved, position.committed, position.channel_used(channel)
+        )
+        if not limit.future_supply:
+            return now
+        return now + future_free(
+            position.sellable, position.reserved, position.committed, position.inbound_units
         )
 
     def _change(self, reservation_id: str, at: float, target: PartState) -> tuple[Result, list[Event]]:
@@ -304,8 +342,12 @@ class Partition:
                     position.damaged += event.delta
                 elif event.state is StockState.QUALITY_HOLD:
                     position.quality_hold += event.delta
+                if event.supply_id:
+                    self._receive(event.sku, event.node_id, event.supply_id, event.delta)
                 self.adjustments[event.adjustment_id] = event
                 self.touched.add((event.sku, event.node_id))
+            case SupplyExpected():
+                self._set_supply(event.supply_id, event.sku, event.node_id, event.expected_at, event.quantity)
             case HoldPlaced():
                 part = Part(
                     event.reservation_id,
@@ -334,6 +376,22 @@ class Partition:
                 del self.claims[event.reservation_id]
             case _:
                 raise TypeError(f"unknown event {event!r}")
+
+    def _set_supply(self, supply_id: str, sku: str, node_id: str, expected_at: float, quantity: int) -> None:
+        position = self.position(sku, node_id)
+        inbound = position.inbound = position.inbound or {}
+        if quantity > 0:
+            inbound[supply_id] = (expected_at, quantity)
+        else:
+            inbound.pop(supply_id, None)
+        self.touched.add((sku, node_id))
+
+    def _receive(self, sku: str, node_id: str, supply_id: str, units: int) -> None:
+        """Units of an expected supply arrived: they leave the supply as they go on hand."""
+        known = self._inbound(sku, node_id).get(supply_id)
+        if known is not None:
+            expected_at, remaining = known
+            self._set_supply(supply_id, sku, node_id, expected_at, max(0, remaining - units))
 
     def _add_part(self, part: Part) -> None:
         self.parts[part.reservation_id] = part
@@ -367,6 +425,7 @@ class Partition:
         parts: Iterable[Part],
         claims: Iterable[Claim],
         adjustments: Iterable[StockAdjusted],
+        supplies: Iterable[SupplyExpected] = (),
     ) -> None:
         """Load a snapshot; reserved and committed are recomputed from the parts."""
         for sku, node_id, on_hand, as_of, damaged, quality_hold in positions:
@@ -381,6 +440,10 @@ class Partition:
             self.claims[claim.reservation_id] = claim
         for adjustment in adjustments:
             self.adjustments[adjustment.adjustment_id] = adjustment
+        for supply in supplies:
+            self._set_supply(
+                supply.supply_id, supply.sku, supply.node_id, supply.expected_at, supply.quantity
+            )
 
     def check(self) -> list[str]:
         """Conservation check: reserved, committed and the per-channel units equal the open

@@ -364,3 +364,75 @@ async def test_watch_pushes_changes_and_status_crossings_and_resumes(
         )
         await next_update(bad)
     assert missing.value.code() is grpc.StatusCode.NOT_FOUND
+
+
+async def test_future_supply_dates_and_preorder_holds(client: OmnistockClient, shop: Admin) -> None:
+    from google.protobuf.timestamp_pb2 import Timestamp
+
+    from protos.gen.omnistock.v1 import availability_pb2, inventory_pb2
+
+    def ts(seconds: float) -> Timestamp:
+        stamp = Timestamp()
+        stamp.FromNanoseconds(int(seconds * 1e9))
+        return stamp
+
+    day = 86_400.0
+    now = time.time()
+    preorder = network_pb2.Channel(channel_id="preorder", groups=["dcs"], future_supply_holds=True)
+    await shop("PutChannels", network_pb2.PutChannelsRequest(channels=[preorder]))
+    await client.set_stock([level("F", "DC-1", 2)])
+    supplies = [
+        inventory_pb2.InboundSupply(
+            supply_id="PO-1", sku="F", node_id="DC-1", quantity=5, expected_at=ts(now + 2 * day)
+        ),
+        inventory_pb2.InboundSupply(
+            supply_id="PO-2", sku="F", node_id="DC-1", quantity=10, expected_at=ts(now + 10 * day)
+        ),
+    ]
+    response = await client._call(
+        client.inventory.ExpectSupply, inventory_pb2.ExpectSupplyRequest(supplies=supplies)
+    )
+    assert response.applied == 2
+
+    async def dates(quantity: int, by: float) -> tuple[int, int, float | None]:
+        request = availability_pb2.GetAvailabilityRequest(
+            skus=["F"], channel_id="preorder", consistent=True, quantity=quantity, by_date=ts(by)
+        )
+        answer = (await client._call(client.availability_stub.GetAvailability, request)).skus[0]
+        earliest = answer.earliest_date.ToNanoseconds() / 1e9 if answer.HasField("earliest_date") else None
+        return answer.inbound, answer.available_by_date, earliest
+
+    inbound, by_day_5, earliest = await dates(6, now + 5 * day)
+    assert (inbound, by_day_5) == (15, 7) and earliest == pytest.approx(now + 2 * day, abs=1)
+    assert (await dates(15, now))[2] == pytest.approx(now + 10 * day, abs=1)
+    assert (await dates(30, now))[2] is None
+
+    # web cannot promise supply that has not arrived; the preorder channel can, up to what is expected.
+    with pytest.raises(OmnistockRpcError):
+        await client.reserve("web-f", [line("F", "DC-1", 3)], channel_id="web")
+    await client.reserve("pre-1", [line("F", "DC-1", 12)], channel_id="preorder")
+    await client.reserve("pre-2", [line("F", "DC-1", 5)], channel_id="preorder")
+    with pytest.raises(OmnistockRpcError) as refused:
+        await client.reserve("pre-3", [line("F", "DC-1", 1)], channel_id="preorder")
+    assert refused.value.short_lines[0].available == 0
+
+    # The purchase order arrives: on hand up, supply down, in one step.
+    receipt = inventory_pb2.StockAdjustment(
+        adjustment_id="rcv-1", sku="F", node_id="DC-1", delta=5, supply_id="PO-1"
+    )
+    result = (await client.adjust_stock([receipt])).results[0]
+    assert result.outcome == inventory_pb2.ADJUSTMENT_OUTCOME_APPLIED
+    assert (result.position.on_hand, result.position.inbound) == (7, 10)
+    unknown = inventory_pb2.StockAdjustment(
+        adjustment_id="rcv-2", sku="F", node_id="DC-1", delta=5, supply_id="PO-9"
+    )
+    assert (await client.adjust_stock([unknown])).results[0].outcome == (
+        inventory_pb2.ADJUSTMENT_OUTCOME_UNKNOWN_SUPPLY
+    )
+    # A purchase order has lines for many SKUs: the same id elsewhere is another line.
+    other = inventory_pb2.InboundSupply(
+        supply_id="PO-2", sku="OTHER", node_id="DC-1", quantity=1, expected_at=ts(now + day)
+    )
+    await client._call(client.inventory.ExpectSupply, inventory_pb2.ExpectSupplyRequest(supplies=[other]))
+    assert (await dates(15, now))[0] == 10
+    assert (await client.check_conservation()).ok

@@ -11,19 +11,23 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GetAvailabilityRequest(_message.Message):
-    __slots__ = ("skus", "include_nodes", "channel_id", "consistent")
+    __slots__ = ("skus", "include_nodes", "channel_id", "consistent", "by_date", "quantity")
     SKUS_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_NODES_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     CONSISTENT_FIELD_NUMBER: _ClassVar[int]
+    BY_DATE_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
     skus: _containers.RepeatedScalarFieldContainer[str]
     include_nodes: bool
     channel_id: str
     consistent: bool
-    def __init__(self, skus: _Optional[_Iterable[str]] = ..., include_nodes: _Optional[bool] = ..., channel_id: _Optional[str] = ..., consistent: _Optional[bool] = ...) -> None: ...
+    by_date: _timestamp_pb2.Timestamp
+    quantity: int
+    def __init__(self, skus: _Optional[_Iterable[str]] = ..., include_nodes: _Optional[bool] = ..., channel_id: _Optional[str] = ..., consistent: _Optional[bool] = ..., by_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., quantity: _Optional[int] = ...) -> None: ...
 
 class SkuAvailability(_message.Message):
-    __slots__ = ("sku", "available", "on_hand", "reserved", "committed", "nodes", "damaged", "quality_hold", "status")
+    __slots__ = ("sku", "available", "on_hand", "reserved", "committed", "nodes", "damaged", "quality_hold", "status", "inbound", "available_by_date", "earliest_date")
     SKU_FIELD_NUMBER: _ClassVar[int]
     AVAILABLE_FIELD_NUMBER: _ClassVar[int]
     ON_HAND_FIELD_NUMBER: _ClassVar[int]
@@ -33,6 +37,9 @@ class SkuAvailability(_message.Message):
     DAMAGED_FIELD_NUMBER: _ClassVar[int]
     QUALITY_HOLD_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
+    INBOUND_FIELD_NUMBER: _ClassVar[int]
+    AVAILABLE_BY_DATE_FIELD_NUMBER: _ClassVar[int]
+    EARLIEST_DATE_FIELD_NUMBER: _ClassVar[int]
     sku: str
     available: int
     on_hand: int
@@ -42,7 +49,10 @@ class SkuAvailability(_message.Message):
     damaged: int
     quality_hold: int
     status: _common_pb2.StockStatus
-    def __init__(self, sku: _Optional[str] = ..., available: _Optional[int] = ..., on_hand: _Optional[int] = ..., reserved: _Optional[int] = ..., committed: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[_common_pb2.Position, _Mapping]]] = ..., damaged: _Optional[int] = ..., quality_hold: _Optional[int] = ..., status: _Optional[_Union[_common_pb2.StockStatus, str]] = ...) -> None: ...
+    inbound: int
+    available_by_date: int
+    earliest_date: _timestamp_pb2.Timestamp
+    def __init__(self, sku: _Optional[str] = ..., available: _Optional[int] = ..., on_hand: _Optional[int] = ..., reserved: _Optional[int] = ..., committed: _Optional[int] = ..., nodes: _Optional[_Iterable[_Union[_common_pb2.Position, _Mapping]]] = ..., damaged: _Optional[int] = ..., quality_hold: _Optional[int] = ..., status: _Optional[_Union[_common_pb2.StockStatus, str]] = ..., inbound: _Optional[int] = ..., available_by_date: _Optional[int] = ..., earliest_date: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetAvailabilityResponse(_message.Message):
     __slots__ = ("skus", "as_of", "version", "consistent")

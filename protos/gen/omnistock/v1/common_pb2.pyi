@@ -64,7 +64,7 @@ class Node(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., type: _Optional[_Union[NodeType, str]] = ..., name: _Optional[str] = ..., ships: _Optional[bool] = ..., pickup: _Optional[bool] = ..., latitude: _Optional[float] = ..., longitude: _Optional[float] = ..., enabled: _Optional[bool] = ...) -> None: ...
 
 class Position(_message.Message):
-    __slots__ = ("sku", "node_id", "on_hand", "reserved", "committed", "available", "as_of", "damaged", "quality_hold")
+    __slots__ = ("sku", "node_id", "on_hand", "reserved", "committed", "available", "as_of", "damaged", "quality_hold", "inbound")
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ON_HAND_FIELD_NUMBER: _ClassVar[int]
@@ -74,6 +74,7 @@ class Position(_message.Message):
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     DAMAGED_FIELD_NUMBER: _ClassVar[int]
     QUALITY_HOLD_FIELD_NUMBER: _ClassVar[int]
+    INBOUND_FIELD_NUMBER: _ClassVar[int]
     sku: str
     node_id: str
     on_hand: int
@@ -83,7 +84,8 @@ class Position(_message.Message):
     as_of: _timestamp_pb2.Timestamp
     damaged: int
     quality_hold: int
-    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., reserved: _Optional[int] = ..., committed: _Optional[int] = ..., available: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., damaged: _Optional[int] = ..., quality_hold: _Optional[int] = ...) -> None: ...
+    inbound: int
+    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., reserved: _Optional[int] = ..., committed: _Optional[int] = ..., available: _Optional[int] = ..., as_of: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., damaged: _Optional[int] = ..., quality_hold: _Optional[int] = ..., inbound: _Optional[int] = ...) -> None: ...
 
 class InsufficientStock(_message.Message):
     __slots__ = ("lines",)

@@ -26,45 +26,51 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from protos.gen.omnistock.v1 import common_pb2 as omnistock_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1comnistock/v1/inventory.proto\x12\x0comnistock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19omnistock/v1/common.proto\"4\n\x0fPutNodesRequest\x12!\n\x05nodes\x18\x01 \x03(\x0b\x32\x12.omnistock.v1.Node\"4\n\x10PutNodesResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x05\x12\x0f\n\x07updated\x18\x02 \x01(\x05\"8\n\x10ListNodesRequest\x12$\n\x04type\x18\x01 \x01(\x0e\x32\x16.omnistock.v1.NodeType\"6\n\x11ListNodesResponse\x12!\n\x05nodes\x18\x01 \x03(\x0b\x32\x12.omnistock.v1.Node\"\x8d\x01\n\nStockLevel\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x64\x61maged\x18\x05 \x01(\x03\x12\x14\n\x0cquality_hold\x18\x06 \x01(\x03\";\n\x0fSetStockRequest\x12(\n\x06levels\x18\x01 \x03(\x0b\x32\x18.omnistock.v1.StockLevel\"2\n\x10SetStockResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x05\x12\r\n\x05stale\x18\x02 \x01(\x05\"\x8e\x01\n\x0fStockAdjustment\x12\x15\n\radjustment_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x03\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\'\n\x05state\x18\x06 \x01(\x0e\x32\x18.omnistock.v1.StockState\"H\n\x12\x41\x64justStockRequest\x12\x32\n\x0b\x61\x64justments\x18\x01 \x03(\x0b\x32\x1d.omnistock.v1.StockAdjustment\"\x85\x01\n\x10\x41\x64justmentResult\x12\x15\n\radjustment_id\x18\x01 \x01(\t\x12\x30\n\x07outcome\x18\x02 \x01(\x0e\x32\x1f.omnistock.v1.AdjustmentOutcome\x12(\n\x08position\x18\x03 \x01(\x0b\x32\x16.omnistock.v1.Position\"F\n\x13\x41\x64justStockResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.omnistock.v1.AdjustmentResult\"<\n\x10LoadStockRequest\x12(\n\x06levels\x18\x01 \x03(\x0b\x32\x18.omnistock.v1.StockLevel\"\x1a\n\x18\x43heckConservationRequest\"Q\n\x19\x43heckConservationResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08problems\x18\x02 \x03(\t\x12\x16\n\x0eshards_checked\x18\x03 \x01(\x05\"E\n\x11LoadStockResponse\x12\x10\n\x08received\x18\x01 \x01(\x03\x12\x0f\n\x07\x61pplied\x18\x02 \x01(\x03\x12\r\n\x05stale\x18\x03 \x01(\x03*\xc2\x01\n\x11\x41\x64justmentOutcome\x12\"\n\x1e\x41\x44JUSTMENT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41\x44JUSTMENT_OUTCOME_APPLIED\x10\x01\x12\x1f\n\x1b\x41\x44JUSTMENT_OUTCOME_REPLAYED\x10\x02\x12\'\n#ADJUSTMENT_OUTCOME_REFUSED_NEGATIVE\x10\x03\x12\x1f\n\x1b\x41\x44JUSTMENT_OUTCOME_CONFLICT\x10\x04\x32\x80\x04\n\x10InventoryService\x12I\n\x08PutNodes\x12\x1d.omnistock.v1.PutNodesRequest\x1a\x1e.omnistock.v1.PutNodesResponse\x12L\n\tListNodes\x12\x1e.omnistock.v1.ListNodesRequest\x1a\x1f.omnistock.v1.ListNodesResponse\x12I\n\x08SetStock\x12\x1d.omnistock.v1.SetStockRequest\x1a\x1e.omnistock.v1.SetStockResponse\x12R\n\x0b\x41\x64justStock\x12 .omnistock.v1.AdjustStockRequest\x1a!.omnistock.v1.AdjustStockResponse\x12N\n\tLoadStock\x12\x1e.omnistock.v1.LoadStockRequest\x1a\x1f.omnistock.v1.LoadStockResponse(\x01\x12\x64\n\x11\x43heckConservation\x12&.omnistock.v1.CheckConservationRequest\x1a\'.omnistock.v1.CheckConservationResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1comnistock/v1/inventory.proto\x12\x0comnistock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19omnistock/v1/common.proto\"\x83\x01\n\rInboundSupply\x12\x11\n\tsupply_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12/\n\x0b\x65xpected_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"D\n\x13\x45xpectSupplyRequest\x12-\n\x08supplies\x18\x01 \x03(\x0b\x32\x1b.omnistock.v1.InboundSupply\"\'\n\x14\x45xpectSupplyResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x05\"4\n\x0fPutNodesRequest\x12!\n\x05nodes\x18\x01 \x03(\x0b\x32\x12.omnistock.v1.Node\"4\n\x10PutNodesResponse\x12\x0f\n\x07\x63reated\x18\x01 \x01(\x05\x12\x0f\n\x07updated\x18\x02 \x01(\x05\"8\n\x10ListNodesRequest\x12$\n\x04type\x18\x01 \x01(\x0e\x32\x16.omnistock.v1.NodeType\"6\n\x11ListNodesResponse\x12!\n\x05nodes\x18\x01 \x03(\x0b\x32\x12.omnistock.v1.Node\"\x8d\x01\n\nStockLevel\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12)\n\x05\x61s_of\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x64\x61maged\x18\x05 \x01(\x03\x12\x14\n\x0cquality_hold\x18\x06 \x01(\x03\";\n\x0fSetStockRequest\x12(\n\x06levels\x18\x01 \x03(\x0b\x32\x18.omnistock.v1.StockLevel\"2\n\x10SetStockResponse\x12\x0f\n\x07\x61pplied\x18\x01 \x01(\x05\x12\r\n\x05stale\x18\x02 \x01(\x05\"\xa1\x01\n\x0fStockAdjustment\x12\x15\n\radjustment_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x03\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12\'\n\x05state\x18\x06 \x01(\x0e\x32\x18.omnistock.v1.StockState\x12\x11\n\tsupply_id\x18\x07 \x01(\t\"H\n\x12\x41\x64justStockRequest\x12\x32\n\x0b\x61\x64justments\x18\x01 \x03(\x0b\x32\x1d.omnistock.v1.StockAdjustment\"\x85\x01\n\x10\x41\x64justmentResult\x12\x15\n\radjustment_id\x18\x01 \x01(\t\x12\x30\n\x07outcome\x18\x02 \x01(\x0e\x32\x1f.omnistock.v1.AdjustmentOutcome\x12(\n\x08position\x18\x03 \x01(\x0b\x32\x16.omnistock.v1.Position\"F\n\x13\x41\x64justStockResponse\x12/\n\x07results\x18\x01 \x03(\x0b\x32\x1e.omnistock.v1.AdjustmentResult\"<\n\x10LoadStockRequest\x12(\n\x06levels\x18\x01 \x03(\x0b\x32\x18.omnistock.v1.StockLevel\"\x1a\n\x18\x43heckConservationRequest\"Q\n\x19\x43heckConservationResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08problems\x18\x02 \x03(\t\x12\x16\n\x0eshards_checked\x18\x03 \x01(\x05\"E\n\x11LoadStockResponse\x12\x10\n\x08received\x18\x01 \x01(\x03\x12\x0f\n\x07\x61pplied\x18\x02 \x01(\x03\x12\r\n\x05stale\x18\x03 \x01(\x03*\xe9\x01\n\x11\x41\x64justmentOutcome\x12\"\n\x1e\x41\x44JUSTMENT_OUTCOME_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41\x44JUSTMENT_OUTCOME_APPLIED\x10\x01\x12\x1f\n\x1b\x41\x44JUSTMENT_OUTCOME_REPLAYED\x10\x02\x12\'\n#ADJUSTMENT_OUTCOME_REFUSED_NEGATIVE\x10\x03\x12\x1f\n\x1b\x41\x44JUSTMENT_OUTCOME_CONFLICT\x10\x04\x12%\n!ADJUSTMENT_OUTCOME_UNKNOWN_SUPPLY\x10\x05\x32\xd7\x04\n\x10InventoryService\x12I\n\x08PutNodes\x12\x1d.omnistock.v1.PutNodesRequest\x1a\x1e.omnistock.v1.PutNodesResponse\x12L\n\tListNodes\x12\x1e.omnistock.v1.ListNodesRequest\x1a\x1f.omnistock.v1.ListNodesResponse\x12I\n\x08SetStock\x12\x1d.omnistock.v1.SetStockRequest\x1a\x1e.omnistock.v1.SetStockResponse\x12R\n\x0b\x41\x64justStock\x12 .omnistock.v1.AdjustStockRequest\x1a!.omnistock.v1.AdjustStockResponse\x12N\n\tLoadStock\x12\x1e.omnistock.v1.LoadStockRequest\x1a\x1f.omnistock.v1.LoadStockResponse(\x01\x12\x64\n\x11\x43heckConservation\x12&.omnistock.v1.CheckConservationRequest\x1a\'.omnistock.v1.CheckConservationResponse\x12U\n\x0c\x45xpectSupply\x12!.omnistock.v1.ExpectSupplyRequest\x1a\".omnistock.v1.ExpectSupplyResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omnistock.v1.inventory_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ADJUSTMENTOUTCOME']._serialized_start=1257
-  _globals['_ADJUSTMENTOUTCOME']._serialized_end=1451
-  _globals['_PUTNODESREQUEST']._serialized_start=106
-  _globals['_PUTNODESREQUEST']._serialized_end=158
-  _globals['_PUTNODESRESPONSE']._serialized_start=160
-  _globals['_PUTNODESRESPONSE']._serialized_end=212
-  _globals['_LISTNODESREQUEST']._serialized_start=214
-  _globals['_LISTNODESREQUEST']._serialized_end=270
-  _globals['_LISTNODESRESPONSE']._serialized_start=272
-  _globals['_LISTNODESRESPONSE']._serialized_end=326
-  _globals['_STOCKLEVEL']._serialized_start=329
-  _globals['_STOCKLEVEL']._serialized_end=470
-  _globals['_SETSTOCKREQUEST']._serialized_start=472
-  _globals['_SETSTOCKREQUEST']._serialized_end=531
-  _globals['_SETSTOCKRESPONSE']._serialized_start=533
-  _globals['_SETSTOCKRESPONSE']._serialized_end=583
-  _globals['_STOCKADJUSTMENT']._serialized_start=586
-  _globals['_STOCKADJUSTMENT']._serialized_end=728
-  _globals['_ADJUSTSTOCKREQUEST']._serialized_start=730
-  _globals['_ADJUSTSTOCKREQUEST']._serialized_end=802
-  _globals['_ADJUSTMENTRESULT']._serialized_start=805
-  _globals['_ADJUSTMENTRESULT']._serialized_end=938
-  _globals['_ADJUSTSTOCKRESPONSE']._serialized_start=940
-  _globals['_ADJUSTSTOCKRESPONSE']._serialized_end=1010
-  _globals['_LOADSTOCKREQUEST']._serialized_start=1012
-  _globals['_LOADSTOCKREQUEST']._serialized_end=1072
-  _globals['_CHECKCONSERVATIONREQUEST']._serialized_start=1074
-  _globals['_CHECKCONSERVATIONREQUEST']._serialized_end=1100
-  _globals['_CHECKCONSERVATIONRESPONSE']._serialized_start=1102
-  _globals['_CHECKCONSERVATIONRESPONSE']._serialized_end=1183
-  _globals['_LOADSTOCKRESPONSE']._serialized_start=1185
-  _globals['_LOADSTOCKRESPONSE']._serialized_end=1254
-  _globals['_INVENTORYSERVICE']._serialized_start=1454
-  _globals['_INVENTORYSERVICE']._serialized_end=1966
+  _globals['_ADJUSTMENTOUTCOME']._serialized_start=1521
+  _globals['_ADJUSTMENTOUTCOME']._serialized_end=1754
+  _globals['_INBOUNDSUPPLY']._serialized_start=107
+  _globals['_INBOUNDSUPPLY']._serialized_end=238
+  _globals['_EXPECTSUPPLYREQUEST']._serialized_start=240
+  _globals['_EXPECTSUPPLYREQUEST']._serialized_end=308
+  _globals['_EXPECTSUPPLYRESPONSE']._serialized_start=310
+  _globals['_EXPECTSUPPLYRESPONSE']._serialized_end=349
+  _globals['_PUTNODESREQUEST']._serialized_start=351
+  _globals['_PUTNODESREQUEST']._serialized_end=403
+  _globals['_PUTNODESRESPONSE']._serialized_start=405
+  _globals['_PUTNODESRESPONSE']._serialized_end=457
+  _globals['_LISTNODESREQUEST']._serialized_start=459
+  _globals['_LISTNODESREQUEST']._serialized_end=515
+  _globals['_LISTNODESRESPONSE']._serialized_start=517
+  _globals['_LISTNODESRESPONSE']._serialized_end=571
+  _globals['_STOCKLEVEL']._serialized_start=574
+  _globals['_STOCKLEVEL']._serialized_end=715
+  _globals['_SETSTOCKREQUEST']._serialized_start=717
+  _globals['_SETSTOCKREQUEST']._serialized_end=776
+  _globals['_SETSTOCKRESPONSE']._serialized_start=778
+  _globals['_SETSTOCKRESPONSE']._serialized_end=828
+  _globals['_STOCKADJUSTMENT']._serialized_start=831
+  _globals['_STOCKADJUSTMENT']._serialized_end=992
+  _globals['_ADJUSTSTOCKREQUEST']._serialized_start=994
+  _globals['_ADJUSTSTOCKREQUEST']._serialized_end=1066
+  _globals['_ADJUSTMENTRESULT']._serialized_start=1069
+  _globals['_ADJUSTMENTRESULT']._serialized_end=1202
+  _globals['_ADJUSTSTOCKRESPONSE']._serialized_start=1204
+  _globals['_ADJUSTSTOCKRESPONSE']._serialized_end=1274
+  _globals['_LOADSTOCKREQUEST']._serialized_start=1276
+  _globals['_LOADSTOCKREQUEST']._serialized_end=1336
+  _globals['_CHECKCONSERVATIONREQUEST']._serialized_start=1338
+  _globals['_CHECKCONSERVATIONREQUEST']._serialized_end=1364
+  _globals['_CHECKCONSERVATIONRESPONSE']._serialized_start=1366
+  _globals['_CHECKCONSERVATIONRESPONSE']._serialized_end=1447
+  _globals['_LOADSTOCKRESPONSE']._serialized_start=1449
+  _globals['_LOADSTOCKRESPONSE']._serialized_end=1518
+  _globals['_INVENTORYSERVICE']._serialized_start=1757
+  _globals['_INVENTORYSERVICE']._serialized_end=2356
 # @@protoc_insertion_point(module_scope)

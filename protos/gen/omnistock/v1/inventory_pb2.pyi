@@ -18,11 +18,39 @@ class AdjustmentOutcome(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ADJUSTMENT_OUTCOME_REPLAYED: _ClassVar[AdjustmentOutcome]
     ADJUSTMENT_OUTCOME_REFUSED_NEGATIVE: _ClassVar[AdjustmentOutcome]
     ADJUSTMENT_OUTCOME_CONFLICT: _ClassVar[AdjustmentOutcome]
+    ADJUSTMENT_OUTCOME_UNKNOWN_SUPPLY: _ClassVar[AdjustmentOutcome]
 ADJUSTMENT_OUTCOME_UNSPECIFIED: AdjustmentOutcome
 ADJUSTMENT_OUTCOME_APPLIED: AdjustmentOutcome
 ADJUSTMENT_OUTCOME_REPLAYED: AdjustmentOutcome
 ADJUSTMENT_OUTCOME_REFUSED_NEGATIVE: AdjustmentOutcome
 ADJUSTMENT_OUTCOME_CONFLICT: AdjustmentOutcome
+ADJUSTMENT_OUTCOME_UNKNOWN_SUPPLY: AdjustmentOutcome
+
+class InboundSupply(_message.Message):
+    __slots__ = ("supply_id", "sku", "node_id", "quantity", "expected_at")
+    SUPPLY_ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    supply_id: str
+    sku: str
+    node_id: str
+    quantity: int
+    expected_at: _timestamp_pb2.Timestamp
+    def __init__(self, supply_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., quantity: _Optional[int] = ..., expected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class ExpectSupplyRequest(_message.Message):
+    __slots__ = ("supplies",)
+    SUPPLIES_FIELD_NUMBER: _ClassVar[int]
+    supplies: _containers.RepeatedCompositeFieldContainer[InboundSupply]
+    def __init__(self, supplies: _Optional[_Iterable[_Union[InboundSupply, _Mapping]]] = ...) -> None: ...
+
+class ExpectSupplyResponse(_message.Message):
+    __slots__ = ("applied",)
+    APPLIED_FIELD_NUMBER: _ClassVar[int]
+    applied: int
+    def __init__(self, applied: _Optional[int] = ...) -> None: ...
 
 class PutNodesRequest(_message.Message):
     __slots__ = ("nodes",)
@@ -81,20 +109,22 @@ class SetStockResponse(_message.Message):
     def __init__(self, applied: _Optional[int] = ..., stale: _Optional[int] = ...) -> None: ...
 
 class StockAdjustment(_message.Message):
-    __slots__ = ("adjustment_id", "sku", "node_id", "delta", "reason", "state")
+    __slots__ = ("adjustment_id", "sku", "node_id", "delta", "reason", "state", "supply_id")
     ADJUSTMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    SUPPLY_ID_FIELD_NUMBER: _ClassVar[int]
     adjustment_id: str
     sku: str
     node_id: str
     delta: int
     reason: str
     state: _common_pb2.StockState
-    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.StockState, str]] = ...) -> None: ...
+    supply_id: str
+    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ..., state: _Optional[_Union[_common_pb2.StockState, str]] = ..., supply_id: _Optional[str] = ...) -> None: ...
 
 class AdjustStockRequest(_message.Message):
     __slots__ = ("adjustments",)

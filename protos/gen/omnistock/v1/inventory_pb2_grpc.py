@@ -65,6 +65,11 @@ class InventoryServiceStub:
                 request_serializer=omnistock_dot_v1_dot_inventory__pb2.CheckConservationRequest.SerializeToString,
                 response_deserializer=omnistock_dot_v1_dot_inventory__pb2.CheckConservationResponse.FromString,
                 _registered_method=True)
+        self.ExpectSupply = channel.unary_unary(
+                '/omnistock.v1.InventoryService/ExpectSupply',
+                request_serializer=omnistock_dot_v1_dot_inventory__pb2.ExpectSupplyRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_inventory__pb2.ExpectSupplyResponse.FromString,
+                _registered_method=True)
 
 
 class InventoryServiceServicer:
@@ -113,6 +118,15 @@ class InventoryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExpectSupply(self, request, context):
+        """Expected inbound supply (purchase orders, transfers in transit). A supply id
+        may have lines for many SKUs and nodes; each (supply_id, sku, node_id) line is
+        created, changed (quantity, date) or cleared (quantity 0).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InventoryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -145,6 +159,11 @@ def add_InventoryServiceServicer_to_server(servicer, server):
                     servicer.CheckConservation,
                     request_deserializer=omnistock_dot_v1_dot_inventory__pb2.CheckConservationRequest.FromString,
                     response_serializer=omnistock_dot_v1_dot_inventory__pb2.CheckConservationResponse.SerializeToString,
+            ),
+            'ExpectSupply': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExpectSupply,
+                    request_deserializer=omnistock_dot_v1_dot_inventory__pb2.ExpectSupplyRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_inventory__pb2.ExpectSupplyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -310,6 +329,33 @@ class InventoryService:
             '/omnistock.v1.InventoryService/CheckConservation',
             omnistock_dot_v1_dot_inventory__pb2.CheckConservationRequest.SerializeToString,
             omnistock_dot_v1_dot_inventory__pb2.CheckConservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExpectSupply(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.InventoryService/ExpectSupply',
+            omnistock_dot_v1_dot_inventory__pb2.ExpectSupplyRequest.SerializeToString,
+            omnistock_dot_v1_dot_inventory__pb2.ExpectSupplyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -46,7 +46,7 @@ class AllocationCap(_message.Message):
     def __init__(self, percent: _Optional[float] = ..., node_id: _Optional[str] = ..., node_type: _Optional[_Union[_common_pb2.NodeType, str]] = ...) -> None: ...
 
 class Channel(_message.Message):
-    __slots__ = ("channel_id", "name", "groups", "safety", "caps", "low_stock_threshold", "display_cap")
+    __slots__ = ("channel_id", "name", "groups", "safety", "caps", "low_stock_threshold", "display_cap", "future_supply_holds")
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,7 @@ class Channel(_message.Message):
     CAPS_FIELD_NUMBER: _ClassVar[int]
     LOW_STOCK_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_CAP_FIELD_NUMBER: _ClassVar[int]
+    FUTURE_SUPPLY_HOLDS_FIELD_NUMBER: _ClassVar[int]
     channel_id: str
     name: str
     groups: _containers.RepeatedScalarFieldContainer[str]
@@ -61,7 +62,8 @@ class Channel(_message.Message):
     caps: _containers.RepeatedCompositeFieldContainer[AllocationCap]
     low_stock_threshold: int
     display_cap: int
-    def __init__(self, channel_id: _Optional[str] = ..., name: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ..., safety: _Optional[_Iterable[_Union[SafetyRule, _Mapping]]] = ..., caps: _Optional[_Iterable[_Union[AllocationCap, _Mapping]]] = ..., low_stock_threshold: _Optional[int] = ..., display_cap: _Optional[int] = ...) -> None: ...
+    future_supply_holds: bool
+    def __init__(self, channel_id: _Optional[str] = ..., name: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ..., safety: _Optional[_Iterable[_Union[SafetyRule, _Mapping]]] = ..., caps: _Optional[_Iterable[_Union[AllocationCap, _Mapping]]] = ..., low_stock_threshold: _Optional[int] = ..., display_cap: _Optional[int] = ..., future_supply_holds: _Optional[bool] = ...) -> None: ...
 
 class NetworkConfig(_message.Message):
     __slots__ = ("nodes", "groups", "channels", "version")

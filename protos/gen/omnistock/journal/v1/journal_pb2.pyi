@@ -56,20 +56,36 @@ class StockSet(_message.Message):
     def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., as_of: _Optional[float] = ..., damaged: _Optional[int] = ..., quality_hold: _Optional[int] = ...) -> None: ...
 
 class StockAdjusted(_message.Message):
-    __slots__ = ("adjustment_id", "sku", "node_id", "delta", "reason", "state")
+    __slots__ = ("adjustment_id", "sku", "node_id", "delta", "reason", "state", "supply_id")
     ADJUSTMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    SUPPLY_ID_FIELD_NUMBER: _ClassVar[int]
     adjustment_id: str
     sku: str
     node_id: str
     delta: int
     reason: str
     state: StockState
-    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ..., state: _Optional[_Union[StockState, str]] = ...) -> None: ...
+    supply_id: str
+    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ..., state: _Optional[_Union[StockState, str]] = ..., supply_id: _Optional[str] = ...) -> None: ...
+
+class SupplyExpected(_message.Message):
+    __slots__ = ("supply_id", "sku", "node_id", "quantity", "expected_at")
+    SUPPLY_ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    supply_id: str
+    sku: str
+    node_id: str
+    quantity: int
+    expected_at: float
+    def __init__(self, supply_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., quantity: _Optional[int] = ..., expected_at: _Optional[float] = ...) -> None: ...
 
 class HoldPlaced(_message.Message):
     __slots__ = ("reservation_id", "fingerprint", "lines", "created_at", "expires_at", "channel")
@@ -122,7 +138,7 @@ class ClaimDropped(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("stock_set", "stock_adjusted", "hold_placed", "part_changed", "hold_aborted", "claim_recorded", "claim_dropped")
+    __slots__ = ("stock_set", "stock_adjusted", "hold_placed", "part_changed", "hold_aborted", "claim_recorded", "claim_dropped", "supply_expected")
     STOCK_SET_FIELD_NUMBER: _ClassVar[int]
     STOCK_ADJUSTED_FIELD_NUMBER: _ClassVar[int]
     HOLD_PLACED_FIELD_NUMBER: _ClassVar[int]
@@ -130,6 +146,7 @@ class Event(_message.Message):
     HOLD_ABORTED_FIELD_NUMBER: _ClassVar[int]
     CLAIM_RECORDED_FIELD_NUMBER: _ClassVar[int]
     CLAIM_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    SUPPLY_EXPECTED_FIELD_NUMBER: _ClassVar[int]
     stock_set: StockSet
     stock_adjusted: StockAdjusted
     hold_placed: HoldPlaced
@@ -137,7 +154,8 @@ class Event(_message.Message):
     hold_aborted: HoldAborted
     claim_recorded: ClaimRecorded
     claim_dropped: ClaimDropped
-    def __init__(self, stock_set: _Optional[_Union[StockSet, _Mapping]] = ..., stock_adjusted: _Optional[_Union[StockAdjusted, _Mapping]] = ..., hold_placed: _Optional[_Union[HoldPlaced, _Mapping]] = ..., part_changed: _Optional[_Union[PartChanged, _Mapping]] = ..., hold_aborted: _Optional[_Union[HoldAborted, _Mapping]] = ..., claim_recorded: _Optional[_Union[ClaimRecorded, _Mapping]] = ..., claim_dropped: _Optional[_Union[ClaimDropped, _Mapping]] = ...) -> None: ...
+    supply_expected: SupplyExpected
+    def __init__(self, stock_set: _Optional[_Union[StockSet, _Mapping]] = ..., stock_adjusted: _Optional[_Union[StockAdjusted, _Mapping]] = ..., hold_placed: _Optional[_Union[HoldPlaced, _Mapping]] = ..., part_changed: _Optional[_Union[PartChanged, _Mapping]] = ..., hold_aborted: _Optional[_Union[HoldAborted, _Mapping]] = ..., claim_recorded: _Optional[_Union[ClaimRecorded, _Mapping]] = ..., claim_dropped: _Optional[_Union[ClaimDropped, _Mapping]] = ..., supply_expected: _Optional[_Union[SupplyExpected, _Mapping]] = ...) -> None: ...
 
 class JournalEntry(_message.Message):
     __slots__ = ("events",)
@@ -182,31 +200,35 @@ class PositionRecord(_message.Message):
     def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., as_of: _Optional[float] = ..., damaged: _Optional[int] = ..., quality_hold: _Optional[int] = ...) -> None: ...
 
 class AdjustmentRecord(_message.Message):
-    __slots__ = ("adjustment_id", "sku", "node_id", "delta", "state")
+    __slots__ = ("adjustment_id", "sku", "node_id", "delta", "state", "supply_id")
     ADJUSTMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     DELTA_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
+    SUPPLY_ID_FIELD_NUMBER: _ClassVar[int]
     adjustment_id: str
     sku: str
     node_id: str
     delta: int
     state: StockState
-    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., state: _Optional[_Union[StockState, str]] = ...) -> None: ...
+    supply_id: str
+    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., state: _Optional[_Union[StockState, str]] = ..., supply_id: _Optional[str] = ...) -> None: ...
 
 class PartitionSnapshot(_message.Message):
-    __slots__ = ("partition", "last_entry_id", "positions", "parts", "claims", "adjustments")
+    __slots__ = ("partition", "last_entry_id", "positions", "parts", "claims", "adjustments", "supplies")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     LAST_ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     POSITIONS_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
     CLAIMS_FIELD_NUMBER: _ClassVar[int]
     ADJUSTMENTS_FIELD_NUMBER: _ClassVar[int]
+    SUPPLIES_FIELD_NUMBER: _ClassVar[int]
     partition: int
     last_entry_id: str
     positions: _containers.RepeatedCompositeFieldContainer[PositionRecord]
     parts: _containers.RepeatedCompositeFieldContainer[PartRecord]
     claims: _containers.RepeatedCompositeFieldContainer[ClaimRecorded]
     adjustments: _containers.RepeatedCompositeFieldContainer[AdjustmentRecord]
-    def __init__(self, partition: _Optional[int] = ..., last_entry_id: _Optional[str] = ..., positions: _Optional[_Iterable[_Union[PositionRecord, _Mapping]]] = ..., parts: _Optional[_Iterable[_Union[PartRecord, _Mapping]]] = ..., claims: _Optional[_Iterable[_Union[ClaimRecorded, _Mapping]]] = ..., adjustments: _Optional[_Iterable[_Union[AdjustmentRecord, _Mapping]]] = ...) -> None: ...
+    supplies: _containers.RepeatedCompositeFieldContainer[SupplyExpected]
+    def __init__(self, partition: _Optional[int] = ..., last_entry_id: _Optional[str] = ..., positions: _Optional[_Iterable[_Union[PositionRecord, _Mapping]]] = ..., parts: _Optional[_Iterable[_Union[PartRecord, _Mapping]]] = ..., claims: _Optional[_Iterable[_Union[ClaimRecorded, _Mapping]]] = ..., adjustments: _Optional[_Iterable[_Union[AdjustmentRecord, _Mapping]]] = ..., supplies: _Optional[_Iterable[_Union[SupplyExpected, _Mapping]]] = ...) -> None: ...
