@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 
@@ -20,13 +19,19 @@ class ChannelLimit:
     """Holds may also take expected inbound supply not yet promised (preorders, backorders)."""
 
     def safety(self, sellable: int) -> int:
-        return max(self.safety_units, math.ceil(sellable * self.safety_percent / 100))
+        return max(self.safety_units, -(-max(0, sellable) * basis_points(self.safety_percent) // 10_000))
 
     def promisable(self, sellable: int, reserved: int, committed: int, channel_used: int) -> int:
         """Units this channel may still hold here: free stock after safety, within the cap."""
         free = sellable - reserved - committed - self.safety(sellable)
-        cap = math.floor(sellable * self.cap_percent / 100) - channel_used
+        cap = max(0, sellable) * basis_points(self.cap_percent) // 10_000 - channel_used
         return max(0, min(free, cap))
+
+
+def basis_points(percent: float) -> int:
+    """Percentages are exact to 0.01 %: shares are then counted in integers, so that
+    18.4 % of 375 is 69 units, not 68.99999999999999."""
+    return round(percent * 100)
 
 
 def future_free(sellable: int, reserved: int, committed: int, inbound: int) -> int:

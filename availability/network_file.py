@@ -54,10 +54,31 @@ class _Reader:
             return default
         return value
 
+    def strings(self, table: dict[str, Any], key: str, where: str) -> list[str]:
+        values = self.get(table, key, list, where, [])
+        if not all(isinstance(v, str) for v in values):
+            self.problems.append((f"{where}.{key}", f"must be a list of strings, got {values!r}"))
+            return []
+        return values
+
+    def tables(self, value: Any, where: str) -> list[dict[str, Any]]:
+        """An array of tables ([[x]] or [{...}, ...]); anything else is a problem."""
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problems.append((where, f"must be an array of tables, got {value!r}"))
+            return []
+        return value
+
+    def named_tables(self, value: Any, where: str) -> dict[str, dict[str, Any]]:
+        """A table of tables ([x.name] sections); anything else is a problem."""
+        if not isinstance(value, dict) or not all(isinstance(v, dict) for v in value.values()):
+            self.problems.append((where, f"must be a table of [{where}.NAME] sections, got {value!r}"))
+            return {}
+        return value
+
     def node_type(self, value: Any, where: str) -> NodeType | None:
         if value is None:
             return None
-        if value not in TYPES:
+        if not isinstance(value, str) or value not in TYPES:
             self.problems.append((where, f"must be one of {', '.join(TYPES)}, got {value!r}"))
             return None
         return TYPES[value]
@@ -76,7 +97,7 @@ def parse_network(text: str) -> tuple[list[Node], list[NodeGroup], list[Channel]
     r = _Reader()
     r.unknown_keys(data, {"nodes", "groups", "channels"}, "network")
     nodes = []
-    for i, table in enumerate(data.get("nodes", [])):
+    for i, table in enumerate(r.tables(data.get("nodes", []), "nodes")):
         where = f"nodes[{i}]"
         r.unknown_keys(
             table, {"node_id", "type", "name", "ships", "pickup", "latitude", "longitude", "enabled"}, where
@@ -85,6 +106,8 @@ def parse_network(text: str) -> tuple[list[Node], list[NodeGroup], list[Channel]
         node_id = r.get(table, "node_id", str, where, "")
         if not node_id:
             r.problems.append((f"{where}.node_id", "is required"))
+        if "type" not in table:
+            r.problems.append((f"{where}.type", "is required"))
         if node_type is not None and node_id:
             nodes.append(
                 Node(
@@ -99,21 +122,21 @@ def parse_network(text: str) -> tuple[list[Node], list[NodeGroup], list[Channel]
                 )
             )
     groups = []
-    for group_id, table in data.get("groups", {}).items():
+    for group_id, table in r.named_tables(data.get("groups", {}), "groups").items():
         where = f"groups[{group_id}]"
         r.unknown_keys(table, {"node_ids", "types", "ships", "pickup"}, where)
-        types = [r.node_type(t, f"{where}.types") for t in r.get(table, "types", list, where, [])]
+        types = [r.node_type(t, f"{where}.types") for t in r.strings(table, "types", where)]
         groups.append(
             NodeGroup(
                 group_id=group_id,
-                node_ids=tuple(r.get(table, "node_ids", list, where, [])),
+                node_ids=tuple(r.strings(table, "node_ids", where)),
                 types=tuple(t for t in types if t is not None),
                 ships=r.get(table, "ships", bool, where),
                 pickup=r.get(table, "pickup", bool, where),
             )
         )
     channels = []
-    for channel_id, table in data.get("channels", {}).items():
+    for channel_id, table in r.named_tables(data.get("channels", {}), "channels").items():
         where = f"channels[{channel_id}]"
         r.unknown_keys(
             table,
@@ -121,7 +144,7 @@ def parse_network(text: str) -> tuple[list[Node], list[NodeGroup], list[Channel]
             where,
         )
         safety = []
-        for i, rule in enumerate(r.get(table, "safety", list, where, [])):
+        for i, rule in enumerate(r.tables(table.get("safety", []), f"{where}.safety")):
             at = f"{where}.safety[{i}]"
             r.unknown_keys(rule, {"units", "percent", "sku", "node_id", "node_type"}, at)
             safety.append(
@@ -134,7 +157,7 @@ def parse_network(text: str) -> tuple[list[Node], list[NodeGroup], list[Channel]
                 )
             )
         caps = []
-        for i, cap in enumerate(r.get(table, "caps", list, where, [])):
+        for i, cap in enumerate(r.tables(table.get("caps", []), f"{where}.caps")):
             at = f"{where}.caps[{i}]"
             r.unknown_keys(cap, {"percent", "node_id", "node_type"}, at)
             if "percent" not in cap:
@@ -150,7 +173,7 @@ def parse_network(text: str) -> tuple[list[Node], list[NodeGroup], list[Channel]
             Channel(
                 channel_id=channel_id,
                 name=r.get(table, "name", str, where, ""),
-                groups=tuple(r.get(table, "groups", list, where, [])),
+                groups=tuple(r.strings(table, "groups", where)),
                 safety=tuple(safety),
                 caps=tuple(caps),
                 low_stock=r.get(table, "low_stock_threshold", int, where, 0),

@@ -242,7 +242,9 @@ class Partition:
             if existing.fingerprint != command.fingerprint:
                 return HoldResult(HoldOutcome.CONFLICT, existing), []
             return HoldResult(HoldOutcome.REPLAYED, existing), []
-        if any(line.quantity <= 0 for line in command.lines):
+        if any(line.quantity <= 0 for line in command.lines) or (
+            command.limits and len(command.limits) != len(command.lines)
+        ):
             return HoldResult(HoldOutcome.INVALID), []
         # Sum per position, so two lines on one position cannot each pass alone.
         wanted: dict[tuple[str, str], int] = {}
