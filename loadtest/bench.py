@@ -90,7 +90,40 @@ async def bench(target: str, seconds: float, concurrency: int) -> list[Stats]:
             ("availability 1 sku", lambda i: client.availability([f"B-{i % SKUS:05d}"])),
             ("availability 200 skus", lambda i: client.availability(page)),
         ]
-        return [await run(name, call, concurrency, seconds) for name, call in scenarios]
+        results = [await run(name, call, concurrency, seconds) for name, call in scenarios]
+        results.append(await freshness(client, run_id, seconds))
+        return results
+
+
+async def freshness(client: OmnistockClient, run_id: str, seconds: float) -> Stats:
+    """Write-to-visible delay of the network view: adjust a position, then read the view
+    until the new on_hand shows (while the other scenarios' holds are still open)."""
+    delays: list[float] = []
+    deadline = time.perf_counter() + seconds
+    n = 0
+    while time.perf_counter() < deadline:
+        sku = f"B-{n % SKUS:05d}"
+        written = await client.adjust(f"{run_id}-fresh-{n}", sku, NODES[0], 1, "bench")
+        started = time.perf_counter()
+        while True:
+            answer = await client.availability([sku], include_nodes=True)
+            on_hand = {p.node_id: p.on_hand for p in answer.skus[0].nodes}.get(NODES[0])
+            if on_hand == written.position.on_hand:
+                break
+            await asyncio.sleep(0.001)
+        delays.append(time.perf_counter() - started)
+        n += 1
+    ordered = sorted(delays)
+    return Stats(
+        "view write-to-visible",
+        len(delays),
+        0,
+        round(seconds, 2),
+        0.0,
+        round(statistics.median(ordered) * 1000, 2),
+        round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+        round(ordered[-1] * 1000, 2),
+    )
 
 
 async def main_async(args: argparse.Namespace) -> list[Stats]:
