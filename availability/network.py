@@ -179,6 +179,10 @@ class Network:
             new_channels.pop(channel_id, None)
         return Network(new_nodes, new_groups, new_channels, self.version + 1)
 
+    def same_as(self, other: Network) -> bool:
+        """Same content (versions aside): a change that changes nothing keeps the version."""
+        return (self.nodes, self.groups, self.channels) == (other.nodes, other.groups, other.channels)
+
     def problems(self) -> list[Problem]:
         """Everything wrong with this network, as (field, description) pairs."""
         found: list[Problem] = []
@@ -208,7 +212,9 @@ class Network:
                 if cap.node_id and cap.node_id not in self.nodes:
                     found.append((f"{where}.caps[{i}].node_id", f"unknown node {cap.node_id!r}"))
             if channel.low_stock < 0:
-                found.append((f"{where}.low_stock", f"must not be negative, got {channel.low_stock}"))
+                found.append(
+                    (f"{where}.low_stock_threshold", f"must not be negative, got {channel.low_stock}")
+                )
             if channel.display_cap < 0:
                 found.append((f"{where}.display_cap", f"must not be negative, got {channel.display_cap}"))
         return found

@@ -2,8 +2,11 @@
 
     omnistock serve --demo
     omnistock availability SKU-00001 --nodes
-    omnistock reserve --ttl 600 SKU-00001:STORE-001:2 SKU-00002:DC-01:1
+    omnistock availability SKU-00001 --channel web
+    omnistock reserve --ttl 600 --channel web SKU-00001:STORE-001:2 SKU-00002:DC-01:1
     omnistock confirm res-...
+    omnistock channels put web --groups dcs,ship-from-store --safety units=2,node_type=store
+    omnistock network apply network.toml
 
 Client commands print aligned text, or JSON on stdout with --json. Exit codes: 0 done,
 1 refused (or not applied), 2 bad usage or INVALID_ARGUMENT, 130 interrupted.
@@ -19,11 +22,13 @@ import json
 import logging
 import math
 import os
+import re
 import signal
 import sys
+import textwrap
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence, Sized
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -34,8 +39,21 @@ from google.protobuf import json_format
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from availability.network import Channel, Network, NodeGroup
+from availability.network_file import NetworkFileError, parse_network
+from availability.nodes import Node
 from gateway.client import DEFAULT_TARGET, OmnistockClient, OmnistockRpcError
-from protos.gen.omnistock.v1 import common_pb2, inventory_pb2, reservation_pb2
+from gateway.convert import (
+    Limits,
+    channels_from_proto,
+    groups_from_proto,
+    network_from_proto,
+    network_to_proto,
+    node_to_proto,
+    nodes_from_proto,
+)
+from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, network_pb2, reservation_pb2
+from reservations.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from gateway.service import Service, ServiceConfig
@@ -74,6 +92,14 @@ EXIT_INTERRUPTED = 130
 
 class UsageError(ValueError):
     """Bad input found before anything was sent: exit code 2."""
+
+
+class ProblemsError(UsageError):
+    """Bad input with one or more (field, description) problems, all reported at once."""
+
+    def __init__(self, message: str, problems: Sequence[tuple[str, str]]) -> None:
+        self.problems = list(problems)
+        super().__init__(message)
 
 
 # --- parsing (pure) ---
@@ -234,25 +260,347 @@ def parse_nodes(text: str, name: str = "") -> list[common_pb2.Node]:
     return nodes
 
 
+LEVEL_COLUMNS = ("sku", "node_id", "on_hand", "as_of", "damaged", "quality_hold")
+REQUIRED_LEVEL_COLUMNS = LEVEL_COLUMNS[:3]
+LEVEL_FORM = "sku,node_id,on_hand[,as_of[,damaged,quality_hold]]"
+
+
+def _level_header(cells: list[str], number: int) -> tuple[str, ...]:
+    columns = tuple(cell.lower() for cell in cells)
+    unknown = [name for name in columns if name not in LEVEL_COLUMNS]
+    if unknown:
+        expected = ",".join(LEVEL_COLUMNS)
+        raise UsageError(
+            f"line {number}: unknown column(s) {', '.join(unknown)}; expected some of {expected}"
+        )
+    twice = sorted({name for name in columns if columns.count(name) > 1})
+    if twice:
+        raise UsageError(f"line {number}: column(s) {', '.join(twice)} named twice")
+    missing = [name for name in REQUIRED_LEVEL_COLUMNS if name not in columns]
+    if missing:
+        raise UsageError(f"line {number}: the header must name {', '.join(missing)}")
+    return columns
+
+
 def iter_levels(rows: Iterable[Sequence[str]]) -> Iterator[inventory_pb2.StockLevel]:
-    """CSV rows `sku,node_id,on_hand[,as_of]` -> levels, lazily. A header row is skipped if present."""
+    """CSV rows -> levels, lazily.
+
+    Without a header the columns are `sku,node_id,on_hand[,as_of[,damaged,quality_hold]]`;
+    a first row starting with `sku` is a header naming the columns in any order
+    (sku, node_id and on_hand required). damaged and quality_hold are parts of on_hand.
+    """
+    columns: tuple[str, ...] | None = None
     for number, row in enumerate(rows, start=1):
         cells = [cell.strip() for cell in row]
         if not any(cells) or cells[0].startswith("#"):
             continue
         if number == 1 and cells[0].lower() == "sku":
+            columns = _level_header(cells, number)
             continue
-        if not 3 <= len(cells) <= 4:
-            raise UsageError(f"line {number}: expected sku,node_id,on_hand[,as_of]; got {len(cells)} values")
-        sku, node_id, on_hand = cells[:3]
+        if columns is None:
+            if not 3 <= len(cells) <= len(LEVEL_COLUMNS):
+                raise UsageError(f"line {number}: expected {LEVEL_FORM}; got {len(cells)} values")
+            record = dict(zip(LEVEL_COLUMNS, cells, strict=False))
+        else:
+            if len(cells) > len(columns):
+                raise UsageError(
+                    f"line {number}: {len(cells)} values but the header names {len(columns)} columns"
+                )
+            record = dict(zip(columns, cells, strict=False))
+        sku, node_id = record.get("sku", ""), record.get("node_id", "")
         if not sku or not node_id:
             raise UsageError(f"line {number}: sku and node_id are required")
+        if not record.get("on_hand"):
+            raise UsageError(f"line {number}: on_hand is required")
         message = inventory_pb2.StockLevel(
-            sku=sku, node_id=node_id, on_hand=parse_int(on_hand, f"line {number}: on_hand")
+            sku=sku,
+            node_id=node_id,
+            on_hand=parse_int(record["on_hand"], f"line {number}: on_hand"),
+            damaged=parse_int(record.get("damaged") or "0", f"line {number}: damaged"),
+            quality_hold=parse_int(record.get("quality_hold") or "0", f"line {number}: quality_hold"),
         )
-        if len(cells) == 4 and cells[3]:
-            message.as_of.CopyFrom(to_timestamp(parse_time(cells[3], f"line {number}: as_of")))
+        if record.get("as_of"):
+            message.as_of.CopyFrom(to_timestamp(parse_time(record["as_of"], f"line {number}: as_of")))
         yield message
+
+
+# --- node groups and channels (pure) ---
+
+STOCK_STATE_NAMES: dict[str, common_pb2.StockState] = {
+    "sellable": common_pb2.STOCK_STATE_SELLABLE,
+    "damaged": common_pb2.STOCK_STATE_DAMAGED,
+    "quality_hold": common_pb2.STOCK_STATE_QUALITY_HOLD,
+}
+SAFETY_KEYS = ("units", "percent", "sku", "node", "node_type")
+CAP_KEYS = ("percent", "node", "node_type")
+KEY_ALIASES = {"node_id": "node", "type": "node_type", "pct": "percent"}
+
+
+def split_list(text: str, what: str) -> list[str]:
+    """`A,B, C` -> ["A", "B", "C"]; an empty item is a usage error."""
+    items = [item.strip() for item in text.split(",")]
+    if not text.strip() or not all(items):
+        raise UsageError(f"{what} must be a comma-separated list without empty items, got {text!r}")
+    return items
+
+
+def parse_yes_no(text: str) -> bool:
+    """argparse type of --ships / --pickup: yes or no (also true/false, 1/0, on/off)."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise argparse.ArgumentTypeError(f"must be yes or no, got {text!r}")
+
+
+def _rule_fields(text: str, what: str, allowed: Sequence[str]) -> dict[str, str]:
+    """`key=value,key=value` -> fields, each key known and given once."""
+    fields: dict[str, str] = {}
+    for item in text.split(","):
+        key, sep, value = (part.strip() for part in item.partition("="))
+        key = key.lower().replace("-", "_")
+        key = KEY_ALIASES.get(key, key)
+        if not sep or not key or not value:
+            raise UsageError(
+                f"{what} {text!r}: {item.strip()!r} must be key=value (keys: {', '.join(allowed)})"
+            )
+        if key not in allowed:
+            raise UsageError(f"{what} {text!r}: unknown key {key!r}; use {', '.join(allowed)}")
+        if key in fields:
+            raise UsageError(f"{what} {text!r}: {key} is given twice")
+        fields[key] = value
+    return fields
+
+
+def _percent(text: str, what: str) -> float:
+    return parse_float(text.removesuffix("%"), what)
+
+
+def parse_safety_rule(text: str) -> network_pb2.SafetyRule:
+    """`units=2,node_type=store`, `percent=10,sku=SKU-00001`, `units=3,node=STORE-001` -> a rule.
+
+    Ranges (percent within 0..100, units not negative) are the server's to check, so a
+    refusal names the field the same way for every client.
+    """
+    what = "safety rule"
+    fields = _rule_fields(text, what, SAFETY_KEYS)
+    if "units" not in fields and "percent" not in fields:
+        raise UsageError(f"{what} {text!r} needs units=N and/or percent=P")
+    rule = network_pb2.SafetyRule(
+        units=parse_int(fields.get("units", "0"), f"{what} {text!r}: units"),
+        percent=_percent(fields.get("percent", "0"), f"{what} {text!r}: percent"),
+        sku=fields.get("sku", ""),
+        node_id=fields.get("node", ""),
+    )
+    if "node_type" in fields:
+        rule.node_type = parse_node_type(fields["node_type"], f"{what} {text!r}: node_type")
+    return rule
+
+
+def parse_cap_rule(text: str) -> network_pb2.AllocationCap:
+    """`percent=50,node_type=store` or `percent=30,node=STORE-001` or `percent=80` -> a cap."""
+    what = "cap"
+    fields = _rule_fields(text, what, CAP_KEYS)
+    if "percent" not in fields:
+        raise UsageError(f"{what} {text!r} needs percent=P")
+    cap = network_pb2.AllocationCap(
+        percent=_percent(fields["percent"], f"{what} {text!r}: percent"), node_id=fields.get("node", "")
+    )
+    if "node_type" in fields:
+        cap.node_type = parse_node_type(fields["node_type"], f"{what} {text!r}: node_type")
+    return cap
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _scope(sku: str, node_id: str, node_type: common_pb2.NodeType) -> list[str]:
+    parts = []
+    if sku:
+        parts.append(f"sku={sku}")
+    if node_id:
+        parts.append(f"node={node_id}")
+    if node_type:
+        parts.append(f"node_type={NODE_TYPE_LABELS.get(node_type, str(node_type))}")
+    return parts
+
+
+def format_safety_rule(rule: network_pb2.SafetyRule) -> str:
+    """The rule as `--safety` takes it (parse_safety_rule reads it back)."""
+    share = []
+    if rule.units or not rule.percent:
+        share.append(f"units={rule.units}")
+    if rule.percent:
+        share.append(f"percent={_number(rule.percent)}")
+    return ",".join(share + _scope(rule.sku, rule.node_id, rule.node_type))
+
+
+def format_cap_rule(cap: network_pb2.AllocationCap) -> str:
+    """The cap as `--cap` takes it (parse_cap_rule reads it back)."""
+    return ",".join([f"percent={_number(cap.percent)}", *_scope("", cap.node_id, cap.node_type)])
+
+
+def safety_precedence(rule: network_pb2.SafetyRule) -> int:
+    """Higher wins: sku + node > sku + node type > sku > node > node type > channel-wide."""
+    return 4 * bool(rule.sku) + 2 * bool(rule.node_id) + bool(rule.node_type)
+
+
+def cap_precedence(cap: network_pb2.AllocationCap) -> int:
+    """Higher wins: node > node type > channel-wide."""
+    return 2 * bool(cap.node_id) + bool(cap.node_type)
+
+
+def describe_group(group: network_pb2.NodeGroup) -> str:
+    """The group's definition as `groups put` flags take it."""
+    parts = []
+    if group.node_ids:
+        parts.append(f"nodes={','.join(group.node_ids)}")
+    if group.types:
+        parts.append(f"types={','.join(NODE_TYPE_LABELS.get(t, str(t)) for t in group.types)}")
+    if group.HasField("ships"):
+        parts.append(f"ships={'yes' if group.ships else 'no'}")
+    if group.HasField("pickup"):
+        parts.append(f"pickup={'yes' if group.pickup else 'no'}")
+    return " ".join(parts) or "(empty)"
+
+
+def group_from_args(
+    group_id: str,
+    nodes: str | None = None,
+    types: str | None = None,
+    ships: bool | None = None,
+    pickup: bool | None = None,
+) -> network_pb2.NodeGroup:
+    group = network_pb2.NodeGroup(group_id=group_id)
+    if nodes is not None:
+        group.node_ids.extend(split_list(nodes, "--nodes"))
+    if types is not None:
+        group.types.extend(parse_node_type(t, "--types") for t in split_list(types, "--types"))
+    if ships is not None:
+        group.ships = ships
+    if pickup is not None:
+        group.pickup = pickup
+    return group
+
+
+def channel_from_args(
+    channel_id: str,
+    groups: str,
+    name: str = "",
+    low_stock: int = 0,
+    display_cap: int = 0,
+    safety: Sequence[str] = (),
+    caps: Sequence[str] = (),
+) -> network_pb2.Channel:
+    """The whole definition of a channel (`channels put` replaces what was there)."""
+    return network_pb2.Channel(
+        channel_id=channel_id,
+        name=name,
+        groups=split_list(groups, "--groups"),
+        safety=[parse_safety_rule(text) for text in safety],
+        caps=[parse_cap_rule(text) for text in caps],
+        low_stock_threshold=low_stock,
+        display_cap=display_cap,
+    )
+
+
+def network_messages(
+    nodes: Sequence[Node], groups: Sequence[NodeGroup], channels: Sequence[Channel]
+) -> tuple[list[common_pb2.Node], list[network_pb2.NodeGroup], list[network_pb2.Channel]]:
+    """A parsed network file as the messages PutNodes, PutGroups and PutChannels take (file order)."""
+    config = network_to_proto(
+        Network(groups={g.group_id: g for g in groups}, channels={c.channel_id: c for c in channels})
+    )
+    by_group = {g.group_id: g for g in config.groups}
+    by_channel = {c.channel_id: c for c in config.channels}
+    return (
+        [node_to_proto(node) for node in nodes],
+        [by_group[g.group_id] for g in groups],
+        [by_channel[c.channel_id] for c in channels],
+    )
+
+
+def read_network_file(path: str, then: str = "") -> tuple[list[Node], list[NodeGroup], list[Channel]]:
+    """Parse a TOML network file, raising ProblemsError naming every problem."""
+    text = read_text(path)
+    try:
+        return parse_network(text)
+    except NetworkFileError as error:
+        raise ProblemsError(f"{path}: {_count(error.problems, 'problem')}{then}", error.problems) from None
+
+
+def message_problems(
+    nodes: Sequence[common_pb2.Node],
+    groups: Sequence[network_pb2.NodeGroup],
+    channels: Sequence[network_pb2.Channel],
+) -> tuple[tuple[list[Node], list[NodeGroup], list[Channel]], list[tuple[str, str]]]:
+    """The server's checks of each message on its own (ids, types, counts), and what they convert to."""
+    limits = Limits()
+    found: list[tuple[str, str]] = []
+
+    def checked(convert: Callable[[Any, Limits], list[Any]], items: Sequence[Any]) -> list[Any]:
+        try:
+            return convert(items, limits) if items else []
+        except InvalidArgument as error:
+            found.extend((_by_id(field, nodes, groups, channels), text) for field, text in error.violations)
+            return []
+
+    converted = (
+        checked(nodes_from_proto, nodes),
+        checked(groups_from_proto, groups),
+        checked(channels_from_proto, channels),
+    )
+    return converted, found
+
+
+INDEXED_FIELD = re.compile(r"^(nodes|groups|channels)\[(\d+)\]")
+
+
+def _by_id(
+    field: str,
+    nodes: Sequence[common_pb2.Node],
+    groups: Sequence[network_pb2.NodeGroup],
+    channels: Sequence[network_pb2.Channel],
+) -> str:
+    """`groups[2].node_ids[0]` -> `groups[west].node_ids[0]`: a file names things by id."""
+    match = INDEXED_FIELD.match(field)
+    if not match:
+        return field
+    kind, index = match.group(1), int(match.group(2))
+    items: Sequence[Any] = {"nodes": nodes, "groups": groups, "channels": channels}[kind]
+    if index >= len(items):
+        return field
+    item = items[index]
+    name = {"nodes": "node_id", "groups": "group_id", "channels": "channel_id"}[kind]
+    return f"{kind}[{getattr(item, name) or index}]{field[match.end() :]}"
+
+
+def network_problems(
+    current: network_pb2.NetworkConfig | None,
+    nodes: Sequence[common_pb2.Node],
+    groups: Sequence[network_pb2.NodeGroup],
+    channels: Sequence[network_pb2.Channel],
+) -> list[tuple[str, str]]:
+    """What the server would refuse if these were put over `current`: the same checks, run first,
+    so a file applies whole or not at all. `current` None: only the checks that hold whatever
+    the stored network is (ids, types, ranges), not references to nodes and groups."""
+    parsed, found = message_problems(nodes, groups, channels)
+    base = network_from_proto(current, Limits()) if current is not None else Network()
+    problems = base.with_changes(*parsed).problems()
+    if found or current is None:
+        # References may be to what failed to convert (or to what is stored): values only.
+        problems = [p for p in problems if p[0].rsplit(".", 1)[-1] in VALUE_SETTINGS]
+    return found + problems
+
+
+VALUE_SETTINGS = {"percent", "units", "low_stock", "display_cap", "latitude", "longitude", "name"}
+"""Settings whose value is right or wrong whatever else the network holds."""
+
+
+def _count(items: Sized, noun: str) -> str:
+    return f"{len(items)} {noun}{'' if len(items) == 1 else 's'}"
 
 
 def to_timestamp(seconds: float) -> Timestamp:
@@ -343,6 +691,8 @@ def state_name(state: int) -> str:
 def format_reservation(reservation: reservation_pb2.Reservation, replayed: bool = False) -> str:
     state = state_name(reservation.state)
     rows: list[tuple[str, str]] = [("reservation", reservation.reservation_id), ("state", state)]
+    if reservation.channel_id:
+        rows.append(("channel", reservation.channel_id))
     if reservation.HasField("created_at"):
         rows.append(("created", local_time(reservation.created_at)))
     if reservation.state == reservation_pb2.RESERVATION_STATE_HELD and reservation.HasField("expires_at"):
@@ -365,10 +715,23 @@ def format_reservation(reservation: reservation_pb2.Reservation, replayed: bool 
 
 
 def format_position(position: common_pb2.Position) -> str:
-    return (
-        f"{position.sku} at {position.node_id}: on_hand {position.on_hand}, reserved {position.reserved},"
-        f" committed {position.committed}, available {position.available}"
+    states = (
+        f" (damaged {position.damaged}, quality_hold {position.quality_hold})"
+        if position.damaged or position.quality_hold
+        else ""
     )
+    return (
+        f"{position.sku} at {position.node_id}: on_hand {position.on_hand}{states},"
+        f" reserved {position.reserved}, committed {position.committed}, available {position.available}"
+    )
+
+
+def status_name(status: int) -> str:
+    return common_pb2.StockStatus.Name(status).removeprefix("STOCK_STATUS_")
+
+
+def wrapped(words: Sequence[str], indent: str = "  ", width: int = 100) -> str:
+    return textwrap.fill(" ".join(words), width=width, initial_indent=indent, subsequent_indent=indent)
 
 
 class Output:
@@ -427,8 +790,19 @@ class Output:
             for name, value in (ids or {}).items():
                 lines.append(f"{name}: {value}; the call may or may not have taken effect:")
                 lines.append(f"  retry with --id {value} (the same id again is safe)")
-        self.error(error.code.name, error.message, extra, "\n".join(lines))
+        message = error.message
+        if error.field_violations and not self.as_json:
+            # The server's message repeats the violations listed below it.
+            message = f"{_count(error.field_violations, 'problem')}, nothing was changed"
+        self.error(error.code.name, message, extra, "\n".join(lines))
         return EXIT_USAGE if error.code == grpc.StatusCode.INVALID_ARGUMENT else EXIT_REFUSED
+
+    def problems(self, error: ProblemsError) -> int:
+        """Problems found before anything was sent, reported like a refusal naming every field."""
+        extra = {"field_violations": [{"field": f, "description": d} for f, d in error.problems]}
+        text = "\n".join(f"  {field}: {description}" for field, description in error.problems)
+        self.error("INVALID_ARGUMENT", str(error), extra, text)
+        return EXIT_USAGE
 
 
 # --- client commands ---
@@ -479,13 +853,22 @@ async def cmd_nodes_list(client: OmnistockClient, args: argparse.Namespace, out:
 
 async def cmd_stock_set(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
     stock = inventory_pb2.StockLevel(
-        sku=args.sku, node_id=args.node, on_hand=parse_int(args.on_hand, "ON_HAND")
+        sku=args.sku,
+        node_id=args.node,
+        on_hand=parse_int(args.on_hand, "ON_HAND"),
+        damaged=parse_int(args.damaged, "--damaged"),
+        quality_hold=parse_int(args.quality_hold, "--quality-hold"),
     )
     if args.as_of:
         stock.as_of.CopyFrom(to_timestamp(parse_time(args.as_of, "--as-of")))
     response = await client.set_stock([stock])
     if response.applied:
-        text = f"{args.sku} at {args.node}: on_hand set to {stock.on_hand}"
+        states = (
+            f" (damaged {stock.damaged}, quality_hold {stock.quality_hold})"
+            if stock.damaged or stock.quality_hold
+            else ""
+        )
+        text = f"{args.sku} at {args.node}: on_hand set to {stock.on_hand}{states}"
     else:
         text = f"{args.sku} at {args.node}: stale, not applied (a newer count is already in place)"
     out.result(response, text)
@@ -499,7 +882,9 @@ async def cmd_stock_adjust(client: OmnistockClient, args: argparse.Namespace, ou
     delta = parse_int(args.delta, "DELTA")
     adjustment_id = args.id or new_id("adj")
     try:
-        result = await client.adjust(adjustment_id, args.sku, args.node, delta, args.reason)
+        result = await client.adjust(
+            adjustment_id, args.sku, args.node, delta, args.reason, STOCK_STATE_NAMES[args.state]
+        )
     except OmnistockRpcError as error:
         return out.rpc_error(error, {} if args.id else {"adjustment_id": adjustment_id})
     outcome = inventory_pb2.AdjustmentOutcome.Name(result.outcome).removeprefix("ADJUSTMENT_OUTCOME_")
@@ -593,27 +978,64 @@ async def cmd_stock_load(client: OmnistockClient, args: argparse.Namespace, out:
     return EXIT_OK
 
 
+def freshness(response: availability_pb2.GetAvailabilityResponse, channel: str) -> str:
+    """Where an answer comes from: the gateway's view (version, as-of) or the shards."""
+    source = (
+        f"consistent read, as of {local_time(response.as_of)}"
+        if response.consistent
+        else f"as of {local_time(response.as_of)}, view version {response.version}"
+    )
+    return f"channel {channel}; {source}" if channel else source
+
+
 async def cmd_availability(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
-    response = await client.availability(args.skus, include_nodes=args.nodes)
-    as_of = f"as of {local_time(response.as_of)}"
+    channel = args.channel or ""
+    response = await client.availability(
+        args.skus, include_nodes=args.nodes, channel_id=channel, consistent=args.consistent
+    )
+    footer = freshness(response, channel)
+    status = ["STATUS"] if channel else []
     if not args.nodes:
         text = table(
-            ["SKU", "AVAILABLE", "ON_HAND", "RESERVED", "COMMITTED"],
-            [(a.sku, a.available, a.on_hand, a.reserved, a.committed) for a in response.skus],
+            ["SKU", *status, "AVAILABLE", "ON_HAND", "RESERVED", "COMMITTED", "DAMAGED", "QUALITY_HOLD"],
+            [
+                (
+                    a.sku,
+                    *([status_name(a.status)] if channel else []),
+                    a.available,
+                    a.on_hand,
+                    a.reserved,
+                    a.committed,
+                    a.damaged,
+                    a.quality_hold,
+                )
+                for a in response.skus
+            ],
         )
-        out.result(response, f"{text}\n{as_of}")
+        out.result(response, f"{text}\n{footer}")
         return EXIT_OK
     blocks = []
     for a in response.skus:
+        shown = f"{status_name(a.status)}, available {a.available}" if channel else f"available {a.available}"
+        at_nodes = sum(p.available for p in a.nodes)
+        if at_nodes > a.available:
+            shown += f" (display cap; the nodes hold {at_nodes})"
         head = (
-            f"{a.sku}: available {a.available} (on_hand {a.on_hand}, reserved {a.reserved},"
-            f" committed {a.committed}) at {len(a.nodes)} node(s)"
+            f"{a.sku}: {shown}; on_hand {a.on_hand}, reserved {a.reserved}, committed {a.committed},"
+            f" damaged {a.damaged}, quality_hold {a.quality_hold} at {len(a.nodes)} node(s)"
         )
         if a.nodes:
-            rows = [(p.node_id, p.on_hand, p.reserved, p.committed, p.available) for p in a.nodes]
-            head += "\n" + table(["NODE", "ON_HAND", "RESERVED", "COMMITTED", "AVAILABLE"], rows, indent="  ")
+            rows = [
+                (p.node_id, p.on_hand, p.damaged, p.quality_hold, p.reserved, p.committed, p.available)
+                for p in a.nodes
+            ]
+            head += "\n" + table(
+                ["NODE", "ON_HAND", "DAMAGED", "QUALITY_HOLD", "RESERVED", "COMMITTED", "AVAILABLE"],
+                rows,
+                indent="  ",
+            )
         blocks.append(head)
-    out.result(response, "\n\n".join(blocks) + f"\n{as_of}")
+    out.result(response, "\n\n".join(blocks) + f"\n{footer}")
     return EXIT_OK
 
 
@@ -621,7 +1043,9 @@ async def cmd_reserve(client: OmnistockClient, args: argparse.Namespace, out: Ou
     lines = parse_lines(args.lines)
     reservation_id = args.id or new_id("res")
     try:
-        response = await client.reserve(reservation_id, lines, ttl_seconds=args.ttl)
+        response = await client.reserve(
+            reservation_id, lines, ttl_seconds=args.ttl, channel_id=args.channel or ""
+        )
     except OmnistockRpcError as error:
         return out.rpc_error(error, {} if args.id else {"reservation_id": reservation_id})
     out.result(response, format_reservation(response.reservation, response.replayed))
@@ -661,6 +1085,253 @@ async def cmd_check(client: OmnistockClient, args: argparse.Namespace, out: Outp
     return EXIT_OK if response.ok else EXIT_REFUSED
 
 
+# --- network: groups and channels ---
+
+
+class NetworkReading:
+    """A NetworkConfig with the members of each group and the nodes each channel sells from."""
+
+    def __init__(self, config: network_pb2.NetworkConfig) -> None:
+        self.config = config
+        self.network = network_from_proto(config, Limits())
+        self.groups = {g.group_id: g for g in config.groups}
+        self.channels = {c.channel_id: c for c in config.channels}
+
+    def members(self, group_id: str) -> list[str]:
+        group = self.network.groups.get(group_id)
+        return sorted(group.members(self.network.nodes)) if group else []
+
+    def eligible(self, channel_id: str) -> list[str]:
+        return sorted(self.network.eligible(channel_id)) if channel_id in self.network.channels else []
+
+    def groups_table(self) -> str:
+        if not self.groups:
+            return "no groups"
+        rows = [
+            (group_id, len(self.members(group_id)), describe_group(group))
+            for group_id, group in sorted(self.groups.items())
+        ]
+        return table(["GROUP", "NODES", "DEFINITION"], rows)
+
+    def channels_table(self) -> str:
+        if not self.channels:
+            return "no channels"
+        rows = [
+            (
+                channel_id,
+                channel.name or "-",
+                ",".join(channel.groups),
+                len(self.eligible(channel_id)),
+                len(channel.safety),
+                len(channel.caps),
+                channel.low_stock_threshold,
+                channel.display_cap or "-",
+            )
+            for channel_id, channel in sorted(self.channels.items())
+        ]
+        return table(
+            ["CHANNEL", "NAME", "GROUPS", "NODES", "SAFETY", "CAPS", "LOW_STOCK", "DISPLAY_CAP"], rows
+        )
+
+    def show_group(self, group_id: str) -> str:
+        members = self.members(group_id)
+        lines = [f"group {group_id}: {describe_group(self.groups[group_id])}, {_count(members, 'node')}"]
+        if members:
+            lines.append(wrapped(members))
+        return "\n".join(lines)
+
+    def show_channel(self, channel_id: str) -> str:
+        channel = self.channels[channel_id]
+        eligible = self.eligible(channel_id)
+        safety = sorted(channel.safety, key=safety_precedence, reverse=True)
+        caps = sorted(channel.caps, key=cap_precedence, reverse=True)
+        rows: list[tuple[str, str]] = [
+            ("channel", channel_id),
+            ("name", channel.name or "-"),
+            ("groups", ", ".join(channel.groups)),
+            ("nodes", f"{len(eligible)} enabled node(s) in those groups"),
+            ("", wrapped(eligible, indent="", width=86)),
+            ("low stock", f"LOW_STOCK when 0 < available <= {channel.low_stock_threshold}"),
+            ("display cap", f"answers show at most {channel.display_cap}" if channel.display_cap else "none"),
+        ]
+        rows += [("safety" if i == 0 else "", format_safety_rule(r)) for i, r in enumerate(safety)] or [
+            ("safety", "none")
+        ]
+        rows += [("caps" if i == 0 else "", format_cap_rule(c)) for i, c in enumerate(caps)] or [
+            ("caps", "none (up to 100% of a node)")
+        ]
+        width = max(len(label) for label, _ in rows)
+        lines = []
+        for label, value in rows:
+            for i, part in enumerate(value.splitlines() or [""]):
+                lines.append(f"{(label if i == 0 else '').ljust(width)}  {part}".rstrip())
+        return "\n".join(line for line in lines if line)
+
+    def summary(self) -> str:
+        nodes = self.config.nodes
+        by_type: dict[str, int] = {}
+        for node in nodes:
+            label = NODE_TYPE_LABELS.get(node.type, str(node.type))
+            by_type[label] = by_type.get(label, 0) + 1
+        kinds = ", ".join(f"{count} {label}" for label, count in sorted(by_type.items()))
+        disabled = sum(1 for node in nodes if not node.enabled)
+        return (
+            f"network version {self.config.version}: {_count(nodes, 'node')}"
+            + (f" ({kinds}; {disabled} disabled)" if nodes else "")
+            + f", {_count(self.groups, 'group')}, {_count(self.channels, 'channel')}"
+        )
+
+
+def version_line(config: network_pb2.NetworkConfig) -> str:
+    return f"network version {config.version}"
+
+
+async def cmd_groups_list(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    reading = NetworkReading(await client.get_network())
+    data = {
+        "version": reading.config.version,
+        "groups": [
+            {**to_dict(group), "members": reading.members(group.group_id)} for group in reading.config.groups
+        ],
+    }
+    out.result(data, f"{reading.groups_table()}\n{version_line(reading.config)}")
+    return EXIT_OK
+
+
+async def cmd_groups_put(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    group = group_from_args(args.group_id, args.nodes, args.types, args.ships, args.pickup)
+    reading = NetworkReading(await client.put_groups([group]))
+    data = {
+        "version": reading.config.version,
+        "group": to_dict(reading.groups[group.group_id]),
+        "members": reading.members(group.group_id),
+    }
+    out.result(data, f"{reading.show_group(group.group_id)}\n{version_line(reading.config)}")
+    return EXIT_OK
+
+
+async def cmd_groups_delete(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    config = await client.delete_groups(args.group_ids)
+    data = {"version": config.version, "deleted": list(args.group_ids)}
+    out.result(data, f"deleted group(s) {', '.join(args.group_ids)}\n{version_line(config)}")
+    return EXIT_OK
+
+
+async def cmd_channels_list(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    reading = NetworkReading(await client.get_network())
+    data = {
+        "version": reading.config.version,
+        "channels": [
+            {**to_dict(channel), "eligible_nodes": reading.eligible(channel.channel_id)}
+            for channel in reading.config.channels
+        ],
+    }
+    out.result(data, f"{reading.channels_table()}\n{version_line(reading.config)}")
+    return EXIT_OK
+
+
+async def cmd_channels_show(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    reading = NetworkReading(await client.get_network())
+    if args.channel_id not in reading.channels:
+        known = ", ".join(sorted(reading.channels)) or "none"
+        out.error(
+            "NOT_FOUND",
+            f"channel {args.channel_id!r} not found (channels: {known})",
+            {"channel_id": args.channel_id},
+        )
+        return EXIT_REFUSED
+    data = {
+        "version": reading.config.version,
+        "channel": to_dict(reading.channels[args.channel_id]),
+        "eligible_nodes": reading.eligible(args.channel_id),
+    }
+    out.result(data, f"{reading.show_channel(args.channel_id)}\n{version_line(reading.config)}")
+    return EXIT_OK
+
+
+async def cmd_channels_put(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    channel = channel_from_args(
+        args.channel_id, args.groups, args.name, args.low_stock, args.display_cap, args.safety, args.cap
+    )
+    reading = NetworkReading(await client.put_channels([channel]))
+    data = {
+        "version": reading.config.version,
+        "channel": to_dict(reading.channels[channel.channel_id]),
+        "eligible_nodes": reading.eligible(channel.channel_id),
+    }
+    out.result(data, f"{reading.show_channel(channel.channel_id)}\n{version_line(reading.config)}")
+    return EXIT_OK
+
+
+async def cmd_channels_delete(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    config = await client.delete_channels(args.channel_ids)
+    data = {"version": config.version, "deleted": list(args.channel_ids)}
+    out.result(data, f"deleted channel(s) {', '.join(args.channel_ids)}\n{version_line(config)}")
+    return EXIT_OK
+
+
+async def cmd_network_show(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    reading = NetworkReading(await client.get_network())
+    text = "\n\n".join([reading.summary(), reading.groups_table(), reading.channels_table()])
+    out.result(reading.config, text)
+    return EXIT_OK
+
+
+async def apply_network(
+    client: OmnistockClient,
+    nodes: Sequence[Node],
+    groups: Sequence[NodeGroup],
+    channels: Sequence[Channel],
+    where: str,
+) -> dict[str, Any]:
+    """Put a parsed network file's nodes, then groups, then channels.
+
+    Everything is checked first against the network as it stands, with the server's own
+    rules, so a bad file changes nothing (ProblemsError names every problem).
+    """
+    node_messages, group_messages, channel_messages = network_messages(nodes, groups, channels)
+    problems = network_problems(await client.get_network(), node_messages, group_messages, channel_messages)
+    if problems:
+        raise ProblemsError(f"{where}: {_count(problems, 'problem')}, nothing was applied", problems)
+    applied: dict[str, Any] = {}
+    config: network_pb2.NetworkConfig | None = None
+    if node_messages:
+        put = await client.put_nodes(node_messages)
+        applied["nodes"] = {"created": put.created, "updated": put.updated}
+    if group_messages:
+        config = await client.put_groups(group_messages)
+        applied["groups"] = [g.group_id for g in group_messages]
+    if channel_messages:
+        config = await client.put_channels(channel_messages)
+        applied["channels"] = [c.channel_id for c in channel_messages]
+    if config is None:
+        config = await client.get_network()
+    applied["version"] = config.version
+    return applied
+
+
+def describe_applied(applied: dict[str, Any]) -> str:
+    lines = []
+    if "nodes" in applied:
+        nodes = applied["nodes"]
+        lines.append(f"nodes     {nodes['created']} created, {nodes['updated']} updated")
+    if "groups" in applied:
+        lines.append(f"groups    {', '.join(applied['groups'])}")
+    if "channels" in applied:
+        lines.append(f"channels  {', '.join(applied['channels'])}")
+    lines.append(f"network version {applied['version']}")
+    return "\n".join(lines)
+
+
+async def cmd_network_apply(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    nodes, groups, channels = read_network_file(args.file, ", nothing was applied")
+    if not (nodes or groups or channels):
+        raise UsageError(f"{args.file}: no nodes, groups or channels in the file")
+    applied = await apply_network(client, nodes, groups, channels, args.file)
+    out.result(applied, f"applied {args.file}\n{describe_applied(applied)}")
+    return EXIT_OK
+
+
 def unreachable(client: OmnistockClient) -> bool:
     """UNAVAILABLE with no live connection: the server is not there (the service's own UNAVAILABLE
     comes over a READY channel)."""
@@ -687,6 +1358,8 @@ def run_client(args: argparse.Namespace, command: Command) -> int:
 
     try:
         return asyncio.run(go())
+    except ProblemsError as error:
+        return out.problems(error)
     except UsageError as error:
         out.error("INVALID_ARGUMENT" if out.as_json else "", str(error))
         return EXIT_USAGE
@@ -719,7 +1392,42 @@ def service_config(args: argparse.Namespace) -> ServiceConfig:
         ray_address=args.ray_address,
         data_dir=Path(args.data_dir),
         redis_fsync=args.redis_fsync,
+        # With --demo the file is applied once the demo nodes are there (see serve_async).
+        network_file=Path(args.network) if args.network and not args.demo else None,
     )
+
+
+ParsedNetwork = tuple[list[Node], list[NodeGroup], list[Channel]]
+
+
+def serve_network(args: argparse.Namespace) -> tuple[str, ParsedNetwork] | None:
+    """The network file `serve` applies at start (--network, or the demo's with --demo), read and
+    checked before anything starts; ProblemsError names every problem."""
+    if args.network:
+        where = args.network
+        parsed = read_network_file(args.network)
+    elif args.demo:
+        from loadtest.datagen import DEMO_NETWORK_FILE, demo_network_text
+
+        where = f"loadtest/{DEMO_NETWORK_FILE}"
+        try:
+            parsed = parse_network(demo_network_text())
+        except NetworkFileError as error:
+            raise ProblemsError(f"{where}: {_count(error.problems, 'problem')}", error.problems) from None
+    else:
+        return None
+    # Checks of single settings (ids, types, ranges) now; references to nodes and groups,
+    # which the stored network may hold, are checked when the file is applied.
+    problems = network_problems(None, *network_messages(*parsed))
+    if problems:
+        raise ProblemsError(f"{where}: {_count(problems, 'problem')}", problems)
+    return where, parsed
+
+
+def say_problems(say: Callable[[str], None], headline: str, problems: Sequence[tuple[str, str]]) -> None:
+    say(f"error: {headline}")
+    for field, description in problems:
+        say(f"  {field}: {description}")
 
 
 def redact(url: str) -> str:
@@ -762,20 +1470,43 @@ def try_hint(target: str) -> str:
     return f"try: omnistock availability SKU-00001 --nodes{flag}    (stop with Ctrl-C)"
 
 
-async def load_demo_if_empty(target: str, say: Callable[[str], None]) -> None:
-    from loadtest.datagen import load_demo
+async def load_demo_if_empty(
+    target: str, say: Callable[[str], None], network: tuple[str, ParsedNetwork] | None = None
+) -> None:
+    """Load the demo nodes and stock unless nodes are registered, and apply `network` (the demo's
+    groups and channels, or the --network file) once the nodes are there."""
+    from loadtest.datagen import demo_nodes, load_demo
 
     async with OmnistockClient(target, timeout=60.0) as client:
+
+        async def apply() -> None:
+            if network is not None:
+                where, parsed = network
+                applied = await apply_network(client, *parsed, where)
+                say(f"demo: network {where} applied (version {applied['version']}):")
+                for line in describe_applied(applied).splitlines()[:-1]:
+                    say(f"demo:   {line}")
+
         if await client.list_nodes():
             say("demo: nodes are already registered; keeping the stock as it is")
+            await apply()
             return
+        if network is not None:
+            # Checked with the demo nodes before they are put: a bad file leaves nothing behind.
+            where, parsed = network
+            node_messages, group_messages, channel_messages = network_messages(*parsed)
+            problems = network_problems(
+                await client.get_network(), [*demo_nodes(), *node_messages], group_messages, channel_messages
+            )
+            if problems:
+                raise ProblemsError(f"{where}: {_count(problems, 'problem')}, nothing was applied", problems)
         started = time.perf_counter()
         say("demo: loading the demo network ...")
-        await load_demo(client, progress=lambda text: say(f"demo: {text}"))
+        await load_demo(client, progress=lambda text: say(f"demo: {text}"), after_nodes=apply)
         say(f"demo: ready in {time.perf_counter() - started:.1f}s")
 
 
-async def serve_async(args: argparse.Namespace) -> int:
+async def serve_async(args: argparse.Namespace, network: tuple[str, ParsedNetwork] | None = None) -> int:
     from gateway.service import Service
 
     def say(text: str) -> None:
@@ -790,6 +1521,10 @@ async def serve_async(args: argparse.Namespace) -> int:
             await service.stop(grace=0)
         except Exception:
             logging.getLogger(__name__).exception("clean-up after a failed start")
+        if isinstance(error, InvalidArgument) and network is not None:
+            headline = f"{network[0]} does not fit the stored network; nothing was applied or started"
+            say_problems(say, headline, error.violations)
+            return EXIT_USAGE
         if isinstance(error, Exception):
             hint = " (is something else listening on that port?)" if "bind" in str(error).lower() else ""
             say(f"error: cannot start omnistock: {error}{hint}")
@@ -799,6 +1534,7 @@ async def serve_async(args: argparse.Namespace) -> int:
     # Installed after start: ray.init() replaces the SIGTERM handler with its own sys.exit.
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
+    exit_code = EXIT_OK
 
     def on_signal(signum: int) -> None:
         if stopping.is_set():
@@ -812,12 +1548,20 @@ async def serve_async(args: argparse.Namespace) -> int:
 
     target = client_target(service.config.host, service.port)
     say(banner(service))
+    if network is not None and not args.demo and service.backend is not None:
+        say(f"network {network[0]} applied (version {service.backend.network.network.version})")
     demo: asyncio.Task[None] | None = None
     if args.demo:
 
         async def demo_then_hint() -> None:
+            nonlocal exit_code
             try:
-                await load_demo_if_empty(target, say)
+                await load_demo_if_empty(target, say, network)
+            except ProblemsError as error:
+                say_problems(say, f"{error}; stopping", error.problems)
+                exit_code = EXIT_USAGE
+                stopping.set()
+                return
             except OmnistockRpcError as error:
                 say(f"demo: loading failed: {error}; the service keeps running")
             say(try_hint(target))
@@ -835,10 +1579,18 @@ async def serve_async(args: argparse.Namespace) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
     say("omnistock stopped")
-    return EXIT_OK
+    return exit_code
 
 
 def serve(args: argparse.Namespace) -> int:
+    try:
+        network = serve_network(args)
+    except ProblemsError as error:
+        say_problems(lambda text: print(text, file=sys.stderr), str(error), error.problems)
+        return EXIT_USAGE
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -851,7 +1603,7 @@ def serve(args: argparse.Namespace) -> int:
     else:
         runner = uvloop.run
     try:
-        return runner(serve_async(args))
+        return runner(serve_async(args, network))
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
 
@@ -869,6 +1621,13 @@ def positive_int(text: str) -> int:
 def int32(text: str) -> int:
     value = int(text)
     if not INT32[0] <= value <= INT32[1]:
+        raise argparse.ArgumentTypeError(f"out of range: {value}")
+    return value
+
+
+def int64(text: str) -> int:
+    value = int(text)
+    if not INT64[0] <= value <= INT64[1]:
         raise argparse.ArgumentTypeError(f"out of range: {value}")
     return value
 
@@ -926,7 +1685,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument(
         "--demo",
         action="store_true",
-        help="load the demo network (3 DCs, 50 stores, 1000 SKUs) when no node is registered yet",
+        help="load the demo network (3 DCs, 50 stores, 1000 SKUs) when no node is registered yet,"
+        " with its node groups and channels (loadtest/demo-network.toml) unless --network is given",
+    )
+    serve_parser.add_argument(
+        "--network",
+        metavar="FILE",
+        help="TOML file of nodes, node groups and channels applied at start over the stored network;"
+        " checked whole: a bad file prints every problem and exits 2",
     )
     serve_parser.add_argument(
         "--redis-fsync",
@@ -989,6 +1755,10 @@ def build_parser() -> argparse.ArgumentParser:
     setting.add_argument(
         "--as-of", help="when the count was taken, ISO 8601 (default: now); local time without offset"
     )
+    setting.add_argument("--damaged", default="0", metavar="N", help="of ON_HAND, units damaged (default 0)")
+    setting.add_argument(
+        "--quality-hold", default="0", metavar="N", help="of ON_HAND, units under quality hold (default 0)"
+    )
     adjust = client_command(
         stock_commands,
         "adjust",
@@ -1002,13 +1772,22 @@ def build_parser() -> argparse.ArgumentParser:
     adjust.add_argument("delta", metavar="DELTA")
     adjust.add_argument("--id", help="adjustment id (default: a new one, printed); the same id again is safe")
     adjust.add_argument("--reason", default="", help="free text for audit: receipt, pos-sale, damage, ...")
+    adjust.add_argument(
+        "--state",
+        type=str.lower,
+        choices=sorted(STOCK_STATE_NAMES),
+        default="sellable",
+        help="which units change: sellable (default) changes on_hand; damaged or quality_hold changes"
+        " on_hand and that state's count together",
+    )
     load = client_command(
         stock_commands,
         "load",
         cmd_stock_load,
         "stream a CSV of absolute counts",
-        description="FILE is CSV sku,node_id,on_hand[,as_of] (an optional header row is skipped),"
-        " streamed in chunks without reading it all into memory. - reads stdin.",
+        description=f"FILE is CSV {LEVEL_FORM}, or with a header row naming those columns in any order"
+        " (sku, node_id and on_hand required); damaged and quality_hold are parts of on_hand."
+        " Streamed in chunks without reading it all into memory. - reads stdin.",
     )
     load.add_argument("file", metavar="FILE")
     load.add_argument(
@@ -1016,10 +1795,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     availability = client_command(
-        commands, "availability", cmd_availability, "network availability of SKUs (1000 per call)"
+        commands,
+        "availability",
+        cmd_availability,
+        "availability of SKUs, network-wide or for a channel (1000 per call)",
+        description="Answers come from the gateway's view of the shards (fresh within tens of"
+        " milliseconds; the answer says its version and time) unless --consistent is given.",
     )
     availability.add_argument("skus", metavar="SKU", nargs="+")
     availability.add_argument("--nodes", action="store_true", help="also show every node's position")
+    availability.add_argument(
+        "--channel", metavar="CHANNEL", help="what this channel may promise, with its stock status"
+    )
+    availability.add_argument(
+        "--consistent",
+        action="store_true",
+        help="read the shards (slower, reflects every acknowledged write)",
+    )
 
     reserve = client_command(
         commands,
@@ -1033,6 +1825,99 @@ def build_parser() -> argparse.ArgumentParser:
     reserve.add_argument(
         "--ttl", type=int32, default=0, help="seconds the hold lives (default: server's, 900)"
     )
+    reserve.add_argument(
+        "--channel",
+        metavar="CHANNEL",
+        help="hold through this channel: each line may take only what the channel may promise there",
+    )
+
+    groups = commands.add_parser("groups", help="node groups: list, put, delete")
+    group_commands = groups.add_subparsers(dest="groups_command", metavar="ACTION", required=True)
+    client_command(group_commands, "list", cmd_groups_list, "list node groups and their members")
+    group_put = client_command(
+        group_commands,
+        "put",
+        cmd_groups_put,
+        "create or replace a node group",
+        description="A group is the nodes named with --nodes plus every node matching the selector"
+        " (--types, --ships, --pickup), when one is given. Selectors follow the nodes as they change."
+        " A group must hold at least one node.",
+    )
+    group_put.add_argument("group_id", metavar="GROUP_ID")
+    group_put.add_argument("--nodes", metavar="N1,N2", help="node ids in the group")
+    group_put.add_argument("--types", metavar="dc,store", help="selector: nodes of these types")
+    group_put.add_argument(
+        "--ships", type=parse_yes_no, metavar="yes|no", help="selector: only nodes that ship (or do not)"
+    )
+    group_put.add_argument(
+        "--pickup", type=parse_yes_no, metavar="yes|no", help="selector: only nodes with pickup (or without)"
+    )
+    group_delete = client_command(
+        group_commands,
+        "delete",
+        cmd_groups_delete,
+        "delete node groups (refused while a channel sells from one)",
+    )
+    group_delete.add_argument("group_ids", metavar="GROUP_ID", nargs="+")
+
+    channels = commands.add_parser("channels", help="sales channels: list, show, put, delete")
+    channel_commands = channels.add_subparsers(dest="channels_command", metavar="ACTION", required=True)
+    client_command(channel_commands, "list", cmd_channels_list, "list channels")
+    channel_show = client_command(channel_commands, "show", cmd_channels_show, "show a channel and its rules")
+    channel_show.add_argument("channel_id", metavar="CHANNEL_ID")
+    channel_put = client_command(
+        channel_commands,
+        "put",
+        cmd_channels_put,
+        "create or replace a channel (the whole definition)",
+        description="A safety RULE keeps units back from the channel: units=N and/or percent=P"
+        " (the larger applies), optionally scoped by sku=SKU, node=NODE or node_type=TYPE, e.g."
+        " units=2,node_type=store or percent=10,sku=SKU-00001. The most specific rule wins:"
+        " sku+node > sku+node_type > sku > node > node_type > channel-wide. A cap RULE limits"
+        " the share of a node's sellable units the channel may hold: percent=P, optionally with"
+        " node=NODE or node_type=TYPE (node > node_type > channel-wide), e.g. percent=50,node_type=store.",
+    )
+    channel_put.add_argument("channel_id", metavar="CHANNEL_ID")
+    channel_put.add_argument(
+        "--groups", required=True, metavar="G1,G2", help="node groups the channel sells from"
+    )
+    channel_put.add_argument("--name", default="", help="display name")
+    channel_put.add_argument(
+        "--low-stock",
+        type=int64,
+        default=0,
+        metavar="N",
+        help="status LOW_STOCK when 0 < available <= N (default 0)",
+    )
+    channel_put.add_argument(
+        "--display-cap",
+        type=int64,
+        default=0,
+        metavar="N",
+        help="answers show at most N units (default 0: no cap); holds are not limited by it",
+    )
+    channel_put.add_argument(
+        "--safety", action="append", default=[], metavar="RULE", help="safety stock rule (repeatable)"
+    )
+    channel_put.add_argument(
+        "--cap", action="append", default=[], metavar="RULE", help="allocation cap (repeatable)"
+    )
+    channel_delete = client_command(channel_commands, "delete", cmd_channels_delete, "delete channels")
+    channel_delete.add_argument("channel_ids", metavar="CHANNEL_ID", nargs="+")
+
+    network = commands.add_parser("network", help="the whole network: show, apply a file")
+    network_commands = network.add_subparsers(dest="network_command", metavar="ACTION", required=True)
+    client_command(network_commands, "show", cmd_network_show, "nodes, groups and channels")
+    network_apply = client_command(
+        network_commands,
+        "apply",
+        cmd_network_apply,
+        "put the nodes, groups and channels of a TOML file",
+        description="FILE has the format of `omnistock serve --network` ([[nodes]], [groups.ID],"
+        " [channels.ID]). It is checked whole against the network as it stands before anything"
+        " is sent; then its nodes, groups and channels are put, in that order. - reads stdin.",
+    )
+    network_apply.add_argument("file", metavar="FILE")
 
     client_command(
         commands,

@@ -326,6 +326,7 @@ def reservation_to_proto(view: ReservationView) -> reservation_pb2.Reservation:
         ],
         created_at=to_timestamp(view.created_at),
         expires_at=to_timestamp(view.expires_at),
+        channel_id=view.channel,
     )
     if view.changed_at:
         message.changed_at.CopyFrom(to_timestamp(view.changed_at))

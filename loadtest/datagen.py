@@ -7,14 +7,16 @@ and mean the same thing everywhere.
     nodes = demo_nodes(dcs=3, stores=50)
     levels = demo_levels(skus=1000, nodes=nodes)   # lazy iterator of StockLevel
     await load_demo(client, progress=print)        # puts the nodes, streams the levels
+    demo_network_text()                            # its groups and channels (TOML)
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 from protos.gen.omnistock.v1 import common_pb2, inventory_pb2
@@ -63,6 +65,15 @@ DC_SITES: tuple[Metro, ...] = (
 
 SHIP_FROM_STORE_SHARE = 0.4
 """Share of stores that also ship orders (ship-from-store); every store offers pickup."""
+
+DEMO_NETWORK_FILE = "demo-network.toml"
+"""Groups and channels of the demo network, shipped inside this package."""
+
+
+def demo_network_text() -> str:
+    """The demo network's node groups and channels as TOML (`omnistock serve --network` format)."""
+    # Next to this module (package data), in a source tree and in an installed package alike.
+    return (Path(__file__).parent / DEMO_NETWORK_FILE).read_text(encoding="utf-8")
 
 
 def sku_id(number: int) -> str:
@@ -183,12 +194,19 @@ async def load_demo(
     skus: int = 1000,
     seed: int = DEFAULT_SEED,
     chunk_size: int = 5_000,
+    after_nodes: Callable[[], Awaitable[object]] | None = None,
 ) -> inventory_pb2.LoadStockResponse:
-    """Put the demo nodes, then stream their levels; `progress` gets short human-readable lines."""
+    """Put the demo nodes, then stream their levels; `progress` gets short human-readable lines.
+
+    `after_nodes` runs between the two (the groups and channels, which need the nodes);
+    when it raises, no level is loaded.
+    """
     say = progress or (lambda text: None)
     nodes = demo_nodes(dcs=dcs, stores=stores, seed=seed)
     put = await client.put_nodes(nodes)
     say(f"nodes: {len(nodes)} ({dcs} DCs, {stores} stores): {put.created} created, {put.updated} updated")
+    if after_nodes is not None:
+        await after_nodes()
 
     def counted() -> Iterator[inventory_pb2.StockLevel]:
         for sent, item in enumerate(demo_levels(skus=skus, nodes=nodes, seed=seed), start=1):

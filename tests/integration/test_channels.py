@@ -436,3 +436,12 @@ async def test_future_supply_dates_and_preorder_holds(client: OmnistockClient, s
     await client._call(client.inventory.ExpectSupply, inventory_pb2.ExpectSupplyRequest(supplies=[other]))
     assert (await dates(15, now))[0] == 10
     assert (await client.check_conservation()).ok
+
+
+async def test_a_change_that_changes_nothing_keeps_the_version(client: OmnistockClient, shop: Admin) -> None:
+    before = await shop("GetNetwork", network_pb2.GetNetworkRequest())
+    again = await shop("PutChannels", network_pb2.PutChannelsRequest(channels=[WEB]))
+    assert again.version == before.version
+    with pytest.raises(OmnistockRpcError) as refused:
+        await shop("DeleteGroups", network_pb2.DeleteGroupsRequest(group_ids=["pickup"]))
+    assert refused.value.field_violations == [("groups[pickup]", "is still used by channel(s) store-pickup")]

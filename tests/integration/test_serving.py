@@ -45,7 +45,9 @@ async def test_health_reflection_and_metrics(make_service: Any) -> None:
     assert "omnistock_shard_batch_commands_bucket" in text
     assert "omnistock_journal_write_seconds_bucket" in text
     staleness = next(
-        float(row.split()[1]) for row in text.splitlines() if row.startswith("omnistock_view_staleness_seconds ")
+        float(row.split()[1])
+        for row in text.splitlines()
+        if row.startswith("omnistock_view_staleness_seconds ")
     )
     assert 0 <= staleness < 5  # the view syncs every 20 ms; a generous sanity bound
     assert "sku=" not in text and "M" not in {line.split("{")[0] for line in text.splitlines()}

@@ -277,6 +277,44 @@ def test_levels_with_and_without_header() -> None:
     assert [level.sku for level in iter_levels(rows[1:])] == ["SKU-1", "SKU-2"]
 
 
+def test_levels_with_damaged_and_quality_hold() -> None:
+    first, second = iter_levels([["SKU-1", "DC-1", "10", "", "2", "3"], ["SKU-2", "DC-1", "4", "", "", ""]])
+    assert (first.on_hand, first.damaged, first.quality_hold, first.HasField("as_of")) == (10, 2, 3, False)
+    assert (second.on_hand, second.damaged, second.quality_hold) == (4, 0, 0)
+
+
+def test_a_header_names_the_columns_in_any_order() -> None:
+    rows = [["sku", "quality_hold", "node_id", "on_hand"], ["SKU-1", "1", "DC-1", "7"], ["SKU-2", "", "DC-2"]]
+    with pytest.raises(UsageError, match="line 3: on_hand is required"):
+        list(iter_levels(rows))
+    (level,) = iter_levels(rows[:2])
+    assert (level.sku, level.node_id, level.on_hand, level.quality_hold, level.damaged) == (
+        "SKU-1",
+        "DC-1",
+        7,
+        1,
+        0,
+    )
+
+
+@pytest.mark.parametrize(
+    ("header", "complaint"),
+    [
+        (["sku", "node_id", "on_hand", "colour"], "unknown column"),
+        (["sku", "node_id", "damaged"], "the header must name on_hand"),
+        (["sku", "node_id", "on_hand", "on_hand"], "named twice"),
+    ],
+)
+def test_bad_level_headers(header: list[str], complaint: str) -> None:
+    with pytest.raises(UsageError, match=complaint):
+        list(iter_levels([header, ["SKU-1", "DC-1", "1"]]))
+
+
+def test_a_row_longer_than_the_header_is_refused() -> None:
+    with pytest.raises(UsageError, match="line 2: 4 values but the header names 3 columns"):
+        list(iter_levels([["sku", "node_id", "on_hand"], ["SKU-1", "DC-1", "1", "2"]]))
+
+
 def test_levels_carry_as_of() -> None:
     (level,) = iter_levels([["SKU-1", "DC-1", "3", "2024-06-11T09:30:00Z"]])
     assert level.as_of.seconds == int(datetime(2024, 6, 11, 9, 30, tzinfo=UTC).timestamp())
@@ -295,7 +333,9 @@ def test_levels_are_read_lazily() -> None:
     ("row", "complaint"),
     [
         (["SKU-1", "DC-1"], "line 1: expected sku,node_id,on_hand"),
-        (["SKU-1", "DC-1", "1", "", "x"], "line 1: expected sku,node_id,on_hand"),
+        (["SKU-1", "DC-1", "1", "", "0", "0", "x"], "line 1: expected sku,node_id,on_hand"),
+        (["SKU-1", "DC-1", "1", "", "x"], "line 1: damaged must be a whole number"),
+        (["SKU-1", "DC-1", "1", "", "0", "some"], "line 1: quality_hold must be a whole number"),
         (["SKU-1", "DC-1", "lots"], "line 1: on_hand must be a whole number"),
         (["", "DC-1", "1"], "line 1: sku and node_id are required"),
         (["SKU-1", "DC-1", "1", "last tuesday"], "line 1: as_of must be an ISO 8601 time"),
@@ -328,6 +368,44 @@ def test_json_output_keeps_zeros_as_numbers_in_field_order() -> None:
     data = to_dict(answer)
     assert list(data)[:6] == ["sku", "available", "on_hand", "reserved", "committed", "nodes"]
     assert data["available"] == 0 and data["on_hand"] == 5
+
+
+def test_stock_arguments() -> None:
+    args = build_parser().parse_args(
+        ["stock", "set", "S", "N", "10", "--damaged", "2", "--quality-hold", "1"]
+    )
+    assert (args.on_hand, args.damaged, args.quality_hold) == ("10", "2", "1")
+    args = build_parser().parse_args(["stock", "adjust", "S", "N", "-2", "--state", "DAMAGED"])
+    assert (args.delta, args.state) == ("-2", "damaged")
+    assert build_parser().parse_args(["stock", "adjust", "S", "N", "1"]).state == "sellable"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["stock", "adjust", "S", "N", "1", "--state", "broken"])
+
+
+def test_reserve_and_availability_take_a_channel() -> None:
+    args = build_parser().parse_args(["reserve", "--channel", "web", "A:DC-1:1"])
+    assert args.channel == "web"
+    args = build_parser().parse_args(
+        ["availability", "A", "B", "--channel", "web", "--consistent", "--nodes"]
+    )
+    assert (args.skus, args.channel, args.consistent, args.nodes) == (["A", "B"], "web", True, True)
+    args = build_parser().parse_args(["availability", "A"])
+    assert (args.channel, args.consistent) == (None, False)
+
+
+def test_position_text_shows_states_only_when_there_are_some() -> None:
+    plain = common_pb2.Position(sku="S", node_id="N", on_hand=5, available=5)
+    assert cli.format_position(plain) == "S at N: on_hand 5, reserved 0, committed 0, available 5"
+    damaged = common_pb2.Position(sku="S", node_id="N", on_hand=5, damaged=2, available=3)
+    assert "on_hand 5 (damaged 2, quality_hold 0)," in cli.format_position(damaged)
+
+
+def test_reservation_text_names_its_channel() -> None:
+    reservation = reservation_pb2.Reservation(
+        reservation_id="web-1", state=reservation_pb2.RESERVATION_STATE_HELD, channel_id="web"
+    )
+    assert "channel      web" in format_reservation(reservation)
+    assert "channel" not in format_reservation(reservation_pb2.Reservation(reservation_id="x"))
 
 
 def test_reservation_text() -> None:

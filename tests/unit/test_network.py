@@ -323,7 +323,7 @@ CASES = [
         "channels[web].caps[0].node_id",
         "GHOST",
     ),
-    ("negative low stock", lambda: web_with(low_stock=-1), "channels[web].low_stock", "negative"),
+    ("negative low stock", lambda: web_with(low_stock=-1), "channels[web].low_stock_threshold", "negative"),
     ("negative display cap", lambda: web_with(display_cap=-1), "channels[web].display_cap", "negative"),
     (
         "unknown node in a group",
@@ -386,7 +386,7 @@ def test_every_problem_is_reported_at_once() -> None:
             "channels[web].safety[0].node_id",
             "channels[web].caps[0].percent",
             "channels[web].caps[0].node_id",
-            "channels[web].low_stock",
+            "channels[web].low_stock_threshold",
             "channels[web].display_cap",
             "channels[bare].groups",
         ]
