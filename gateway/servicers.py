@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -89,28 +90,35 @@ ADJUSTMENT_OUTCOMES = {
 }
 
 
+@contextlib.asynccontextmanager
+async def served(metrics: Metrics, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
+    """Count and time one call; turn any refusal into its gRPC status."""
+    started = time.perf_counter()
+    code = "OK"
+    try:
+        yield
+    except asyncio.CancelledError:
+        code = "CANCELLED"
+        raise
+    except Exception as error:
+        status_code, status = to_status(error)
+        code = status_code.name
+        await context.abort_with_status(status)
+        raise  # abort_with_status always raises
+    finally:
+        metrics.requests.labels(method=method, code=code).inc()
+        metrics.latency.labels(method=method, code=code).observe(time.perf_counter() - started)
+
+
 def rpc(method: str) -> Callable[[Handler[T]], Handler[T]]:
-    """Count and time the call; turn any refusal into its gRPC status."""
+    """A unary handler, served (counted, timed, refusals turned into statuses)."""
 
     def decorate(handler: Handler[T]) -> Handler[T]:
         @functools.wraps(handler)
-        async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> T:
-            metrics: Metrics = self.metrics
-            started = time.perf_counter()
-            code = "OK"
-            try:
+        async def wrapper(self: Servicer, request: Any, context: grpc.aio.ServicerContext) -> T:
+            async with served(self.metrics, method, context):
                 return await handler(self, request, context)
-            except asyncio.CancelledError:
-                code = "CANCELLED"
-                raise
-            except Exception as error:
-                status_code, status = to_status(error)
-                code = status_code.name
-                await context.abort_with_status(status)
-                raise  # abort_with_status always raises
-            finally:
-                metrics.requests.labels(method=method, code=code).inc()
-                metrics.latency.labels(method=method, code=code).observe(time.perf_counter() - started)
+            raise AssertionError("unreachable")  # served() re-raises every refusal
 
         return wrapper
 
@@ -167,11 +175,13 @@ class Backend:
         return found
 
 
-class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
+class Servicer:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.metrics = backend.metrics
 
+
+class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
     @rpc("PutNodes")
     async def PutNodes(self, request: Any, context: Any) -> inventory_pb2.PutNodesResponse:
         nodes = nodes_from_proto(request.nodes, self.backend.limits)
@@ -277,11 +287,7 @@ class InventoryServicer(inventory_pb2_grpc.InventoryServiceServicer):
         )
 
 
-class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.metrics = backend.metrics
-
+class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceServicer):
     @rpc("GetAvailability")
     async def GetAvailability(self, request: Any, context: Any) -> availability_pb2.GetAvailabilityResponse:
         skus = skus_from_proto(request.skus, self.backend.limits)
@@ -344,10 +350,8 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
     async def WatchAvailability(
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[availability_pb2.AvailabilityUpdate]:
-        """Not wrapped by @rpc (a stream): refusals are turned into statuses here."""
-        started = time.perf_counter()
-        code = "OK"
-        try:
+        """A stream: served() wraps the whole of it."""
+        async with served(self.metrics, "WatchAvailability", context):
             skus = skus_from_proto(request.skus, self.backend.limits, most=MAX_WATCHED_SKUS, least=0)
             store = self.backend.network
             channel = store.channel(request.channel_id) if request.channel_id else None
@@ -383,24 +387,11 @@ class AvailabilityServicer(availability_pb2_grpc.AvailabilityServiceServicer):
                     )
             finally:
                 self.metrics.watchers.dec()
-        except asyncio.CancelledError:
-            code = "CANCELLED"
-            raise
-        except Exception as error:
-            status_code, status = to_status(error)
-            code = status_code.name
-            await context.abort_with_status(status)
-        finally:
-            self.metrics.requests.labels(method="WatchAvailability", code=code).inc()
-            self.metrics.latency.labels(method="WatchAvailability", code=code).observe(
-                time.perf_counter() - started
-            )
 
 
-class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
+class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServicer):
     def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.metrics = backend.metrics
+        super().__init__(backend)
         self.coordinator = backend.coordinator
 
     def _count(self, outcome: str) -> None:
@@ -464,12 +455,8 @@ class ReservationServicer(reservation_pb2_grpc.ReservationServiceServicer):
         return reservation_pb2.GetReservationResponse(reservation=reservation_to_proto(view))
 
 
-class NetworkServicer(network_pb2_grpc.NetworkServiceServicer):
+class NetworkServicer(Servicer, network_pb2_grpc.NetworkServiceServicer):
     """Groups and channels as data, changed at runtime and effective at once."""
-
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.metrics = backend.metrics
 
     @rpc("GetNetwork")
     async def GetNetwork(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
