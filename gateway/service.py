@@ -79,8 +79,9 @@ class ServiceConfig:
     """appendfsync of the embedded Redis: always (no acknowledged loss) or everysec."""
     network_file: Path | None = None
     """TOML network (nodes, groups, channels) applied at start over what is stored."""
-    view_interval: float = 0.02
-    """Seconds between two syncs of the gateway's network view (bounds its staleness)."""
+    view_heartbeat: float = 0.25
+    """The gateway's network view fetches a shard's changes right after a batch that made
+    some, and at least this often (for expiries and writes through other gateways)."""
     limits: Limits = field(default_factory=Limits)
 
 
@@ -148,8 +149,9 @@ class Service:
             await network.change(*parse_network(config.network_file.read_text()))
         view = NetworkView(len(self.shards))
         watch = WatchHub(view, ChangeHistory())
-        self._view_sync = ViewSync(view, self.shards, self.metrics, config.view_interval, watch.on_change)
+        self._view_sync = ViewSync(view, self.shards, self.metrics, config.view_heartbeat, watch.on_change)
         await self._view_sync.sync_once()
+        router.on_changes = self._view_sync.note
         self._view_sync.start()
         self.backend = Backend(router, coordinator, network, view, watch, self.metrics, config.limits)
 

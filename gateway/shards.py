@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import ray.exceptions
@@ -26,6 +26,8 @@ class ShardRouter:
     ) -> None:
         self.partitions = partitions
         self._call_timeout = call_timeout
+        self.on_changes: Callable[[int, str, int], None] | None = None
+        """Told (shard, epoch, version) after every batch, so the view fetches what is new."""
         self.handles = list(handles)
         self._metrics = metrics
         self._batchers: list[ShardBatcher[Command, Result]] = [
@@ -48,6 +50,8 @@ class ShardRouter:
                     f"shard {index} failed the batch ({type(error).__name__}); retry"
                 ) from error
             self._metrics.observe_batch(index, len(batch), reply, time.perf_counter() - started)
+            if self.on_changes is not None:
+                self.on_changes(index, *reply.changes)
             if any(isinstance(result, WrongShard) for result in reply.results):
                 raise Unavailable(f"shard {index} does not own a partition it was sent; retry")
             return reply.results  # type: ignore[return-value]

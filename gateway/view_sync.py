@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import ray.exceptions
@@ -18,32 +19,49 @@ log = logging.getLogger(__name__)
 
 
 class ViewSync:
+    """Fetches a shard's changes as soon as a batch reply says it has some, and every
+    `heartbeat` seconds regardless (the expiry timer and other gateways change shards too).
+    While a fetch is in flight, further news waits for the next one: fetches batch
+    themselves under load and cost nothing when idle."""
+
     def __init__(
         self,
         view: NetworkView,
         handles: Sequence[Any],
         metrics: Metrics,
-        interval: float = 0.02,
+        heartbeat: float = 0.25,
         on_change: Callable[[set[str]], None] | None = None,
     ) -> None:
         self.view = view
         self._handles = list(handles)
         self._metrics = metrics
-        self._interval = interval
+        self._heartbeat = heartbeat
         self._on_change = on_change
+        self._dirty: set[int] = set()
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def sync_once(self) -> None:
+    def note(self, shard: int, epoch: str, version: int) -> None:
+        """A batch reply's news: fetch if the shard is ahead of the view."""
+        cursor = self.view.cursors[shard]
+        if epoch != cursor.epoch or version > cursor.version:
+            self._dirty.add(shard)
+            self._wake.set()
+
+    async def sync_once(self, shards: Iterable[int] | None = None) -> None:
+        chosen = sorted(shards) if shards is not None else list(range(len(self._handles)))
         asked_at = time.time()
         replies = await asyncio.gather(
             *(
-                handle.changes_since.remote(cursor.epoch, cursor.version)
-                for handle, cursor in zip(self._handles, self.view.cursors, strict=True)
+                self._handles[i].changes_since.remote(
+                    self.view.cursors[i].epoch, self.view.cursors[i].version
+                )
+                for i in chosen
             ),
             return_exceptions=True,
         )
         changed: set[str] = set()
-        for shard, reply in enumerate(replies):
+        for shard, reply in zip(chosen, replies, strict=True):
             if isinstance(reply, Changes):
                 changed |= self.view.apply(shard, reply.epoch, reply.version, reply.positions, asked_at)
             elif isinstance(reply, ray.exceptions.RayError):
@@ -64,10 +82,18 @@ class ViewSync:
             await asyncio.gather(self._task, return_exceptions=True)
 
     async def _run(self) -> None:
+        last_full = time.monotonic()
         while True:
-            started = time.perf_counter()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._wake.wait(), max(0.0, self._heartbeat - (time.monotonic() - last_full))
+                )
+            self._wake.clear()
+            full = time.monotonic() - last_full >= self._heartbeat
+            shards, self._dirty = (None if full else self._dirty), set()
+            if full:
+                last_full = time.monotonic()
             try:
-                await self.sync_once()
+                await self.sync_once(shards)
             except Exception:  # keep the view alive; the staleness metric shows the gap
                 log.exception("view sync failed")
-            await asyncio.sleep(max(0.0, self._interval - (time.perf_counter() - started)))

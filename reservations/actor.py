@@ -50,6 +50,9 @@ class BatchReply:
     journal_seconds: float
     expired: int
     """Holds expired since the previous reply (timer included)."""
+    changes: tuple[str, int] = ("", 0)
+    """(epoch, version) of the shard's change feed after the batch: tells the gateway's
+    view whether there is something new to fetch."""
 
 
 class Shard:
@@ -83,7 +86,9 @@ class Shard:
             self._expired_unreported += outcome.expired
             expired, self._expired_unreported = self._expired_unreported, 0
             journal_seconds = time.perf_counter() - applied if outcome.events else 0.0
-            return BatchReply(outcome.results, applied - started, journal_seconds, expired)
+            return BatchReply(
+                outcome.results, applied - started, journal_seconds, expired, (state.epoch, state.version)
+            )
 
     def changes_since(self, epoch: str, version: int) -> Changes:
         """Positions changed after `version` of `epoch` (everything after a restart)."""

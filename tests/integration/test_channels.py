@@ -445,3 +445,17 @@ async def test_a_change_that_changes_nothing_keeps_the_version(client: Omnistock
     with pytest.raises(OmnistockRpcError) as refused:
         await shop("DeleteGroups", network_pb2.DeleteGroupsRequest(group_ids=["pickup"]))
     assert refused.value.field_violations == [("groups[pickup]", "is still used by channel(s) store-pickup")]
+
+
+async def test_expiry_reaches_the_view_without_any_write(client: OmnistockClient, shop: Admin) -> None:
+    await client.set_stock([level("X", "DC-1", 3)])
+    await client.reserve("x", [line("X", "DC-1", 3)], ttl_seconds=1)
+    deadline = asyncio.get_running_loop().time() + 10
+    seen_held = False
+    while True:  # the view, not a consistent read: the timer's change must reach it by itself
+        available = (await client.availability(["X"])).skus[0].available
+        seen_held = seen_held or available == 0
+        if seen_held and available == 3:
+            break
+        assert asyncio.get_running_loop().time() < deadline, "the view never saw the expiry"
+        await asyncio.sleep(0.05)

@@ -90,7 +90,7 @@ async def test_expiry_survives_restart(make_service: Any) -> None:
         for shard in service.shards:
             ray.kill(shard, no_restart=False)
         deadline = asyncio.get_running_loop().time() + 15
-        while (await client.availability(["E"])).skus[0].available != 4:
+        while (await client.availability(["E"], consistent=True)).skus[0].available != 4:
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.2)
         assert (await client.get_reservation("ttl")).state == reservation_pb2.RESERVATION_STATE_EXPIRED
