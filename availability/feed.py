@@ -9,15 +9,20 @@ from collections.abc import Iterable
 class ChangeHistory:
     """The SKUs changed at each recent view version, up to `capacity` versions back."""
 
-    def __init__(self, capacity: int = 100_000) -> None:
-        self._entries: deque[tuple[int, frozenset[str]]] = deque(maxlen=capacity)
-
     def record(self, version: int, skus: Iterable[str]) -> None:
         self._entries.append((version, frozenset(skus)))
 
+    def __init__(self, first_version: int = 0, capacity: int = 100_000) -> None:
+        self._first = first_version
+        self._entries: deque[tuple[int, frozenset[str]]] = deque(maxlen=capacity)
+
     def changed_since(self, version: int) -> set[str] | None:
-        """SKUs changed after `version`, or None when the history no longer reaches back that far."""
-        if self._entries and self._entries[0][0] > version + 1:
+        """SKUs changed after `version`, or None when this history cannot say: the version is
+        older than what it keeps, or was never one of this view's (another gateway, or
+        before a restart)."""
+        newest = self._entries[-1][0] if self._entries else self._first
+        oldest = self._entries[0][0] - 1 if self._entries else self._first
+        if not oldest <= version <= newest:
             return None
         changed: set[str] = set()
         for entry_version, skus in reversed(self._entries):

@@ -23,11 +23,12 @@ class ShardCursor:
 
 
 class NetworkView:
-    def __init__(self, shards: int) -> None:
+    def __init__(self, shards: int, first_version: int = 0) -> None:
         self._positions: dict[str, dict[str, PositionView]] = {}
         self.cursors = [ShardCursor() for _ in range(shards)]
-        self.version = 0
-        """Goes up by one with every sync that changed something."""
+        self.version = first_version
+        """Goes up by one with every sync that changed something. Starting from the clock in
+        milliseconds keeps versions of a restarted gateway apart from the old ones."""
 
     def apply(
         self, shard: int, epoch: str, version: int, positions: Iterable[PositionView], synced_at: float

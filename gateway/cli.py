@@ -7,6 +7,10 @@
     omnistock confirm res-...
     omnistock channels put web --groups dcs,ship-from-store --safety units=2,node_type=store
     omnistock network apply network.toml
+    omnistock pickup SKU-00003:2 SKU-00007 --near 40.7128,-74.0060 --channel store-pickup
+    omnistock watch SKU-00652 --channel marketplace          (Ctrl-C prints how to resume)
+    omnistock supply expect PO-4711 SKU-00432 DC-01 200 --date 2026-12-01
+    omnistock availability SKU-00432 --by-date 2026-12-05 --quantity 250
 
 Client commands print aligned text, or JSON on stdout with --json. Exit codes: 0 done,
 1 refused (or not applied), 2 bad usage or INVALID_ARGUMENT, 130 interrupted.
@@ -23,6 +27,7 @@ import logging
 import math
 import os
 import re
+import shlex
 import signal
 import sys
 import textwrap
@@ -43,6 +48,7 @@ from availability.network import Channel, Network, NodeGroup
 from availability.network_file import NetworkFileError, parse_network
 from availability.nodes import Node
 from gateway.client import DEFAULT_TARGET, OmnistockClient, OmnistockRpcError
+from gateway.client import to_timestamp as client_timestamp
 from gateway.convert import (
     Limits,
     channels_from_proto,
@@ -324,6 +330,163 @@ def iter_levels(rows: Iterable[Sequence[str]]) -> Iterator[inventory_pb2.StockLe
         yield message
 
 
+# --- pickup baskets, places, expected supply (pure) ---
+
+
+def parse_item(text: str) -> availability_pb2.BasketItem:
+    """`SKU[:QTY]` -> a basket item (quantity 1 when left out).
+
+    The part after the last colon is the quantity, so a SKU holding colons needs an
+    explicit quantity: `vendor:123:1`.
+    """
+    sku, sep, quantity = text.strip().rpartition(":")
+    if not sep:
+        sku, quantity = text.strip(), "1"
+    sku, quantity = sku.strip(), quantity.strip()
+    if not sku:
+        raise UsageError(f"item {text!r} must look like SKU or SKU:QTY, e.g. SKU-00001:2")
+    try:
+        count = int(quantity)
+    except ValueError:
+        raise UsageError(
+            f"item {text!r}: quantity {quantity!r} is not a whole number"
+            " (a SKU holding colons needs an explicit quantity: vendor:123:1)"
+        ) from None
+    if count < 1:
+        raise UsageError(f"item {text!r}: quantity must be at least 1, got {count}")
+    if count > INT64[1]:
+        raise UsageError(f"item {text!r}: quantity {count} is out of range")
+    return availability_pb2.BasketItem(sku=sku, quantity=count)
+
+
+def parse_items(texts: Iterable[str]) -> list[availability_pb2.BasketItem]:
+    """Basket items, each SKU once (the service refuses a SKU twice)."""
+    items: list[availability_pb2.BasketItem] = []
+    seen: dict[str, str] = {}
+    for text in texts:
+        item = parse_item(text)
+        if item.sku in seen:
+            raise UsageError(
+                f"{item.sku} is in the basket twice ({seen[item.sku]!r}, {text!r});"
+                " give it once with the whole quantity"
+            )
+        seen[item.sku] = text
+        items.append(item)
+    return items
+
+
+def parse_lat_lon(text: str, what: str = "--near") -> tuple[float, float]:
+    """`LAT,LON` in decimal degrees -> (latitude, longitude), e.g. `40.7128,-74.0060`."""
+    parts = text.split(",")
+    if len(parts) != 2 or not all(part.strip() for part in parts):
+        raise UsageError(f"{what} must be LAT,LON in decimal degrees, e.g. 40.7128,-74.0060; got {text!r}")
+    latitude = parse_float(parts[0], f"{what} latitude")
+    longitude = parse_float(parts[1], f"{what} longitude")
+    if not -90 <= latitude <= 90:
+        raise UsageError(f"{what} latitude must be within -90..90, got {_number(latitude)}")
+    if not -180 <= longitude <= 180:
+        raise UsageError(f"{what} longitude must be within -180..180, got {_number(longitude)}")
+    return latitude, longitude
+
+
+SUPPLY_COLUMNS = ("supply_id", "sku", "node_id", "quantity", "expected_at")
+SUPPLY_FORM = ",".join(SUPPLY_COLUMNS)
+
+
+def _supply_header(cells: list[str], number: int) -> tuple[str, ...]:
+    columns = tuple(cell.lower() for cell in cells)
+    unknown = [name for name in columns if name not in SUPPLY_COLUMNS]
+    if unknown:
+        raise UsageError(f"line {number}: unknown column(s) {', '.join(unknown)}; expected {SUPPLY_FORM}")
+    twice = sorted({name for name in columns if columns.count(name) > 1})
+    if twice:
+        raise UsageError(f"line {number}: column(s) {', '.join(twice)} named twice")
+    missing = [name for name in SUPPLY_COLUMNS if name not in columns]
+    if missing:
+        raise UsageError(f"line {number}: the header must name {', '.join(missing)}")
+    return columns
+
+
+def supply_from_record(record: dict[str, str], where: str) -> inventory_pb2.InboundSupply:
+    """One expected supply line from CSV cells; every problem of the row in one ProblemsError."""
+    problems: list[tuple[str, str]] = []
+    message = inventory_pb2.InboundSupply()
+    for name in SUPPLY_COLUMNS:
+        value = record.get(name, "")
+        if not value:
+            problems.append((where, f"{name} is required"))
+        elif name == "quantity":
+            try:
+                message.quantity = parse_int(value, "quantity", (0, INT64[1]))
+            except UsageError:
+                problems.append(
+                    (where, f"quantity must be a whole number, 0 or more (0 clears), got {value!r}")
+                )
+        elif name == "expected_at":
+            try:
+                message.expected_at.CopyFrom(to_timestamp(parse_time(value, "expected_at")))
+            except UsageError as error:
+                problems.append((where, str(error)))
+        else:
+            setattr(message, name, value)
+    if problems:
+        raise ProblemsError(f"{where}: {_count(problems, 'problem')}", problems)
+    return message
+
+
+def read_supplies(
+    rows: Iterable[Sequence[str]], most_problems: int = 20
+) -> list[inventory_pb2.InboundSupply]:
+    """Every expected supply line of a CSV, checked whole before anything is sent.
+
+    Without a header the columns are `supply_id,sku,node_id,quantity,expected_at`; a first
+    row starting with one of those names is a header naming the five in any order. Blank
+    rows and rows starting with # are skipped. ProblemsError names every bad row (up to
+    `most_problems`) and every (supply_id, sku, node_id) line given twice.
+    """
+    columns: tuple[str, ...] = SUPPLY_COLUMNS
+    supplies: list[inventory_pb2.InboundSupply] = []
+    problems: list[tuple[str, str]] = []
+    first_line: dict[tuple[str, str, str], int] = {}
+    stopped = False
+    for number, row in enumerate(rows, start=1):
+        if len(problems) >= most_problems:
+            stopped = True
+            break
+        cells = [cell.strip() for cell in row]
+        if not any(cells) or cells[0].startswith("#"):
+            continue
+        if number == 1 and cells[0].lower() in SUPPLY_COLUMNS:
+            columns = _supply_header(cells, number)
+            continue
+        where = f"line {number}"
+        if len(cells) != len(columns):
+            problems.append(
+                (where, f"expected {len(columns)} values ({','.join(columns)}), got {len(cells)}")
+            )
+            continue
+        try:
+            item = supply_from_record(dict(zip(columns, cells, strict=True)), where)
+        except ProblemsError as error:
+            problems.extend(error.problems)
+            continue
+        key = (item.supply_id, item.sku, item.node_id)
+        if key in first_line:
+            problems.append(
+                (where, f"{item.supply_id} for {item.sku} at {item.node_id} is on line {first_line[key]} too")
+            )
+        else:
+            first_line[key] = number
+        supplies.append(item)
+    if problems:
+        shown = problems[:most_problems]
+        found = f"the first {_count(shown, 'problem')}" if stopped else _count(problems, "problem")
+        raise ProblemsError(f"{found}, nothing was sent", shown)
+    if not supplies:
+        raise UsageError(f"no supply lines in the file; expected CSV {SUPPLY_FORM}")
+    return supplies
+
+
 # --- node groups and channels (pure) ---
 
 STOCK_STATE_NAMES: dict[str, common_pb2.StockState] = {
@@ -493,6 +656,7 @@ def channel_from_args(
     display_cap: int = 0,
     safety: Sequence[str] = (),
     caps: Sequence[str] = (),
+    future_supply_holds: bool = False,
 ) -> network_pb2.Channel:
     """The whole definition of a channel (`channels put` replaces what was there)."""
     return network_pb2.Channel(
@@ -503,6 +667,7 @@ def channel_from_args(
         caps=[parse_cap_rule(text) for text in caps],
         low_stock_threshold=low_stock,
         display_cap=display_cap,
+        future_supply_holds=future_supply_holds,
     )
 
 
@@ -604,9 +769,7 @@ def _count(items: Sized, noun: str) -> str:
 
 
 def to_timestamp(seconds: float) -> Timestamp:
-    timestamp = Timestamp()
-    timestamp.FromNanoseconds(round(seconds * 1e9))
-    return timestamp
+    return client_timestamp(seconds)
 
 
 def new_id(prefix: str) -> str:
@@ -660,10 +823,14 @@ def duration(seconds: float) -> str:
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], indent: str = "") -> str:
-    """Aligned columns; numbers right-aligned, text left-aligned."""
+    """Aligned columns; numbers right-aligned, text left-aligned. Empty cells ("") leave a
+    column of numbers a column of numbers (a row continuing the one above it)."""
     body = [list(row) for row in rows]
     numeric = [
-        bool(body) and all(isinstance(row[i], int | float) and not isinstance(row[i], bool) for row in body)
+        any(row[i] != "" for row in body)
+        and all(
+            row[i] == "" or (isinstance(row[i], int | float) and not isinstance(row[i], bool)) for row in body
+        )
         for i in range(len(headers))
     ]
     cells = [list(headers)] + [[_cell(value) for value in row] for row in body]
@@ -720,9 +887,11 @@ def format_position(position: common_pb2.Position) -> str:
         if position.damaged or position.quality_hold
         else ""
     )
+    inbound = f", inbound {position.inbound}" if position.inbound else ""
     return (
         f"{position.sku} at {position.node_id}: on_hand {position.on_hand}{states},"
         f" reserved {position.reserved}, committed {position.committed}, available {position.available}"
+        f"{inbound}"
     )
 
 
@@ -878,18 +1047,52 @@ async def cmd_stock_set(client: OmnistockClient, args: argparse.Namespace, out: 
 ADJUST_OK = {inventory_pb2.ADJUSTMENT_OUTCOME_APPLIED, inventory_pb2.ADJUSTMENT_OUTCOME_REPLAYED}
 
 
+def outcome_name(outcome: int) -> str:
+    return inventory_pb2.AdjustmentOutcome.Name(outcome).removeprefix("ADJUSTMENT_OUTCOME_")
+
+
+def adjustment_text(
+    adjustment_id: str, result: inventory_pb2.AdjustmentResult, sku: str, node_id: str, supply_id: str = ""
+) -> str:
+    """The outcome, why when refused, and the position after it (or as it stands)."""
+    outcome = outcome_name(result.outcome)
+    head = f"adjustment {adjustment_id}: {outcome}"
+    if supply_id and result.outcome == inventory_pb2.ADJUSTMENT_OUTCOME_APPLIED:
+        head += f" (received against supply {supply_id})"
+    elif result.outcome == inventory_pb2.ADJUSTMENT_OUTCOME_UNKNOWN_SUPPLY:
+        head += f": no supply {supply_id} is expected for {sku} at {node_id}; nothing changed"
+    elif result.outcome == inventory_pb2.ADJUSTMENT_OUTCOME_REFUSED_NEGATIVE:
+        head += ": on_hand would go below zero; nothing changed"
+    elif result.outcome == inventory_pb2.ADJUSTMENT_OUTCOME_CONFLICT:
+        head += ": this id was used before with different content; nothing changed"
+    return f"{head}\n{format_position(result.position)}"
+
+
 async def cmd_stock_adjust(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
     delta = parse_int(args.delta, "DELTA")
-    adjustment_id = args.id or new_id("adj")
+    supply_id = (args.supply_id or "").strip()
+    if args.supply_id is not None:
+        if not supply_id:
+            raise UsageError("--supply-id must not be empty")
+        if delta <= 0 or args.state != "sellable":
+            raise UsageError(
+                "a receipt (--supply-id) takes a positive DELTA of sellable units,"
+                f" got {delta}{'' if args.state == 'sellable' else f' with --state {args.state}'}"
+            )
+    adjustment_id = args.id or new_id("rcv" if supply_id else "adj")
     try:
         result = await client.adjust(
-            adjustment_id, args.sku, args.node, delta, args.reason, STOCK_STATE_NAMES[args.state]
+            adjustment_id,
+            args.sku,
+            args.node,
+            delta,
+            args.reason,
+            STOCK_STATE_NAMES[args.state],
+            supply_id=supply_id,
         )
     except OmnistockRpcError as error:
         return out.rpc_error(error, {} if args.id else {"adjustment_id": adjustment_id})
-    outcome = inventory_pb2.AdjustmentOutcome.Name(result.outcome).removeprefix("ADJUSTMENT_OUTCOME_")
-    text = f"adjustment {adjustment_id}: {outcome}\n{format_position(result.position)}"
-    out.result(result, text)
+    out.result(result, adjustment_text(adjustment_id, result, args.sku, args.node, supply_id))
     return EXIT_OK if result.outcome in ADJUST_OK else EXIT_REFUSED
 
 
@@ -988,16 +1191,64 @@ def freshness(response: availability_pb2.GetAvailabilityResponse, channel: str) 
     return f"channel {channel}; {source}" if channel else source
 
 
+def earliest_text(answer: availability_pb2.SkuAvailability, as_of: Timestamp) -> str:
+    """When the asked quantity can be promised: now, a date, or - (not with what is expected)."""
+    if not answer.HasField("earliest_date"):
+        return "-"
+    if answer.earliest_date.ToNanoseconds() - as_of.ToNanoseconds() <= 5 * 10**9:
+        return "now"
+    return local_time(answer.earliest_date)
+
+
+def date_notes(by_date: float | None, quantity: int) -> list[str]:
+    notes = []
+    if by_date is not None:
+        notes.append(
+            f"BY_DATE: promisable by {local_time(to_timestamp(by_date))}, counting supply expected by then"
+        )
+    if quantity:
+        notes.append(
+            f"EARLIEST: when {quantity} unit(s) can be promised; -: not with the stock and supply expected"
+        )
+    return notes
+
+
 async def cmd_availability(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
     channel = args.channel or ""
+    by_date = parse_time(args.by_date, "--by-date") if args.by_date else None
+    quantity = args.quantity or 0
+    dated: dict[str, Any] = {}
+    if by_date is not None:
+        dated["by_date"] = by_date
+    if quantity:
+        dated["quantity"] = quantity
     response = await client.availability(
-        args.skus, include_nodes=args.nodes, channel_id=channel, consistent=args.consistent
+        args.skus, include_nodes=args.nodes, channel_id=channel, consistent=args.consistent, **dated
     )
-    footer = freshness(response, channel)
+    footer = "\n".join([freshness(response, channel), *date_notes(by_date, quantity)])
     status = ["STATUS"] if channel else []
+    inbound = by_date is not None or bool(quantity) or any(a.inbound for a in response.skus)
+    extra = (["INBOUND"] if inbound else []) + (["BY_DATE"] if by_date is not None else [])
+    extra += ["EARLIEST"] if quantity else []
+
+    def extra_cells(a: availability_pb2.SkuAvailability) -> list[Any]:
+        cells: list[Any] = [a.inbound] if inbound else []
+        cells += [a.available_by_date] if by_date is not None else []
+        return cells + ([earliest_text(a, response.as_of)] if quantity else [])
+
     if not args.nodes:
         text = table(
-            ["SKU", *status, "AVAILABLE", "ON_HAND", "RESERVED", "COMMITTED", "DAMAGED", "QUALITY_HOLD"],
+            [
+                "SKU",
+                *status,
+                "AVAILABLE",
+                "ON_HAND",
+                "RESERVED",
+                "COMMITTED",
+                "DAMAGED",
+                "QUALITY_HOLD",
+                *extra,
+            ],
             [
                 (
                     a.sku,
@@ -1008,6 +1259,7 @@ async def cmd_availability(client: OmnistockClient, args: argparse.Namespace, ou
                     a.committed,
                     a.damaged,
                     a.quality_hold,
+                    *extra_cells(a),
                 )
                 for a in response.skus
             ],
@@ -1020,17 +1272,42 @@ async def cmd_availability(client: OmnistockClient, args: argparse.Namespace, ou
         at_nodes = sum(p.available for p in a.nodes)
         if at_nodes > a.available:
             shown += f" (display cap; the nodes hold {at_nodes})"
+        dates = ""
+        if inbound:
+            dates += f", inbound {a.inbound}"
+        if by_date is not None:
+            dates += f", by date {a.available_by_date}"
+        if quantity:
+            dates += f", earliest for {quantity}: {earliest_text(a, response.as_of)}"
         head = (
             f"{a.sku}: {shown}; on_hand {a.on_hand}, reserved {a.reserved}, committed {a.committed},"
-            f" damaged {a.damaged}, quality_hold {a.quality_hold} at {len(a.nodes)} node(s)"
+            f" damaged {a.damaged}, quality_hold {a.quality_hold}{dates} at {len(a.nodes)} node(s)"
         )
         if a.nodes:
             rows = [
-                (p.node_id, p.on_hand, p.damaged, p.quality_hold, p.reserved, p.committed, p.available)
+                (
+                    p.node_id,
+                    p.on_hand,
+                    p.damaged,
+                    p.quality_hold,
+                    p.reserved,
+                    p.committed,
+                    p.available,
+                    *([p.inbound] if inbound else []),
+                )
                 for p in a.nodes
             ]
             head += "\n" + table(
-                ["NODE", "ON_HAND", "DAMAGED", "QUALITY_HOLD", "RESERVED", "COMMITTED", "AVAILABLE"],
+                [
+                    "NODE",
+                    "ON_HAND",
+                    "DAMAGED",
+                    "QUALITY_HOLD",
+                    "RESERVED",
+                    "COMMITTED",
+                    "AVAILABLE",
+                    *(["INBOUND"] if inbound else []),
+                ],
                 rows,
                 indent="  ",
             )
@@ -1085,6 +1362,307 @@ async def cmd_check(client: OmnistockClient, args: argparse.Namespace, out: Outp
     return EXIT_OK if response.ok else EXIT_REFUSED
 
 
+# --- pickup in store ---
+
+
+def basket_text(items: Sequence[availability_pb2.BasketItem]) -> str:
+    return ", ".join(f"{item.sku} x{item.quantity or 1}" for item in items)
+
+
+def pickup_table(stores: Sequence[availability_pb2.PickupStore], short: bool) -> str:
+    """One block of rows per store, nearest first: its items' available and requested units."""
+    headers = ["STORE", "NAME", "DISTANCE_KM", "SKU", "AVAILABLE", "REQUESTED"] + (["SHORT"] if short else [])
+    rows: list[list[Any]] = []
+    for store in stores:
+        for i, item in enumerate(store.items):
+            first = i == 0
+            row: list[Any] = [
+                store.node.node_id if first else "",
+                (store.node.name or "-") if first else "",
+                round(store.distance_km, 1) if first else "",
+                item.sku,
+                item.available,
+                item.requested,
+            ]
+            if short:
+                row.append(item.requested - item.available if item.available < item.requested else "")
+            rows.append(row)
+    return table(headers, rows, indent="  ")
+
+
+def format_pickup(
+    response: availability_pb2.FindPickupStoresResponse,
+    items: Sequence[availability_pb2.BasketItem],
+    around: str,
+    radius_km: float,
+    channel: str,
+) -> str:
+    where = f"within {_number(radius_km)} km of {around}" + (f", channel {channel}" if channel else "")
+    lines = [f"basket {basket_text(items)}; pickup stores {where}"]
+    if not response.complete and not response.partial:
+        lines += ["", "no pickup store there has any of the basket"]
+    else:
+        lines.append("")
+        if response.complete:
+            lines.append(f"stores with the whole basket: {len(response.complete)}, nearest first")
+            lines.append(pickup_table(response.complete, short=False))
+        else:
+            lines.append("no store has the whole basket")
+        lines.append("")
+        if response.partial:
+            lines.append(f"stores with part of the basket: {len(response.partial)}, nearest first")
+            lines.append(pickup_table(response.partial, short=True))
+        else:
+            lines.append("no other store has part of the basket")
+    lines += ["", f"as of {local_time(response.as_of)}, view version {response.version}"]
+    return "\n".join(lines)
+
+
+async def cmd_pickup(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    items = parse_items(args.items)
+    if args.radius is not None and not (math.isfinite(args.radius) and args.radius > 0):
+        raise UsageError(f"--radius must be more than 0 km (at most 1000), got {_number(args.radius)}")
+    location = parse_lat_lon(args.near) if args.near is not None else None
+    response = await client.find_pickup_stores(
+        items,
+        location=location,
+        store_id=args.store or "",
+        radius_km=args.radius or 0.0,
+        channel_id=args.channel or "",
+        limit=args.limit or 0,
+    )
+    around = (
+        args.store if args.store else f"{_number(location[0])},{_number(location[1])}" if location else ""
+    )
+    text = format_pickup(response, items, around, args.radius or 50.0, args.channel or "")
+    out.result(response, text)
+    return EXIT_OK
+
+
+# --- live availability feed ---
+
+STATUS_COLORS = {"IN_STOCK": "32", "LOW_STOCK": "33", "OUT_OF_STOCK": "31"}
+
+
+class WatchPrinter:
+    """Prints a watch stream: JSON lines, or one aligned line per change with status crossings
+    marked `OLD -> NEW`. A catch-up of more than `summarise_over` SKUs is summarised by status
+    in text unless `full`."""
+
+    def __init__(
+        self, out: Output, color: bool = False, full: bool = False, summarise_over: int = 50
+    ) -> None:
+        self.out = out
+        self.color = color
+        self.full = full
+        self.summarise_over = summarise_over
+        self.version = 0
+        self.updates = 0
+        self.last: dict[str, int] = {}
+        """Available last printed per SKU, to say what it was."""
+        self.hinted = False
+
+    def paint(self, text: str, status: str) -> str:
+        code = STATUS_COLORS.get(status)
+        return f"\033[1;{code}m{text}\033[0m" if self.color and code else text
+
+    def change_cells(self, change: availability_pb2.AvailabilityChange) -> tuple[str, str]:
+        status = status_name(change.status) if change.status else ""
+        previous = status_name(change.previous_status) if change.previous_status else ""
+        was = self.last.get(change.sku)
+        amount = f"available {change.available}" + (
+            f" (was {was})" if was is not None and was != change.available else ""
+        )
+        if previous and status and previous != status:
+            return self.paint(f"{previous} -> {status}", status), amount
+        return status, amount
+
+    def format(self, update: availability_pb2.AvailabilityUpdate) -> str:
+        head = f"version {update.version}, as of {local_time(update.as_of)}"
+        changes = list(update.changes)
+        if update.catch_up:
+            head += f" (catch-up: {_count(changes, 'SKU')})"
+        if update.catch_up and not self.full and len(changes) > self.summarise_over:
+            by_status: dict[str, int] = {}
+            for change in changes:
+                if change.status:
+                    key = status_name(change.status)
+                else:
+                    key = "with stock" if change.available else "without stock"
+                by_status[key] = by_status.get(key, 0) + 1
+                self.last[change.sku] = change.available
+            counts = ", ".join(f"{key} {count}" for key, count in sorted(by_status.items()))
+            hint = "" if self.hinted else "  (--full lists every SKU)"
+            self.hinted = True
+            return f"{head}\n  {counts}{hint}"
+        cells = [(change.sku, *self.change_cells(change)) for change in changes]
+        for change in changes:
+            self.last[change.sku] = change.available
+        sku_width = max((len(sku) for sku, _, _ in cells), default=0)
+        status_width = max((len(_plain(status)) for _, status, _ in cells), default=0)
+        lines = [head]
+        for sku, status, amount in cells:
+            parts = [sku.ljust(sku_width)]
+            if status_width:
+                parts.append(status + " " * (status_width - len(_plain(status))))
+            lines.append("  " + "  ".join([*parts, amount]))
+        return "\n".join(lines)
+
+    def show(self, update: availability_pb2.AvailabilityUpdate) -> None:
+        self.version = update.version
+        self.updates += 1
+        if self.out.as_json:
+            print(json.dumps(to_dict(update), separators=(",", ":")), file=self.out.stdout, flush=True)
+        else:
+            print(self.format(update), file=self.out.stdout, flush=True)
+
+
+ANSI = re.compile(r"\033\[[0-9;]*m")
+
+
+def _plain(text: str) -> str:
+    return ANSI.sub("", text)
+
+
+def resume_command(args: argparse.Namespace, version: int) -> str:
+    parts = ["omnistock", "watch"]
+    if len(args.skus) <= 10:
+        parts += args.skus
+    else:
+        parts.append(f"<the same {len(args.skus)} SKUs>")
+    if args.channel:
+        parts += ["--channel", args.channel]
+    if args.target != os.environ.get(TARGET_ENV, DEFAULT_TARGET):
+        parts += ["--target", args.target]
+    if args.json:
+        parts.append("--json")
+    parts += ["--from-version", str(version)]
+    return " ".join(part if part.startswith("<") else shlex.quote(part) for part in parts)
+
+
+def use_color(stream: IO[str]) -> bool:
+    return stream.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+
+
+async def cmd_watch(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    printer = WatchPrinter(out, color=use_color(out.stdout), full=args.full)
+    printer.version = args.from_version
+    watched = f"{_count(args.skus, 'SKU')}" if args.skus else "every SKU"
+    through = f" through channel {args.channel}" if args.channel else " (free units network-wide)"
+    out.note(f"watching {watched}{through}; Ctrl-C stops")
+
+    async def consume() -> None:
+        async for update in client.watch_availability(args.skus, args.channel or "", args.from_version):
+            printer.show(update)
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    handled = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+            handled.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass  # not the main thread (or no signals here): Ctrl-C ends the run instead
+
+    def resume_hint(ended: str) -> None:
+        if printer.updates:
+            command = resume_command(args, printer.version)
+            out.note(f"{ended} at version {printer.version}; resume with:\n  {command}")
+        else:
+            out.note(f"{ended} before any update arrived")
+
+    feed = asyncio.create_task(consume())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({feed, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+        stopper.cancel()
+        if not feed.done():
+            feed.cancel()
+            await asyncio.gather(feed, return_exceptions=True)
+    if feed.cancelled():
+        resume_hint("stopped")
+        return EXIT_OK
+    error = feed.exception()
+    if error is None:
+        resume_hint("the service ended the feed")
+        return EXIT_REFUSED
+    if isinstance(error, OmnistockRpcError) and printer.updates:
+        code = out.rpc_error(error)
+        resume_hint("the feed broke")
+        return code
+    raise error
+
+
+# --- expected supply ---
+
+
+def supply_text(item: inventory_pb2.InboundSupply) -> str:
+    if not item.quantity:
+        return f"supply {item.supply_id}: {item.sku} at {item.node_id} cleared (nothing expected)"
+    return (
+        f"supply {item.supply_id}: {item.quantity} x {item.sku} expected at {item.node_id}"
+        f" on {local_time(item.expected_at)}"
+    )
+
+
+async def cmd_supply_expect(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    quantity = parse_int(args.quantity, "QTY", (0, INT64[1]))
+    if args.date is None and quantity:
+        raise UsageError("--date is required: when the supply is expected, ISO 8601 (e.g. 2026-12-01)")
+    expected_at = parse_time(args.date, "--date") if args.date is not None else time.time()
+    item = inventory_pb2.InboundSupply(
+        supply_id=args.supply_id,
+        sku=args.sku,
+        node_id=args.node,
+        quantity=quantity,
+        expected_at=to_timestamp(expected_at),
+    )
+    response = await client.expect_supply([item])
+    out.result({"applied": response.applied, "supply": to_dict(item)}, supply_text(item))
+    return EXIT_OK
+
+
+async def cmd_supply_load(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    if args.file == "-":
+        supplies = read_supplies(csv.reader(sys.stdin))
+    else:
+        try:
+            with open(args.file, newline="", encoding="utf-8-sig") as handle:
+                supplies = read_supplies(csv.reader(handle))
+        except OSError as error:
+            raise UsageError(f"cannot read {args.file}: {error.strerror or error}") from None
+    applied = 0
+    started = time.perf_counter()
+    for start in range(0, len(supplies), args.chunk):
+        chunk = supplies[start : start + args.chunk]
+        try:
+            response = await client.expect_supply(chunk)
+        except OmnistockRpcError as error:
+            if start:
+                out.note(
+                    f"the first {start} line(s) were applied, none after them"
+                    " (loading the file again is safe: each line sets its quantity and date)"
+                )
+            return out.rpc_error(error)
+        applied += response.applied
+        if len(supplies) > args.chunk:
+            out.note(f"sent {start + len(chunk)} of {len(supplies)} lines")
+    cleared = sum(1 for item in supplies if not item.quantity)
+    supply_ids = len({item.supply_id for item in supplies})
+    units = sum(item.quantity for item in supplies)
+    text = (
+        f"{_count(supplies, 'supply line')} applied: {supply_ids} supply id(s), {units} units expected"
+        + (f", {cleared} line(s) cleared" if cleared else "")
+        + f" ({time.perf_counter() - started:.1f}s)"
+    )
+    out.result({"applied": applied, "lines": len(supplies), "supplies": supply_ids, "cleared": cleared}, text)
+    return EXIT_OK
+
+
 # --- network: groups and channels ---
 
 
@@ -1126,11 +1704,23 @@ class NetworkReading:
                 len(channel.caps),
                 channel.low_stock_threshold,
                 channel.display_cap or "-",
+                channel.future_supply_holds,
             )
             for channel_id, channel in sorted(self.channels.items())
         ]
         return table(
-            ["CHANNEL", "NAME", "GROUPS", "NODES", "SAFETY", "CAPS", "LOW_STOCK", "DISPLAY_CAP"], rows
+            [
+                "CHANNEL",
+                "NAME",
+                "GROUPS",
+                "NODES",
+                "SAFETY",
+                "CAPS",
+                "LOW_STOCK",
+                "DISPLAY_CAP",
+                "FUTURE_SUPPLY",
+            ],
+            rows,
         )
 
     def show_group(self, group_id: str) -> str:
@@ -1153,6 +1743,12 @@ class NetworkReading:
             ("", wrapped(eligible, indent="", width=86)),
             ("low stock", f"LOW_STOCK when 0 < available <= {channel.low_stock_threshold}"),
             ("display cap", f"answers show at most {channel.display_cap}" if channel.display_cap else "none"),
+            (
+                "future supply",
+                "holds may take expected inbound supply (preorders)"
+                if channel.future_supply_holds
+                else "no: holds take stock on hand only",
+            ),
         ]
         rows += [("safety" if i == 0 else "", format_safety_rule(r)) for i, r in enumerate(safety)] or [
             ("safety", "none")
@@ -1251,7 +1847,14 @@ async def cmd_channels_show(client: OmnistockClient, args: argparse.Namespace, o
 
 async def cmd_channels_put(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
     channel = channel_from_args(
-        args.channel_id, args.groups, args.name, args.low_stock, args.display_cap, args.safety, args.cap
+        args.channel_id,
+        args.groups,
+        args.name,
+        args.low_stock,
+        args.display_cap,
+        args.safety,
+        args.cap,
+        args.future_supply_holds,
     )
     reading = NetworkReading(await client.put_channels([channel]))
     data = {
@@ -1618,6 +2221,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got {value}")
+    return value
+
+
 def int32(text: str) -> int:
     value = int(text)
     if not INT32[0] <= value <= INT32[1]:
@@ -1740,7 +2350,7 @@ def build_parser() -> argparse.ArgumentParser:
     listing = client_command(node_commands, "list", cmd_nodes_list, "list nodes")
     listing.add_argument("--type", choices=sorted(NODE_TYPE_NAMES), help="only nodes of this type")
 
-    stock = commands.add_parser("stock", help="supply: set, adjust, load")
+    stock = commands.add_parser("stock", help="stock on hand: set, adjust (and receive), load")
     stock_commands = stock.add_subparsers(dest="stock_command", metavar="ACTION", required=True)
     setting = client_command(
         stock_commands,
@@ -1763,9 +2373,10 @@ def build_parser() -> argparse.ArgumentParser:
         stock_commands,
         "adjust",
         cmd_stock_adjust,
-        "add a signed delta to on_hand (idempotent by id)",
-        description="Prints the outcome APPLIED, REPLAYED, REFUSED_NEGATIVE or CONFLICT;"
-        " exits 1 unless APPLIED or REPLAYED.",
+        "add a signed delta to on_hand (idempotent by id); with --supply-id a receipt",
+        description="Prints the outcome APPLIED, REPLAYED, REFUSED_NEGATIVE, CONFLICT or UNKNOWN_SUPPLY;"
+        " exits 1 unless APPLIED or REPLAYED. With --supply-id the delta is a receipt of that expected"
+        " supply line (a positive delta of sellable units): the units leave the supply as they go on hand.",
     )
     adjust.add_argument("sku", metavar="SKU")
     adjust.add_argument("node", metavar="NODE")
@@ -1780,6 +2391,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="which units change: sellable (default) changes on_hand; damaged or quality_hold changes"
         " on_hand and that state's count together",
     )
+    adjust.add_argument(
+        "--supply-id",
+        metavar="ID",
+        help="a receipt of this expected supply line of the SKU at the node (UNKNOWN_SUPPLY when"
+        " there is none)",
+    )
     load = client_command(
         stock_commands,
         "load",
@@ -1792,6 +2409,41 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("file", metavar="FILE")
     load.add_argument(
         "--chunk", type=positive_int, default=5_000, help="levels per chunk (default %(default)s)"
+    )
+
+    supply = commands.add_parser("supply", help="expected inbound supply: expect, load")
+    supply_commands = supply.add_subparsers(dest="supply_command", metavar="ACTION", required=True)
+    expect = client_command(
+        supply_commands,
+        "expect",
+        cmd_supply_expect,
+        "expect QTY units of a SKU at a node on a date (QTY 0 clears the line)",
+        description="Creates or changes the supply line (SUPPLY_ID, SKU, NODE): a purchase order or"
+        " transfer line still to come. A supply id may have lines for many SKUs and nodes. Receive it"
+        " with `omnistock stock adjust SKU NODE QTY --supply-id SUPPLY_ID`.",
+    )
+    expect.add_argument("supply_id", metavar="SUPPLY_ID")
+    expect.add_argument("sku", metavar="SKU")
+    expect.add_argument("node", metavar="NODE")
+    expect.add_argument("quantity", metavar="QTY", help="units still to come; 0 clears the line")
+    expect.add_argument(
+        "--date",
+        metavar="ISO8601",
+        help="when the supply is expected, e.g. 2026-12-01 or 2026-12-01T09:00:00Z (local time"
+        " without offset); required unless QTY is 0",
+    )
+    supply_load = client_command(
+        supply_commands,
+        "load",
+        cmd_supply_load,
+        "expect the supply lines of a CSV file",
+        description=f"FILE is CSV {SUPPLY_FORM}, or with a header row naming those columns in any order."
+        " The whole file is checked before anything is sent, then sent in calls of --chunk lines."
+        " Quantity 0 clears a line. - reads stdin.",
+    )
+    supply_load.add_argument("file", metavar="FILE")
+    supply_load.add_argument(
+        "--chunk", type=positive_int, default=10_000, help="lines per call (default and most %(default)s)"
     )
 
     availability = client_command(
@@ -1811,6 +2463,67 @@ def build_parser() -> argparse.ArgumentParser:
         "--consistent",
         action="store_true",
         help="read the shards (slower, reflects every acknowledged write)",
+    )
+    availability.add_argument(
+        "--by-date",
+        metavar="ISO8601",
+        help="also what can be promised by then, counting expected supply (BY_DATE; local time"
+        " without offset)",
+    )
+    availability.add_argument(
+        "--quantity",
+        type=positive_int,
+        metavar="N",
+        help="also the earliest time N units can be promised (EARLIEST: now, a date, or -)",
+    )
+
+    pickup = client_command(
+        commands,
+        "pickup",
+        cmd_pickup,
+        "pickup stores near a place or a store that have the basket, nearest first",
+        description="Each ITEM is SKU or SKU:QTY (quantity 1 when left out; the part after the last"
+        " colon is the quantity). Prints the stores that have the whole basket, then those that have"
+        " part of it, each with every item's available and requested units. A latitude below zero"
+        " needs the = form: --near=-33.87,151.21.",
+    )
+    pickup.add_argument("items", metavar="ITEM", nargs="+", help="SKU[:QTY], each SKU once (up to 100)")
+    origin = pickup.add_mutually_exclusive_group(required=True)
+    origin.add_argument("--near", metavar="LAT,LON", help="search around this place, decimal degrees")
+    origin.add_argument("--store", metavar="STORE_ID", help="search around this store (it is included)")
+    pickup.add_argument(
+        "--radius", type=float, metavar="KM", help="search radius in km (default 50, at most 1000)"
+    )
+    pickup.add_argument(
+        "--channel", metavar="CHANNEL", help="only the channel's pickup stores, with its share of their stock"
+    )
+    pickup.add_argument(
+        "--limit", type=positive_int, metavar="N", help="stores per list (default 10, at most 100)"
+    )
+
+    watch = client_command(
+        commands,
+        "watch",
+        cmd_watch,
+        "follow availability live: changes and status crossings as they happen",
+        description="First the current availability of every watched SKU (catch-up), then each"
+        " change as it happens; a status crossing prints as OLD -> NEW. With no SKU every SKU is"
+        " watched. Ctrl-C stops and prints the last version seen; --from-version V resumes after it"
+        " with only what changed since. --json prints one JSON object per update and line.",
+    )
+    watch.add_argument("skus", metavar="SKU", nargs="*", help="SKUs to watch (up to 10000; none: every SKU)")
+    watch.add_argument("--channel", metavar="CHANNEL", help="what this channel may promise, with its status")
+    watch.add_argument(
+        "--from-version",
+        type=non_negative_int,
+        default=0,
+        metavar="V",
+        help="resume after this version (the last one seen); 0 starts with every watched SKU",
+    )
+    watch.add_argument(
+        "--full",
+        action="store_true",
+        help="list every SKU of a catch-up; without it a catch-up of more than 50 SKUs is counted by status",
     )
 
     reserve = client_command(
@@ -1901,6 +2614,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     channel_put.add_argument(
         "--cap", action="append", default=[], metavar="RULE", help="allocation cap (repeatable)"
+    )
+    channel_put.add_argument(
+        "--future-supply-holds",
+        action="store_true",
+        help="holds through the channel may take expected inbound supply (preorders, backorders),"
+        " not only stock on hand",
     )
     channel_delete = client_command(channel_commands, "delete", cmd_channels_delete, "delete channels")
     channel_delete.add_argument("channel_ids", metavar="CHANNEL_ID", nargs="+")

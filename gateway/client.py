@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -63,6 +65,34 @@ def line(sku: str, node_id: str, quantity: int) -> reservation_pb2.ReservationLi
     return reservation_pb2.ReservationLine(sku=sku, node_id=node_id, quantity=quantity)
 
 
+def to_timestamp(moment: float | datetime) -> Timestamp:
+    """Seconds since the epoch, or an aware datetime (a naive one is local time), as a Timestamp."""
+    seconds = moment.timestamp() if isinstance(moment, datetime) else moment
+    whole = math.floor(seconds)
+    nanos = round((seconds - whole) * 1e9)  # exact to the float's precision, not 1e9 times coarser
+    if nanos >= 1_000_000_000:
+        whole, nanos = whole + 1, nanos - 1_000_000_000
+    return Timestamp(seconds=whole, nanos=nanos)
+
+
+def basket_item(sku: str, quantity: int = 1) -> availability_pb2.BasketItem:
+    """One item of a pickup basket."""
+    return availability_pb2.BasketItem(sku=sku, quantity=quantity)
+
+
+def supply(
+    supply_id: str, sku: str, node_id: str, quantity: int, expected_at: float | datetime
+) -> inventory_pb2.InboundSupply:
+    """One expected supply line (a purchase order or transfer line); quantity 0 clears it."""
+    return inventory_pb2.InboundSupply(
+        supply_id=supply_id,
+        sku=sku,
+        node_id=node_id,
+        quantity=quantity,
+        expected_at=to_timestamp(expected_at),
+    )
+
+
 def level(
     sku: str,
     node_id: str,
@@ -76,9 +106,7 @@ def level(
         sku=sku, node_id=node_id, on_hand=on_hand, damaged=damaged, quality_hold=quality_hold
     )
     if as_of is not None:
-        timestamp = Timestamp()
-        timestamp.FromNanoseconds(round(as_of * 1e9))
-        message.as_of.CopyFrom(timestamp)
+        message.as_of.CopyFrom(to_timestamp(as_of))
     return message
 
 
@@ -146,10 +174,21 @@ class OmnistockClient:
         delta: int,
         reason: str = "",
         state: common_pb2.StockState = common_pb2.STOCK_STATE_SELLABLE,
+        supply_id: str = "",
     ) -> inventory_pb2.AdjustmentResult:
-        """One signed delta. `state` DAMAGED or QUALITY_HOLD changes on_hand and that state's count."""
+        """One signed delta. `state` DAMAGED or QUALITY_HOLD changes on_hand and that state's count.
+
+        With `supply_id` it is a receipt of that expected supply line (a positive SELLABLE
+        delta): the units leave the supply as they go on hand. Outcome UNKNOWN_SUPPLY when
+        no such line is expected for the SKU at the node."""
         adjustment = inventory_pb2.StockAdjustment(
-            adjustment_id=adjustment_id, sku=sku, node_id=node_id, delta=delta, reason=reason, state=state
+            adjustment_id=adjustment_id,
+            sku=sku,
+            node_id=node_id,
+            delta=delta,
+            reason=reason,
+            state=state,
+            supply_id=supply_id,
         )
         response = await self.adjust_stock([adjustment])
         return response.results[0]
@@ -174,6 +213,14 @@ class OmnistockClient:
         except grpc.aio.AioRpcError as error:
             raise OmnistockRpcError.from_grpc(error) from None
 
+    async def expect_supply(
+        self, supplies: Sequence[inventory_pb2.InboundSupply]
+    ) -> inventory_pb2.ExpectSupplyResponse:
+        """Create, change or clear (quantity 0) expected supply lines, up to 10,000 per call;
+        each (supply_id, sku, node_id) is one line. Build them with `supply(...)`."""
+        request = inventory_pb2.ExpectSupplyRequest(supplies=supplies)
+        return await self._call(self.inventory.ExpectSupply, request)
+
     async def check_conservation(self) -> inventory_pb2.CheckConservationResponse:
         request = inventory_pb2.CheckConservationRequest()
         return await self._call(self.inventory.CheckConservation, request)
@@ -186,13 +233,69 @@ class OmnistockClient:
         include_nodes: bool = False,
         channel_id: str = "",
         consistent: bool = False,
+        *,
+        by_date: float | datetime | None = None,
+        quantity: int = 0,
     ) -> availability_pb2.GetAvailabilityResponse:
         """From the gateway's network view (fresh within tens of ms), or with
-        `consistent` from the shards (reflects every acknowledged write)."""
+        `consistent` from the shards (reflects every acknowledged write).
+
+        `by_date` (seconds since the epoch or a datetime) also answers `available_by_date`,
+        counting supply expected by then; `quantity` also answers `earliest_date`, the first
+        time that many units can be promised (unset when nothing expected reaches it)."""
         request = availability_pb2.GetAvailabilityRequest(
-            skus=skus, include_nodes=include_nodes, channel_id=channel_id, consistent=consistent
+            skus=skus,
+            include_nodes=include_nodes,
+            channel_id=channel_id,
+            consistent=consistent,
+            quantity=quantity,
         )
+        if by_date is not None:
+            request.by_date.CopyFrom(to_timestamp(by_date))
         return await self._call(self.availability_stub.GetAvailability, request)
+
+    async def find_pickup_stores(
+        self,
+        items: Sequence[availability_pb2.BasketItem],
+        *,
+        location: tuple[float, float] | None = None,
+        store_id: str = "",
+        radius_km: float = 0.0,
+        channel_id: str = "",
+        limit: int = 0,
+    ) -> availability_pb2.FindPickupStoresResponse:
+        """Pickup stores around `location` (latitude, longitude) or around the store `store_id`
+        (give one): `complete` have the whole basket, `partial` some of it, nearest first.
+        radius_km 0 means 50 (at most 1000); limit 0 means 10 stores per list (at most 100)."""
+        if (location is None) == (not store_id):
+            raise ValueError("give either location=(latitude, longitude) or store_id")
+        request = availability_pb2.FindPickupStoresRequest(
+            items=items, radius_km=radius_km, channel_id=channel_id, limit=limit
+        )
+        if location is not None:
+            request.location.CopyFrom(availability_pb2.Location(latitude=location[0], longitude=location[1]))
+        else:
+            request.store_id = store_id
+        return await self._call(self.availability_stub.FindPickupStores, request)
+
+    async def watch_availability(
+        self, skus: Sequence[str] = (), channel_id: str = "", from_version: int = 0
+    ) -> AsyncIterator[availability_pb2.AvailabilityUpdate]:
+        """Live availability: first catch-up updates (the current state of every watched SKU, or
+        with `from_version` what changed after it), then each change as it happens. Empty `skus`
+        watches every SKU (at most 10,000 named). The stream has no deadline; stop iterating (or
+        cancel the task) to end it. Pass the last update's `version` as `from_version` to resume."""
+        request = availability_pb2.WatchAvailabilityRequest(
+            channel_id=channel_id, skus=skus, from_version=from_version
+        )
+        call = self.availability_stub.WatchAvailability(request, timeout=None)
+        try:
+            async for update in call:
+                yield update
+        except grpc.aio.AioRpcError as error:
+            raise OmnistockRpcError.from_grpc(error) from None
+        finally:
+            call.cancel()
 
     # --- reservations ---
 

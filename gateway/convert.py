@@ -222,6 +222,8 @@ def adjustments_problems(adjustments: Sequence[inventory_pb2.StockAdjustment], l
             problems.add(f"{field}.state", f"unknown stock state {adjustment.state}")
         if adjustment.supply_id:
             problems.check_id(f"{field}.supply_id", adjustment.supply_id, limits)
+            if adjustment.delta <= 0 or adjustment.state != common_pb2.STOCK_STATE_SELLABLE:
+                problems.add(field, "a receipt of supply is a positive delta of sellable units")
         if len(adjustment.reason) > 200:
             problems.add(f"{field}.reason", "must be at most 200 characters")
     problems.raise_if_any()

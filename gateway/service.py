@@ -147,8 +147,9 @@ class Service:
         await network.load()
         if config.network_file is not None:
             await network.change(*parse_network(config.network_file.read_text()))
-        view = NetworkView(len(self.shards))
-        watch = WatchHub(view, ChangeHistory())
+        first_version = int(time.time() * 1000)
+        view = NetworkView(len(self.shards), first_version)
+        watch = WatchHub(view, ChangeHistory(first_version))
         self._view_sync = ViewSync(view, self.shards, self.metrics, config.view_heartbeat, watch.on_change)
         await self._view_sync.sync_once()
         router.on_changes = self._view_sync.note

@@ -70,6 +70,8 @@ class WatchHub:
                 for row in rows:
                     sent[row.sku] = (row.available, row.status)
                 yield self.view.version, True, [(row, None) for row in rows]
+            if not ordered:  # nothing to catch up on: say so, with the version to resume from
+                yield self.view.version, True, []
             while True:
                 await subscription.wake.wait()
                 changes = []

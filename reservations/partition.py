@@ -189,11 +189,12 @@ class Partition:
         current = self.view(command.sku, command.node_id)
         seen = self.adjustments.get(command.adjustment_id)
         if seen is not None:
-            same = (seen.sku, seen.node_id, seen.delta, seen.state) == (
+            same = (seen.sku, seen.node_id, seen.delta, seen.state, seen.supply_id) == (
                 command.sku,
                 command.node_id,
                 command.delta,
                 command.state,
+                command.supply_id,
             )
             if not same:
                 return AdjustResult(AdjustOutcome.CONFLICT, current), []

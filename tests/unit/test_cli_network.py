@@ -4,12 +4,17 @@ network files (the demo's among them), pre-checks and the text they print."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import io
 import json
+import os
+import signal
 import tomllib
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from availability.network import Network
@@ -31,6 +36,7 @@ from gateway.cli import (
     parse_safety_rule,
     parse_yes_no,
 )
+from gateway.client import OmnistockRpcError
 from gateway.convert import nodes_from_proto
 from loadtest import datagen
 from loadtest.datagen import demo_network_text, demo_nodes, load_demo
@@ -525,7 +531,7 @@ def test_network_tables() -> None:
     channels = reading.channels_table().splitlines()
     assert channels[0].split()[:4] == ["CHANNEL", "NAME", "GROUPS", "NODES"]
     web = next(line for line in channels if line.startswith("web"))
-    assert "dcs,ship-from-store" in web and web.split()[-1] == "100"
+    assert "dcs,ship-from-store" in web and web.split()[-2:] == ["100", "no"]
 
 
 def test_channel_text_lists_rules_most_specific_first() -> None:
@@ -657,3 +663,313 @@ def test_refusals_print_every_field(capsys: pytest.CaptureFixture[str]) -> None:
         "  channels[web].groups: unknown group 'x'",
         "  channels[web].caps[0].percent: y",
     ]
+
+
+# --- preorder channels: holds on future supply ---
+
+
+def test_channels_put_takes_future_supply_holds() -> None:
+    argv = ["channels", "put", "preorder", "--groups", "dcs"]
+    args = build_parser().parse_args([*argv, "--future-supply-holds"])
+    channel = channel_from_args(
+        args.channel_id, args.groups, future_supply_holds=args.future_supply_holds, low_stock=20
+    )
+    assert channel == network_pb2.Channel(
+        channel_id="preorder", groups=["dcs"], low_stock_threshold=20, future_supply_holds=True
+    )
+    # `channels put` is the whole definition: without the flag the channel holds stock on hand only.
+    assert build_parser().parse_args(argv).future_supply_holds is False
+
+
+def test_channel_text_and_tables_tell_future_supply_holds() -> None:
+    config = demo_config()
+    config.channels.add(channel_id="preorder", name="Preorders", groups=["dcs"], future_supply_holds=True)
+    reading = cli.NetworkReading(config)
+    assert "future supply  holds may take expected inbound supply (preorders)" in reading.show_channel(
+        "preorder"
+    )
+    assert "future supply  no: holds take stock on hand only" in reading.show_channel("web")
+    channels = reading.channels_table().splitlines()
+    assert channels[0].split()[-1] == "FUTURE_SUPPLY"
+    preorder = next(line for line in channels if line.startswith("preorder"))
+    assert preorder.split()[-1] == "yes"
+
+
+def test_a_network_file_channel_keeps_future_supply_holds() -> None:
+    _, groups, channels = parse_network(
+        '[groups.dcs]\ntypes = ["dc"]\n[channels.preorder]\ngroups = ["dcs"]\nfuture_supply_holds = true\n'
+    )
+    _, _, messages = network_messages([], groups, channels)
+    assert messages[0].future_supply_holds is True
+
+
+# --- pickup in store ---
+
+
+def pickup_answer() -> availability_pb2.FindPickupStoresResponse:
+    response = availability_pb2.FindPickupStoresResponse(version=6)
+    response.as_of.FromSeconds(1_790_000_000)
+    whole = response.complete.add(distance_km=3.14159)
+    whole.node.CopyFrom(common_pb2.Node(node_id="STORE-045", name="New York #3", type=STORE, pickup=True))
+    whole.items.add(sku="SKU-00001", requested=2, available=22)
+    whole.items.add(sku="SKU-00002", requested=1, available=2)
+    part = response.partial.add(distance_km=22.4)
+    part.node.CopyFrom(common_pb2.Node(node_id="STORE-001", name="New York #1", type=STORE, pickup=True))
+    part.items.add(sku="SKU-00001", requested=2, available=1)
+    part.items.add(sku="SKU-00002", requested=1, available=3)
+    return response
+
+
+class PickupClient:
+    def __init__(self, response: availability_pb2.FindPickupStoresResponse) -> None:
+        self.response = response
+        self.asked: dict[str, Any] = {}
+
+    async def find_pickup_stores(
+        self, items: Any, **kwargs: Any
+    ) -> availability_pb2.FindPickupStoresResponse:
+        self.asked = {"items": [(i.sku, i.quantity) for i in items], **kwargs}
+        return self.response
+
+
+async def pickup(
+    argv: list[str], response: availability_pb2.FindPickupStoresResponse
+) -> tuple[str, PickupClient]:
+    args = build_parser().parse_args(["pickup", *argv])
+    client = PickupClient(response)
+    stdout = io.StringIO()
+    assert await cli.cmd_pickup(client, args, Output(args.json, stdout=stdout)) == 0  # type: ignore[arg-type]
+    return stdout.getvalue(), client
+
+
+async def test_pickup_asks_around_a_place() -> None:
+    _, client = await pickup(
+        ["SKU-00001:2", "SKU-00002", "--near", "40.7128,-74.0060", "--radius", "30", "--limit", "5"],
+        pickup_answer(),
+    )
+    assert client.asked == {
+        "items": [("SKU-00001", 2), ("SKU-00002", 1)],
+        "location": (40.7128, -74.006),
+        "store_id": "",
+        "radius_km": 30.0,
+        "channel_id": "",
+        "limit": 5,
+    }
+    _, client = await pickup(
+        ["SKU-00001", "--store", "STORE-001", "--channel", "store-pickup"], pickup_answer()
+    )
+    assert client.asked["location"] is None and client.asked["store_id"] == "STORE-001"
+    assert (client.asked["radius_km"], client.asked["limit"], client.asked["channel_id"]) == (
+        0.0,
+        0,
+        "store-pickup",
+    )
+
+
+async def test_pickup_text_lists_whole_then_partial_baskets() -> None:
+    text, _ = await pickup(["SKU-00001:2", "SKU-00002", "--near", "40.7128,-74.0060"], pickup_answer())
+    lines = text.splitlines()
+    assert lines[0] == "basket SKU-00001 x2, SKU-00002 x1; pickup stores within 50 km of 40.7128,-74.006"
+    assert lines[2] == "stores with the whole basket: 1, nearest first"
+    assert lines[3].split() == ["STORE", "NAME", "DISTANCE_KM", "SKU", "AVAILABLE", "REQUESTED"]
+    assert lines[4].split() == ["STORE-045", "New", "York", "#3", "3.1", "SKU-00001", "22", "2"]
+    assert lines[5].split() == ["SKU-00002", "2", "1"]  # the same store, next item
+    assert lines[7] == "stores with part of the basket: 1, nearest first"
+    assert lines[8].split()[-1] == "SHORT"
+    assert lines[9].split() == ["STORE-001", "New", "York", "#1", "22.4", "SKU-00001", "1", "2", "1"]
+    assert lines[10].split() == ["SKU-00002", "3", "1"]
+    assert lines[-1].endswith(", view version 6")
+
+
+async def test_pickup_text_when_nothing_is_found() -> None:
+    empty = availability_pb2.FindPickupStoresResponse(version=6)
+    text, _ = await pickup(["SKU-9", "--store", "STORE-001", "--radius", "5", "--channel", "c"], empty)
+    assert text.splitlines()[:3] == [
+        "basket SKU-9 x1; pickup stores within 5 km of STORE-001, channel c",
+        "",
+        "no pickup store there has any of the basket",
+    ]
+    only_partial = pickup_answer()
+    del only_partial.complete[:]
+    text, _ = await pickup(["SKU-00001:2", "--store", "STORE-001"], only_partial)
+    assert "no store has the whole basket" in text and "stores with part of the basket: 1" in text
+
+
+async def test_pickup_json_is_the_answer() -> None:
+    text, _ = await pickup(["SKU-00001:2", "SKU-00002", "--store", "STORE-001", "--json"], pickup_answer())
+    data = json.loads(text)
+    assert data["complete"][0]["node"]["node_id"] == "STORE-045"
+    assert data["partial"][0]["items"][0] == {"sku": "SKU-00001", "requested": 2, "available": 1}
+    assert data["version"] == 6
+
+
+# --- the live availability feed ---
+
+IN, LOW, OUT = (
+    common_pb2.STOCK_STATUS_IN_STOCK,
+    common_pb2.STOCK_STATUS_LOW_STOCK,
+    common_pb2.STOCK_STATUS_OUT_OF_STOCK,
+)
+
+
+def update(
+    version: int, catch_up: bool, *changes: tuple[str, int, int, int]
+) -> availability_pb2.AvailabilityUpdate:
+    message = availability_pb2.AvailabilityUpdate(version=version, catch_up=catch_up)
+    message.as_of.FromSeconds(1_790_000_000 + version)
+    for sku, available, status, previous in changes:
+        message.changes.add(sku=sku, available=available, status=status, previous_status=previous)
+    return message
+
+
+def test_watch_text_marks_catch_up_and_status_crossings() -> None:
+    printer = cli.WatchPrinter(Output(False))
+    first = printer.format(update(6, True, ("SKU-00001", 728, IN, 0), ("SKU-00432", 18, IN, 0))).splitlines()
+    assert first[0].startswith("version 6, as of ") and first[0].endswith(" (catch-up: 2 SKUs)")
+    assert first[1:] == ["  SKU-00001  IN_STOCK  available 728", "  SKU-00432  IN_STOCK  available 18"]
+    live = printer.format(
+        update(7, False, ("SKU-00432", 3, LOW, IN), ("SKU-00001", 700, IN, IN))
+    ).splitlines()
+    assert "catch-up" not in live[0]
+    assert live[1:] == [
+        "  SKU-00432  IN_STOCK -> LOW_STOCK  available 3 (was 18)",
+        "  SKU-00001  IN_STOCK               available 700 (was 728)",
+    ]
+    gone = printer.format(update(8, False, ("SKU-00432", 0, OUT, LOW))).splitlines()
+    assert gone[1] == "  SKU-00432  LOW_STOCK -> OUT_OF_STOCK  available 0 (was 3)"
+
+
+def test_watch_text_without_a_channel_has_no_status() -> None:
+    printer = cli.WatchPrinter(Output(False))
+    text = printer.format(update(3, True, ("A", 5, 0, 0), ("LONG-SKU", 0, 0, 0)))
+    assert text.splitlines()[1:] == ["  A         available 5", "  LONG-SKU  available 0"]
+
+
+def test_watch_colors_only_crossings() -> None:
+    printer = cli.WatchPrinter(Output(False), color=True)
+    printer.format(update(1, True, ("A", 5, IN, 0)))
+    text = printer.format(update(2, False, ("A", 2, LOW, IN), ("B", 9, IN, IN)))
+    crossing, steady = text.splitlines()[1:]
+    assert "\033[1;33mIN_STOCK -> LOW_STOCK\033[0m" in crossing
+    assert "\033[" not in steady
+    assert cli._plain(crossing) == "  A  IN_STOCK -> LOW_STOCK  available 2 (was 5)"
+
+
+def test_a_large_catch_up_is_counted_by_status() -> None:
+    printer = cli.WatchPrinter(Output(False), summarise_over=3)
+    big = update(9, True, *[(f"S-{i}", i % 3, [OUT, LOW, IN][i % 3], 0) for i in range(10)])
+    lines = printer.format(big).splitlines()
+    assert lines[0].endswith("(catch-up: 10 SKUs)")
+    assert lines[1] == "  IN_STOCK 3, LOW_STOCK 3, OUT_OF_STOCK 4  (--full lists every SKU)"
+    assert printer.format(big).splitlines()[1] == "  IN_STOCK 3, LOW_STOCK 3, OUT_OF_STOCK 4"  # hint once
+    later = printer.format(update(10, False, ("S-2", 0, OUT, IN))).splitlines()
+    assert later[1] == "  S-2  IN_STOCK -> OUT_OF_STOCK  available 0 (was 2)"  # remembered from the summary
+    full = cli.WatchPrinter(Output(False), full=True, summarise_over=3)
+    assert len(full.format(big).splitlines()) == 11
+    small_live = cli.WatchPrinter(Output(False), summarise_over=3)
+    assert len(small_live.format(update(9, False, *big_changes(10))).splitlines()) == 11  # live: every change
+
+
+def big_changes(count: int) -> list[tuple[str, int, int, int]]:
+    return [(f"S-{i}", i, IN, IN) for i in range(count)]
+
+
+def test_watch_json_prints_one_object_per_line() -> None:
+    stdout = io.StringIO()
+    printer = cli.WatchPrinter(Output(True, stdout=stdout))
+    printer.show(update(6, True, ("A", 5, IN, 0)))
+    printer.show(update(7, False, ("A", 2, LOW, IN)))
+    lines = stdout.getvalue().splitlines()
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert first["catch_up"] is True and first["version"] == 6
+    assert second["changes"] == [
+        {
+            "sku": "A",
+            "available": 2,
+            "status": "STOCK_STATUS_LOW_STOCK",
+            "previous_status": "STOCK_STATUS_IN_STOCK",
+        }
+    ]
+    assert (printer.version, printer.updates) == (7, 2)
+
+
+def test_resume_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(cli.TARGET_ENV, raising=False)
+    args = build_parser().parse_args(["watch", "SKU-1", "SKU 2", "--channel", "web"])
+    assert cli.resume_command(args, 42) == "omnistock watch SKU-1 'SKU 2' --channel web --from-version 42"
+    args = build_parser().parse_args(["watch", "--target", "h:1", "--json", "--from-version", "3"])
+    assert cli.resume_command(args, 9) == "omnistock watch --target h:1 --json --from-version 9"
+    args = build_parser().parse_args(["watch", *[f"S-{i}" for i in range(11)]])
+    assert cli.resume_command(args, 9) == "omnistock watch <the same 11 SKUs> --from-version 9"
+
+
+class WatchClient:
+    """Yields the given updates, then either waits (a live feed), ends, or fails."""
+
+    def __init__(self, updates: list[availability_pb2.AvailabilityUpdate], then: str = "wait") -> None:
+        self.updates = updates
+        self.then = then
+        self.asked: tuple[Any, ...] = ()
+
+    async def watch_availability(
+        self, skus: Any, channel_id: str = "", from_version: int = 0
+    ) -> AsyncIterator[availability_pb2.AvailabilityUpdate]:
+        self.asked = (list(skus), channel_id, from_version)
+        for item in self.updates:
+            yield item
+        if self.then == "wait":
+            await asyncio.Event().wait()
+        elif self.then == "fail":
+            raise OmnistockRpcError(grpc.StatusCode.UNAVAILABLE, "the service is stopping")
+
+
+async def watch(argv: list[str], client: WatchClient, interrupt: bool = False) -> tuple[int, str, str]:
+    args = build_parser().parse_args(["watch", *argv, "--target", "h:1"])
+    stdout, stderr = io.StringIO(), io.StringIO()
+    if interrupt:
+        asyncio.get_running_loop().call_later(0.2, os.kill, os.getpid(), signal.SIGINT)
+    code = await cli.cmd_watch(client, args, Output(args.json, stdout=stdout, stderr=stderr))  # type: ignore[arg-type]
+    return code, stdout.getvalue(), stderr.getvalue()
+
+
+async def test_ctrl_c_ends_a_watch_cleanly_with_how_to_resume() -> None:
+    client = WatchClient([update(6, True, ("A", 5, IN, 0)), update(7, False, ("A", 2, LOW, IN))])
+    code, out, err = await watch(["A", "--channel", "web"], client, interrupt=True)
+    assert code == 0
+    assert client.asked == (["A"], "web", 0)
+    assert "A  IN_STOCK -> LOW_STOCK  available 2 (was 5)" in out
+    assert err.splitlines() == [
+        "watching 1 SKU through channel web; Ctrl-C stops",
+        "stopped at version 7; resume with:",
+        "  omnistock watch A --channel web --target h:1 --from-version 7",
+    ]
+    # The default SIGINT handler is back: Ctrl-C outside a watch interrupts as usual.
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+async def test_ctrl_c_before_any_update() -> None:
+    code, out, err = await watch(["--from-version", "12"], WatchClient([]), interrupt=True)
+    assert code == 0 and out == ""
+    assert err.splitlines()[-1] == "stopped before any update arrived"
+
+
+async def test_a_broken_feed_says_where_to_resume() -> None:
+    code, out, err = await watch(["A"], WatchClient([update(6, True, ("A", 5, 0, 0))], then="fail"))
+    assert code == 1 and "A  available 5" in out
+    assert err.splitlines()[-3:] == [
+        "error: UNAVAILABLE: the service is stopping",
+        "the feed broke at version 6; resume with:",
+        "  omnistock watch A --target h:1 --from-version 6",
+    ]
+
+
+async def test_a_feed_the_service_ends_exits_1() -> None:
+    code, _, err = await watch(["A", "--json"], WatchClient([update(6, True, ("A", 5, 0, 0))], then="end"))
+    assert code == 1 and "the service ended the feed at version 6" in err
+
+
+async def test_a_refused_watch_is_an_error_like_any_call() -> None:
+    client = WatchClient([], then="fail")
+    with pytest.raises(OmnistockRpcError):
+        await watch(["A"], client)

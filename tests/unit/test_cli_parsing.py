@@ -422,3 +422,230 @@ def test_reservation_text() -> None:
     assert "confirmed    " in text
     assert "replayed" in text
     assert text.splitlines()[-1].split() == ["SKU-1", "DC-1", "2"]
+
+
+# --- pickup baskets: SKU[:QTY] ---
+
+
+@pytest.mark.parametrize(
+    ("text", "sku", "quantity"),
+    [
+        ("SKU-00001", "SKU-00001", 1),
+        ("SKU-00001:3", "SKU-00001", 3),
+        (" SKU-1 : 2 ", "SKU-1", 2),
+        ("vendor:123:1", "vendor:123", 1),  # the part after the last colon is the quantity
+        ("vendor:123", "vendor", 123),
+        ("A:+4", "A", 4),
+    ],
+)
+def test_basket_items_that_parse(text: str, sku: str, quantity: int) -> None:
+    item = cli.parse_item(text)
+    assert (item.sku, item.quantity) == (sku, quantity)
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("", "must look like SKU or SKU:QTY"),
+        (":2", "must look like SKU or SKU:QTY"),
+        ("SKU-1:", "not a whole number"),
+        ("SKU-1:two", "a SKU holding colons needs an explicit quantity"),
+        ("SKU-1:1.5", "not a whole number"),
+        ("SKU-1:0", "at least 1"),
+        ("SKU-1:-1", "at least 1"),
+        (f"SKU-1:{2**63}", "out of range"),
+    ],
+)
+def test_bad_basket_items(text: str, complaint: str) -> None:
+    with pytest.raises(UsageError, match=complaint):
+        cli.parse_item(text)
+
+
+def test_a_basket_names_each_sku_once() -> None:
+    items = cli.parse_items(["A:2", "B"])
+    assert [(i.sku, i.quantity) for i in items] == [("A", 2), ("B", 1)]
+    with pytest.raises(UsageError, match="A is in the basket twice \\('A:2', 'A'\\); give it once"):
+        cli.parse_items(["A:2", "B", "A"])
+
+
+# --- places: LAT,LON ---
+
+
+@pytest.mark.parametrize(
+    ("text", "latitude", "longitude"),
+    [
+        ("40.7128,-74.0060", 40.7128, -74.006),
+        (" -33.87 , 151.21 ", -33.87, 151.21),
+        ("0,0", 0.0, 0.0),
+        ("90,180", 90.0, 180.0),
+        ("-90,-180", -90.0, -180.0),
+    ],
+)
+def test_places(text: str, latitude: float, longitude: float) -> None:
+    assert cli.parse_lat_lon(text) == (latitude, longitude)
+
+
+@pytest.mark.parametrize(
+    ("text", "complaint"),
+    [
+        ("40.7128", "must be LAT,LON"),
+        ("40.7,-74.0,3", "must be LAT,LON"),
+        (",-74", "must be LAT,LON"),
+        ("north,west", "latitude must be a number"),
+        ("40,west", "longitude must be a number"),
+        ("nan,1", "latitude must be a finite number"),
+        ("90.5,0", "latitude must be within -90..90, got 90.5"),
+        ("0,-181", "longitude must be within -180..180, got -181"),
+    ],
+)
+def test_bad_places(text: str, complaint: str) -> None:
+    with pytest.raises(UsageError, match=complaint):
+        cli.parse_lat_lon(text)
+
+
+def test_pickup_arguments() -> None:
+    args = build_parser().parse_args(
+        ["pickup", "A:2", "B", "--near", "40.7,-74.0", "--radius", "25", "--channel", "store-pickup"]
+    )
+    assert (args.items, args.near, args.store, args.radius, args.channel, args.limit) == (
+        ["A:2", "B"],
+        "40.7,-74.0",
+        None,
+        25.0,
+        "store-pickup",
+        None,
+    )
+    # A negative latitude needs the = form (argparse would take it for an option).
+    assert build_parser().parse_args(["pickup", "A", "--near=-33.87,151.21"]).near == "-33.87,151.21"
+    assert build_parser().parse_args(["pickup", "A", "--store", "STORE-001", "--limit", "3"]).limit == 3
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["pickup", "A"],  # no origin
+        ["pickup", "A", "--near", "1,2", "--store", "S"],  # two origins
+        ["pickup", "--store", "S"],  # no item
+        ["pickup", "A", "--store", "S", "--limit", "0"],
+        ["pickup", "A", "--store", "S", "--radius", "far"],
+    ],
+)
+def test_bad_pickup_usage_exits_2(argv: list[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(argv)
+    assert exited.value.code == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["pickup", "A", "A:2", "--store", "S"], "A is in the basket twice"),
+        (["pickup", "A:0", "--store", "S"], "quantity must be at least 1"),
+        (["pickup", "A", "--near", "91,0"], "--near latitude must be within -90..90"),
+        (["pickup", "A", "--store", "S", "--radius", "0"], "--radius must be more than 0 km"),
+        (["pickup", "A", "--store", "S", "--radius", "nan"], "--radius must be more than 0 km"),
+    ],
+)
+def test_bad_pickup_input_exits_2_before_any_call(
+    argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--target", "127.0.0.1:1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and complaint in captured.err
+
+
+# --- watch, supply, dates ---
+
+
+def test_watch_arguments() -> None:
+    args = build_parser().parse_args(["watch"])
+    assert (args.skus, args.channel, args.from_version, args.full, args.json) == ([], None, 0, False, False)
+    args = build_parser().parse_args(
+        ["watch", "A", "B", "--channel", "web", "--from-version", "42", "--json"]
+    )
+    assert (args.skus, args.channel, args.from_version, args.json) == (["A", "B"], "web", 42, True)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["watch", "--from-version", "-1"])
+
+
+def test_supply_arguments() -> None:
+    args = build_parser().parse_args(
+        ["supply", "expect", "PO-1", "SKU-1", "DC-01", "120", "--date", "2026-12-01"]
+    )
+    assert (args.supply_id, args.sku, args.node, args.quantity, args.date) == (
+        "PO-1",
+        "SKU-1",
+        "DC-01",
+        "120",
+        "2026-12-01",
+    )
+    args = build_parser().parse_args(["supply", "load", "po.csv"])
+    assert (args.file, args.chunk) == ("po.csv", 10_000)
+    args = build_parser().parse_args(["stock", "adjust", "SKU-1", "DC-01", "5", "--supply-id", "PO-1"])
+    assert args.supply_id == "PO-1"
+    assert build_parser().parse_args(["stock", "adjust", "SKU-1", "DC-01", "5"]).supply_id is None
+
+
+def test_availability_date_arguments() -> None:
+    args = build_parser().parse_args(["availability", "A", "--by-date", "2026-12-01", "--quantity", "6"])
+    assert (args.by_date, args.quantity) == ("2026-12-01", 6)
+    args = build_parser().parse_args(["availability", "A"])
+    assert (args.by_date, args.quantity) == (None, None)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["availability", "A", "--quantity", "0"])
+
+
+def test_dates_take_every_iso_8601_form() -> None:
+    midnight = datetime(2026, 12, 1).astimezone().timestamp()
+    assert parse_time("2026-12-01") == midnight  # a date alone is local midnight
+    assert parse_time("2026-12-01T00:00:00") == midnight
+    assert parse_time("2026-12-01T09:00:00Z") == datetime(2026, 12, 1, 9, tzinfo=UTC).timestamp()
+    assert parse_time("2026-12-01T10:00:00+01:00") == parse_time("2026-12-01T09:00:00Z")
+    assert parse_time("2026-12-01 09:00:00+00:00") == parse_time("2026-12-01T09:00:00Z")
+    for bad in ("01.12.2026", "2026-13-01", "tomorrow", ""):
+        with pytest.raises(UsageError, match="ISO 8601"):
+            parse_time(bad, "--date")
+
+
+@pytest.mark.parametrize(
+    ("argv", "complaint"),
+    [
+        (["availability", "A", "--by-date", "soon"], "--by-date must be an ISO 8601 time"),
+        (["supply", "expect", "PO-1", "A", "DC-1", "5"], "--date is required"),
+        (["supply", "expect", "PO-1", "A", "DC-1", "5", "--date", "12/01"], "--date must be an ISO 8601"),
+        (["supply", "expect", "PO-1", "A", "DC-1", "-5", "--date", "2026-12-01"], "QTY is out of range"),
+        (["supply", "expect", "PO-1", "A", "DC-1", "many", "--date", "2026-12-01"], "QTY must be a whole"),
+        (
+            ["stock", "adjust", "A", "DC-1", "-5", "--supply-id", "PO-1"],
+            "a receipt (--supply-id) takes a positive",
+        ),
+        (
+            ["stock", "adjust", "A", "DC-1", "5", "--supply-id", "PO-1", "--state", "damaged"],
+            "with --state damaged",
+        ),
+        (["stock", "adjust", "A", "DC-1", "5", "--supply-id", " "], "--supply-id must not be empty"),
+    ],
+)
+def test_bad_dates_and_receipts_exit_2_before_any_call(
+    argv: list[str], complaint: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main([*argv, "--target", "127.0.0.1:1"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and complaint in captured.err
+
+
+def test_table_rows_may_continue_the_row_above() -> None:
+    text = table(
+        ["STORE", "KM", "SKU", "AVAILABLE"], [("S-1", 1.5, "A", 10), ("", "", "B", 2), ("S-22", 12.0, "A", 3)]
+    )
+    assert text.splitlines() == [
+        "STORE    KM  SKU  AVAILABLE",
+        "S-1     1.5  A           10",
+        "             B            2",
+        "S-22   12.0  A            3",
+    ]
+
+
+def test_position_text_shows_inbound_supply_when_there_is_some() -> None:
+    position = common_pb2.Position(sku="S", node_id="N", on_hand=5, available=5, inbound=20)
+    assert cli.format_position(position).endswith("available 5, inbound 20")
