@@ -31,11 +31,15 @@ class ViewSync:
         metrics: Metrics,
         heartbeat: float = 0.25,
         on_change: Callable[[set[str]], None] | None = None,
+        min_interval: float = 0.01,
     ) -> None:
         self.view = view
         self._handles = list(handles)
         self._metrics = metrics
         self._heartbeat = heartbeat
+        # Under load, news arrives with every batch; fetching at most this often keeps the
+        # view's calls a small share of the shards' work.
+        self._min_interval = min_interval
         self._on_change = on_change
         self._dirty: set[int] = set()
         self._wake = asyncio.Event()
@@ -97,3 +101,4 @@ class ViewSync:
                 await self.sync_once(shards)
             except Exception:  # keep the view alive; the staleness metric shows the gap
                 log.exception("view sync failed")
+            await asyncio.sleep(self._min_interval)
