@@ -130,6 +130,8 @@ class Network:
     groups: dict[str, NodeGroup] = field(default_factory=dict)
     channels: dict[str, Channel] = field(default_factory=dict)
     version: int = 0
+    purchase_limits: dict[str, int] = field(default_factory=dict)
+    """sku -> most units one customer may hold in open reservations."""
 
     def __post_init__(self) -> None:
         self._eligible: dict[str, frozenset[str]] = {}
@@ -168,8 +170,10 @@ class Network:
         channels: Iterable[Channel] = (),
         drop_groups: Iterable[str] = (),
         drop_channels: Iterable[str] = (),
+        purchase_limits: Mapping[str, int] | None = None,
     ) -> Network:
-        """A new version with the changes applied (not yet validated)."""
+        """A new version with the changes applied (not yet validated); a purchase limit
+        of 0 removes the SKU's limit."""
         new_nodes = dict(self.nodes) | {n.node_id: n for n in nodes}
         new_groups = dict(self.groups) | {g.group_id: g for g in groups}
         new_channels = dict(self.channels) | {c.channel_id: c for c in channels}
@@ -177,15 +181,25 @@ class Network:
             new_groups.pop(group_id, None)
         for channel_id in drop_channels:
             new_channels.pop(channel_id, None)
-        return Network(new_nodes, new_groups, new_channels, self.version + 1)
+        limits = dict(self.purchase_limits)
+        for sku, most in (purchase_limits or {}).items():
+            if most == 0:
+                limits.pop(sku, None)
+            else:
+                limits[sku] = most
+        return Network(new_nodes, new_groups, new_channels, self.version + 1, limits)
 
     def same_as(self, other: Network) -> bool:
         """Same content (versions aside): a change that changes nothing keeps the version."""
-        return (self.nodes, self.groups, self.channels) == (other.nodes, other.groups, other.channels)
+        mine = (self.nodes, self.groups, self.channels, self.purchase_limits)
+        return mine == (other.nodes, other.groups, other.channels, other.purchase_limits)
 
     def problems(self) -> list[Problem]:
         """Everything wrong with this network, as (field, description) pairs."""
         found: list[Problem] = []
+        for sku, most in self.purchase_limits.items():
+            if most < 1:
+                found.append((f"purchase_limits[{sku}]", f"must be at least 1 (0 removes it), got {most}"))
         for node_id, node in self.nodes.items():
             found += node_problems(node, f"nodes[{node_id}]")
         for group_id, group in self.groups.items():

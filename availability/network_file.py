@@ -23,6 +23,7 @@ caps = [{ node_type = "store", percent = 50 }]
 from __future__ import annotations
 
 import tomllib
+from dataclasses import dataclass
 from typing import Any
 
 from availability.network import AllocationCap, Channel, NodeGroup, Problem, SafetyRule
@@ -75,6 +76,12 @@ class _Reader:
             return {}
         return value
 
+    def named_values(self, value: Any, where: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            self.problems.append((where, f"must be a table of NAME = value, got {value!r}"))
+            return {}
+        return value
+
     def node_type(self, value: Any, where: str) -> NodeType | None:
         if value is None:
             return None
@@ -88,14 +95,28 @@ class _Reader:
             self.problems.append((f"{where}.{key}", "is not a known setting"))
 
 
+@dataclass(frozen=True, slots=True)
+class NetworkFile:
+    nodes: list[Node]
+    groups: list[NodeGroup]
+    channels: list[Channel]
+    purchase_limits: dict[str, int]
+
+
 def parse_network(text: str) -> tuple[list[Node], list[NodeGroup], list[Channel]]:
     """Nodes, groups and channels of a network file; raises NetworkFileError naming every problem."""
+    parsed = parse_network_file(text)
+    return parsed.nodes, parsed.groups, parsed.channels
+
+
+def parse_network_file(text: str) -> NetworkFile:
+    """Everything in a network file; raises NetworkFileError naming every problem."""
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise NetworkFileError([("file", f"is not valid TOML: {error}")]) from None
     r = _Reader()
-    r.unknown_keys(data, {"nodes", "groups", "channels"}, "network")
+    r.unknown_keys(data, {"nodes", "groups", "channels", "purchase_limits"}, "network")
     nodes = []
     for i, table in enumerate(r.tables(data.get("nodes", []), "nodes")):
         where = f"nodes[{i}]"
@@ -181,6 +202,12 @@ def parse_network(text: str) -> tuple[list[Node], list[NodeGroup], list[Channel]
                 future_supply_holds=r.get(table, "future_supply_holds", bool, where, False),
             )
         )
+    purchase_limits: dict[str, int] = {}
+    for sku, most in r.named_values(data.get("purchase_limits", {}), "purchase_limits").items():
+        if isinstance(most, bool) or not isinstance(most, int):
+            r.problems.append((f"purchase_limits[{sku}]", f"must be a whole number of units, got {most!r}"))
+        else:
+            purchase_limits[sku] = most
     if r.problems:
         raise NetworkFileError(r.problems)
-    return nodes, groups, channels
+    return NetworkFile(nodes, groups, channels, purchase_limits)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -36,6 +36,8 @@ class OmnistockRpcError(Exception):
     message: str
     field_violations: list[tuple[str, str]] = field(default_factory=list)
     short_lines: list[common_pb2.ShortLine] = field(default_factory=list)
+    quota_violations: list[tuple[str, str]] = field(default_factory=list)
+    """(subject, description) of each purchase limit a reserve would exceed."""
     reservation: reservation_pb2.Reservation | None = None
 
     def __str__(self) -> str:
@@ -50,6 +52,10 @@ class OmnistockRpcError(Exception):
                 bad = error_details_pb2.BadRequest()
                 detail.Unpack(bad)
                 parsed.field_violations = [(v.field, v.description) for v in bad.field_violations]
+            elif detail.Is(error_details_pb2.QuotaFailure.DESCRIPTOR):
+                quota = error_details_pb2.QuotaFailure()
+                detail.Unpack(quota)
+                parsed.quota_violations = [(v.subject, v.description) for v in quota.violations]
             elif detail.Is(common_pb2.InsufficientStock.DESCRIPTOR):
                 short = common_pb2.InsufficientStock()
                 detail.Unpack(short)
@@ -305,9 +311,14 @@ class OmnistockClient:
         lines: Sequence[reservation_pb2.ReservationLine],
         ttl_seconds: int = 0,
         channel_id: str = "",
+        customer_id: str = "",
     ) -> reservation_pb2.ReserveResponse:
         request = reservation_pb2.ReserveRequest(
-            reservation_id=reservation_id, lines=lines, ttl_seconds=ttl_seconds, channel_id=channel_id
+            reservation_id=reservation_id,
+            lines=lines,
+            ttl_seconds=ttl_seconds,
+            channel_id=channel_id,
+            customer_id=customer_id,
         )
         return await self._call(self.reservations.Reserve, request)
 
@@ -347,3 +358,10 @@ class OmnistockClient:
     async def delete_channels(self, channel_ids: Sequence[str]) -> network_pb2.NetworkConfig:
         request = network_pb2.DeleteChannelsRequest(channel_ids=channel_ids)
         return await self._call(self.network.DeleteChannels, request)
+
+    async def put_purchase_limits(self, limits: Mapping[str, int]) -> network_pb2.NetworkConfig:
+        """Per-customer limits by SKU; 0 removes a SKU's limit."""
+        request = network_pb2.PutPurchaseLimitsRequest(
+            limits=[network_pb2.PurchaseLimit(sku=sku, max_per_customer=most) for sku, most in limits.items()]
+        )
+        return await self._call(self.network.PutPurchaseLimits, request)

@@ -311,9 +311,9 @@ def reserve_from_proto(
     return request.reservation_id, lines, ttl
 
 
-def reservation_id_from_proto(reservation_id: str, limits: Limits) -> str:
+def reservation_id_from_proto(reservation_id: str, limits: Limits, field: str = "reservation_id") -> str:
     problems = Problems()
-    problems.check_id("reservation_id", reservation_id, limits)
+    problems.check_id(field, reservation_id, limits)
     problems.raise_if_any()
     return reservation_id
 
@@ -329,6 +329,7 @@ def reservation_to_proto(view: ReservationView) -> reservation_pb2.Reservation:
         created_at=to_timestamp(view.created_at),
         expires_at=to_timestamp(view.expires_at),
         channel_id=view.channel,
+        customer_id=view.customer,
     )
     if view.changed_at:
         message.changed_at.CopyFrom(to_timestamp(view.changed_at))
@@ -425,6 +426,10 @@ def network_to_proto(network: Network) -> network_pb2.NetworkConfig:
         return NODE_TYPE_PROTO[value] if value is not None else common_pb2.NODE_TYPE_UNSPECIFIED
 
     config = network_pb2.NetworkConfig(version=network.version)
+    config.purchase_limits.extend(
+        network_pb2.PurchaseLimit(sku=sku, max_per_customer=most)
+        for sku, most in sorted(network.purchase_limits.items())
+    )
     config.nodes.extend(node_to_proto(n) for _, n in sorted(network.nodes.items()))
     for _, group in sorted(network.groups.items()):
         message = config.groups.add(
@@ -472,6 +477,7 @@ def network_from_proto(config: network_pb2.NetworkConfig, limits: Limits) -> Net
         groups={g.group_id: g for g in groups},
         channels={c.channel_id: c for c in channels},
         version=config.version,
+        purchase_limits={limit.sku: limit.max_per_customer for limit in config.purchase_limits},
     )
 
 
@@ -590,3 +596,21 @@ def date_query_from_proto(
     problems.raise_if_any()
     by_date = to_seconds(request.by_date) if request.HasField("by_date") else None
     return by_date, request.quantity
+
+
+def purchase_limits_from_proto(limits: Sequence[network_pb2.PurchaseLimit], bounds: Limits) -> dict[str, int]:
+    problems = Problems()
+    problems.check_count("limits", len(limits), bounds.max_levels)
+    found: dict[str, int] = {}
+    for i, limit in enumerate(limits):
+        problems.check_id(f"limits[{i}].sku", limit.sku, bounds)
+        if limit.sku in found:
+            problems.add(f"limits[{i}].sku", f"{limit.sku} appears twice")
+        if not 0 <= limit.max_per_customer <= bounds.max_quantity:
+            problems.add(
+                f"limits[{i}].max_per_customer",
+                f"must be within 0..{bounds.max_quantity} (0 removes it), got {limit.max_per_customer}",
+            )
+        found[limit.sku] = limit.max_per_customer
+    problems.raise_if_any()
+    return found

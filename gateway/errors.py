@@ -18,6 +18,7 @@ from reservations.errors import (
     InvalidState,
     NotFound,
     OmnistockError,
+    PurchaseLimitExceeded,
     Unavailable,
 )
 
@@ -65,6 +66,19 @@ def to_status(error: BaseException) -> tuple[grpc.StatusCode, grpc.Status]:
                 )
             )
             details.append(short_lines_to_proto(error.short))
+        case PurchaseLimitExceeded():
+            code = code_pb2.RESOURCE_EXHAUSTED
+            details.append(
+                error_details_pb2.QuotaFailure(
+                    violations=[
+                        error_details_pb2.QuotaFailure.Violation(
+                            subject=f"customer:{error.customer}/sku:{o.sku}",
+                            description=f"limit {o.limit}, already held {o.held}, requested {o.requested}",
+                        )
+                        for o in error.over
+                    ]
+                )
+            )
         case InvalidState():
             code = code_pb2.FAILED_PRECONDITION
             details.append(

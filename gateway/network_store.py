@@ -7,7 +7,7 @@ nothing applies partially.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import cast
 
 import redis.asyncio as aioredis
@@ -41,6 +41,7 @@ class NetworkStore:
         channels: Iterable[Channel] = (),
         drop_groups: Iterable[str] = (),
         drop_channels: Iterable[str] = (),
+        purchase_limits: Mapping[str, int] | None = None,
     ) -> Network:
         """Apply a change whole, or raise InvalidArgument naming every problem."""
         drop_groups, drop_channels = list(drop_groups), list(drop_channels)
@@ -59,7 +60,9 @@ class NetworkStore:
                     raise InvalidArgument(
                         [(f"groups[{group_id}]", f"is still used by channel(s) {', '.join(users)}")]
                     )
-            candidate = current.with_changes(nodes, groups, channels, drop_groups, drop_channels)
+            candidate = current.with_changes(
+                nodes, groups, channels, drop_groups, drop_channels, purchase_limits
+            )
             if candidate.same_as(current):
                 return current
             problems = candidate.problems()

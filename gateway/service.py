@@ -18,7 +18,7 @@ from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
 
 from availability.feed import ChangeHistory
-from availability.network_file import parse_network
+from availability.network_file import parse_network_file
 from availability.view import NetworkView
 from gateway.convert import Limits
 from gateway.metrics import Metrics
@@ -146,7 +146,10 @@ class Service:
         network = NetworkStore(self._redis, keys, config.limits)
         await network.load()
         if config.network_file is not None:
-            await network.change(*parse_network(config.network_file.read_text()))
+            parsed = parse_network_file(config.network_file.read_text())
+            await network.change(
+                parsed.nodes, parsed.groups, parsed.channels, purchase_limits=parsed.purchase_limits
+            )
         first_version = int(time.time() * 1000)
         view = NetworkView(len(self.shards), first_version)
         watch = WatchHub(view, ChangeHistory(first_version))

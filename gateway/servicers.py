@@ -34,6 +34,7 @@ from gateway.convert import (
     pickup_query_from_proto,
     pickup_store_to_proto,
     position_to_proto,
+    purchase_limits_from_proto,
     reservation_id_from_proto,
     reservation_to_proto,
     reserve_from_proto,
@@ -69,7 +70,13 @@ from reservations.commands import (
 )
 from reservations.commands import ExpectSupply as ExpectSupplyCommand
 from reservations.coordinator import ReservationCoordinator
-from reservations.errors import AlreadyExists, FailedPrecondition, InsufficientStock
+from reservations.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InsufficientStock,
+    InvalidArgument,
+    PurchaseLimitExceeded,
+)
 from reservations.model import Line, PositionView
 
 T = TypeVar("T")
@@ -406,9 +413,10 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         if disabled:
             raise FailedPrecondition(f"node(s) {', '.join(disabled)} are disabled and sell nothing")
         limits = self._channel_limits(request.channel_id, lines) if request.channel_id else None
+        purchase_limits = self._purchase_limits(request.customer_id, lines)
         try:
             view, replayed = await self.coordinator.reserve(
-                reservation_id, lines, ttl, request.channel_id, limits
+                reservation_id, lines, ttl, request.channel_id, limits, request.customer_id, purchase_limits
             )
         except InsufficientStock:
             self._count("refused_short")
@@ -416,8 +424,28 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         except AlreadyExists:
             self._count("conflict")
             raise
+        except PurchaseLimitExceeded:
+            self._count("refused_limit")
+            raise
         self._count("replayed" if replayed else "held")
         return reservation_pb2.ReserveResponse(reservation=reservation_to_proto(view), replayed=replayed)
+
+    def _purchase_limits(self, customer_id: str, lines: list[Line]) -> dict[str, int]:
+        """The limits of the SKUs asked for; a limited SKU needs to know whose basket it is."""
+        limits = self.backend.network.network.purchase_limits
+        limited = {line.sku: limits[line.sku] for line in lines if line.sku in limits}
+        if limited and not customer_id:
+            raise InvalidArgument(
+                [
+                    (
+                        "customer_id",
+                        f"is required: {', '.join(sorted(limited))} has a per-customer purchase limit",
+                    )
+                ]
+            )
+        if customer_id:
+            reservation_id_from_proto(customer_id, self.backend.limits, field="customer_id")
+        return limited
 
     def _channel_limits(self, channel_id: str, lines: list[Line]) -> dict[tuple[str, str], ChannelLimit]:
         """The channel's rules at each line's position; a node it cannot sell from gets nothing."""
@@ -479,6 +507,11 @@ class NetworkServicer(Servicer, network_pb2_grpc.NetworkServiceServicer):
     @rpc("DeleteChannels")
     async def DeleteChannels(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
         return await self._changed(self.backend.network.change(drop_channels=request.channel_ids))
+
+    @rpc("PutPurchaseLimits")
+    async def PutPurchaseLimits(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
+        limits = purchase_limits_from_proto(request.limits, self.backend.limits)
+        return await self._changed(self.backend.network.change(purchase_limits=limits))
 
     async def _changed(self, change: Awaitable[Network]) -> network_pb2.NetworkConfig:
         """Apply a change, then let open feeds recompute under the new rules."""

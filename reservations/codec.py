@@ -82,6 +82,7 @@ def event_to_proto(event: Event) -> pb.Event:
                     created_at=event.created_at,
                     expires_at=event.expires_at,
                     channel=event.channel,
+                    customer=event.customer,
                 )
             )
         case PartChanged():
@@ -139,7 +140,13 @@ def event_from_proto(message: pb.Event) -> Event:
     if kind == "hold_placed":
         h = message.hold_placed
         return HoldPlaced(
-            h.reservation_id, h.fingerprint, _from_lines(h.lines), h.created_at, h.expires_at, h.channel
+            h.reservation_id,
+            h.fingerprint,
+            _from_lines(h.lines),
+            h.created_at,
+            h.expires_at,
+            h.channel,
+            h.customer,
         )
     if kind == "part_changed":
         c = message.part_changed
@@ -184,6 +191,7 @@ def encode_snapshot(partition: Partition, last_entry_id: str) -> bytes:
             expires_at=part.expires_at,
             changed_at=part.changed_at,
             channel=part.channel,
+            customer=part.customer,
         )
     snapshot.claims.extend(_claim_to_proto(claim) for claim in partition.claims.values())
     for adjustment in partition.adjustments.values():
@@ -221,6 +229,7 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
                 p.expires_at,
                 p.changed_at,
                 p.channel,
+                p.customer,
             )
             for p in snapshot.parts
         ),

@@ -73,6 +73,9 @@ class PlaceHold:
     """When set, each line may only take what `limits` lets this channel promise."""
     limits: tuple[ChannelLimit, ...] = ()
     """One per line, resolved by the gateway from the channel's rules."""
+    customer: str = ""
+    purchase_limits: tuple[tuple[str, int], ...] = ()
+    """(sku, most units one customer may hold in open reservations) for the limited SKUs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +203,17 @@ class HoldOutcome(enum.Enum):
     SHORT = "short"
     INVALID = "invalid"
     """A line with a quantity below 1 (the gateway refuses these before they get here)."""
+    OVER_LIMIT = "over_limit"
+    """The customer would hold more of a SKU than its purchase limit allows."""
+
+
+@dataclass(frozen=True, slots=True)
+class OverLimit:
+    sku: str
+    limit: int
+    held: int
+    """Units of the SKU the customer already has in open reservations."""
+    requested: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +221,7 @@ class HoldResult:
     outcome: HoldOutcome
     part: Part | None = None
     short: tuple[ShortLine, ...] = ()
+    over_limit: tuple[OverLimit, ...] = ()
 
 
 class PartOutcome(enum.Enum):

@@ -39,6 +39,7 @@ from reservations.errors import (
     InvalidArgument,
     InvalidState,
     NotFound,
+    PurchaseLimitExceeded,
     Unavailable,
 )
 from reservations.model import Line, Part, PartState, fingerprint, line_key
@@ -59,6 +60,7 @@ class ReservationView:
     expires_at: float
     changed_at: float
     channel: str = ""
+    customer: str = ""
 
 
 def merge(reservation_id: str, parts: Sequence[Part]) -> ReservationView:
@@ -77,6 +79,7 @@ def merge(reservation_id: str, parts: Sequence[Part]) -> ReservationView:
         min(part.expires_at for part in parts),
         max(part.changed_at for part in parts),
         parts[0].channel,
+        parts[0].customer,
     )
 
 
@@ -103,6 +106,8 @@ class ReservationCoordinator:
         ttl_seconds: float,
         channel: str = "",
         limits: Mapping[tuple[str, str], ChannelLimit] | None = None,
+        customer: str = "",
+        purchase_limits: Mapping[str, int] | None = None,
     ) -> tuple[ReservationView, bool]:
         """Hold every line or none. Returns (reservation, replayed).
 
@@ -112,7 +117,7 @@ class ReservationCoordinator:
         for line in lines:
             by_partition.setdefault(self._partition_of(line.sku), []).append(line)
         partitions = tuple(sorted(by_partition))
-        digest = fingerprint(lines, channel)
+        digest = fingerprint(lines, channel, customer)
         now = self._clock()
         expires_at = now + ttl_seconds
         home = self._partition_of(reservation_id)
@@ -120,8 +125,30 @@ class ReservationCoordinator:
         for p in partitions:
             part_lines = tuple(by_partition[p])
             part_limits = tuple(limits[line_key(line)] for line in part_lines) if limits else ()
+            capped = tuple(
+                sorted(
+                    {
+                        (line.sku, purchase_limits[line.sku])
+                        for line in part_lines
+                        if line.sku in purchase_limits
+                    }
+                )
+                if customer and purchase_limits
+                else ()
+            )
             commands.append(
-                PlaceHold(p, reservation_id, digest, part_lines, now, expires_at, channel, part_limits)
+                PlaceHold(
+                    p,
+                    reservation_id,
+                    digest,
+                    part_lines,
+                    now,
+                    expires_at,
+                    channel,
+                    part_limits,
+                    customer,
+                    capped,
+                )
             )
         results = await self._execute(commands)
         claim = results[0]
@@ -146,6 +173,11 @@ class ReservationCoordinator:
                 reservation_id, placed, claim_home=home if claim.outcome is ClaimOutcome.RECORDED else None
             )
             raise InvalidArgument([("lines", "every quantity must be at least 1")])
+        over = [o for h in hold_results for o in h.over_limit]
+        if over and not any(h.short for h in hold_results):
+            recorded = home if claim.outcome is ClaimOutcome.RECORDED else None
+            await self._undo(reservation_id, placed, claim_home=recorded)
+            raise PurchaseLimitExceeded(customer, over)
         short = [line for h in hold_results for line in h.short]
         if short:
             recorded = home if claim.outcome is ClaimOutcome.RECORDED else None

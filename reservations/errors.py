@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from reservations.commands import ShortLine
+from reservations.commands import OverLimit, ShortLine
 
 if TYPE_CHECKING:
     from reservations.coordinator import ReservationView
@@ -50,6 +50,18 @@ class InsufficientStock(FailedPrecondition):
             f"{s.sku} at {s.node_id} (requested {s.requested}, available {s.available})" for s in self.short
         )
         super().__init__(f"not enough stock for {len(self.short)} line(s): {lines}")
+
+
+class PurchaseLimitExceeded(OmnistockError):
+    """A customer would hold more of a limited SKU than allowed (hot drops)."""
+
+    def __init__(self, customer: str, over: Sequence[OverLimit]) -> None:
+        self.customer = customer
+        self.over = sorted(over, key=lambda o: o.sku)
+        text = ", ".join(
+            f"{o.sku} (limit {o.limit}, already held {o.held}, requested {o.requested})" for o in self.over
+        )
+        super().__init__(f"customer {customer!r} would exceed the purchase limit of {text}")
 
 
 class InvalidState(FailedPrecondition):

@@ -138,6 +138,8 @@ class Part:
     changed_at: float = 0.0
     channel: str = ""
     """The channel the hold was made through ("" when none)."""
+    customer: str = ""
+    """The customer it was made for ("" when none): purchase limits count it."""
 
     def effective_state(self, at: float) -> PartState:
         """A hold past its expiry counts as expired even before the timer has run."""
@@ -164,10 +166,10 @@ def line_key(line: Line) -> tuple[str, str]:
     return (line.sku, line.node_id)
 
 
-def fingerprint(lines: Iterable[Line], channel: str = "") -> str:
-    """Content hash of a reservation (its lines, in any order, and its channel)."""
+def fingerprint(lines: Iterable[Line], channel: str = "", customer: str = "") -> str:
+    """Content hash of a reservation (its lines, in any order, its channel and customer)."""
     canonical = "\n".join(
-        [channel, *sorted(f"{line.sku}\t{line.node_id}\t{line.quantity}" for line in lines)]
+        [channel, customer, *sorted(f"{line.sku}\t{line.node_id}\t{line.quantity}" for line in lines)]
     )
     return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
 
@@ -216,6 +218,7 @@ class HoldPlaced:
     created_at: float
     expires_at: float
     channel: str = ""
+    customer: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,6 +28,7 @@ from reservations.commands import (
     GetPart,
     HoldOutcome,
     HoldResult,
+    OverLimit,
     PartOutcome,
     PartResult,
     PlaceHold,
@@ -71,6 +72,8 @@ class Partition:
         self.parts: dict[str, Part] = {}
         self.claims: dict[str, Claim] = {}
         self.adjustments: dict[str, StockAdjusted] = {}
+        # (sku, customer) -> units in open parts: what purchase limits count (derived).
+        self.customer_units: dict[tuple[str, str], int] = {}
         # (expires_at, reservation_id) of parts that were HELD when pushed.
         self._expiry: list[tuple[float, str]] = []
         # Positions changed since the owner last drained this set (feeds the gateway's view).
@@ -261,6 +264,9 @@ class Partition:
                 short.append(ShortLine(sku, node_id, quantity, available))
         if short:
             return HoldResult(HoldOutcome.SHORT, short=tuple(short)), []
+        over = self._over_limit(command)
+        if over:
+            return HoldResult(HoldOutcome.OVER_LIMIT, over_limit=over), []
         event = HoldPlaced(
             command.reservation_id,
             command.fingerprint,
@@ -268,8 +274,23 @@ class Partition:
             command.created_at,
             command.expires_at,
             command.channel,
+            command.customer,
         )
         return HoldResult(HoldOutcome.PLACED), [event]
+
+    def _over_limit(self, command: PlaceHold) -> tuple[OverLimit, ...]:
+        """Every limited SKU this customer would hold more of than allowed."""
+        if not command.customer or not command.purchase_limits:
+            return ()
+        asked: dict[str, int] = {}
+        for line in command.lines:
+            asked[line.sku] = asked.get(line.sku, 0) + line.quantity
+        over = []
+        for sku, limit in command.purchase_limits:
+            held = self.customer_units.get((sku, command.customer), 0)
+            if sku in asked and held + asked[sku] > limit:
+                over.append(OverLimit(sku, limit, held, asked[sku]))
+        return tuple(over)
 
     def _promisable(self, sku: str, node_id: str, channel: str, limit: ChannelLimit | None) -> int:
         """What a hold may take here: the free units, or what the channel's rules let it see."""
@@ -360,6 +381,7 @@ class Partition:
                     event.created_at,
                     event.expires_at,
                     channel=event.channel,
+                    customer=event.customer,
                 )
                 self._add_part(part)
             case PartChanged():
@@ -418,6 +440,11 @@ class Partition:
                 by_channel[part.channel] = by_channel.get(part.channel, 0) + units
                 if not by_channel[part.channel]:
                     del by_channel[part.channel]
+            if part.customer:
+                key = (line.sku, part.customer)
+                self.customer_units[key] = self.customer_units.get(key, 0) + units
+                if not self.customer_units[key]:
+                    del self.customer_units[key]
             self.touched.add((line.sku, line.node_id))
 
     # --- snapshots and checks ---
@@ -453,10 +480,14 @@ class Partition:
         parts; no stock count is negative and the unsellable units fit in on_hand."""
         expected: dict[tuple[str, str], list[int]] = {}
         channels: dict[tuple[str, str], dict[str, int]] = {}
+        customers: dict[tuple[str, str], int] = {}
         for part in self.parts.values():
             if not part.state.is_open:
                 continue
             for line in part.lines:
+                if part.customer:
+                    key = (line.sku, part.customer)
+                    customers[key] = customers.get(key, 0) + line.quantity
                 key = (line.sku, line.node_id)
                 totals = expected.setdefault(key, [0, 0])
                 totals[0 if part.state is PartState.HELD else 1] += line.quantity
@@ -480,4 +511,8 @@ class Partition:
                         f" quality_hold {position.quality_hold}: a count is negative"
                     )
         problems.extend(f"{sku}@{node}: parts without a position" for sku, node in expected)
+        if customers != self.customer_units:
+            problems.append(
+                f"units by customer {self.customer_units} do not match the open parts {customers}"
+            )
         return problems

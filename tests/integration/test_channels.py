@@ -459,3 +459,45 @@ async def test_expiry_reaches_the_view_without_any_write(client: OmnistockClient
             break
         assert asyncio.get_running_loop().time() < deadline, "the view never saw the expiry"
         await asyncio.sleep(0.05)
+
+
+async def test_purchase_limits_hold_under_concurrency(client: OmnistockClient, shop: Admin) -> None:
+    await client.set_stock(
+        [level("DROP", "DC-1", 100), level("DROP", "STORE-1", 100), level("PLAIN", "DC-1", 9)]
+    )
+    config = await client.put_purchase_limits({"DROP": 2})
+    assert [(p.sku, p.max_per_customer) for p in config.purchase_limits] == [("DROP", 2)]
+
+    async def attempt(i: int, customer: str) -> bool:
+        node = "DC-1" if i % 2 else "STORE-1"  # the limit spans nodes (and reservations)
+        try:
+            await client.reserve(f"{customer}-{i}", [line("DROP", node, 1)], customer_id=customer)
+            return True
+        except OmnistockRpcError as error:
+            assert error.code is grpc.StatusCode.RESOURCE_EXHAUSTED, error
+            assert error.quota_violations[0][0] == f"customer:{customer}/sku:DROP"
+            return False
+
+    alice = await asyncio.gather(*(attempt(i, "alice") for i in range(20)))
+    bob = await asyncio.gather(*(attempt(i, "bob") for i in range(3)))
+    assert (sum(alice), sum(bob)) == (2, 2)
+
+    # Releasing gives the allowance back; unlimited SKUs ride along freely.
+    first = next(f"alice-{i}" for i, ok in enumerate(alice) if ok)
+    await client.release(first)
+    held = await client.reserve(
+        "alice-again", [line("DROP", "DC-1", 1), line("PLAIN", "DC-1", 5)], customer_id="alice"
+    )
+    assert held.reservation.customer_id == "alice"
+    with pytest.raises(OmnistockRpcError) as refused:
+        await client.reserve("anonymous", [line("DROP", "DC-1", 1)])
+    assert refused.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert refused.value.field_violations[0][0] == "customer_id"
+    with pytest.raises(OmnistockRpcError) as over:
+        await client.reserve("greedy", [line("DROP", "DC-1", 3)], customer_id="carol")
+    assert over.value.quota_violations == [
+        ("customer:carol/sku:DROP", "limit 2, already held 0, requested 3")
+    ]
+    await client.put_purchase_limits({"DROP": 0})  # lifted
+    await client.reserve("carol-1", [line("DROP", "DC-1", 3)], customer_id="carol")
+    assert (await client.check_conservation()).ok

@@ -7,6 +7,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class PurchaseLimit(_message.Message):
+    __slots__ = ("sku", "max_per_customer")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    MAX_PER_CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    max_per_customer: int
+    def __init__(self, sku: _Optional[str] = ..., max_per_customer: _Optional[int] = ...) -> None: ...
+
+class PutPurchaseLimitsRequest(_message.Message):
+    __slots__ = ("limits",)
+    LIMITS_FIELD_NUMBER: _ClassVar[int]
+    limits: _containers.RepeatedCompositeFieldContainer[PurchaseLimit]
+    def __init__(self, limits: _Optional[_Iterable[_Union[PurchaseLimit, _Mapping]]] = ...) -> None: ...
+
 class NodeGroup(_message.Message):
     __slots__ = ("group_id", "node_ids", "types", "ships", "pickup")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
@@ -66,16 +80,18 @@ class Channel(_message.Message):
     def __init__(self, channel_id: _Optional[str] = ..., name: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ..., safety: _Optional[_Iterable[_Union[SafetyRule, _Mapping]]] = ..., caps: _Optional[_Iterable[_Union[AllocationCap, _Mapping]]] = ..., low_stock_threshold: _Optional[int] = ..., display_cap: _Optional[int] = ..., future_supply_holds: _Optional[bool] = ...) -> None: ...
 
 class NetworkConfig(_message.Message):
-    __slots__ = ("nodes", "groups", "channels", "version")
+    __slots__ = ("nodes", "groups", "channels", "version", "purchase_limits")
     NODES_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    PURCHASE_LIMITS_FIELD_NUMBER: _ClassVar[int]
     nodes: _containers.RepeatedCompositeFieldContainer[_common_pb2.Node]
     groups: _containers.RepeatedCompositeFieldContainer[NodeGroup]
     channels: _containers.RepeatedCompositeFieldContainer[Channel]
     version: int
-    def __init__(self, nodes: _Optional[_Iterable[_Union[_common_pb2.Node, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[NodeGroup, _Mapping]]] = ..., channels: _Optional[_Iterable[_Union[Channel, _Mapping]]] = ..., version: _Optional[int] = ...) -> None: ...
+    purchase_limits: _containers.RepeatedCompositeFieldContainer[PurchaseLimit]
+    def __init__(self, nodes: _Optional[_Iterable[_Union[_common_pb2.Node, _Mapping]]] = ..., groups: _Optional[_Iterable[_Union[NodeGroup, _Mapping]]] = ..., channels: _Optional[_Iterable[_Union[Channel, _Mapping]]] = ..., version: _Optional[int] = ..., purchase_limits: _Optional[_Iterable[_Union[PurchaseLimit, _Mapping]]] = ...) -> None: ...
 
 class GetNetworkRequest(_message.Message):
     __slots__ = ()

@@ -61,6 +61,11 @@ class NetworkServiceStub:
                 request_serializer=omnistock_dot_v1_dot_network__pb2.DeleteChannelsRequest.SerializeToString,
                 response_deserializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
                 _registered_method=True)
+        self.PutPurchaseLimits = channel.unary_unary(
+                '/omnistock.v1.NetworkService/PutPurchaseLimits',
+                request_serializer=omnistock_dot_v1_dot_network__pb2.PutPurchaseLimitsRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
+                _registered_method=True)
 
 
 class NetworkServiceServicer:
@@ -100,6 +105,13 @@ class NetworkServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutPurchaseLimits(self, request, context):
+        """Set per-customer purchase limits by SKU (hot drops); max_per_customer 0 removes one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_NetworkServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +138,11 @@ def add_NetworkServiceServicer_to_server(servicer, server):
             'DeleteChannels': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteChannels,
                     request_deserializer=omnistock_dot_v1_dot_network__pb2.DeleteChannelsRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.SerializeToString,
+            ),
+            'PutPurchaseLimits': grpc.unary_unary_rpc_method_handler(
+                    servicer.PutPurchaseLimits,
+                    request_deserializer=omnistock_dot_v1_dot_network__pb2.PutPurchaseLimitsRequest.FromString,
                     response_serializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.SerializeToString,
             ),
     }
@@ -265,6 +282,33 @@ class NetworkService:
             target,
             '/omnistock.v1.NetworkService/DeleteChannels',
             omnistock_dot_v1_dot_network__pb2.DeleteChannelsRequest.SerializeToString,
+            omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutPurchaseLimits(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.NetworkService/PutPurchaseLimits',
+            omnistock_dot_v1_dot_network__pb2.PutPurchaseLimitsRequest.SerializeToString,
             omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
             options,
             channel_credentials,

@@ -88,20 +88,22 @@ class SupplyExpected(_message.Message):
     def __init__(self, supply_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., quantity: _Optional[int] = ..., expected_at: _Optional[float] = ...) -> None: ...
 
 class HoldPlaced(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "lines", "created_at", "expires_at", "channel")
+    __slots__ = ("reservation_id", "fingerprint", "lines", "created_at", "expires_at", "channel", "customer")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     lines: _containers.RepeatedCompositeFieldContainer[Line]
     created_at: float
     expires_at: float
     channel: str
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., channel: _Optional[str] = ...) -> None: ...
+    customer: str
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ...) -> None: ...
 
 class PartChanged(_message.Message):
     __slots__ = ("reservation_id", "state", "at")
@@ -164,7 +166,7 @@ class JournalEntry(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class PartRecord(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at", "channel")
+    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at", "channel", "customer")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
@@ -173,6 +175,7 @@ class PartRecord(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     lines: _containers.RepeatedCompositeFieldContainer[Line]
@@ -181,7 +184,8 @@ class PartRecord(_message.Message):
     expires_at: float
     changed_at: float
     channel: str
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ..., channel: _Optional[str] = ...) -> None: ...
+    customer: str
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ...) -> None: ...
 
 class PositionRecord(_message.Message):
     __slots__ = ("sku", "node_id", "on_hand", "as_of", "damaged", "quality_hold")
