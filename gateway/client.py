@@ -322,6 +322,11 @@ class OmnistockClient:
         )
         return await self._call(self.reservations.Reserve, request)
 
+    async def extend(self, reservation_id: str, ttl_seconds: int) -> reservation_pb2.Reservation:
+        request = reservation_pb2.ExtendRequest(reservation_id=reservation_id, ttl_seconds=ttl_seconds)
+        response = await self._call(self.reservations.Extend, request)
+        return response.reservation
+
     async def confirm(self, reservation_id: str) -> reservation_pb2.ConfirmResponse:
         request = reservation_pb2.ConfirmRequest(reservation_id=reservation_id)
         return await self._call(self.reservations.Confirm, request)

@@ -311,6 +311,18 @@ def reserve_from_proto(
     return request.reservation_id, lines, ttl
 
 
+def extend_from_proto(request: reservation_pb2.ExtendRequest, limits: Limits) -> tuple[str, int]:
+    problems = Problems()
+    problems.check_id("reservation_id", request.reservation_id, limits)
+    if not limits.min_ttl_seconds <= request.ttl_seconds <= limits.max_ttl_seconds:
+        problems.add(
+            "ttl_seconds",
+            f"must be within {limits.min_ttl_seconds}..{limits.max_ttl_seconds}, got {request.ttl_seconds}",
+        )
+    problems.raise_if_any()
+    return request.reservation_id, request.ttl_seconds
+
+
 def reservation_id_from_proto(reservation_id: str, limits: Limits, field: str = "reservation_id") -> str:
     problems = Problems()
     problems.check_id(field, reservation_id, limits)

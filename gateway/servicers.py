@@ -26,6 +26,7 @@ from gateway.convert import (
     availability_to_proto,
     channels_from_proto,
     date_query_from_proto,
+    extend_from_proto,
     groups_from_proto,
     levels_from_proto,
     network_to_proto,
@@ -475,6 +476,13 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         if not replayed:
             self._count("released")
         return reservation_pb2.ReleaseResponse(reservation=reservation_to_proto(view), replayed=replayed)
+
+    @rpc("Extend")
+    async def Extend(self, request: Any, context: Any) -> reservation_pb2.ExtendResponse:
+        reservation_id, ttl = extend_from_proto(request, self.backend.limits)
+        view = await self.coordinator.extend(reservation_id, ttl)
+        self._count("extended")
+        return reservation_pb2.ExtendResponse(reservation=reservation_to_proto(view))
 
     @rpc("GetReservation")
     async def GetReservation(self, request: Any, context: Any) -> reservation_pb2.GetReservationResponse:

@@ -9,6 +9,7 @@ from reservations.model import (
     ClaimRecorded,
     Event,
     HoldAborted,
+    HoldExtended,
     HoldPlaced,
     Line,
     Part,
@@ -93,6 +94,12 @@ def event_to_proto(event: Event) -> pb.Event:
             )
         case HoldAborted():
             return pb.Event(hold_aborted=pb.HoldAborted(reservation_id=event.reservation_id))
+        case HoldExtended():
+            return pb.Event(
+                hold_extended=pb.HoldExtended(
+                    reservation_id=event.reservation_id, expires_at=event.expires_at
+                )
+            )
         case ClaimRecorded():
             return pb.Event(claim_recorded=_claim_to_proto(event))
         case SupplyExpected():
@@ -151,6 +158,8 @@ def event_from_proto(message: pb.Event) -> Event:
     if kind == "part_changed":
         c = message.part_changed
         return PartChanged(c.reservation_id, PartState(c.state), c.at)
+    if kind == "hold_extended":
+        return HoldExtended(message.hold_extended.reservation_id, message.hold_extended.expires_at)
     if kind == "hold_aborted":
         return HoldAborted(message.hold_aborted.reservation_id)
     if kind == "claim_recorded":

@@ -105,6 +105,16 @@ class ReleasePart:
 
 
 @dataclass(frozen=True, slots=True)
+class ExtendPart:
+    """Move a HELD part's expiry to `expires_at`, decided at `at` like confirm and release."""
+
+    partition: int
+    reservation_id: str
+    expires_at: float
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class GetPart:
     partition: int
     reservation_id: str
@@ -151,6 +161,7 @@ Command = (
     | AbortHold
     | ConfirmPart
     | ReleasePart
+    | ExtendPart
     | GetPart
     | RecordClaim
     | DropClaim

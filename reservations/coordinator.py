@@ -22,6 +22,7 @@ from reservations.commands import (
     Command,
     ConfirmPart,
     DropClaim,
+    ExtendPart,
     GetClaim,
     GetPart,
     HoldOutcome,
@@ -200,6 +201,31 @@ class ReservationCoordinator:
 
     async def release(self, reservation_id: str) -> tuple[ReservationView, bool]:
         return await self._transition(reservation_id, "release", ReleasePart)
+
+    async def extend(self, reservation_id: str, ttl_seconds: float) -> ReservationView:
+        """A HELD reservation now expires `ttl_seconds` from now (every part alike)."""
+        partitions = await self._partitions(reservation_id)
+        at = self._clock()
+        expires_at = at + ttl_seconds
+        results = await self._execute([ExtendPart(p, reservation_id, expires_at, at) for p in partitions])
+        part_results: list[PartResult] = results  # type: ignore[assignment]
+        if any(r.outcome is PartOutcome.NOT_FOUND for r in part_results):
+            raise NotFound("reservation", reservation_id)
+        refused = [r for r in part_results if r.outcome is PartOutcome.REFUSED]
+        if refused:
+            # Parts agree (one timestamp); after a crash mid-way they may not: put the parts
+            # that moved back to the expiry the others kept, so nothing outlives its reservation.
+            kept = next(r.part.expires_at for r in refused if r.part is not None)
+            moved: list[Command] = [
+                ExtendPart(p, reservation_id, kept, at)
+                for p, r in zip(partitions, part_results, strict=True)
+                if r.outcome is PartOutcome.CHANGED
+            ]
+            if moved:
+                await self._best_effort(moved)
+            current = merge(reservation_id, [r.part for r in part_results if r.part is not None])
+            raise InvalidState("extend", replace(current, state=refused[0].state or current.state))
+        return merge(reservation_id, [r.part for r in part_results if r.part is not None])
 
     async def get(self, reservation_id: str) -> ReservationView:
         partitions = await self._partitions(reservation_id)

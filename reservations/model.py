@@ -229,6 +229,12 @@ class PartChanged:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldExtended:
+    reservation_id: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class HoldAborted:
     reservation_id: str
 
@@ -252,6 +258,7 @@ Event = (
     | SupplyExpected
     | HoldPlaced
     | PartChanged
+    | HoldExtended
     | HoldAborted
     | ClaimRecorded
     | ClaimDropped

@@ -24,6 +24,7 @@ from reservations.commands import (
     ConfirmPart,
     DropClaim,
     ExpectSupply,
+    ExtendPart,
     GetClaim,
     GetPart,
     HoldOutcome,
@@ -48,6 +49,7 @@ from reservations.model import (
     ClaimRecorded,
     Event,
     HoldAborted,
+    HoldExtended,
     HoldPlaced,
     Part,
     PartChanged,
@@ -126,6 +128,8 @@ class Partition:
                 return self._change(command.reservation_id, command.at, PartState.CONFIRMED)
             case ReleasePart():
                 return self._change(command.reservation_id, command.at, PartState.RELEASED)
+            case ExtendPart():
+                return self._extend(command)
             case AbortHold():
                 part = self.parts.get(command.reservation_id)
                 if part is None or part.state is not PartState.HELD:
@@ -160,7 +164,7 @@ class Partition:
                 return AdjustResult(AdjustOutcome.APPLIED, self.view(sku, node_id))
             case ExpectSupply(sku=sku, node_id=node_id):
                 return SupplyResult(self.view(sku, node_id))
-            case PlaceHold() | ConfirmPart() | ReleasePart():
+            case PlaceHold() | ConfirmPart() | ReleasePart() | ExtendPart():
                 part = self.parts[command.reservation_id]
                 assert isinstance(result, (HoldResult, PartResult))
                 if isinstance(result, HoldResult):
@@ -318,6 +322,17 @@ class Partition:
             return PartResult(PartOutcome.REFUSED, part, state), []
         return PartResult(PartOutcome.CHANGED), [PartChanged(reservation_id, target, at)]
 
+    def _extend(self, command: ExtendPart) -> tuple[Result, list[Event]]:
+        part = self.parts.get(command.reservation_id)
+        if part is None:
+            return PartResult(PartOutcome.NOT_FOUND), []
+        state = part.effective_state(command.at)
+        if state is not PartState.HELD:
+            return PartResult(PartOutcome.REFUSED, part, state), []
+        if part.expires_at == command.expires_at:
+            return PartResult(PartOutcome.REPLAYED, part, state), []
+        return PartResult(PartOutcome.CHANGED), [HoldExtended(command.reservation_id, command.expires_at)]
+
     def _record_claim(self, command: RecordClaim) -> tuple[Result, list[Event]]:
         claim = self.claims.get(command.reservation_id)
         if claim is not None:
@@ -390,6 +405,10 @@ class Partition:
                 changed = replace(part, state=event.state, changed_at=event.at)
                 self.parts[part.reservation_id] = changed
                 self._count(changed, +1)
+            case HoldExtended():
+                part = self.parts[event.reservation_id]
+                self.parts[part.reservation_id] = replace(part, expires_at=event.expires_at)
+                heapq.heappush(self._expiry, (event.expires_at, part.reservation_id))
             case HoldAborted():
                 part = self.parts.pop(event.reservation_id)
                 self._count(part, -1)

@@ -204,3 +204,24 @@ async def test_disabled_node_sells_nothing(client: OmnistockClient) -> None:
     with pytest.raises(OmnistockRpcError) as refused:
         await client.reserve("off", [line("OFF", "STORE-OFF", 1)])
     assert refused.value.code is grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_extend_keeps_a_hold_alive_within_bounds(client: OmnistockClient) -> None:
+    await client.set_stock([level("EXT", "DC-1", 2)])
+    first = await client.reserve("ext", [line("EXT", "DC-1", 2)], ttl_seconds=1)
+    extended = await client.extend("ext", 60)
+    assert extended.expires_at.ToNanoseconds() > first.reservation.expires_at.ToNanoseconds() + 50 * 10**9
+    await asyncio.sleep(2.5)  # past the first expiry and its grace
+    assert (await client.get_reservation("ext")).state == HELD
+    assert (await available(client, "EXT", "DC-1"))[3] == 0
+    for ttl in (0, 86_401):
+        with pytest.raises(OmnistockRpcError) as refused:
+            await client.extend("ext", ttl)
+        assert refused.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    await client.release("ext")
+    with pytest.raises(OmnistockRpcError) as ended:
+        await client.extend("ext", 60)
+    assert ended.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    with pytest.raises(OmnistockRpcError) as missing:
+        await client.extend("no-such-hold", 60)
+    assert missing.value.code is grpc.StatusCode.NOT_FOUND

@@ -127,3 +127,30 @@ async def test_unknown_reservation_is_not_found(net: Network) -> None:
     for action in (net.coordinator.confirm, net.coordinator.release, net.coordinator.get):
         with pytest.raises(NotFound):
             await action("order-7")
+
+
+async def test_extend_moves_every_part_and_refuses_an_expired_hold(net: Network) -> None:
+    view, _ = await net.coordinator.reserve("order-8", [Line("sku-1", "dc", 1), Line("sku-2", "dc", 1)], 60)
+    net.now += 30
+    extended = await net.coordinator.extend("order-8", 600)
+    assert extended.expires_at == net.now + 600 > view.expires_at
+    assert {p.expires_at for p in net.state.partitions.values() for p in p.parts.values()} == {net.now + 600}
+    net.now += 601  # past the new expiry: extend is refused and nothing moves
+    with pytest.raises(InvalidState) as refused:
+        await net.coordinator.extend("order-8", 600)
+    assert refused.value.reservation.state is PartState.EXPIRED
+    net.state.expire_due(net.now + 2)
+    assert (await net.coordinator.get("order-8")).state is PartState.EXPIRED
+
+
+async def test_extend_puts_back_parts_that_moved_when_another_already_expired(net: Network) -> None:
+    await net.coordinator.reserve("order-9", [Line("sku-1", "dc", 1), Line("sku-2", "dc", 1)], 60)
+    # One part's timer ran early (a stalled gateway): extending must not keep the other part alive.
+    net.state.partitions[partition_of("sku-2")].expire_due(net.now + 120, grace=1.0)
+    with pytest.raises(InvalidState):
+        await net.coordinator.extend("order-9", 600)
+    held = net.state.partitions[partition_of("sku-1")].parts["order-9"]
+    assert held.expires_at == net.now + 60  # back where it was
+    net.now += 62
+    net.state.expire_due(net.now)
+    assert net.position("sku-1", "dc") == (10, 0, 0)

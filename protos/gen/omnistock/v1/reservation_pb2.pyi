@@ -23,6 +23,20 @@ RESERVATION_STATE_CONFIRMED: ReservationState
 RESERVATION_STATE_RELEASED: ReservationState
 RESERVATION_STATE_EXPIRED: ReservationState
 
+class ExtendRequest(_message.Message):
+    __slots__ = ("reservation_id", "ttl_seconds")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    TTL_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    ttl_seconds: int
+    def __init__(self, reservation_id: _Optional[str] = ..., ttl_seconds: _Optional[int] = ...) -> None: ...
+
+class ExtendResponse(_message.Message):
+    __slots__ = ("reservation",)
+    RESERVATION_FIELD_NUMBER: _ClassVar[int]
+    reservation: Reservation
+    def __init__(self, reservation: _Optional[_Union[Reservation, _Mapping]] = ...) -> None: ...
+
 class ReservationLine(_message.Message):
     __slots__ = ("sku", "node_id", "quantity")
     SKU_FIELD_NUMBER: _ClassVar[int]

@@ -55,6 +55,11 @@ class ReservationServiceStub:
                 request_serializer=omnistock_dot_v1_dot_reservation__pb2.GetReservationRequest.SerializeToString,
                 response_deserializer=omnistock_dot_v1_dot_reservation__pb2.GetReservationResponse.FromString,
                 _registered_method=True)
+        self.Extend = channel.unary_unary(
+                '/omnistock.v1.ReservationService/Extend',
+                request_serializer=omnistock_dot_v1_dot_reservation__pb2.ExtendRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_reservation__pb2.ExtendResponse.FromString,
+                _registered_method=True)
 
 
 class ReservationServiceServicer:
@@ -88,6 +93,14 @@ class ReservationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Extend(self, request, context):
+        """A HELD reservation now expires ttl_seconds from now (1..86400). A retry moves the
+        expiry to the retry's now + ttl_seconds, so it is safe.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReservationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -110,6 +123,11 @@ def add_ReservationServiceServicer_to_server(servicer, server):
                     servicer.GetReservation,
                     request_deserializer=omnistock_dot_v1_dot_reservation__pb2.GetReservationRequest.FromString,
                     response_serializer=omnistock_dot_v1_dot_reservation__pb2.GetReservationResponse.SerializeToString,
+            ),
+            'Extend': grpc.unary_unary_rpc_method_handler(
+                    servicer.Extend,
+                    request_deserializer=omnistock_dot_v1_dot_reservation__pb2.ExtendRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_reservation__pb2.ExtendResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -221,6 +239,33 @@ class ReservationService:
             '/omnistock.v1.ReservationService/GetReservation',
             omnistock_dot_v1_dot_reservation__pb2.GetReservationRequest.SerializeToString,
             omnistock_dot_v1_dot_reservation__pb2.GetReservationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Extend(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.ReservationService/Extend',
+            omnistock_dot_v1_dot_reservation__pb2.ExtendRequest.SerializeToString,
+            omnistock_dot_v1_dot_reservation__pb2.ExtendResponse.FromString,
             options,
             channel_credentials,
             insecure,

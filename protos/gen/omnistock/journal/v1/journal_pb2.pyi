@@ -115,6 +115,14 @@ class PartChanged(_message.Message):
     at: float
     def __init__(self, reservation_id: _Optional[str] = ..., state: _Optional[_Union[PartState, str]] = ..., at: _Optional[float] = ...) -> None: ...
 
+class HoldExtended(_message.Message):
+    __slots__ = ("reservation_id", "expires_at")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    expires_at: float
+    def __init__(self, reservation_id: _Optional[str] = ..., expires_at: _Optional[float] = ...) -> None: ...
+
 class HoldAborted(_message.Message):
     __slots__ = ("reservation_id",)
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
@@ -140,7 +148,7 @@ class ClaimDropped(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("stock_set", "stock_adjusted", "hold_placed", "part_changed", "hold_aborted", "claim_recorded", "claim_dropped", "supply_expected")
+    __slots__ = ("stock_set", "stock_adjusted", "hold_placed", "part_changed", "hold_aborted", "claim_recorded", "claim_dropped", "supply_expected", "hold_extended")
     STOCK_SET_FIELD_NUMBER: _ClassVar[int]
     STOCK_ADJUSTED_FIELD_NUMBER: _ClassVar[int]
     HOLD_PLACED_FIELD_NUMBER: _ClassVar[int]
@@ -149,6 +157,7 @@ class Event(_message.Message):
     CLAIM_RECORDED_FIELD_NUMBER: _ClassVar[int]
     CLAIM_DROPPED_FIELD_NUMBER: _ClassVar[int]
     SUPPLY_EXPECTED_FIELD_NUMBER: _ClassVar[int]
+    HOLD_EXTENDED_FIELD_NUMBER: _ClassVar[int]
     stock_set: StockSet
     stock_adjusted: StockAdjusted
     hold_placed: HoldPlaced
@@ -157,7 +166,8 @@ class Event(_message.Message):
     claim_recorded: ClaimRecorded
     claim_dropped: ClaimDropped
     supply_expected: SupplyExpected
-    def __init__(self, stock_set: _Optional[_Union[StockSet, _Mapping]] = ..., stock_adjusted: _Optional[_Union[StockAdjusted, _Mapping]] = ..., hold_placed: _Optional[_Union[HoldPlaced, _Mapping]] = ..., part_changed: _Optional[_Union[PartChanged, _Mapping]] = ..., hold_aborted: _Optional[_Union[HoldAborted, _Mapping]] = ..., claim_recorded: _Optional[_Union[ClaimRecorded, _Mapping]] = ..., claim_dropped: _Optional[_Union[ClaimDropped, _Mapping]] = ..., supply_expected: _Optional[_Union[SupplyExpected, _Mapping]] = ...) -> None: ...
+    hold_extended: HoldExtended
+    def __init__(self, stock_set: _Optional[_Union[StockSet, _Mapping]] = ..., stock_adjusted: _Optional[_Union[StockAdjusted, _Mapping]] = ..., hold_placed: _Optional[_Union[HoldPlaced, _Mapping]] = ..., part_changed: _Optional[_Union[PartChanged, _Mapping]] = ..., hold_aborted: _Optional[_Union[HoldAborted, _Mapping]] = ..., claim_recorded: _Optional[_Union[ClaimRecorded, _Mapping]] = ..., claim_dropped: _Optional[_Union[ClaimDropped, _Mapping]] = ..., supply_expected: _Optional[_Union[SupplyExpected, _Mapping]] = ..., hold_extended: _Optional[_Union[HoldExtended, _Mapping]] = ...) -> None: ...
 
 class JournalEntry(_message.Message):
     __slots__ = ("events",)
