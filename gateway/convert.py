@@ -17,6 +17,7 @@ from availability.network import AllocationCap, Channel, Network, NodeGroup, Saf
 from availability.nodes import Node, NodeType, node_problems
 from availability.pickup import BasketItem, PickupStore
 from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, network_pb2, reservation_pb2
+from reservations.codec import reservation_event
 from reservations.commands import ShortLine
 from reservations.coordinator import ReservationView
 from reservations.errors import InvalidArgument
@@ -342,6 +343,7 @@ def reservation_to_proto(view: ReservationView) -> reservation_pb2.Reservation:
         expires_at=to_timestamp(view.expires_at),
         channel_id=view.channel,
         customer_id=view.customer,
+        history=[reservation_event(None, view.reservation_id, what, at) for what, at in view.history],
     )
     if view.changed_at:
         message.changed_at.CopyFrom(to_timestamp(view.changed_at))

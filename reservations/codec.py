@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from google.protobuf.timestamp_pb2 import Timestamp
+
 from protos.gen.omnistock.journal.v1 import journal_pb2 as pb
+from protos.gen.omnistock.v1 import reservation_pb2 as v1
 from reservations.model import (
     Claim,
     ClaimDropped,
@@ -97,7 +100,7 @@ def event_to_proto(event: Event) -> pb.Event:
         case HoldExtended():
             return pb.Event(
                 hold_extended=pb.HoldExtended(
-                    reservation_id=event.reservation_id, expires_at=event.expires_at
+                    reservation_id=event.reservation_id, expires_at=event.expires_at, at=event.at
                 )
             )
         case ClaimRecorded():
@@ -159,7 +162,8 @@ def event_from_proto(message: pb.Event) -> Event:
         c = message.part_changed
         return PartChanged(c.reservation_id, PartState(c.state), c.at)
     if kind == "hold_extended":
-        return HoldExtended(message.hold_extended.reservation_id, message.hold_extended.expires_at)
+        extended = message.hold_extended
+        return HoldExtended(extended.reservation_id, extended.expires_at, extended.at)
     if kind == "hold_aborted":
         return HoldAborted(message.hold_aborted.reservation_id)
     if kind == "claim_recorded":
@@ -201,6 +205,7 @@ def encode_snapshot(partition: Partition, last_entry_id: str) -> bytes:
             changed_at=part.changed_at,
             channel=part.channel,
             customer=part.customer,
+            history=[pb.HistoryEntry(what=what, at=at) for what, at in part.history],
         )
     snapshot.claims.extend(_claim_to_proto(claim) for claim in partition.claims.values())
     for adjustment in partition.adjustments.values():
@@ -239,6 +244,7 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
                 p.changed_at,
                 p.channel,
                 p.customer,
+                tuple((h.what, h.at) for h in p.history),
             )
             for p in snapshot.parts
         ),
@@ -254,3 +260,54 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
         supplies=(_supply_from_proto(s) for s in snapshot.supplies),
     )
     return partition, snapshot.last_entry_id
+
+
+_EVENT_TYPES = {
+    "held": v1.RESERVATION_EVENT_TYPE_HELD,
+    "confirmed": v1.RESERVATION_EVENT_TYPE_CONFIRMED,
+    "released": v1.RESERVATION_EVENT_TYPE_RELEASED,
+    "expired": v1.RESERVATION_EVENT_TYPE_EXPIRED,
+    "extended": v1.RESERVATION_EVENT_TYPE_EXTENDED,
+    "withdrawn": v1.RESERVATION_EVENT_TYPE_WITHDRAWN,
+}
+
+
+def reservation_event(partition: int | None, rid: str, what: str, at: float) -> v1.ReservationEvent:
+    """The public form of a transition: of one part (published), or of the whole
+    reservation (its history; partition None)."""
+    stamp = Timestamp()
+    stamp.FromNanoseconds(round(at * 1e9))
+    where = "" if partition is None else f"{partition}/"
+    return v1.ReservationEvent(
+        event_id=f"{rid}/{where}{what}/{round(at * 1000)}",
+        reservation_id=rid,
+        partition=partition or 0,
+        type=_EVENT_TYPES[what],
+        at=stamp,
+    )
+
+
+def published_events(partition: int, events: list[Event]) -> list[bytes]:
+    """What downstream systems get for a journal entry: one ReservationEvent per part transition."""
+    out = []
+    for event in events:
+        match event:
+            case HoldPlaced():
+                message = reservation_event(partition, event.reservation_id, "held", event.created_at)
+                message.lines.extend(
+                    v1.ReservationLine(sku=line.sku, node_id=line.node_id, quantity=line.quantity)
+                    for line in event.lines
+                )
+                message.channel_id, message.customer_id = event.channel, event.customer
+            case PartChanged():
+                message = reservation_event(
+                    partition, event.reservation_id, event.state.name.lower(), event.at
+                )
+            case HoldExtended():
+                message = reservation_event(partition, event.reservation_id, "extended", event.at)
+            case HoldAborted():
+                message = reservation_event(partition, event.reservation_id, "withdrawn", 0.0)
+            case _:
+                continue
+        out.append(message.SerializeToString())
+    return out

@@ -62,6 +62,8 @@ class ReservationView:
     changed_at: float
     channel: str = ""
     customer: str = ""
+    history: tuple[tuple[str, float], ...] = ()
+    """(what, when) of every transition, oldest first, once per transition."""
 
 
 def merge(reservation_id: str, parts: Sequence[Part]) -> ReservationView:
@@ -81,7 +83,14 @@ def merge(reservation_id: str, parts: Sequence[Part]) -> ReservationView:
         max(part.changed_at for part in parts),
         parts[0].channel,
         parts[0].customer,
+        _history(parts),
     )
+
+
+def _history(parts: Sequence[Part]) -> tuple[tuple[str, float], ...]:
+    """Parts share their timestamps (one per transition), so one entry per (what, when)."""
+    entries = {entry for part in parts for entry in part.history}
+    return tuple(sorted(entries, key=lambda entry: (entry[1], entry[0])))
 
 
 class ReservationCoordinator:

@@ -13,13 +13,21 @@ from typing import Protocol, cast
 
 import redis
 
-from reservations.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
+from reservations.codec import (
+    decode_entry,
+    decode_snapshot,
+    encode_entry,
+    encode_snapshot,
+    published_events,
+)
 from reservations.model import Event
 from reservations.partition import Partition
 
 log = logging.getLogger(__name__)
 
 REPLAY_CHUNK = 5_000
+EVENTS_KEPT = 1_000_000
+"""Reservation events kept on the public stream (approximately): consumers read well within it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,10 @@ class RedisKeys:
     @property
     def network(self) -> str:
         return f"{self.prefix}:network"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}:events"
 
     def log(self, partition: int) -> str:
         return f"{self.prefix}:p:{partition}:log"
@@ -76,7 +88,10 @@ class RedisJournal:
         pipe = self._client.pipeline(transaction=True)
         for number in numbers:
             pipe.xadd(self._keys.log(number), {"e": encode_entry(events[number])})
-        ids = pipe.execute()
+        published = [data for number in numbers for data in published_events(number, events[number])]
+        for data in published:
+            pipe.xadd(self._keys.events, {"e": data}, maxlen=EVENTS_KEPT, approximate=True)
+        ids = pipe.execute()[: len(numbers)]
         for number, entry_id in zip(numbers, ids, strict=True):
             self._last_id[number] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
             self._since_snapshot[number] = self._since_snapshot.get(number, 0) + 1

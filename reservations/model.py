@@ -9,7 +9,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +140,9 @@ class Part:
     """The channel the hold was made through ("" when none)."""
     customer: str = ""
     """The customer it was made for ("" when none): purchase limits count it."""
+    history: tuple[tuple[str, float], ...] = field(default=(), compare=False)
+    """(what happened, when): held, confirmed, released, expired, extended. An audit
+    trail, so it is left out of comparisons of parts."""
 
     def effective_state(self, at: float) -> PartState:
         """A hold past its expiry counts as expired even before the timer has run."""
@@ -232,6 +235,7 @@ class PartChanged:
 class HoldExtended:
     reservation_id: str
     expires_at: float
+    at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

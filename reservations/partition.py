@@ -331,7 +331,9 @@ class Partition:
             return PartResult(PartOutcome.REFUSED, part, state), []
         if part.expires_at == command.expires_at:
             return PartResult(PartOutcome.REPLAYED, part, state), []
-        return PartResult(PartOutcome.CHANGED), [HoldExtended(command.reservation_id, command.expires_at)]
+        return PartResult(PartOutcome.CHANGED), [
+            HoldExtended(command.reservation_id, command.expires_at, command.at)
+        ]
 
     def _record_claim(self, command: RecordClaim) -> tuple[Result, list[Event]]:
         claim = self.claims.get(command.reservation_id)
@@ -397,17 +399,25 @@ class Partition:
                     event.expires_at,
                     channel=event.channel,
                     customer=event.customer,
+                    history=(("held", event.created_at),),
                 )
                 self._add_part(part)
             case PartChanged():
                 part = self.parts[event.reservation_id]
                 self._count(part, -1)
-                changed = replace(part, state=event.state, changed_at=event.at)
+                changed = replace(
+                    part,
+                    state=event.state,
+                    changed_at=event.at,
+                    history=(*part.history, (event.state.name.lower(), event.at)),
+                )
                 self.parts[part.reservation_id] = changed
                 self._count(changed, +1)
             case HoldExtended():
                 part = self.parts[event.reservation_id]
-                self.parts[part.reservation_id] = replace(part, expires_at=event.expires_at)
+                self.parts[part.reservation_id] = replace(
+                    part, expires_at=event.expires_at, history=(*part.history, ("extended", event.at))
+                )
                 heapq.heappush(self._expiry, (event.expires_at, part.reservation_id))
             case HoldAborted():
                 part = self.parts.pop(event.reservation_id)

@@ -90,3 +90,21 @@ def test_replay_and_snapshots_keep_the_customer() -> None:
     assert restored.customer_units == live.customer_units
     assert restored.parts["r1"].customer == "alice"
     assert restored.check() == []
+
+
+def test_history_records_every_transition_and_survives_replay_and_snapshots() -> None:
+    from reservations.commands import ConfirmPart, ExtendPart
+
+    live = stocked()
+    log = []
+    log += live.handle(PlaceHold(P, "h", "f", (Line("drop", "n1", 1),), 10.0, 100.0))[1]
+    log += live.handle(ExtendPart(P, "h", 200.0, 20.0))[1]
+    log += live.handle(ConfirmPart(P, "h", 30.0))[1]
+    expected = (("held", 10.0), ("extended", 20.0), ("confirmed", 30.0))
+    assert live.parts["h"].history == expected
+    replayed = stocked()
+    for event in decode_entry(encode_entry(log)):
+        replayed.apply(event)
+    assert replayed.parts["h"].history == expected
+    restored, _ = decode_snapshot(encode_snapshot(live, "1-0"))
+    assert restored.parts["h"].history == expected

@@ -17,11 +17,28 @@ class ReservationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RESERVATION_STATE_CONFIRMED: _ClassVar[ReservationState]
     RESERVATION_STATE_RELEASED: _ClassVar[ReservationState]
     RESERVATION_STATE_EXPIRED: _ClassVar[ReservationState]
+
+class ReservationEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RESERVATION_EVENT_TYPE_UNSPECIFIED: _ClassVar[ReservationEventType]
+    RESERVATION_EVENT_TYPE_HELD: _ClassVar[ReservationEventType]
+    RESERVATION_EVENT_TYPE_CONFIRMED: _ClassVar[ReservationEventType]
+    RESERVATION_EVENT_TYPE_RELEASED: _ClassVar[ReservationEventType]
+    RESERVATION_EVENT_TYPE_EXPIRED: _ClassVar[ReservationEventType]
+    RESERVATION_EVENT_TYPE_EXTENDED: _ClassVar[ReservationEventType]
+    RESERVATION_EVENT_TYPE_WITHDRAWN: _ClassVar[ReservationEventType]
 RESERVATION_STATE_UNSPECIFIED: ReservationState
 RESERVATION_STATE_HELD: ReservationState
 RESERVATION_STATE_CONFIRMED: ReservationState
 RESERVATION_STATE_RELEASED: ReservationState
 RESERVATION_STATE_EXPIRED: ReservationState
+RESERVATION_EVENT_TYPE_UNSPECIFIED: ReservationEventType
+RESERVATION_EVENT_TYPE_HELD: ReservationEventType
+RESERVATION_EVENT_TYPE_CONFIRMED: ReservationEventType
+RESERVATION_EVENT_TYPE_RELEASED: ReservationEventType
+RESERVATION_EVENT_TYPE_EXPIRED: ReservationEventType
+RESERVATION_EVENT_TYPE_EXTENDED: ReservationEventType
+RESERVATION_EVENT_TYPE_WITHDRAWN: ReservationEventType
 
 class ExtendRequest(_message.Message):
     __slots__ = ("reservation_id", "ttl_seconds")
@@ -37,6 +54,26 @@ class ExtendResponse(_message.Message):
     reservation: Reservation
     def __init__(self, reservation: _Optional[_Union[Reservation, _Mapping]] = ...) -> None: ...
 
+class ReservationEvent(_message.Message):
+    __slots__ = ("event_id", "reservation_id", "partition", "type", "at", "lines", "channel_id", "customer_id")
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
+    CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    reservation_id: str
+    partition: int
+    type: ReservationEventType
+    at: _timestamp_pb2.Timestamp
+    lines: _containers.RepeatedCompositeFieldContainer[ReservationLine]
+    channel_id: str
+    customer_id: str
+    def __init__(self, event_id: _Optional[str] = ..., reservation_id: _Optional[str] = ..., partition: _Optional[int] = ..., type: _Optional[_Union[ReservationEventType, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[ReservationLine, _Mapping]]] = ..., channel_id: _Optional[str] = ..., customer_id: _Optional[str] = ...) -> None: ...
+
 class ReservationLine(_message.Message):
     __slots__ = ("sku", "node_id", "quantity")
     SKU_FIELD_NUMBER: _ClassVar[int]
@@ -48,7 +85,7 @@ class ReservationLine(_message.Message):
     def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
 
 class Reservation(_message.Message):
-    __slots__ = ("reservation_id", "state", "lines", "created_at", "expires_at", "changed_at", "channel_id", "customer_id")
+    __slots__ = ("reservation_id", "state", "lines", "created_at", "expires_at", "changed_at", "channel_id", "customer_id", "history")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
@@ -57,6 +94,7 @@ class Reservation(_message.Message):
     CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     state: ReservationState
     lines: _containers.RepeatedCompositeFieldContainer[ReservationLine]
@@ -65,7 +103,8 @@ class Reservation(_message.Message):
     changed_at: _timestamp_pb2.Timestamp
     channel_id: str
     customer_id: str
-    def __init__(self, reservation_id: _Optional[str] = ..., state: _Optional[_Union[ReservationState, str]] = ..., lines: _Optional[_Iterable[_Union[ReservationLine, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel_id: _Optional[str] = ..., customer_id: _Optional[str] = ...) -> None: ...
+    history: _containers.RepeatedCompositeFieldContainer[ReservationEvent]
+    def __init__(self, reservation_id: _Optional[str] = ..., state: _Optional[_Union[ReservationState, str]] = ..., lines: _Optional[_Iterable[_Union[ReservationLine, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., expires_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., changed_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., channel_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., history: _Optional[_Iterable[_Union[ReservationEvent, _Mapping]]] = ...) -> None: ...
 
 class ReserveRequest(_message.Message):
     __slots__ = ("reservation_id", "lines", "ttl_seconds", "channel_id", "customer_id")

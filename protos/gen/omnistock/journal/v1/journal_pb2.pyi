@@ -116,12 +116,22 @@ class PartChanged(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ..., state: _Optional[_Union[PartState, str]] = ..., at: _Optional[float] = ...) -> None: ...
 
 class HoldExtended(_message.Message):
-    __slots__ = ("reservation_id", "expires_at")
+    __slots__ = ("reservation_id", "expires_at", "at")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     expires_at: float
-    def __init__(self, reservation_id: _Optional[str] = ..., expires_at: _Optional[float] = ...) -> None: ...
+    at: float
+    def __init__(self, reservation_id: _Optional[str] = ..., expires_at: _Optional[float] = ..., at: _Optional[float] = ...) -> None: ...
+
+class HistoryEntry(_message.Message):
+    __slots__ = ("what", "at")
+    WHAT_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    what: str
+    at: float
+    def __init__(self, what: _Optional[str] = ..., at: _Optional[float] = ...) -> None: ...
 
 class HoldAborted(_message.Message):
     __slots__ = ("reservation_id",)
@@ -176,7 +186,7 @@ class JournalEntry(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class PartRecord(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at", "channel", "customer")
+    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at", "channel", "customer", "history")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
@@ -186,6 +196,7 @@ class PartRecord(_message.Message):
     CHANGED_AT_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     lines: _containers.RepeatedCompositeFieldContainer[Line]
@@ -195,7 +206,8 @@ class PartRecord(_message.Message):
     changed_at: float
     channel: str
     customer: str
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ...) -> None: ...
+    history: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ...) -> None: ...
 
 class PositionRecord(_message.Message):
     __slots__ = ("sku", "node_id", "on_hand", "as_of", "damaged", "quality_hold")
