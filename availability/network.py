@@ -15,6 +15,7 @@ from availability.atp import ChannelLimit
 from availability.nodes import Node, NodeType, node_problems
 
 Problem = tuple[str, str]
+MAX_PURCHASE_LIMIT = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +199,13 @@ class Network:
         """Everything wrong with this network, as (field, description) pairs."""
         found: list[Problem] = []
         for sku, most in self.purchase_limits.items():
-            if most < 1:
-                found.append((f"purchase_limits[{sku}]", f"must be at least 1 (0 removes it), got {most}"))
+            if not 1 <= most <= MAX_PURCHASE_LIMIT:
+                found.append(
+                    (
+                        f"purchase_limits[{sku}]",
+                        f"must be within 1..{MAX_PURCHASE_LIMIT} (0 removes it), got {most}",
+                    )
+                )
         for node_id, node in self.nodes.items():
             found += node_problems(node, f"nodes[{node_id}]")
         for group_id, group in self.groups.items():

@@ -4,6 +4,8 @@
     omnistock availability SKU-00001 --nodes
     omnistock availability SKU-00001 --channel web
     omnistock reserve --ttl 600 --channel web SKU-00001:STORE-001:2 SKU-00002:DC-01:1
+    omnistock limits put SKU-00042 2                          (at most 2 per customer; 0 removes)
+    omnistock reserve --customer alice SKU-00042:DC-01:1
     omnistock confirm res-...
     omnistock channels put web --groups dcs,ship-from-store --safety units=2,node_type=store
     omnistock network apply network.toml
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
+import dataclasses
 import io
 import json
 import logging
@@ -33,7 +36,7 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence, Sized
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -45,7 +48,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from availability.network import Channel, Network, NodeGroup
-from availability.network_file import NetworkFileError, parse_network
+from availability.network_file import NetworkFile, NetworkFileError, parse_network_file
 from availability.nodes import Node
 from gateway.client import DEFAULT_TARGET, OmnistockClient, OmnistockRpcError
 from gateway.client import to_timestamp as client_timestamp
@@ -57,6 +60,7 @@ from gateway.convert import (
     network_to_proto,
     node_to_proto,
     nodes_from_proto,
+    purchase_limits_from_proto,
 )
 from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, network_pb2, reservation_pb2
 from reservations.errors import InvalidArgument
@@ -671,6 +675,70 @@ def channel_from_args(
     )
 
 
+# --- purchase limits (pure) ---
+
+
+def parse_limit_pairs(texts: Sequence[str]) -> dict[str, int]:
+    """`SKU MAX [SKU MAX ...]` -> {sku: max}, in the order given; MAX 0 removes the SKU's limit.
+
+    Each SKU once; MAX a whole number, 0 or more (the upper bound is the server's to check,
+    so a refusal names the field the same way for every client)."""
+    if len(texts) % 2:
+        given = " ".join(shlex.quote(text) for text in texts)
+        raise UsageError(
+            f"expected SKU MAX pairs, e.g. SKU-00042 2 SKU-00043 0; got {_count(texts, 'value')}: {given}"
+        )
+    limits: dict[str, int] = {}
+    for sku, most in zip(texts[::2], texts[1::2], strict=True):
+        sku = sku.strip()
+        if not sku:
+            raise UsageError(f"a SKU must not be empty (before MAX {most!r})")
+        if sku in limits:
+            raise UsageError(f"{sku} is given twice; give each SKU once")
+        try:
+            limits[sku] = parse_int(most, f"{sku}: MAX", (0, INT64[1]))
+        except UsageError:
+            raise UsageError(
+                f"{sku}: MAX must be a whole number of units, 0 or more (0 removes the limit), got {most!r}"
+            ) from None
+    return limits
+
+
+QUOTA_SUBJECT = re.compile(r"^customer:(?P<customer>.*?)/sku:(?P<sku>.*)$", re.DOTALL)
+
+
+def parse_quota_subject(subject: str, customer: str = "") -> tuple[str, str]:
+    """`customer:alice/sku:SKU-00042` -> ("alice", "SKU-00042"); ("", subject) when it is not one.
+
+    With the customer that was sent, a customer id holding `/sku:` is split right."""
+    known = f"customer:{customer}/sku:"
+    if customer and subject.startswith(known):
+        return customer, subject[len(known) :]
+    match = QUOTA_SUBJECT.match(subject)
+    if not match:
+        return "", subject
+    return match.group("customer"), match.group("sku")
+
+
+def quota_text(subject: str, description: str, customer: str = "") -> str:
+    """One purchase limit a hold would exceed, e.g.
+    `customer alice, SKU-00042: limit 2, already held 2, requested 1`."""
+    who, sku = parse_quota_subject(subject, customer)
+    return f"customer {who}, {sku}: {description}" if who else f"{subject}: {description}"
+
+
+def limits_table(limits: Iterable[network_pb2.PurchaseLimit], indent: str = "") -> str:
+    rows = [(limit.sku, limit.max_per_customer) for limit in sorted(limits, key=lambda limit: limit.sku)]
+    if not rows:
+        return f"{indent}no purchase limits"
+    return table(["SKU", "MAX_PER_CUSTOMER"], rows, indent=indent)
+
+
+def describe_limit_changes(limits: Mapping[str, int]) -> str:
+    """`SKU-00042 2, SKU-00043 removed`: what a put of these limits does."""
+    return ", ".join(f"{sku} {most}" if most else f"{sku} removed" for sku, most in limits.items())
+
+
 def network_messages(
     nodes: Sequence[Node], groups: Sequence[NodeGroup], channels: Sequence[Channel]
 ) -> tuple[list[common_pb2.Node], list[network_pb2.NodeGroup], list[network_pb2.Channel]]:
@@ -687,13 +755,16 @@ def network_messages(
     )
 
 
-def read_network_file(path: str, then: str = "") -> tuple[list[Node], list[NodeGroup], list[Channel]]:
+def read_network_file(path: str, then: str = "") -> NetworkFile:
     """Parse a TOML network file, raising ProblemsError naming every problem."""
-    text = read_text(path)
+    return parse_network_text(read_text(path), path, then)
+
+
+def parse_network_text(text: str, where: str, then: str = "") -> NetworkFile:
     try:
-        return parse_network(text)
+        return parse_network_file(text)
     except NetworkFileError as error:
-        raise ProblemsError(f"{path}: {_count(error.problems, 'problem')}{then}", error.problems) from None
+        raise ProblemsError(f"{where}: {_count(error.problems, 'problem')}{then}", error.problems) from None
 
 
 def message_problems(
@@ -742,18 +813,63 @@ def _by_id(
     return f"{kind}[{getattr(item, name) or index}]{field[match.end() :]}"
 
 
+def limit_problems(purchase_limits: Mapping[str, int]) -> tuple[dict[str, int], list[tuple[str, str]]]:
+    """The server's checks of a PutPurchaseLimits (ids, ranges), named as a network file names
+    them (`purchase_limits[SKU]`), and the limits they convert to."""
+    if not purchase_limits:
+        return {}, []
+    huge = [
+        (f"purchase_limits[{sku}]", f"is out of range: {most}")
+        for sku, most in purchase_limits.items()
+        if not INT64[0] <= most <= INT64[1]
+    ]
+    if huge:
+        return {}, huge
+    limits = [
+        network_pb2.PurchaseLimit(sku=sku, max_per_customer=most) for sku, most in purchase_limits.items()
+    ]
+    try:
+        return purchase_limits_from_proto(limits, Limits()), []
+    except InvalidArgument as error:
+        return {}, [(_limit_field(field, limits), text) for field, text in error.violations]
+
+
+LIMIT_FIELD = re.compile(r"^limits\[(\d+)\](\.\w+)?")
+
+
+def limit_field_by_sku(field: str, skus: Sequence[str]) -> str:
+    """`limits[1].max_per_customer` -> `limits[SKU-00042].max_per_customer`, as `limits put` names them."""
+    match = LIMIT_FIELD.match(field)
+    if not match or int(match.group(1)) >= len(skus):
+        return field
+    return f"limits[{skus[int(match.group(1))] or match.group(1)}]{field[match.end(1) + 1 :]}"
+
+
+def _limit_field(field: str, limits: Sequence[network_pb2.PurchaseLimit]) -> str:
+    """`limits[1].max_per_customer` -> `purchase_limits[SKU-00042]`."""
+    match = LIMIT_FIELD.match(field)
+    if not match:
+        return "purchase_limits" if field == "limits" else field
+    index = int(match.group(1))
+    sku = limits[index].sku if index < len(limits) else ""
+    return f"purchase_limits[{sku or index}]"
+
+
 def network_problems(
     current: network_pb2.NetworkConfig | None,
     nodes: Sequence[common_pb2.Node],
     groups: Sequence[network_pb2.NodeGroup],
     channels: Sequence[network_pb2.Channel],
+    purchase_limits: Mapping[str, int] | None = None,
 ) -> list[tuple[str, str]]:
     """What the server would refuse if these were put over `current`: the same checks, run first,
     so a file applies whole or not at all. `current` None: only the checks that hold whatever
     the stored network is (ids, types, ranges), not references to nodes and groups."""
     parsed, found = message_problems(nodes, groups, channels)
+    limits, found_in_limits = limit_problems(purchase_limits or {})
+    found += found_in_limits
     base = network_from_proto(current, Limits()) if current is not None else Network()
-    problems = base.with_changes(*parsed).problems()
+    problems = base.with_changes(*parsed, purchase_limits=limits).problems()
     if found or current is None:
         # References may be to what failed to convert (or to what is stored): values only.
         problems = [p for p in problems if p[0].rsplit(".", 1)[-1] in VALUE_SETTINGS]
@@ -860,6 +976,8 @@ def format_reservation(reservation: reservation_pb2.Reservation, replayed: bool 
     rows: list[tuple[str, str]] = [("reservation", reservation.reservation_id), ("state", state)]
     if reservation.channel_id:
         rows.append(("channel", reservation.channel_id))
+    if reservation.customer_id:
+        rows.append(("customer", reservation.customer_id))
     if reservation.HasField("created_at"):
         rows.append(("created", local_time(reservation.created_at)))
     if reservation.state == reservation_pb2.RESERVATION_STATE_HELD and reservation.HasField("expires_at"):
@@ -933,7 +1051,10 @@ class Output:
             if text:
                 print(text, file=self.stderr)
 
-    def rpc_error(self, error: OmnistockRpcError, ids: dict[str, str] | None = None) -> int:
+    def rpc_error(
+        self, error: OmnistockRpcError, ids: dict[str, str] | None = None, customer: str = ""
+    ) -> int:
+        """Print a refusal with every detail; `customer` (the one sent) reads quota subjects right."""
         extra: dict[str, Any] = dict(ids or {})
         lines: list[str] = []
         if error.field_violations:
@@ -941,6 +1062,19 @@ class Output:
                 {"field": field, "description": description} for field, description in error.field_violations
             ]
             lines += [f"  {field}: {description}" for field, description in error.field_violations]
+        if error.quota_violations:
+            extra["quota_violations"] = [
+                dict(
+                    zip(("customer", "sku"), parse_quota_subject(subject, customer), strict=True),
+                    subject=subject,
+                    description=description,
+                )
+                for subject, description in error.quota_violations
+            ]
+            lines += [
+                f"  {quota_text(subject, description, customer)}"
+                for subject, description in error.quota_violations
+            ]
         if error.short_lines:
             extra["short_lines"] = [to_dict(short) for short in error.short_lines]
             lines.append("short lines:")
@@ -963,6 +1097,9 @@ class Output:
         if error.field_violations and not self.as_json:
             # The server's message repeats the violations listed below it.
             message = f"{_count(error.field_violations, 'problem')}, nothing was changed"
+        elif error.quota_violations and not self.as_json:
+            over = _count(error.quota_violations, "SKU")
+            message = f"over the per-customer purchase limit of {over}, nothing was held"
         self.error(error.code.name, message, extra, "\n".join(lines))
         return EXIT_USAGE if error.code == grpc.StatusCode.INVALID_ARGUMENT else EXIT_REFUSED
 
@@ -1316,15 +1453,28 @@ async def cmd_availability(client: OmnistockClient, args: argparse.Namespace, ou
     return EXIT_OK
 
 
+def customer_arg(text: str | None) -> str:
+    """--customer: left out is no customer; given, it must say one."""
+    if text is None:
+        return ""
+    if not text.strip():
+        raise UsageError("--customer must not be empty; leave it out for a hold without a customer")
+    return text.strip()
+
+
 async def cmd_reserve(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
     lines = parse_lines(args.lines)
+    customer = customer_arg(args.customer)
     reservation_id = args.id or new_id("res")
     try:
         response = await client.reserve(
-            reservation_id, lines, ttl_seconds=args.ttl, channel_id=args.channel or ""
+            reservation_id, lines, ttl_seconds=args.ttl, channel_id=args.channel or "", customer_id=customer
         )
     except OmnistockRpcError as error:
-        return out.rpc_error(error, {} if args.id else {"reservation_id": reservation_id})
+        code = out.rpc_error(error, {} if args.id else {"reservation_id": reservation_id}, customer)
+        if not customer and any(field == "customer_id" for field, _ in error.field_violations):
+            out.note("hint: give the customer the hold is for with --customer ID")
+        return code
     out.result(response, format_reservation(response.reservation, response.replayed))
     return EXIT_OK
 
@@ -1771,11 +1921,16 @@ class NetworkReading:
             by_type[label] = by_type.get(label, 0) + 1
         kinds = ", ".join(f"{count} {label}" for label, count in sorted(by_type.items()))
         disabled = sum(1 for node in nodes if not node.enabled)
+        limits = self.config.purchase_limits
         return (
             f"network version {self.config.version}: {_count(nodes, 'node')}"
             + (f" ({kinds}; {disabled} disabled)" if nodes else "")
             + f", {_count(self.groups, 'group')}, {_count(self.channels, 'channel')}"
+            + (f", {_count(limits, 'purchase limit')}" if limits else "")
         )
+
+    def limits_table(self) -> str:
+        return limits_table(self.config.purchase_limits)
 
 
 def version_line(config: network_pb2.NetworkConfig) -> str:
@@ -1875,25 +2030,53 @@ async def cmd_channels_delete(client: OmnistockClient, args: argparse.Namespace,
 
 async def cmd_network_show(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
     reading = NetworkReading(await client.get_network())
-    text = "\n\n".join([reading.summary(), reading.groups_table(), reading.channels_table()])
+    text = "\n\n".join(
+        [reading.summary(), reading.groups_table(), reading.channels_table(), reading.limits_table()]
+    )
     out.result(reading.config, text)
     return EXIT_OK
 
 
-async def apply_network(
-    client: OmnistockClient,
-    nodes: Sequence[Node],
-    groups: Sequence[NodeGroup],
-    channels: Sequence[Channel],
-    where: str,
-) -> dict[str, Any]:
-    """Put a parsed network file's nodes, then groups, then channels.
+def limits_data(config: network_pb2.NetworkConfig) -> list[dict[str, Any]]:
+    return [to_dict(limit) for limit in sorted(config.purchase_limits, key=lambda limit: limit.sku)]
+
+
+async def cmd_limits_list(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    config = await client.get_network()
+    data = {"version": config.version, "purchase_limits": limits_data(config)}
+    out.result(data, f"{limits_table(config.purchase_limits)}\n{version_line(config)}")
+    return EXIT_OK
+
+
+async def cmd_limits_put(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    limits = parse_limit_pairs(args.pairs)
+    try:
+        config = await client.put_purchase_limits(limits)
+    except OmnistockRpcError as error:
+        named = [(limit_field_by_sku(field, list(limits)), text) for field, text in error.field_violations]
+        return out.rpc_error(dataclasses.replace(error, field_violations=named))
+    data = {
+        "version": config.version,
+        "changed": [{"sku": sku, "max_per_customer": most} for sku, most in limits.items()],
+        "purchase_limits": limits_data(config),
+    }
+    text = f"purchase limits: {describe_limit_changes(limits)}\n{limits_table(config.purchase_limits)}"
+    out.result(data, f"{text}\n{version_line(config)}")
+    return EXIT_OK
+
+
+async def apply_network(client: OmnistockClient, network: NetworkFile, where: str) -> dict[str, Any]:
+    """Put a parsed network file's nodes, then groups, then channels, then purchase limits.
 
     Everything is checked first against the network as it stands, with the server's own
     rules, so a bad file changes nothing (ProblemsError names every problem).
     """
-    node_messages, group_messages, channel_messages = network_messages(nodes, groups, channels)
-    problems = network_problems(await client.get_network(), node_messages, group_messages, channel_messages)
+    node_messages, group_messages, channel_messages = network_messages(
+        network.nodes, network.groups, network.channels
+    )
+    problems = network_problems(
+        await client.get_network(), node_messages, group_messages, channel_messages, network.purchase_limits
+    )
     if problems:
         raise ProblemsError(f"{where}: {_count(problems, 'problem')}, nothing was applied", problems)
     applied: dict[str, Any] = {}
@@ -1907,6 +2090,9 @@ async def apply_network(
     if channel_messages:
         config = await client.put_channels(channel_messages)
         applied["channels"] = [c.channel_id for c in channel_messages]
+    if network.purchase_limits:
+        config = await client.put_purchase_limits(network.purchase_limits)
+        applied["purchase_limits"] = dict(network.purchase_limits)
     if config is None:
         config = await client.get_network()
     applied["version"] = config.version
@@ -1922,15 +2108,17 @@ def describe_applied(applied: dict[str, Any]) -> str:
         lines.append(f"groups    {', '.join(applied['groups'])}")
     if "channels" in applied:
         lines.append(f"channels  {', '.join(applied['channels'])}")
+    if "purchase_limits" in applied:
+        lines.append(f"limits    {describe_limit_changes(applied['purchase_limits'])}")
     lines.append(f"network version {applied['version']}")
     return "\n".join(lines)
 
 
 async def cmd_network_apply(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
-    nodes, groups, channels = read_network_file(args.file, ", nothing was applied")
-    if not (nodes or groups or channels):
-        raise UsageError(f"{args.file}: no nodes, groups or channels in the file")
-    applied = await apply_network(client, nodes, groups, channels, args.file)
+    network = read_network_file(args.file, ", nothing was applied")
+    if not (network.nodes or network.groups or network.channels or network.purchase_limits):
+        raise UsageError(f"{args.file}: no nodes, groups, channels or purchase limits in the file")
+    applied = await apply_network(client, network, args.file)
     out.result(applied, f"applied {args.file}\n{describe_applied(applied)}")
     return EXIT_OK
 
@@ -2003,7 +2191,7 @@ def service_config(args: argparse.Namespace) -> ServiceConfig:
 ParsedNetwork = tuple[list[Node], list[NodeGroup], list[Channel]]
 
 
-def serve_network(args: argparse.Namespace) -> tuple[str, ParsedNetwork] | None:
+def serve_network_file(args: argparse.Namespace) -> tuple[str, NetworkFile] | None:
     """The network file `serve` applies at start (--network, or the demo's with --demo), read and
     checked before anything starts; ProblemsError names every problem."""
     if args.network:
@@ -2013,18 +2201,25 @@ def serve_network(args: argparse.Namespace) -> tuple[str, ParsedNetwork] | None:
         from loadtest.datagen import DEMO_NETWORK_FILE, demo_network_text
 
         where = f"loadtest/{DEMO_NETWORK_FILE}"
-        try:
-            parsed = parse_network(demo_network_text())
-        except NetworkFileError as error:
-            raise ProblemsError(f"{where}: {_count(error.problems, 'problem')}", error.problems) from None
+        parsed = parse_network_text(demo_network_text(), where)
     else:
         return None
     # Checks of single settings (ids, types, ranges) now; references to nodes and groups,
     # which the stored network may hold, are checked when the file is applied.
-    problems = network_problems(None, *network_messages(*parsed))
+    messages = network_messages(parsed.nodes, parsed.groups, parsed.channels)
+    problems = network_problems(None, *messages, parsed.purchase_limits)
     if problems:
         raise ProblemsError(f"{where}: {_count(problems, 'problem')}", problems)
     return where, parsed
+
+
+def serve_network(args: argparse.Namespace) -> tuple[str, ParsedNetwork] | None:
+    """serve_network_file's nodes, groups and channels (its purchase limits left out)."""
+    found = serve_network_file(args)
+    if found is None:
+        return None
+    where, parsed = found
+    return where, (parsed.nodes, parsed.groups, parsed.channels)
 
 
 def say_problems(say: Callable[[str], None], headline: str, problems: Sequence[tuple[str, str]]) -> None:
@@ -2074,7 +2269,7 @@ def try_hint(target: str) -> str:
 
 
 async def load_demo_if_empty(
-    target: str, say: Callable[[str], None], network: tuple[str, ParsedNetwork] | None = None
+    target: str, say: Callable[[str], None], network: tuple[str, NetworkFile] | None = None
 ) -> None:
     """Load the demo nodes and stock unless nodes are registered, and apply `network` (the demo's
     groups and channels, or the --network file) once the nodes are there."""
@@ -2085,7 +2280,7 @@ async def load_demo_if_empty(
         async def apply() -> None:
             if network is not None:
                 where, parsed = network
-                applied = await apply_network(client, *parsed, where)
+                applied = await apply_network(client, parsed, where)
                 say(f"demo: network {where} applied (version {applied['version']}):")
                 for line in describe_applied(applied).splitlines()[:-1]:
                     say(f"demo:   {line}")
@@ -2097,9 +2292,15 @@ async def load_demo_if_empty(
         if network is not None:
             # Checked with the demo nodes before they are put: a bad file leaves nothing behind.
             where, parsed = network
-            node_messages, group_messages, channel_messages = network_messages(*parsed)
+            node_messages, group_messages, channel_messages = network_messages(
+                parsed.nodes, parsed.groups, parsed.channels
+            )
             problems = network_problems(
-                await client.get_network(), [*demo_nodes(), *node_messages], group_messages, channel_messages
+                await client.get_network(),
+                [*demo_nodes(), *node_messages],
+                group_messages,
+                channel_messages,
+                parsed.purchase_limits,
             )
             if problems:
                 raise ProblemsError(f"{where}: {_count(problems, 'problem')}, nothing was applied", problems)
@@ -2109,7 +2310,7 @@ async def load_demo_if_empty(
         say(f"demo: ready in {time.perf_counter() - started:.1f}s")
 
 
-async def serve_async(args: argparse.Namespace, network: tuple[str, ParsedNetwork] | None = None) -> int:
+async def serve_async(args: argparse.Namespace, network: tuple[str, NetworkFile] | None = None) -> int:
     from gateway.service import Service
 
     def say(text: str) -> None:
@@ -2187,7 +2388,7 @@ async def serve_async(args: argparse.Namespace, network: tuple[str, ParsedNetwor
 
 def serve(args: argparse.Namespace) -> int:
     try:
-        network = serve_network(args)
+        network = serve_network_file(args)
     except ProblemsError as error:
         say_problems(lambda text: print(text, file=sys.stderr), str(error), error.problems)
         return EXIT_USAGE
@@ -2301,7 +2502,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument(
         "--network",
         metavar="FILE",
-        help="TOML file of nodes, node groups and channels applied at start over the stored network;"
+        help="TOML file of nodes, node groups, channels and purchase limits applied at start over the"
+        " stored network;"
         " checked whole: a bad file prints every problem and exits 2",
     )
     serve_parser.add_argument(
@@ -2531,7 +2733,9 @@ def build_parser() -> argparse.ArgumentParser:
         "reserve",
         cmd_reserve,
         "hold stock: every line or none",
-        description="Each LINE is SKU:NODE:QTY. The same --id again returns the first answer.",
+        description="Each LINE is SKU:NODE:QTY. The same --id again returns the first answer. A SKU"
+        " with a purchase limit (`omnistock limits list`) needs --customer; a hold that would take"
+        " the customer over it is refused (RESOURCE_EXHAUSTED, exit 1) naming every limit exceeded.",
     )
     reserve.add_argument("lines", metavar="LINE", nargs="+", help="SKU:NODE:QTY")
     reserve.add_argument("--id", help="reservation id (default: a new one, printed)")
@@ -2542,6 +2746,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--channel",
         metavar="CHANNEL",
         help="hold through this channel: each line may take only what the channel may promise there",
+    )
+    reserve.add_argument(
+        "--customer",
+        metavar="ID",
+        help="the customer the hold is for; required for SKUs with a purchase limit, which counts"
+        " this customer's open reservations",
     )
 
     groups = commands.add_parser("groups", help="node groups: list, put, delete")
@@ -2624,17 +2834,34 @@ def build_parser() -> argparse.ArgumentParser:
     channel_delete = client_command(channel_commands, "delete", cmd_channels_delete, "delete channels")
     channel_delete.add_argument("channel_ids", metavar="CHANNEL_ID", nargs="+")
 
+    limits = commands.add_parser("limits", help="per-customer purchase limits (hot drops): list, put")
+    limit_commands = limits.add_subparsers(dest="limits_command", metavar="ACTION", required=True)
+    client_command(limit_commands, "list", cmd_limits_list, "list the SKUs with a purchase limit")
+    limits_put = client_command(
+        limit_commands,
+        "put",
+        cmd_limits_put,
+        "set or remove per-customer purchase limits (MAX 0 removes)",
+        description="One customer may hold at most MAX units of SKU over all their open reservations"
+        " (held or confirmed), across nodes and channels; holds of a limited SKU need"
+        " `reserve --customer`. MAX 0 removes the SKU's limit; SKUs not named keep theirs.",
+    )
+    limits_put.add_argument(
+        "pairs", metavar="SKU MAX", nargs="+", help="a SKU and the most units one customer may hold"
+    )
+
     network = commands.add_parser("network", help="the whole network: show, apply a file")
     network_commands = network.add_subparsers(dest="network_command", metavar="ACTION", required=True)
-    client_command(network_commands, "show", cmd_network_show, "nodes, groups and channels")
+    client_command(network_commands, "show", cmd_network_show, "nodes, groups, channels and purchase limits")
     network_apply = client_command(
         network_commands,
         "apply",
         cmd_network_apply,
-        "put the nodes, groups and channels of a TOML file",
+        "put the nodes, groups, channels and purchase limits of a TOML file",
         description="FILE has the format of `omnistock serve --network` ([[nodes]], [groups.ID],"
-        " [channels.ID]). It is checked whole against the network as it stands before anything"
-        " is sent; then its nodes, groups and channels are put, in that order. - reads stdin.",
+        " [channels.ID], [purchase_limits]). It is checked whole against the network as it stands"
+        " before anything is sent; then its nodes, groups, channels and purchase limits are put,"
+        " in that order. - reads stdin.",
     )
     network_apply.add_argument("file", metavar="FILE")
 

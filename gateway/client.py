@@ -327,6 +327,22 @@ class OmnistockClient:
         response = await self._call(self.reservations.Extend, request)
         return response.reservation
 
+    async def fulfil(
+        self, reservation_id: str, fulfilment_id: str, lines: Sequence[reservation_pb2.ReservationLine]
+    ) -> reservation_pb2.FulfilResponse:
+        request = reservation_pb2.FulfilRequest(
+            reservation_id=reservation_id, fulfilment_id=fulfilment_id, lines=lines
+        )
+        return await self._call(self.reservations.Fulfil, request)
+
+    async def cancel_lines(
+        self, reservation_id: str, cancellation_id: str, lines: Sequence[reservation_pb2.ReservationLine]
+    ) -> reservation_pb2.CancelLinesResponse:
+        request = reservation_pb2.CancelLinesRequest(
+            reservation_id=reservation_id, cancellation_id=cancellation_id, lines=lines
+        )
+        return await self._call(self.reservations.CancelLines, request)
+
     async def confirm(self, reservation_id: str) -> reservation_pb2.ConfirmResponse:
         request = reservation_pb2.ConfirmRequest(reservation_id=reservation_id)
         return await self._call(self.reservations.Confirm, request)

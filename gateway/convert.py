@@ -57,6 +57,7 @@ STATES = {
     PartState.CONFIRMED: reservation_pb2.RESERVATION_STATE_CONFIRMED,
     PartState.RELEASED: reservation_pb2.RESERVATION_STATE_RELEASED,
     PartState.EXPIRED: reservation_pb2.RESERVATION_STATE_EXPIRED,
+    PartState.FULFILLED: reservation_pb2.RESERVATION_STATE_FULFILLED,
 }
 
 
@@ -336,8 +337,14 @@ def reservation_to_proto(view: ReservationView) -> reservation_pb2.Reservation:
         reservation_id=view.reservation_id,
         state=STATES[view.state],
         lines=[
-            reservation_pb2.ReservationLine(sku=line.sku, node_id=line.node_id, quantity=line.quantity)
-            for line in view.lines
+            reservation_pb2.ReservationLine(
+                sku=line.sku,
+                node_id=line.node_id,
+                quantity=line.quantity,
+                fulfilled=done[0],
+                cancelled=done[1],
+            )
+            for line, done in zip(view.lines, view.progress or [(0, 0)] * len(view.lines), strict=True)
         ],
         created_at=to_timestamp(view.created_at),
         expires_at=to_timestamp(view.expires_at),
@@ -628,3 +635,28 @@ def purchase_limits_from_proto(limits: Sequence[network_pb2.PurchaseLimit], boun
         found[limit.sku] = limit.max_per_customer
     problems.raise_if_any()
     return found
+
+
+def close_lines_from_proto(
+    reservation_id: str,
+    operation_id: str,
+    operation_field: str,
+    lines: Sequence[reservation_pb2.ReservationLine],
+    limits: Limits,
+) -> list[Line]:
+    """Validated lines of a Fulfil or CancelLines (units per sku and node)."""
+    problems = Problems()
+    problems.check_id("reservation_id", reservation_id, limits)
+    problems.check_id(operation_field, operation_id, limits)
+    problems.check_count("lines", len(lines), limits.max_lines)
+    seen: set[tuple[str, str]] = set()
+    result = []
+    for i, line in enumerate(lines):
+        problems.check_position(f"lines[{i}]", line.sku, line.node_id, seen, limits)
+        if not 1 <= line.quantity <= limits.max_quantity:
+            problems.add(
+                f"lines[{i}].quantity", f"must be within 1..{limits.max_quantity}, got {line.quantity}"
+            )
+        result.append(Line(line.sku, line.node_id, line.quantity))
+    problems.raise_if_any()
+    return result

@@ -25,6 +25,7 @@ from gateway.convert import (
     adjustments_problems,
     availability_to_proto,
     channels_from_proto,
+    close_lines_from_proto,
     date_query_from_proto,
     extend_from_proto,
     groups_from_proto,
@@ -483,6 +484,34 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         view = await self.coordinator.extend(reservation_id, ttl)
         self._count("extended")
         return reservation_pb2.ExtendResponse(reservation=reservation_to_proto(view))
+
+    @rpc("Fulfil")
+    async def Fulfil(self, request: Any, context: Any) -> reservation_pb2.FulfilResponse:
+        lines = close_lines_from_proto(
+            request.reservation_id, request.fulfilment_id, "fulfilment_id", request.lines, self.backend.limits
+        )
+        view, replayed = await self.coordinator.close_lines(
+            request.reservation_id, request.fulfilment_id, "fulfilled", lines
+        )
+        if not replayed:
+            self._count("fulfilled")
+        return reservation_pb2.FulfilResponse(reservation=reservation_to_proto(view), replayed=replayed)
+
+    @rpc("CancelLines")
+    async def CancelLines(self, request: Any, context: Any) -> reservation_pb2.CancelLinesResponse:
+        lines = close_lines_from_proto(
+            request.reservation_id,
+            request.cancellation_id,
+            "cancellation_id",
+            request.lines,
+            self.backend.limits,
+        )
+        view, replayed = await self.coordinator.close_lines(
+            request.reservation_id, request.cancellation_id, "cancelled", lines
+        )
+        if not replayed:
+            self._count("lines_cancelled")
+        return reservation_pb2.CancelLinesResponse(reservation=reservation_to_proto(view), replayed=replayed)
 
     @rpc("GetReservation")
     async def GetReservation(self, request: Any, context: Any) -> reservation_pb2.GetReservationResponse:

@@ -15,6 +15,7 @@ from reservations.model import (
     HoldExtended,
     HoldPlaced,
     Line,
+    LinesClosed,
     Part,
     PartChanged,
     PartState,
@@ -37,6 +38,7 @@ _STATES = {
     PartState.CONFIRMED: pb.PART_STATE_CONFIRMED,
     PartState.RELEASED: pb.PART_STATE_RELEASED,
     PartState.EXPIRED: pb.PART_STATE_EXPIRED,
+    PartState.FULFILLED: pb.PART_STATE_FULFILLED,
 }
 
 
@@ -103,6 +105,16 @@ def event_to_proto(event: Event) -> pb.Event:
                     reservation_id=event.reservation_id, expires_at=event.expires_at, at=event.at
                 )
             )
+        case LinesClosed():
+            return pb.Event(
+                lines_closed=pb.LinesClosed(
+                    reservation_id=event.reservation_id,
+                    operation_id=event.operation_id,
+                    kind=event.kind,
+                    units=[pb.LineUnits(index=i, units=u) for i, u in event.units],
+                    at=event.at,
+                )
+            )
         case ClaimRecorded():
             return pb.Event(claim_recorded=_claim_to_proto(event))
         case SupplyExpected():
@@ -164,6 +176,10 @@ def event_from_proto(message: pb.Event) -> Event:
     if kind == "hold_extended":
         extended = message.hold_extended
         return HoldExtended(extended.reservation_id, extended.expires_at, extended.at)
+    if kind == "lines_closed":
+        closed = message.lines_closed
+        units = tuple((u.index, u.units) for u in closed.units)
+        return LinesClosed(closed.reservation_id, closed.operation_id, closed.kind, units, closed.at)
     if kind == "hold_aborted":
         return HoldAborted(message.hold_aborted.reservation_id)
     if kind == "claim_recorded":
@@ -206,6 +222,9 @@ def encode_snapshot(partition: Partition, last_entry_id: str) -> bytes:
             channel=part.channel,
             customer=part.customer,
             history=[pb.HistoryEntry(what=what, at=at) for what, at in part.history],
+            fulfilled=part.fulfilled,
+            cancelled=part.cancelled,
+            operations=sorted(part.operations),
         )
     snapshot.claims.extend(_claim_to_proto(claim) for claim in partition.claims.values())
     for adjustment in partition.adjustments.values():
@@ -245,6 +264,9 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
                 p.channel,
                 p.customer,
                 tuple((h.what, h.at) for h in p.history),
+                tuple(p.fulfilled),
+                tuple(p.cancelled),
+                frozenset(p.operations),
             )
             for p in snapshot.parts
         ),
@@ -269,6 +291,8 @@ _EVENT_TYPES = {
     "expired": v1.RESERVATION_EVENT_TYPE_EXPIRED,
     "extended": v1.RESERVATION_EVENT_TYPE_EXTENDED,
     "withdrawn": v1.RESERVATION_EVENT_TYPE_WITHDRAWN,
+    "fulfilled": v1.RESERVATION_EVENT_TYPE_FULFILLED,
+    "cancelled": v1.RESERVATION_EVENT_TYPE_LINES_CANCELLED,
 }
 
 
@@ -305,6 +329,10 @@ def published_events(partition: int, events: list[Event]) -> list[bytes]:
                 )
             case HoldExtended():
                 message = reservation_event(partition, event.reservation_id, "extended", event.at)
+            case LinesClosed():
+                message = reservation_event(partition, event.reservation_id, event.kind, event.at)
+                part_lines = [v1.ReservationLine(quantity=units) for _, units in event.units]
+                message.lines.extend(part_lines)
             case HoldAborted():
                 message = reservation_event(partition, event.reservation_id, "withdrawn", 0.0)
             case _:

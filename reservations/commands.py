@@ -115,6 +115,19 @@ class ExtendPart:
 
 
 @dataclass(frozen=True, slots=True)
+class CloseLines:
+    """Ship (kind "fulfilled": units leave on_hand) or cancel (kind "cancelled": units
+    return) part of some lines; idempotent by operation_id."""
+
+    partition: int
+    reservation_id: str
+    operation_id: str
+    kind: str
+    lines: tuple[Line, ...]
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class GetPart:
     partition: int
     reservation_id: str
@@ -162,6 +175,7 @@ Command = (
     | ConfirmPart
     | ReleasePart
     | ExtendPart
+    | CloseLines
     | GetPart
     | RecordClaim
     | DropClaim
@@ -249,6 +263,8 @@ class PartResult:
     part: Part | None = None
     state: PartState | None = None
     """The part's state as of the command's time (a hold past expiry reads EXPIRED)."""
+    reason: str = ""
+    """Why a refused change was refused, when the state alone does not say."""
 
 
 class ClaimOutcome(enum.Enum):

@@ -19,6 +19,7 @@ from reservations.commands import (
     AbortHold,
     ClaimOutcome,
     ClaimResult,
+    CloseLines,
     Command,
     ConfirmPart,
     DropClaim,
@@ -36,6 +37,7 @@ from reservations.commands import (
 )
 from reservations.errors import (
     AlreadyExists,
+    FailedPrecondition,
     InsufficientStock,
     InvalidArgument,
     InvalidState,
@@ -64,16 +66,26 @@ class ReservationView:
     customer: str = ""
     history: tuple[tuple[str, float], ...] = ()
     """(what, when) of every transition, oldest first, once per transition."""
+    progress: tuple[tuple[int, int], ...] = ()
+    """(fulfilled, cancelled) units of each line, in the order of `lines`."""
 
 
 def merge(reservation_id: str, parts: Sequence[Part]) -> ReservationView:
-    """One view of all parts. Parts agree except after a crash mid-compensation;
-    then an ended part wins, so the reservation reads as ended."""
+    """One view of all parts. An expired part means the reservation expired; otherwise
+    it is open while any part is open (lines cancelled in one part leave it RELEASED),
+    and once every part is closed it is FULFILLED if anything shipped."""
     states = {part.state for part in parts}
-    for state in (PartState.EXPIRED, PartState.RELEASED, PartState.HELD, PartState.CONFIRMED):
-        if state in states:
-            break
-    lines = tuple(sorted((line for part in parts for line in part.lines), key=line_key))
+    order = (PartState.EXPIRED, PartState.HELD, PartState.CONFIRMED, PartState.FULFILLED, PartState.RELEASED)
+    state = next(s for s in order if s in states)
+    rows = sorted(
+        (
+            (line, part.fulfilled[i] if part.fulfilled else 0, part.cancelled[i] if part.cancelled else 0)
+            for part in parts
+            for i, line in enumerate(part.lines)
+        ),
+        key=lambda row: line_key(row[0]),
+    )
+    lines = tuple(row[0] for row in rows)
     return ReservationView(
         reservation_id,
         state,
@@ -84,6 +96,7 @@ def merge(reservation_id: str, parts: Sequence[Part]) -> ReservationView:
         parts[0].channel,
         parts[0].customer,
         _history(parts),
+        tuple((fulfilled, cancelled) for _, fulfilled, cancelled in rows),
     )
 
 
@@ -175,7 +188,7 @@ class ReservationCoordinator:
             raise AlreadyExists(
                 "reservation",
                 reservation_id,
-                f"reservation id {reservation_id!r} is already used with different lines;"
+                f"reservation id {reservation_id!r} is already used with other lines, channel or customer;"
                 " use a new id for a new reservation",
             )
         if any(h.outcome is HoldOutcome.INVALID for h in hold_results):
@@ -235,6 +248,58 @@ class ReservationCoordinator:
             current = merge(reservation_id, [r.part for r in part_results if r.part is not None])
             raise InvalidState("extend", replace(current, state=refused[0].state or current.state))
         return merge(reservation_id, [r.part for r in part_results if r.part is not None])
+
+    async def close_lines(
+        self, reservation_id: str, operation_id: str, kind: str, lines: Sequence[Line]
+    ) -> tuple[ReservationView, bool]:
+        """Fulfil (kind "fulfilled") or cancel (kind "cancelled") units of some lines.
+
+        Each partition checks and applies its lines atomically. The lines of one
+        operation are checked against every part first, so a refusal (too many units,
+        wrong state) normally changes nothing anywhere; only a competing operation on the
+        same reservation between the check and the change can split it."""
+        partitions = await self._partitions(reservation_id)
+        action = "fulfil" if kind == "fulfilled" else "cancel lines of"
+        by_partition: dict[int, list[Line]] = {}
+        for line in lines:
+            by_partition.setdefault(self._partition_of(line.sku), []).append(line)
+        at = self._clock()
+        current = await self._execute([GetPart(p, reservation_id) for p in partitions])
+        parts = {
+            p: r.part
+            for p, r in zip(partitions, current, strict=True)
+            if isinstance(r, PartResult) and r.part
+        }
+        if len(parts) != len(partitions):
+            raise NotFound("reservation", reservation_id)
+        view = merge(reservation_id, list(parts.values()))
+        for p, part_lines in by_partition.items():
+            part = parts.get(p)
+            if part is None or any(part.line_index(line.sku, line.node_id) is None for line in part_lines):
+                missing = next(
+                    line
+                    for line in part_lines
+                    if part is None or part.line_index(line.sku, line.node_id) is None
+                )
+                raise InvalidArgument(
+                    [("lines", f"{missing.sku} at {missing.node_id} is not in this reservation")]
+                )
+        commands: list[Command] = [
+            CloseLines(p, reservation_id, operation_id, kind, tuple(part_lines), at)
+            for p, part_lines in sorted(by_partition.items())
+        ]
+        results: list[PartResult] = await self._execute(commands)  # type: ignore[assignment]
+        refused = [r for r in results if r.outcome is PartOutcome.REFUSED]
+        if refused:
+            reason = refused[0].reason
+            if reason:
+                raise FailedPrecondition(f"cannot {action} reservation {reservation_id!r}: {reason}")
+            raise InvalidState(action, replace(view, state=refused[0].state or view.state))
+        for p, result in zip(sorted(by_partition), results, strict=True):
+            if result.part is not None:
+                parts[p] = result.part
+        replayed = all(r.outcome is PartOutcome.REPLAYED for r in results)
+        return merge(reservation_id, list(parts.values())), replayed
 
     async def get(self, reservation_id: str) -> ReservationView:
         partitions = await self._partitions(reservation_id)

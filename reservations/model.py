@@ -36,6 +36,8 @@ class PartState(enum.IntEnum):
     CONFIRMED = 2
     RELEASED = 3
     EXPIRED = 4
+    FULFILLED = 5
+    """Every line closed, some units shipped or picked up."""
 
     @property
     def is_open(self) -> bool:
@@ -143,6 +145,24 @@ class Part:
     history: tuple[tuple[str, float], ...] = field(default=(), compare=False)
     """(what happened, when): held, confirmed, released, expired, extended. An audit
     trail, so it is left out of comparisons of parts."""
+    fulfilled: tuple[int, ...] = ()
+    """Units shipped or picked up, per line (empty: none yet)."""
+    cancelled: tuple[int, ...] = ()
+    """Units cancelled line by line, per line (empty: none yet)."""
+    operations: frozenset[str] = frozenset()
+    """Ids of the fulfilments and line cancellations applied (retries are replays)."""
+
+    def open_units(self, index: int) -> int:
+        """Units of a line still held or committed."""
+        done = (self.fulfilled[index] if self.fulfilled else 0) + (
+            self.cancelled[index] if self.cancelled else 0
+        )
+        return self.lines[index].quantity - done
+
+    def line_index(self, sku: str, node_id: str) -> int | None:
+        return next(
+            (i for i, line in enumerate(self.lines) if (line.sku, line.node_id) == (sku, node_id)), None
+        )
 
     def effective_state(self, at: float) -> PartState:
         """A hold past its expiry counts as expired even before the timer has run."""
@@ -239,6 +259,20 @@ class HoldExtended:
 
 
 @dataclass(frozen=True, slots=True)
+class LinesClosed:
+    """Units of some lines shipped (`fulfilled`) or cancelled (`cancelled`) by one operation."""
+
+    reservation_id: str
+    operation_id: str
+    kind: str
+    units: tuple[tuple[int, int], ...]
+    """(line index, units)."""
+    at: float
+    lines: tuple[Line, ...] = ()
+    """The same units as lines (sku, node_id, units), for downstream systems."""
+
+
+@dataclass(frozen=True, slots=True)
 class HoldAborted:
     reservation_id: str
 
@@ -263,6 +297,7 @@ Event = (
     | HoldPlaced
     | PartChanged
     | HoldExtended
+    | LinesClosed
     | HoldAborted
     | ClaimRecorded
     | ClaimDropped

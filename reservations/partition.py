@@ -20,6 +20,7 @@ from reservations.commands import (
     AdjustStock,
     ClaimOutcome,
     ClaimResult,
+    CloseLines,
     Command,
     ConfirmPart,
     DropClaim,
@@ -51,6 +52,8 @@ from reservations.model import (
     HoldAborted,
     HoldExtended,
     HoldPlaced,
+    Line,
+    LinesClosed,
     Part,
     PartChanged,
     PartState,
@@ -130,6 +133,8 @@ class Partition:
                 return self._change(command.reservation_id, command.at, PartState.RELEASED)
             case ExtendPart():
                 return self._extend(command)
+            case CloseLines():
+                return self._close_lines(command)
             case AbortHold():
                 part = self.parts.get(command.reservation_id)
                 if part is None or part.state is not PartState.HELD:
@@ -164,7 +169,7 @@ class Partition:
                 return AdjustResult(AdjustOutcome.APPLIED, self.view(sku, node_id))
             case ExpectSupply(sku=sku, node_id=node_id):
                 return SupplyResult(self.view(sku, node_id))
-            case PlaceHold() | ConfirmPart() | ReleasePart() | ExtendPart():
+            case PlaceHold() | ConfirmPart() | ReleasePart() | ExtendPart() | CloseLines():
                 part = self.parts[command.reservation_id]
                 assert isinstance(result, (HoldResult, PartResult))
                 if isinstance(result, HoldResult):
@@ -335,6 +340,40 @@ class Partition:
             HoldExtended(command.reservation_id, command.expires_at, command.at)
         ]
 
+    def _close_lines(self, command: CloseLines) -> tuple[Result, list[Event]]:
+        part = self.parts.get(command.reservation_id)
+        if part is None:
+            return PartResult(PartOutcome.NOT_FOUND), []
+        if command.operation_id in part.operations:
+            return PartResult(PartOutcome.REPLAYED, part, part.state), []
+        state = part.effective_state(command.at)
+        allowed = (
+            (PartState.CONFIRMED,) if command.kind == "fulfilled" else (PartState.HELD, PartState.CONFIRMED)
+        )
+        if state not in allowed:
+            return PartResult(PartOutcome.REFUSED, part, state), []
+        units: dict[int, int] = {}
+        for line in command.lines:
+            index = part.line_index(line.sku, line.node_id)
+            if index is None:
+                return PartResult(
+                    PartOutcome.REFUSED, part, state, f"{line.sku} at {line.node_id} is not reserved"
+                ), []
+            units[index] = units.get(index, 0) + line.quantity
+            if line.quantity < 1 or units[index] > part.open_units(index):
+                reason = f"{line.sku} at {line.node_id}: {part.open_units(index)} open, asked {units[index]}"
+                return PartResult(PartOutcome.REFUSED, part, state, reason), []
+        closed = tuple(sorted(units.items()))
+        event = LinesClosed(
+            command.reservation_id,
+            command.operation_id,
+            command.kind,
+            closed,
+            command.at,
+            tuple(Line(part.lines[i].sku, part.lines[i].node_id, u) for i, u in closed),
+        )
+        return PartResult(PartOutcome.CHANGED), [event]
+
     def _record_claim(self, command: RecordClaim) -> tuple[Result, list[Event]]:
         claim = self.claims.get(command.reservation_id)
         if claim is not None:
@@ -419,6 +458,8 @@ class Partition:
                     part, expires_at=event.expires_at, history=(*part.history, ("extended", event.at))
                 )
                 heapq.heappush(self._expiry, (event.expires_at, part.reservation_id))
+            case LinesClosed():
+                self._apply_closed(event)
             case HoldAborted():
                 part = self.parts.pop(event.reservation_id)
                 self._count(part, -1)
@@ -430,6 +471,34 @@ class Partition:
                 del self.claims[event.reservation_id]
             case _:
                 raise TypeError(f"unknown event {event!r}")
+
+    def _apply_closed(self, event: LinesClosed) -> None:
+        part = self.parts[event.reservation_id]
+        self._count(part, -1)
+        count = len(part.lines)
+        fulfilled = list(part.fulfilled or (0,) * count)
+        cancelled = list(part.cancelled or (0,) * count)
+        for index, units in event.units:
+            line = part.lines[index]
+            if event.kind == "fulfilled":
+                fulfilled[index] += units
+                self.position(line.sku, line.node_id).on_hand -= units  # it left the building
+            else:
+                cancelled[index] += units
+        closed = replace(
+            part,
+            fulfilled=tuple(fulfilled),
+            cancelled=tuple(cancelled),
+            operations=part.operations | {event.operation_id},
+            history=(*part.history, (event.kind, event.at)),
+        )
+        if all(closed.open_units(i) == 0 for i in range(count)):
+            final = PartState.FULFILLED if any(fulfilled) else PartState.RELEASED
+            closed = replace(closed, state=final, changed_at=event.at)
+        self.parts[part.reservation_id] = closed
+        self._count(closed, +1)
+        for index, _ in event.units:
+            self.touched.add((part.lines[index].sku, part.lines[index].node_id))
 
     def _set_supply(self, supply_id: str, sku: str, node_id: str, expected_at: float, quantity: int) -> None:
         position = self.position(sku, node_id)
@@ -457,9 +526,9 @@ class Partition:
         """Add (+1) or remove (-1) an open part's units from reserved or committed."""
         if not part.state.is_open:
             return
-        for line in part.lines:
+        for index, line in enumerate(part.lines):
             position = self.position(line.sku, line.node_id)
-            units = sign * line.quantity
+            units = sign * part.open_units(index)
             if part.state is PartState.HELD:
                 position.reserved += units
             else:
@@ -513,16 +582,17 @@ class Partition:
         for part in self.parts.values():
             if not part.state.is_open:
                 continue
-            for line in part.lines:
+            for index, line in enumerate(part.lines):
+                units = part.open_units(index)
                 if part.customer:
                     key = (line.sku, part.customer)
-                    customers[key] = customers.get(key, 0) + line.quantity
+                    customers[key] = customers.get(key, 0) + units
                 key = (line.sku, line.node_id)
                 totals = expected.setdefault(key, [0, 0])
-                totals[0 if part.state is PartState.HELD else 1] += line.quantity
+                totals[0 if part.state is PartState.HELD else 1] += units
                 if part.channel:
                     used = channels.setdefault(key, {})
-                    used[part.channel] = used.get(part.channel, 0) + line.quantity
+                    used[part.channel] = used.get(part.channel, 0) + units
         problems = []
         for sku, nodes in self.positions.items():
             for node_id, position in nodes.items():

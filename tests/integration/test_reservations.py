@@ -225,3 +225,43 @@ async def test_extend_keeps_a_hold_alive_within_bounds(client: OmnistockClient) 
     with pytest.raises(OmnistockRpcError) as missing:
         await client.extend("no-such-hold", 60)
     assert missing.value.code is grpc.StatusCode.NOT_FOUND
+
+
+async def test_fulfil_and_cancel_lines_close_a_reservation(service: Any, client: OmnistockClient) -> None:
+    sku_a, sku_b = skus_on_shards(service, [0, 1], prefix="FUL")
+    await client.set_stock([level(sku_a, "DC-1", 10), level(sku_b, "DC-2", 5)])
+    await client.reserve("ful", [line(sku_a, "DC-1", 3), line(sku_b, "DC-2", 2)])
+    with pytest.raises(OmnistockRpcError) as early:
+        await client.fulfil("ful", "ship-0", [line(sku_a, "DC-1", 1)])
+    assert early.value.code is grpc.StatusCode.FAILED_PRECONDITION  # not confirmed yet
+    await client.confirm("ful")
+
+    shipped = await client.fulfil("ful", "ship-1", [line(sku_a, "DC-1", 1)])
+    assert shipped.reservation.state == CONFIRMED and not shipped.replayed
+    assert await available(client, sku_a, "DC-1") == (9, 0, 2, 7)
+    assert (await client.fulfil("ful", "ship-1", [line(sku_a, "DC-1", 1)])).replayed
+    assert await available(client, sku_a, "DC-1") == (9, 0, 2, 7)  # the retry changed nothing
+    with pytest.raises(OmnistockRpcError) as too_many:
+        await client.fulfil("ful", "ship-2", [line(sku_a, "DC-1", 3)])
+    assert too_many.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert "2 open, asked 3" in too_many.value.message
+    with pytest.raises(OmnistockRpcError) as stranger:
+        await client.fulfil("ful", "ship-3", [line(sku_a, "DC-2", 1)])
+    assert stranger.value.code is grpc.StatusCode.INVALID_ARGUMENT
+
+    cancelled = await client.cancel_lines("ful", "cancel-1", [line(sku_b, "DC-2", 2)])
+    assert cancelled.reservation.state == CONFIRMED  # the other line is still open
+    assert await available(client, sku_b, "DC-2") == (5, 0, 0, 5)
+    done = await client.fulfil("ful", "ship-4", [line(sku_a, "DC-1", 2)])
+    assert done.reservation.state == reservation_pb2.RESERVATION_STATE_FULFILLED
+    assert sorted(
+        (ln.sku, ln.quantity, ln.fulfilled, ln.cancelled) for ln in done.reservation.lines
+    ) == sorted([(sku_a, 3, 3, 0), (sku_b, 2, 0, 2)])
+    assert await available(client, sku_a, "DC-1") == (7, 0, 0, 7)
+    history = [h.type for h in (await client.get_reservation("ful")).history]
+    assert history.count(reservation_pb2.RESERVATION_EVENT_TYPE_FULFILLED) == 2
+    assert reservation_pb2.RESERVATION_EVENT_TYPE_LINES_CANCELLED in history
+    with pytest.raises(OmnistockRpcError) as closed:
+        await client.release("ful")
+    assert closed.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert (await client.check_conservation()).ok

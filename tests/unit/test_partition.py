@@ -11,8 +11,10 @@ from reservations.commands import (
     AdjustOutcome,
     AdjustStock,
     ClaimOutcome,
+    CloseLines,
     ConfirmPart,
     DropClaim,
+    ExtendPart,
     GetClaim,
     GetPart,
     HoldOutcome,
@@ -641,6 +643,11 @@ def _busy_partition() -> tuple[Partition, list]:
     run(AbortHold(P, "r5"))
     log.extend(p.expire_due(140.0, 5.0))  # expires r2
     run(SetStock(P, "a", "n1", 15, 2.0))
+    run(PlaceHold(P, "r7", "fp7", (Line("a", "n1", 2), Line("b", "n1", 1)), 150.0, 600.0))
+    run(ExtendPart(P, "r7", 900.0, 151.0))
+    run(ConfirmPart(P, "r7", 152.0))
+    run(CloseLines(P, "r7", "cancel-1", "cancelled", (Line("a", "n1", 1),), 153.0))
+    run(CloseLines(P, "r7", "ship-1", "fulfilled", (Line("a", "n1", 1), Line("b", "n1", 1)), 154.0))
     return p, log
 
 
@@ -656,6 +663,8 @@ def test_replaying_events_rebuilds_identical_state():
         "HoldAborted",
         "ClaimRecorded",
         "ClaimDropped",
+        "HoldExtended",
+        "LinesClosed",
     }
     assert {part.state for part in live.parts.values()} == set(PartState)
     rebuilt = replay(log)

@@ -25,43 +25,51 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eomnistock/v1/reservation.proto\x12\x0comnistock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"<\n\rExtendRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x05\"@\n\x0e\x45xtendResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"\x80\x02\n\x10ReservationEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\r\x12\x30\n\x04type\x18\x04 \x01(\x0e\x32\".omnistock.v1.ReservationEventType\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x05lines\x18\x06 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12\x12\n\nchannel_id\x18\x07 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x08 \x01(\t\"A\n\x0fReservationLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\"\xec\x02\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.omnistock.v1.ReservationState\x12,\n\x05lines\x18\x03 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nchanged_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nchannel_id\x18\x07 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x08 \x01(\t\x12/\n\x07history\x18\t \x03(\x0b\x32\x1e.omnistock.v1.ReservationEvent\"\x94\x01\n\x0eReserveRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12,\n\x05lines\x18\x02 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x05\x12\x12\n\nchannel_id\x18\x04 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x05 \x01(\t\"S\n\x0fReserveResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"(\n\x0e\x43onfirmRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"S\n\x0f\x43onfirmResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"(\n\x0eReleaseRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"S\n\x0fReleaseResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"/\n\x15GetReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"H\n\x16GetReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation*\xb1\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16RESERVATION_STATE_HELD\x10\x01\x12\x1f\n\x1bRESERVATION_STATE_CONFIRMED\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n\x19RESERVATION_STATE_EXPIRED\x10\x04*\x99\x02\n\x14ReservationEventType\x12&\n\"RESERVATION_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bRESERVATION_EVENT_TYPE_HELD\x10\x01\x12$\n RESERVATION_EVENT_TYPE_CONFIRMED\x10\x02\x12#\n\x1fRESERVATION_EVENT_TYPE_RELEASED\x10\x03\x12\"\n\x1eRESERVATION_EVENT_TYPE_EXPIRED\x10\x04\x12#\n\x1fRESERVATION_EVENT_TYPE_EXTENDED\x10\x05\x12$\n RESERVATION_EVENT_TYPE_WITHDRAWN\x10\x06\x32\x8e\x03\n\x12ReservationService\x12\x46\n\x07Reserve\x12\x1c.omnistock.v1.ReserveRequest\x1a\x1d.omnistock.v1.ReserveResponse\x12\x46\n\x07\x43onfirm\x12\x1c.omnistock.v1.ConfirmRequest\x1a\x1d.omnistock.v1.ConfirmResponse\x12\x46\n\x07Release\x12\x1c.omnistock.v1.ReleaseRequest\x1a\x1d.omnistock.v1.ReleaseResponse\x12[\n\x0eGetReservation\x12#.omnistock.v1.GetReservationRequest\x1a$.omnistock.v1.GetReservationResponse\x12\x43\n\x06\x45xtend\x12\x1b.omnistock.v1.ExtendRequest\x1a\x1c.omnistock.v1.ExtendResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eomnistock/v1/reservation.proto\x12\x0comnistock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"l\n\rFulfilRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x15\n\rfulfilment_id\x18\x02 \x01(\t\x12,\n\x05lines\x18\x03 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\"R\n\x0e\x46ulfilResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"s\n\x12\x43\x61ncelLinesRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61ncellation_id\x18\x02 \x01(\t\x12,\n\x05lines\x18\x03 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\"W\n\x13\x43\x61ncelLinesResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"<\n\rExtendRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x05\"@\n\x0e\x45xtendResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"\x80\x02\n\x10ReservationEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\r\x12\x30\n\x04type\x18\x04 \x01(\x0e\x32\".omnistock.v1.ReservationEventType\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x05lines\x18\x06 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12\x12\n\nchannel_id\x18\x07 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x08 \x01(\t\"g\n\x0fReservationLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x11\n\tfulfilled\x18\x04 \x01(\x03\x12\x11\n\tcancelled\x18\x05 \x01(\x03\"\xec\x02\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.omnistock.v1.ReservationState\x12,\n\x05lines\x18\x03 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nchanged_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nchannel_id\x18\x07 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x08 \x01(\t\x12/\n\x07history\x18\t \x03(\x0b\x32\x1e.omnistock.v1.ReservationEvent\"\x94\x01\n\x0eReserveRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12,\n\x05lines\x18\x02 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x05\x12\x12\n\nchannel_id\x18\x04 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x05 \x01(\t\"S\n\x0fReserveResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"(\n\x0e\x43onfirmRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"S\n\x0f\x43onfirmResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"(\n\x0eReleaseRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"S\n\x0fReleaseResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"/\n\x15GetReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"H\n\x16GetReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation*\xd2\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16RESERVATION_STATE_HELD\x10\x01\x12\x1f\n\x1bRESERVATION_STATE_CONFIRMED\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n\x19RESERVATION_STATE_EXPIRED\x10\x04\x12\x1f\n\x1bRESERVATION_STATE_FULFILLED\x10\x05*\xeb\x02\n\x14ReservationEventType\x12&\n\"RESERVATION_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bRESERVATION_EVENT_TYPE_HELD\x10\x01\x12$\n RESERVATION_EVENT_TYPE_CONFIRMED\x10\x02\x12#\n\x1fRESERVATION_EVENT_TYPE_RELEASED\x10\x03\x12\"\n\x1eRESERVATION_EVENT_TYPE_EXPIRED\x10\x04\x12#\n\x1fRESERVATION_EVENT_TYPE_EXTENDED\x10\x05\x12$\n RESERVATION_EVENT_TYPE_WITHDRAWN\x10\x06\x12$\n RESERVATION_EVENT_TYPE_FULFILLED\x10\x07\x12*\n&RESERVATION_EVENT_TYPE_LINES_CANCELLED\x10\x08\x32\xa7\x04\n\x12ReservationService\x12\x46\n\x07Reserve\x12\x1c.omnistock.v1.ReserveRequest\x1a\x1d.omnistock.v1.ReserveResponse\x12\x46\n\x07\x43onfirm\x12\x1c.omnistock.v1.ConfirmRequest\x1a\x1d.omnistock.v1.ConfirmResponse\x12\x46\n\x07Release\x12\x1c.omnistock.v1.ReleaseRequest\x1a\x1d.omnistock.v1.ReleaseResponse\x12[\n\x0eGetReservation\x12#.omnistock.v1.GetReservationRequest\x1a$.omnistock.v1.GetReservationResponse\x12\x43\n\x06\x45xtend\x12\x1b.omnistock.v1.ExtendRequest\x1a\x1c.omnistock.v1.ExtendResponse\x12\x43\n\x06\x46ulfil\x12\x1b.omnistock.v1.FulfilRequest\x1a\x1c.omnistock.v1.FulfilResponse\x12R\n\x0b\x43\x61ncelLines\x12 .omnistock.v1.CancelLinesRequest\x1a!.omnistock.v1.CancelLinesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omnistock.v1.reservation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESERVATIONSTATE']._serialized_start=1516
-  _globals['_RESERVATIONSTATE']._serialized_end=1693
-  _globals['_RESERVATIONEVENTTYPE']._serialized_start=1696
-  _globals['_RESERVATIONEVENTTYPE']._serialized_end=1977
-  _globals['_EXTENDREQUEST']._serialized_start=81
-  _globals['_EXTENDREQUEST']._serialized_end=141
-  _globals['_EXTENDRESPONSE']._serialized_start=143
-  _globals['_EXTENDRESPONSE']._serialized_end=207
-  _globals['_RESERVATIONEVENT']._serialized_start=210
-  _globals['_RESERVATIONEVENT']._serialized_end=466
-  _globals['_RESERVATIONLINE']._serialized_start=468
-  _globals['_RESERVATIONLINE']._serialized_end=533
-  _globals['_RESERVATION']._serialized_start=536
-  _globals['_RESERVATION']._serialized_end=900
-  _globals['_RESERVEREQUEST']._serialized_start=903
-  _globals['_RESERVEREQUEST']._serialized_end=1051
-  _globals['_RESERVERESPONSE']._serialized_start=1053
-  _globals['_RESERVERESPONSE']._serialized_end=1136
-  _globals['_CONFIRMREQUEST']._serialized_start=1138
-  _globals['_CONFIRMREQUEST']._serialized_end=1178
-  _globals['_CONFIRMRESPONSE']._serialized_start=1180
-  _globals['_CONFIRMRESPONSE']._serialized_end=1263
-  _globals['_RELEASEREQUEST']._serialized_start=1265
-  _globals['_RELEASEREQUEST']._serialized_end=1305
-  _globals['_RELEASERESPONSE']._serialized_start=1307
-  _globals['_RELEASERESPONSE']._serialized_end=1390
-  _globals['_GETRESERVATIONREQUEST']._serialized_start=1392
-  _globals['_GETRESERVATIONREQUEST']._serialized_end=1439
-  _globals['_GETRESERVATIONRESPONSE']._serialized_start=1441
-  _globals['_GETRESERVATIONRESPONSE']._serialized_end=1513
-  _globals['_RESERVATIONSERVICE']._serialized_start=1980
-  _globals['_RESERVATIONSERVICE']._serialized_end=2378
+  _globals['_RESERVATIONSTATE']._serialized_start=1954
+  _globals['_RESERVATIONSTATE']._serialized_end=2164
+  _globals['_RESERVATIONEVENTTYPE']._serialized_start=2167
+  _globals['_RESERVATIONEVENTTYPE']._serialized_end=2530
+  _globals['_FULFILREQUEST']._serialized_start=81
+  _globals['_FULFILREQUEST']._serialized_end=189
+  _globals['_FULFILRESPONSE']._serialized_start=191
+  _globals['_FULFILRESPONSE']._serialized_end=273
+  _globals['_CANCELLINESREQUEST']._serialized_start=275
+  _globals['_CANCELLINESREQUEST']._serialized_end=390
+  _globals['_CANCELLINESRESPONSE']._serialized_start=392
+  _globals['_CANCELLINESRESPONSE']._serialized_end=479
+  _globals['_EXTENDREQUEST']._serialized_start=481
+  _globals['_EXTENDREQUEST']._serialized_end=541
+  _globals['_EXTENDRESPONSE']._serialized_start=543
+  _globals['_EXTENDRESPONSE']._serialized_end=607
+  _globals['_RESERVATIONEVENT']._serialized_start=610
+  _globals['_RESERVATIONEVENT']._serialized_end=866
+  _globals['_RESERVATIONLINE']._serialized_start=868
+  _globals['_RESERVATIONLINE']._serialized_end=971
+  _globals['_RESERVATION']._serialized_start=974
+  _globals['_RESERVATION']._serialized_end=1338
+  _globals['_RESERVEREQUEST']._serialized_start=1341
+  _globals['_RESERVEREQUEST']._serialized_end=1489
+  _globals['_RESERVERESPONSE']._serialized_start=1491
+  _globals['_RESERVERESPONSE']._serialized_end=1574
+  _globals['_CONFIRMREQUEST']._serialized_start=1576
+  _globals['_CONFIRMREQUEST']._serialized_end=1616
+  _globals['_CONFIRMRESPONSE']._serialized_start=1618
+  _globals['_CONFIRMRESPONSE']._serialized_end=1701
+  _globals['_RELEASEREQUEST']._serialized_start=1703
+  _globals['_RELEASEREQUEST']._serialized_end=1743
+  _globals['_RELEASERESPONSE']._serialized_start=1745
+  _globals['_RELEASERESPONSE']._serialized_end=1828
+  _globals['_GETRESERVATIONREQUEST']._serialized_start=1830
+  _globals['_GETRESERVATIONREQUEST']._serialized_end=1877
+  _globals['_GETRESERVATIONRESPONSE']._serialized_start=1879
+  _globals['_GETRESERVATIONRESPONSE']._serialized_end=1951
+  _globals['_RESERVATIONSERVICE']._serialized_start=2533
+  _globals['_RESERVATIONSERVICE']._serialized_end=3084
 # @@protoc_insertion_point(module_scope)

@@ -17,6 +17,7 @@ class ReservationState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RESERVATION_STATE_CONFIRMED: _ClassVar[ReservationState]
     RESERVATION_STATE_RELEASED: _ClassVar[ReservationState]
     RESERVATION_STATE_EXPIRED: _ClassVar[ReservationState]
+    RESERVATION_STATE_FULFILLED: _ClassVar[ReservationState]
 
 class ReservationEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -27,11 +28,14 @@ class ReservationEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RESERVATION_EVENT_TYPE_EXPIRED: _ClassVar[ReservationEventType]
     RESERVATION_EVENT_TYPE_EXTENDED: _ClassVar[ReservationEventType]
     RESERVATION_EVENT_TYPE_WITHDRAWN: _ClassVar[ReservationEventType]
+    RESERVATION_EVENT_TYPE_FULFILLED: _ClassVar[ReservationEventType]
+    RESERVATION_EVENT_TYPE_LINES_CANCELLED: _ClassVar[ReservationEventType]
 RESERVATION_STATE_UNSPECIFIED: ReservationState
 RESERVATION_STATE_HELD: ReservationState
 RESERVATION_STATE_CONFIRMED: ReservationState
 RESERVATION_STATE_RELEASED: ReservationState
 RESERVATION_STATE_EXPIRED: ReservationState
+RESERVATION_STATE_FULFILLED: ReservationState
 RESERVATION_EVENT_TYPE_UNSPECIFIED: ReservationEventType
 RESERVATION_EVENT_TYPE_HELD: ReservationEventType
 RESERVATION_EVENT_TYPE_CONFIRMED: ReservationEventType
@@ -39,6 +43,44 @@ RESERVATION_EVENT_TYPE_RELEASED: ReservationEventType
 RESERVATION_EVENT_TYPE_EXPIRED: ReservationEventType
 RESERVATION_EVENT_TYPE_EXTENDED: ReservationEventType
 RESERVATION_EVENT_TYPE_WITHDRAWN: ReservationEventType
+RESERVATION_EVENT_TYPE_FULFILLED: ReservationEventType
+RESERVATION_EVENT_TYPE_LINES_CANCELLED: ReservationEventType
+
+class FulfilRequest(_message.Message):
+    __slots__ = ("reservation_id", "fulfilment_id", "lines")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    FULFILMENT_ID_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    fulfilment_id: str
+    lines: _containers.RepeatedCompositeFieldContainer[ReservationLine]
+    def __init__(self, reservation_id: _Optional[str] = ..., fulfilment_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[ReservationLine, _Mapping]]] = ...) -> None: ...
+
+class FulfilResponse(_message.Message):
+    __slots__ = ("reservation", "replayed")
+    RESERVATION_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    reservation: Reservation
+    replayed: bool
+    def __init__(self, reservation: _Optional[_Union[Reservation, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
+
+class CancelLinesRequest(_message.Message):
+    __slots__ = ("reservation_id", "cancellation_id", "lines")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    CANCELLATION_ID_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    cancellation_id: str
+    lines: _containers.RepeatedCompositeFieldContainer[ReservationLine]
+    def __init__(self, reservation_id: _Optional[str] = ..., cancellation_id: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[ReservationLine, _Mapping]]] = ...) -> None: ...
+
+class CancelLinesResponse(_message.Message):
+    __slots__ = ("reservation", "replayed")
+    RESERVATION_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    reservation: Reservation
+    replayed: bool
+    def __init__(self, reservation: _Optional[_Union[Reservation, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class ExtendRequest(_message.Message):
     __slots__ = ("reservation_id", "ttl_seconds")
@@ -75,14 +117,18 @@ class ReservationEvent(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., reservation_id: _Optional[str] = ..., partition: _Optional[int] = ..., type: _Optional[_Union[ReservationEventType, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[ReservationLine, _Mapping]]] = ..., channel_id: _Optional[str] = ..., customer_id: _Optional[str] = ...) -> None: ...
 
 class ReservationLine(_message.Message):
-    __slots__ = ("sku", "node_id", "quantity")
+    __slots__ = ("sku", "node_id", "quantity", "fulfilled", "cancelled")
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    FULFILLED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
     sku: str
     node_id: str
     quantity: int
-    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
+    fulfilled: int
+    cancelled: int
+    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., quantity: _Optional[int] = ..., fulfilled: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
 
 class Reservation(_message.Message):
     __slots__ = ("reservation_id", "state", "lines", "created_at", "expires_at", "changed_at", "channel_id", "customer_id", "history")

@@ -60,6 +60,16 @@ class ReservationServiceStub:
                 request_serializer=omnistock_dot_v1_dot_reservation__pb2.ExtendRequest.SerializeToString,
                 response_deserializer=omnistock_dot_v1_dot_reservation__pb2.ExtendResponse.FromString,
                 _registered_method=True)
+        self.Fulfil = channel.unary_unary(
+                '/omnistock.v1.ReservationService/Fulfil',
+                request_serializer=omnistock_dot_v1_dot_reservation__pb2.FulfilRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_reservation__pb2.FulfilResponse.FromString,
+                _registered_method=True)
+        self.CancelLines = channel.unary_unary(
+                '/omnistock.v1.ReservationService/CancelLines',
+                request_serializer=omnistock_dot_v1_dot_reservation__pb2.CancelLinesRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_reservation__pb2.CancelLinesResponse.FromString,
+                _registered_method=True)
 
 
 class ReservationServiceServicer:
@@ -101,6 +111,22 @@ class ReservationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Fulfil(self, request, context):
+        """CONFIRMED lines shipped or picked up, whole or in part: the units leave on_hand.
+        When every line is closed the reservation is FULFILLED. Idempotent by fulfilment_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CancelLines(self, request, context):
+        """Cancel some units of some lines of a HELD or CONFIRMED reservation: they return to
+        availability. Idempotent by cancellation_id. (Release cancels the whole reservation.)
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReservationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -128,6 +154,16 @@ def add_ReservationServiceServicer_to_server(servicer, server):
                     servicer.Extend,
                     request_deserializer=omnistock_dot_v1_dot_reservation__pb2.ExtendRequest.FromString,
                     response_serializer=omnistock_dot_v1_dot_reservation__pb2.ExtendResponse.SerializeToString,
+            ),
+            'Fulfil': grpc.unary_unary_rpc_method_handler(
+                    servicer.Fulfil,
+                    request_deserializer=omnistock_dot_v1_dot_reservation__pb2.FulfilRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_reservation__pb2.FulfilResponse.SerializeToString,
+            ),
+            'CancelLines': grpc.unary_unary_rpc_method_handler(
+                    servicer.CancelLines,
+                    request_deserializer=omnistock_dot_v1_dot_reservation__pb2.CancelLinesRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_reservation__pb2.CancelLinesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -266,6 +302,60 @@ class ReservationService:
             '/omnistock.v1.ReservationService/Extend',
             omnistock_dot_v1_dot_reservation__pb2.ExtendRequest.SerializeToString,
             omnistock_dot_v1_dot_reservation__pb2.ExtendResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Fulfil(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.ReservationService/Fulfil',
+            omnistock_dot_v1_dot_reservation__pb2.FulfilRequest.SerializeToString,
+            omnistock_dot_v1_dot_reservation__pb2.FulfilResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CancelLines(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.ReservationService/CancelLines',
+            omnistock_dot_v1_dot_reservation__pb2.CancelLinesRequest.SerializeToString,
+            omnistock_dot_v1_dot_reservation__pb2.CancelLinesResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"omnistock/journal/v1/journal.proto\x12\x14omnistock.journal.v1\"6\n\x04Line\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\"o\n\x08StockSet\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\r\n\x05\x61s_of\x18\x04 \x01(\x01\x12\x0f\n\x07\x64\x61maged\x18\x05 \x01(\x03\x12\x14\n\x0cquality_hold\x18\x06 \x01(\x03\"\xa7\x01\n\rStockAdjusted\x12\x15\n\radjustment_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x03\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12/\n\x05state\x18\x06 \x01(\x0e\x32 .omnistock.journal.v1.StockState\x12\x11\n\tsupply_id\x18\x07 \x01(\t\"h\n\x0eSupplyExpected\x12\x11\n\tsupply_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x13\n\x0b\x65xpected_at\x18\x05 \x01(\x01\"\xaf\x01\n\nHoldPlaced\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12)\n\x05lines\x18\x03 \x03(\x0b\x32\x1a.omnistock.journal.v1.Line\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\x12\n\nexpires_at\x18\x05 \x01(\x01\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\x12\x10\n\x08\x63ustomer\x18\x07 \x01(\t\"a\n\x0bPartChanged\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12.\n\x05state\x18\x02 \x01(\x0e\x32\x1f.omnistock.journal.v1.PartState\x12\n\n\x02\x61t\x18\x03 \x01(\x01\"F\n\x0cHoldExtended\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\x01\x12\n\n\x02\x61t\x18\x03 \x01(\x01\"(\n\x0cHistoryEntry\x12\x0c\n\x04what\x18\x01 \x01(\t\x12\n\n\x02\x61t\x18\x02 \x01(\x01\"%\n\x0bHoldAborted\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"d\n\rClaimRecorded\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12\x12\n\npartitions\x18\x03 \x03(\r\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\"&\n\x0c\x43laimDropped\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"\xac\x04\n\x05\x45vent\x12\x33\n\tstock_set\x18\x01 \x01(\x0b\x32\x1e.omnistock.journal.v1.StockSetH\x00\x12=\n\x0estock_adjusted\x18\x02 \x01(\x0b\x32#.omnistock.journal.v1.StockAdjustedH\x00\x12\x37\n\x0bhold_placed\x18\x03 \x01(\x0b\x32 .omnistock.journal.v1.HoldPlacedH\x00\x12\x39\n\x0cpart_changed\x18\x04 \x01(\x0b\x32!.omnistock.journal.v1.PartChangedH\x00\x12\x39\n\x0chold_aborted\x18\x05 \x01(\x0b\x32!.omnistock.journal.v1.HoldAbortedH\x00\x12=\n\x0e\x63laim_recorded\x18\x06 \x01(\x0b\x32#.omnistock.journal.v1.ClaimRecordedH\x00\x12;\n\rclaim_dropped\x18\x07 \x01(\x0b\x32\".omnistock.journal.v1.ClaimDroppedH\x00\x12?\n\x0fsupply_expected\x18\x08 \x01(\x0b\x32$.omnistock.journal.v1.SupplyExpectedH\x00\x12;\n\rhold_extended\x18\t \x01(\x0b\x32\".omnistock.journal.v1.HoldExtendedH\x00\x42\x06\n\x04kind\";\n\x0cJournalEntry\x12+\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.omnistock.journal.v1.Event\"\xa8\x02\n\nPartRecord\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12)\n\x05lines\x18\x03 \x03(\x0b\x32\x1a.omnistock.journal.v1.Line\x12.\n\x05state\x18\x04 \x01(\x0e\x32\x1f.omnistock.journal.v1.PartState\x12\x12\n\ncreated_at\x18\x05 \x01(\x01\x12\x12\n\nexpires_at\x18\x06 \x01(\x01\x12\x12\n\nchanged_at\x18\x07 \x01(\x01\x12\x0f\n\x07\x63hannel\x18\x08 \x01(\t\x12\x10\n\x08\x63ustomer\x18\t \x01(\t\x12\x33\n\x07history\x18\n \x03(\x0b\x32\".omnistock.journal.v1.HistoryEntry\"u\n\x0ePositionRecord\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\r\n\x05\x61s_of\x18\x04 \x01(\x01\x12\x0f\n\x07\x64\x61maged\x18\x05 \x01(\x03\x12\x14\n\x0cquality_hold\x18\x06 \x01(\x03\"\x9a\x01\n\x10\x41\x64justmentRecord\x12\x15\n\radjustment_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x03\x12/\n\x05state\x18\x05 \x01(\x0e\x32 .omnistock.journal.v1.StockState\x12\x11\n\tsupply_id\x18\x06 \x01(\t\"\xd1\x02\n\x11PartitionSnapshot\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\x15\n\rlast_entry_id\x18\x02 \x01(\t\x12\x37\n\tpositions\x18\x03 \x03(\x0b\x32$.omnistock.journal.v1.PositionRecord\x12/\n\x05parts\x18\x04 \x03(\x0b\x32 .omnistock.journal.v1.PartRecord\x12\x33\n\x06\x63laims\x18\x05 \x03(\x0b\x32#.omnistock.journal.v1.ClaimRecorded\x12;\n\x0b\x61\x64justments\x18\x06 \x03(\x0b\x32&.omnistock.journal.v1.AdjustmentRecord\x12\x36\n\x08supplies\x18\x07 \x03(\x0b\x32$.omnistock.journal.v1.SupplyExpected*]\n\nStockState\x12\x18\n\x14STOCK_STATE_SELLABLE\x10\x00\x12\x17\n\x13STOCK_STATE_DAMAGED\x10\x01\x12\x1c\n\x18STOCK_STATE_QUALITY_HOLD\x10\x02*\x87\x01\n\tPartState\x12\x1a\n\x16PART_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fPART_STATE_HELD\x10\x01\x12\x18\n\x14PART_STATE_CONFIRMED\x10\x02\x12\x17\n\x13PART_STATE_RELEASED\x10\x03\x12\x16\n\x12PART_STATE_EXPIRED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"omnistock/journal/v1/journal.proto\x12\x14omnistock.journal.v1\"6\n\x04Line\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\"o\n\x08StockSet\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\r\n\x05\x61s_of\x18\x04 \x01(\x01\x12\x0f\n\x07\x64\x61maged\x18\x05 \x01(\x03\x12\x14\n\x0cquality_hold\x18\x06 \x01(\x03\"\xa7\x01\n\rStockAdjusted\x12\x15\n\radjustment_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x03\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12/\n\x05state\x18\x06 \x01(\x0e\x32 .omnistock.journal.v1.StockState\x12\x11\n\tsupply_id\x18\x07 \x01(\t\"h\n\x0eSupplyExpected\x12\x11\n\tsupply_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x13\n\x0b\x65xpected_at\x18\x05 \x01(\x01\"\xaf\x01\n\nHoldPlaced\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12)\n\x05lines\x18\x03 \x03(\x0b\x32\x1a.omnistock.journal.v1.Line\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\x12\n\nexpires_at\x18\x05 \x01(\x01\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\x12\x10\n\x08\x63ustomer\x18\x07 \x01(\t\"a\n\x0bPartChanged\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12.\n\x05state\x18\x02 \x01(\x0e\x32\x1f.omnistock.journal.v1.PartState\x12\n\n\x02\x61t\x18\x03 \x01(\x01\"F\n\x0cHoldExtended\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\x01\x12\n\n\x02\x61t\x18\x03 \x01(\x01\"G\n\tLineUnits\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05units\x18\x02 \x01(\x03\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\"\x85\x01\n\x0bLinesClosed\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x14\n\x0coperation_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12.\n\x05units\x18\x04 \x03(\x0b\x32\x1f.omnistock.journal.v1.LineUnits\x12\n\n\x02\x61t\x18\x05 \x01(\x01\"(\n\x0cHistoryEntry\x12\x0c\n\x04what\x18\x01 \x01(\t\x12\n\n\x02\x61t\x18\x02 \x01(\x01\"%\n\x0bHoldAborted\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"d\n\rClaimRecorded\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12\x12\n\npartitions\x18\x03 \x03(\r\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\"&\n\x0c\x43laimDropped\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"\xe7\x04\n\x05\x45vent\x12\x33\n\tstock_set\x18\x01 \x01(\x0b\x32\x1e.omnistock.journal.v1.StockSetH\x00\x12=\n\x0estock_adjusted\x18\x02 \x01(\x0b\x32#.omnistock.journal.v1.StockAdjustedH\x00\x12\x37\n\x0bhold_placed\x18\x03 \x01(\x0b\x32 .omnistock.journal.v1.HoldPlacedH\x00\x12\x39\n\x0cpart_changed\x18\x04 \x01(\x0b\x32!.omnistock.journal.v1.PartChangedH\x00\x12\x39\n\x0chold_aborted\x18\x05 \x01(\x0b\x32!.omnistock.journal.v1.HoldAbortedH\x00\x12=\n\x0e\x63laim_recorded\x18\x06 \x01(\x0b\x32#.omnistock.journal.v1.ClaimRecordedH\x00\x12;\n\rclaim_dropped\x18\x07 \x01(\x0b\x32\".omnistock.journal.v1.ClaimDroppedH\x00\x12?\n\x0fsupply_expected\x18\x08 \x01(\x0b\x32$.omnistock.journal.v1.SupplyExpectedH\x00\x12;\n\rhold_extended\x18\t \x01(\x0b\x32\".omnistock.journal.v1.HoldExtendedH\x00\x12\x39\n\x0clines_closed\x18\n \x01(\x0b\x32!.omnistock.journal.v1.LinesClosedH\x00\x42\x06\n\x04kind\";\n\x0cJournalEntry\x12+\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.omnistock.journal.v1.Event\"\xe2\x02\n\nPartRecord\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12)\n\x05lines\x18\x03 \x03(\x0b\x32\x1a.omnistock.journal.v1.Line\x12.\n\x05state\x18\x04 \x01(\x0e\x32\x1f.omnistock.journal.v1.PartState\x12\x12\n\ncreated_at\x18\x05 \x01(\x01\x12\x12\n\nexpires_at\x18\x06 \x01(\x01\x12\x12\n\nchanged_at\x18\x07 \x01(\x01\x12\x0f\n\x07\x63hannel\x18\x08 \x01(\t\x12\x10\n\x08\x63ustomer\x18\t \x01(\t\x12\x33\n\x07history\x18\n \x03(\x0b\x32\".omnistock.journal.v1.HistoryEntry\x12\x11\n\tfulfilled\x18\x0b \x03(\x03\x12\x11\n\tcancelled\x18\x0c \x03(\x03\x12\x12\n\noperations\x18\r \x03(\t\"u\n\x0ePositionRecord\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\r\n\x05\x61s_of\x18\x04 \x01(\x01\x12\x0f\n\x07\x64\x61maged\x18\x05 \x01(\x03\x12\x14\n\x0cquality_hold\x18\x06 \x01(\x03\"\x9a\x01\n\x10\x41\x64justmentRecord\x12\x15\n\radjustment_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x03\x12/\n\x05state\x18\x05 \x01(\x0e\x32 .omnistock.journal.v1.StockState\x12\x11\n\tsupply_id\x18\x06 \x01(\t\"\xd1\x02\n\x11PartitionSnapshot\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\x15\n\rlast_entry_id\x18\x02 \x01(\t\x12\x37\n\tpositions\x18\x03 \x03(\x0b\x32$.omnistock.journal.v1.PositionRecord\x12/\n\x05parts\x18\x04 \x03(\x0b\x32 .omnistock.journal.v1.PartRecord\x12\x33\n\x06\x63laims\x18\x05 \x03(\x0b\x32#.omnistock.journal.v1.ClaimRecorded\x12;\n\x0b\x61\x64justments\x18\x06 \x03(\x0b\x32&.omnistock.journal.v1.AdjustmentRecord\x12\x36\n\x08supplies\x18\x07 \x03(\x0b\x32$.omnistock.journal.v1.SupplyExpected*]\n\nStockState\x12\x18\n\x14STOCK_STATE_SELLABLE\x10\x00\x12\x17\n\x13STOCK_STATE_DAMAGED\x10\x01\x12\x1c\n\x18STOCK_STATE_QUALITY_HOLD\x10\x02*\xa1\x01\n\tPartState\x12\x1a\n\x16PART_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fPART_STATE_HELD\x10\x01\x12\x18\n\x14PART_STATE_CONFIRMED\x10\x02\x12\x17\n\x13PART_STATE_RELEASED\x10\x03\x12\x16\n\x12PART_STATE_EXPIRED\x10\x04\x12\x18\n\x14PART_STATE_FULFILLED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omnistock.journal.v1.journal_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STOCKSTATE']._serialized_start=2612
-  _globals['_STOCKSTATE']._serialized_end=2705
-  _globals['_PARTSTATE']._serialized_start=2708
-  _globals['_PARTSTATE']._serialized_end=2843
+  _globals['_STOCKSTATE']._serialized_start=2938
+  _globals['_STOCKSTATE']._serialized_end=3031
+  _globals['_PARTSTATE']._serialized_start=3034
+  _globals['_PARTSTATE']._serialized_end=3195
   _globals['_LINE']._serialized_start=60
   _globals['_LINE']._serialized_end=114
   _globals['_STOCKSET']._serialized_start=116
@@ -49,24 +49,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PARTCHANGED']._serialized_end=780
   _globals['_HOLDEXTENDED']._serialized_start=782
   _globals['_HOLDEXTENDED']._serialized_end=852
-  _globals['_HISTORYENTRY']._serialized_start=854
-  _globals['_HISTORYENTRY']._serialized_end=894
-  _globals['_HOLDABORTED']._serialized_start=896
-  _globals['_HOLDABORTED']._serialized_end=933
-  _globals['_CLAIMRECORDED']._serialized_start=935
-  _globals['_CLAIMRECORDED']._serialized_end=1035
-  _globals['_CLAIMDROPPED']._serialized_start=1037
-  _globals['_CLAIMDROPPED']._serialized_end=1075
-  _globals['_EVENT']._serialized_start=1078
-  _globals['_EVENT']._serialized_end=1634
-  _globals['_JOURNALENTRY']._serialized_start=1636
-  _globals['_JOURNALENTRY']._serialized_end=1695
-  _globals['_PARTRECORD']._serialized_start=1698
-  _globals['_PARTRECORD']._serialized_end=1994
-  _globals['_POSITIONRECORD']._serialized_start=1996
-  _globals['_POSITIONRECORD']._serialized_end=2113
-  _globals['_ADJUSTMENTRECORD']._serialized_start=2116
-  _globals['_ADJUSTMENTRECORD']._serialized_end=2270
-  _globals['_PARTITIONSNAPSHOT']._serialized_start=2273
-  _globals['_PARTITIONSNAPSHOT']._serialized_end=2610
+  _globals['_LINEUNITS']._serialized_start=854
+  _globals['_LINEUNITS']._serialized_end=925
+  _globals['_LINESCLOSED']._serialized_start=928
+  _globals['_LINESCLOSED']._serialized_end=1061
+  _globals['_HISTORYENTRY']._serialized_start=1063
+  _globals['_HISTORYENTRY']._serialized_end=1103
+  _globals['_HOLDABORTED']._serialized_start=1105
+  _globals['_HOLDABORTED']._serialized_end=1142
+  _globals['_CLAIMRECORDED']._serialized_start=1144
+  _globals['_CLAIMRECORDED']._serialized_end=1244
+  _globals['_CLAIMDROPPED']._serialized_start=1246
+  _globals['_CLAIMDROPPED']._serialized_end=1284
+  _globals['_EVENT']._serialized_start=1287
+  _globals['_EVENT']._serialized_end=1902
+  _globals['_JOURNALENTRY']._serialized_start=1904
+  _globals['_JOURNALENTRY']._serialized_end=1963
+  _globals['_PARTRECORD']._serialized_start=1966
+  _globals['_PARTRECORD']._serialized_end=2320
+  _globals['_POSITIONRECORD']._serialized_start=2322
+  _globals['_POSITIONRECORD']._serialized_end=2439
+  _globals['_ADJUSTMENTRECORD']._serialized_start=2442
+  _globals['_ADJUSTMENTRECORD']._serialized_end=2596
+  _globals['_PARTITIONSNAPSHOT']._serialized_start=2599
+  _globals['_PARTITIONSNAPSHOT']._serialized_end=2936
 # @@protoc_insertion_point(module_scope)

@@ -20,6 +20,7 @@ class PartState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PART_STATE_CONFIRMED: _ClassVar[PartState]
     PART_STATE_RELEASED: _ClassVar[PartState]
     PART_STATE_EXPIRED: _ClassVar[PartState]
+    PART_STATE_FULFILLED: _ClassVar[PartState]
 STOCK_STATE_SELLABLE: StockState
 STOCK_STATE_DAMAGED: StockState
 STOCK_STATE_QUALITY_HOLD: StockState
@@ -28,6 +29,7 @@ PART_STATE_HELD: PartState
 PART_STATE_CONFIRMED: PartState
 PART_STATE_RELEASED: PartState
 PART_STATE_EXPIRED: PartState
+PART_STATE_FULFILLED: PartState
 
 class Line(_message.Message):
     __slots__ = ("sku", "node_id", "quantity")
@@ -125,6 +127,32 @@ class HoldExtended(_message.Message):
     at: float
     def __init__(self, reservation_id: _Optional[str] = ..., expires_at: _Optional[float] = ..., at: _Optional[float] = ...) -> None: ...
 
+class LineUnits(_message.Message):
+    __slots__ = ("index", "units", "sku", "node_id")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    units: int
+    sku: str
+    node_id: str
+    def __init__(self, index: _Optional[int] = ..., units: _Optional[int] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ...) -> None: ...
+
+class LinesClosed(_message.Message):
+    __slots__ = ("reservation_id", "operation_id", "kind", "units", "at")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    operation_id: str
+    kind: str
+    units: _containers.RepeatedCompositeFieldContainer[LineUnits]
+    at: float
+    def __init__(self, reservation_id: _Optional[str] = ..., operation_id: _Optional[str] = ..., kind: _Optional[str] = ..., units: _Optional[_Iterable[_Union[LineUnits, _Mapping]]] = ..., at: _Optional[float] = ...) -> None: ...
+
 class HistoryEntry(_message.Message):
     __slots__ = ("what", "at")
     WHAT_FIELD_NUMBER: _ClassVar[int]
@@ -158,7 +186,7 @@ class ClaimDropped(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("stock_set", "stock_adjusted", "hold_placed", "part_changed", "hold_aborted", "claim_recorded", "claim_dropped", "supply_expected", "hold_extended")
+    __slots__ = ("stock_set", "stock_adjusted", "hold_placed", "part_changed", "hold_aborted", "claim_recorded", "claim_dropped", "supply_expected", "hold_extended", "lines_closed")
     STOCK_SET_FIELD_NUMBER: _ClassVar[int]
     STOCK_ADJUSTED_FIELD_NUMBER: _ClassVar[int]
     HOLD_PLACED_FIELD_NUMBER: _ClassVar[int]
@@ -168,6 +196,7 @@ class Event(_message.Message):
     CLAIM_DROPPED_FIELD_NUMBER: _ClassVar[int]
     SUPPLY_EXPECTED_FIELD_NUMBER: _ClassVar[int]
     HOLD_EXTENDED_FIELD_NUMBER: _ClassVar[int]
+    LINES_CLOSED_FIELD_NUMBER: _ClassVar[int]
     stock_set: StockSet
     stock_adjusted: StockAdjusted
     hold_placed: HoldPlaced
@@ -177,7 +206,8 @@ class Event(_message.Message):
     claim_dropped: ClaimDropped
     supply_expected: SupplyExpected
     hold_extended: HoldExtended
-    def __init__(self, stock_set: _Optional[_Union[StockSet, _Mapping]] = ..., stock_adjusted: _Optional[_Union[StockAdjusted, _Mapping]] = ..., hold_placed: _Optional[_Union[HoldPlaced, _Mapping]] = ..., part_changed: _Optional[_Union[PartChanged, _Mapping]] = ..., hold_aborted: _Optional[_Union[HoldAborted, _Mapping]] = ..., claim_recorded: _Optional[_Union[ClaimRecorded, _Mapping]] = ..., claim_dropped: _Optional[_Union[ClaimDropped, _Mapping]] = ..., supply_expected: _Optional[_Union[SupplyExpected, _Mapping]] = ..., hold_extended: _Optional[_Union[HoldExtended, _Mapping]] = ...) -> None: ...
+    lines_closed: LinesClosed
+    def __init__(self, stock_set: _Optional[_Union[StockSet, _Mapping]] = ..., stock_adjusted: _Optional[_Union[StockAdjusted, _Mapping]] = ..., hold_placed: _Optional[_Union[HoldPlaced, _Mapping]] = ..., part_changed: _Optional[_Union[PartChanged, _Mapping]] = ..., hold_aborted: _Optional[_Union[HoldAborted, _Mapping]] = ..., claim_recorded: _Optional[_Union[ClaimRecorded, _Mapping]] = ..., claim_dropped: _Optional[_Union[ClaimDropped, _Mapping]] = ..., supply_expected: _Optional[_Union[SupplyExpected, _Mapping]] = ..., hold_extended: _Optional[_Union[HoldExtended, _Mapping]] = ..., lines_closed: _Optional[_Union[LinesClosed, _Mapping]] = ...) -> None: ...
 
 class JournalEntry(_message.Message):
     __slots__ = ("events",)
@@ -186,7 +216,7 @@ class JournalEntry(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class PartRecord(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at", "channel", "customer", "history")
+    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at", "channel", "customer", "history", "fulfilled", "cancelled", "operations")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
@@ -197,6 +227,9 @@ class PartRecord(_message.Message):
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    FULFILLED_FIELD_NUMBER: _ClassVar[int]
+    CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    OPERATIONS_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     lines: _containers.RepeatedCompositeFieldContainer[Line]
@@ -207,7 +240,10 @@ class PartRecord(_message.Message):
     channel: str
     customer: str
     history: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ...) -> None: ...
+    fulfilled: _containers.RepeatedScalarFieldContainer[int]
+    cancelled: _containers.RepeatedScalarFieldContainer[int]
+    operations: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., fulfilled: _Optional[_Iterable[int]] = ..., cancelled: _Optional[_Iterable[int]] = ..., operations: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PositionRecord(_message.Message):
     __slots__ = ("sku", "node_id", "on_hand", "as_of", "damaged", "quality_hold")
