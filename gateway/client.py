@@ -343,6 +343,28 @@ class OmnistockClient:
         )
         return await self._call(self.reservations.CancelLines, request)
 
+    async def return_units(
+        self,
+        reservation_id: str,
+        return_id: str,
+        sku: str,
+        line_node_id: str,
+        node_id: str,
+        quantity: int,
+        damaged: bool = False,
+    ) -> reservation_pb2.ReturnResponse:
+        """Fulfilled units of a line come back at `node_id` (any node)."""
+        request = reservation_pb2.ReturnRequest(
+            reservation_id=reservation_id,
+            return_id=return_id,
+            sku=sku,
+            line_node_id=line_node_id,
+            node_id=node_id,
+            quantity=quantity,
+            damaged=damaged,
+        )
+        return await self._call(self.reservations.Return, request)
+
     async def confirm(self, reservation_id: str) -> reservation_pb2.ConfirmResponse:
         request = reservation_pb2.ConfirmRequest(reservation_id=reservation_id)
         return await self._call(self.reservations.Confirm, request)

@@ -343,8 +343,9 @@ def reservation_to_proto(view: ReservationView) -> reservation_pb2.Reservation:
                 quantity=line.quantity,
                 fulfilled=done[0],
                 cancelled=done[1],
+                returned=done[2],
             )
-            for line, done in zip(view.lines, view.progress or [(0, 0)] * len(view.lines), strict=True)
+            for line, done in zip(view.lines, view.progress or [(0, 0, 0)] * len(view.lines), strict=True)
         ],
         created_at=to_timestamp(view.created_at),
         expires_at=to_timestamp(view.expires_at),
@@ -660,3 +661,16 @@ def close_lines_from_proto(
         result.append(Line(line.sku, line.node_id, line.quantity))
     problems.raise_if_any()
     return result
+
+
+def return_from_proto(request: reservation_pb2.ReturnRequest, limits: Limits) -> tuple[Line, str]:
+    """(the line: sku, reserved node, units; the node they come back to)."""
+    problems = Problems()
+    problems.check_id("reservation_id", request.reservation_id, limits)
+    problems.check_id("return_id", request.return_id, limits)
+    problems.check_position("line", request.sku, request.line_node_id, set(), limits)
+    problems.check_id("node_id", request.node_id, limits)
+    if not 1 <= request.quantity <= limits.max_quantity:
+        problems.add("quantity", f"must be within 1..{limits.max_quantity}, got {request.quantity}")
+    problems.raise_if_any()
+    return Line(request.sku, request.line_node_id, request.quantity), request.node_id

@@ -40,6 +40,7 @@ from gateway.convert import (
     reservation_id_from_proto,
     reservation_to_proto,
     reserve_from_proto,
+    return_from_proto,
     skus_from_proto,
     supplies_from_proto,
     to_timestamp,
@@ -512,6 +513,17 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         if not replayed:
             self._count("lines_cancelled")
         return reservation_pb2.CancelLinesResponse(reservation=reservation_to_proto(view), replayed=replayed)
+
+    @rpc("Return")
+    async def Return(self, request: Any, context: Any) -> reservation_pb2.ReturnResponse:
+        returned, node_id = return_from_proto(request, self.backend.limits)
+        self.backend.network.require([node_id])
+        view, replayed = await self.coordinator.return_units(
+            request.reservation_id, request.return_id, returned, node_id, sellable=not request.damaged
+        )
+        if not replayed:
+            self._count("returned")
+        return reservation_pb2.ReturnResponse(reservation=reservation_to_proto(view), replayed=replayed)
 
     @rpc("GetReservation")
     async def GetReservation(self, request: Any, context: Any) -> reservation_pb2.GetReservationResponse:

@@ -23,6 +23,7 @@ from reservations.model import (
     StockSet,
     StockState,
     SupplyExpected,
+    UnitsReturned,
 )
 from reservations.partition import Partition
 
@@ -111,8 +112,24 @@ def event_to_proto(event: Event) -> pb.Event:
                     reservation_id=event.reservation_id,
                     operation_id=event.operation_id,
                     kind=event.kind,
-                    units=[pb.LineUnits(index=i, units=u) for i, u in event.units],
+                    units=[
+                        pb.LineUnits(index=i, units=u, sku=line.sku, node_id=line.node_id)
+                        for (i, u), line in zip(event.units, event.lines, strict=True)
+                    ],
                     at=event.at,
+                )
+            )
+        case UnitsReturned():
+            return pb.Event(
+                units_returned=pb.UnitsReturned(
+                    reservation_id=event.reservation_id,
+                    return_id=event.return_id,
+                    index=event.index,
+                    node_id=event.node_id,
+                    units=event.units,
+                    sellable=event.sellable,
+                    at=event.at,
+                    sku=event.sku,
                 )
             )
         case ClaimRecorded():
@@ -179,7 +196,20 @@ def event_from_proto(message: pb.Event) -> Event:
     if kind == "lines_closed":
         closed = message.lines_closed
         units = tuple((u.index, u.units) for u in closed.units)
-        return LinesClosed(closed.reservation_id, closed.operation_id, closed.kind, units, closed.at)
+        lines = tuple(Line(u.sku, u.node_id, u.units) for u in closed.units)
+        return LinesClosed(closed.reservation_id, closed.operation_id, closed.kind, units, closed.at, lines)
+    if kind == "units_returned":
+        back = message.units_returned
+        return UnitsReturned(
+            back.reservation_id,
+            back.return_id,
+            back.index,
+            back.node_id,
+            back.units,
+            back.sellable,
+            back.at,
+            back.sku,
+        )
     if kind == "hold_aborted":
         return HoldAborted(message.hold_aborted.reservation_id)
     if kind == "claim_recorded":
@@ -225,6 +255,7 @@ def encode_snapshot(partition: Partition, last_entry_id: str) -> bytes:
             fulfilled=part.fulfilled,
             cancelled=part.cancelled,
             operations=sorted(part.operations),
+            returned=part.returned,
         )
     snapshot.claims.extend(_claim_to_proto(claim) for claim in partition.claims.values())
     for adjustment in partition.adjustments.values():
@@ -266,6 +297,7 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
                 tuple((h.what, h.at) for h in p.history),
                 tuple(p.fulfilled),
                 tuple(p.cancelled),
+                tuple(p.returned),
                 frozenset(p.operations),
             )
             for p in snapshot.parts
@@ -293,6 +325,7 @@ _EVENT_TYPES = {
     "withdrawn": v1.RESERVATION_EVENT_TYPE_WITHDRAWN,
     "fulfilled": v1.RESERVATION_EVENT_TYPE_FULFILLED,
     "cancelled": v1.RESERVATION_EVENT_TYPE_LINES_CANCELLED,
+    "returned": v1.RESERVATION_EVENT_TYPE_RETURNED,
 }
 
 
@@ -331,8 +364,13 @@ def published_events(partition: int, events: list[Event]) -> list[bytes]:
                 message = reservation_event(partition, event.reservation_id, "extended", event.at)
             case LinesClosed():
                 message = reservation_event(partition, event.reservation_id, event.kind, event.at)
-                part_lines = [v1.ReservationLine(quantity=units) for _, units in event.units]
-                message.lines.extend(part_lines)
+                message.lines.extend(
+                    v1.ReservationLine(sku=line.sku, node_id=line.node_id, quantity=line.quantity)
+                    for line in event.lines
+                )
+            case UnitsReturned():
+                message = reservation_event(partition, event.reservation_id, "returned", event.at)
+                message.lines.add(sku=event.sku, node_id=event.node_id, quantity=event.units)
             case HoldAborted():
                 message = reservation_event(partition, event.reservation_id, "withdrawn", 0.0)
             case _:

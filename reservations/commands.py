@@ -128,6 +128,23 @@ class CloseLines:
 
 
 @dataclass(frozen=True, slots=True)
+class ReturnUnits:
+    """Bring back fulfilled units of one line at `node_id` (sellable: on hand; not: damaged)."""
+
+    partition: int
+    reservation_id: str
+    return_id: str
+    sku: str
+    line_node_id: str
+    """The node the line was reserved (and fulfilled) at."""
+    node_id: str
+    """Where the units come back."""
+    units: int
+    sellable: bool
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class GetPart:
     partition: int
     reservation_id: str
@@ -176,6 +193,7 @@ Command = (
     | ReleasePart
     | ExtendPart
     | CloseLines
+    | ReturnUnits
     | GetPart
     | RecordClaim
     | DropClaim

@@ -34,6 +34,7 @@ from reservations.commands import (
     RecordClaim,
     ReleasePart,
     Result,
+    ReturnUnits,
 )
 from reservations.errors import (
     AlreadyExists,
@@ -66,8 +67,8 @@ class ReservationView:
     customer: str = ""
     history: tuple[tuple[str, float], ...] = ()
     """(what, when) of every transition, oldest first, once per transition."""
-    progress: tuple[tuple[int, int], ...] = ()
-    """(fulfilled, cancelled) units of each line, in the order of `lines`."""
+    progress: tuple[tuple[int, int, int], ...] = ()
+    """(fulfilled, cancelled, returned) units of each line, in the order of `lines`."""
 
 
 def merge(reservation_id: str, parts: Sequence[Part]) -> ReservationView:
@@ -79,7 +80,12 @@ def merge(reservation_id: str, parts: Sequence[Part]) -> ReservationView:
     state = next(s for s in order if s in states)
     rows = sorted(
         (
-            (line, part.fulfilled[i] if part.fulfilled else 0, part.cancelled[i] if part.cancelled else 0)
+            (
+                line,
+                part.fulfilled[i] if part.fulfilled else 0,
+                part.cancelled[i] if part.cancelled else 0,
+                part.returned[i] if part.returned else 0,
+            )
             for part in parts
             for i, line in enumerate(part.lines)
         ),
@@ -96,7 +102,7 @@ def merge(reservation_id: str, parts: Sequence[Part]) -> ReservationView:
         parts[0].channel,
         parts[0].customer,
         _history(parts),
-        tuple((fulfilled, cancelled) for _, fulfilled, cancelled in rows),
+        tuple((fulfilled, cancelled, returned) for _, fulfilled, cancelled, returned in rows),
     )
 
 
@@ -300,6 +306,38 @@ class ReservationCoordinator:
                 parts[p] = result.part
         replayed = all(r.outcome is PartOutcome.REPLAYED for r in results)
         return merge(reservation_id, list(parts.values())), replayed
+
+    async def return_units(
+        self,
+        reservation_id: str,
+        return_id: str,
+        line: Line,
+        node_id: str,
+        sellable: bool,
+    ) -> tuple[ReservationView, bool]:
+        """Fulfilled units of `line` (its sku and reserved node; quantity = units) come back at `node_id`."""
+        partitions = await self._partitions(reservation_id)
+        partition = self._partition_of(line.sku)
+        if partition not in partitions:
+            raise InvalidArgument([("sku", f"{line.sku} is not in reservation {reservation_id!r}")])
+        command = ReturnUnits(
+            partition,
+            reservation_id,
+            return_id,
+            line.sku,
+            line.node_id,
+            node_id,
+            line.quantity,
+            sellable,
+            self._clock(),
+        )
+        (result,) = await self._execute([command])
+        assert isinstance(result, PartResult)
+        if result.outcome is PartOutcome.REFUSED:
+            raise FailedPrecondition(f"cannot return to reservation {reservation_id!r}: {result.reason}")
+        if result.outcome is PartOutcome.NOT_FOUND:
+            raise NotFound("reservation", reservation_id)
+        return await self.get(reservation_id), result.outcome is PartOutcome.REPLAYED
 
     async def get(self, reservation_id: str) -> ReservationView:
         partitions = await self._partitions(reservation_id)

@@ -149,8 +149,10 @@ class Part:
     """Units shipped or picked up, per line (empty: none yet)."""
     cancelled: tuple[int, ...] = ()
     """Units cancelled line by line, per line (empty: none yet)."""
+    returned: tuple[int, ...] = ()
+    """Units of each line brought back after fulfilment (empty: none)."""
     operations: frozenset[str] = frozenset()
-    """Ids of the fulfilments and line cancellations applied (retries are replays)."""
+    """Ids of the fulfilments, line cancellations and returns applied (retries are replays)."""
 
     def open_units(self, index: int) -> int:
         """Units of a line still held or committed."""
@@ -273,6 +275,20 @@ class LinesClosed:
 
 
 @dataclass(frozen=True, slots=True)
+class UnitsReturned:
+    """Fulfilled units of a line brought back to `node_id` (any node: buy online, return in store)."""
+
+    reservation_id: str
+    return_id: str
+    index: int
+    node_id: str
+    units: int
+    sellable: bool
+    at: float
+    sku: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class HoldAborted:
     reservation_id: str
 
@@ -298,6 +314,7 @@ Event = (
     | PartChanged
     | HoldExtended
     | LinesClosed
+    | UnitsReturned
     | HoldAborted
     | ClaimRecorded
     | ClaimDropped

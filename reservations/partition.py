@@ -39,6 +39,7 @@ from reservations.commands import (
     RecordClaim,
     ReleasePart,
     Result,
+    ReturnUnits,
     SetStock,
     ShortLine,
     StockResult,
@@ -63,6 +64,7 @@ from reservations.model import (
     StockSet,
     StockState,
     SupplyExpected,
+    UnitsReturned,
     line_key,
 )
 
@@ -135,6 +137,8 @@ class Partition:
                 return self._extend(command)
             case CloseLines():
                 return self._close_lines(command)
+            case ReturnUnits():
+                return self._return(command)
             case AbortHold():
                 part = self.parts.get(command.reservation_id)
                 if part is None or part.state is not PartState.HELD:
@@ -169,7 +173,7 @@ class Partition:
                 return AdjustResult(AdjustOutcome.APPLIED, self.view(sku, node_id))
             case ExpectSupply(sku=sku, node_id=node_id):
                 return SupplyResult(self.view(sku, node_id))
-            case PlaceHold() | ConfirmPart() | ReleasePart() | ExtendPart() | CloseLines():
+            case PlaceHold() | ConfirmPart() | ReleasePart() | ExtendPart() | CloseLines() | ReturnUnits():
                 part = self.parts[command.reservation_id]
                 assert isinstance(result, (HoldResult, PartResult))
                 if isinstance(result, HoldResult):
@@ -374,6 +378,35 @@ class Partition:
         )
         return PartResult(PartOutcome.CHANGED), [event]
 
+    def _return(self, command: ReturnUnits) -> tuple[Result, list[Event]]:
+        part = self.parts.get(command.reservation_id)
+        if part is None:
+            return PartResult(PartOutcome.NOT_FOUND), []
+        if command.return_id in part.operations:
+            return PartResult(PartOutcome.REPLAYED, part, part.state), []
+        index = part.line_index(command.sku, command.line_node_id)
+        if index is None:
+            reason = f"{command.sku} at {command.line_node_id} is not in this reservation"
+            return PartResult(PartOutcome.REFUSED, part, part.state, reason), []
+        fulfilled = part.fulfilled[index] if part.fulfilled else 0
+        returned = part.returned[index] if part.returned else 0
+        if command.units < 1 or command.units > fulfilled - returned:
+            reason = (
+                f"{command.sku}: {fulfilled - returned} fulfilled and not yet returned, asked {command.units}"
+            )
+            return PartResult(PartOutcome.REFUSED, part, part.state, reason), []
+        event = UnitsReturned(
+            command.reservation_id,
+            command.return_id,
+            index,
+            command.node_id,
+            command.units,
+            command.sellable,
+            command.at,
+            command.sku,
+        )
+        return PartResult(PartOutcome.CHANGED), [event]
+
     def _record_claim(self, command: RecordClaim) -> tuple[Result, list[Event]]:
         claim = self.claims.get(command.reservation_id)
         if claim is not None:
@@ -460,6 +493,22 @@ class Partition:
                 heapq.heappush(self._expiry, (event.expires_at, part.reservation_id))
             case LinesClosed():
                 self._apply_closed(event)
+            case UnitsReturned():
+                part = self.parts[event.reservation_id]
+                sku = part.lines[event.index].sku
+                position = self.position(sku, event.node_id)
+                position.on_hand += event.units
+                if not event.sellable:
+                    position.damaged += event.units
+                returned = list(part.returned or (0,) * len(part.lines))
+                returned[event.index] += event.units
+                self.parts[part.reservation_id] = replace(
+                    part,
+                    returned=tuple(returned),
+                    operations=part.operations | {event.return_id},
+                    history=(*part.history, ("returned", event.at)),
+                )
+                self.touched.add((sku, event.node_id))
             case HoldAborted():
                 part = self.parts.pop(event.reservation_id)
                 self._count(part, -1)

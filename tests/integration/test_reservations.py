@@ -264,4 +264,19 @@ async def test_fulfil_and_cancel_lines_close_a_reservation(service: Any, client:
     with pytest.raises(OmnistockRpcError) as closed:
         await client.release("ful")
     assert closed.value.code is grpc.StatusCode.FAILED_PRECONDITION
+
+    # Buy online, return in store: units shipped from DC-1 come back at STORE-1, at once.
+    back = await client.return_units("ful", "rma-1", sku_a, "DC-1", "STORE-1", 2)
+    assert not back.replayed
+    assert (await client.return_units("ful", "rma-1", sku_a, "DC-1", "STORE-1", 2)).replayed
+    assert await available(client, sku_a, "STORE-1") == (2, 0, 0, 2)
+    damaged = await client.return_units("ful", "rma-2", sku_a, "DC-1", "DC-1", 1, damaged=True)
+    line_a = next(ln for ln in damaged.reservation.lines if ln.sku == sku_a)
+    assert (line_a.fulfilled, line_a.returned) == (3, 3)
+    answer = await client.availability([sku_a], include_nodes=True, consistent=True)
+    dc = next(p for p in answer.skus[0].nodes if p.node_id == "DC-1")
+    assert (dc.on_hand, dc.damaged, dc.available) == (8, 1, 7)
+    with pytest.raises(OmnistockRpcError) as too_many:
+        await client.return_units("ful", "rma-3", sku_a, "DC-1", "STORE-1", 1)
+    assert too_many.value.code is grpc.StatusCode.FAILED_PRECONDITION
     assert (await client.check_conservation()).ok

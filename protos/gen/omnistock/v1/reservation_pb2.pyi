@@ -30,6 +30,7 @@ class ReservationEventType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     RESERVATION_EVENT_TYPE_WITHDRAWN: _ClassVar[ReservationEventType]
     RESERVATION_EVENT_TYPE_FULFILLED: _ClassVar[ReservationEventType]
     RESERVATION_EVENT_TYPE_LINES_CANCELLED: _ClassVar[ReservationEventType]
+    RESERVATION_EVENT_TYPE_RETURNED: _ClassVar[ReservationEventType]
 RESERVATION_STATE_UNSPECIFIED: ReservationState
 RESERVATION_STATE_HELD: ReservationState
 RESERVATION_STATE_CONFIRMED: ReservationState
@@ -45,6 +46,33 @@ RESERVATION_EVENT_TYPE_EXTENDED: ReservationEventType
 RESERVATION_EVENT_TYPE_WITHDRAWN: ReservationEventType
 RESERVATION_EVENT_TYPE_FULFILLED: ReservationEventType
 RESERVATION_EVENT_TYPE_LINES_CANCELLED: ReservationEventType
+RESERVATION_EVENT_TYPE_RETURNED: ReservationEventType
+
+class ReturnRequest(_message.Message):
+    __slots__ = ("reservation_id", "return_id", "sku", "line_node_id", "node_id", "quantity", "damaged")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    RETURN_ID_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    LINE_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    DAMAGED_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    return_id: str
+    sku: str
+    line_node_id: str
+    node_id: str
+    quantity: int
+    damaged: bool
+    def __init__(self, reservation_id: _Optional[str] = ..., return_id: _Optional[str] = ..., sku: _Optional[str] = ..., line_node_id: _Optional[str] = ..., node_id: _Optional[str] = ..., quantity: _Optional[int] = ..., damaged: _Optional[bool] = ...) -> None: ...
+
+class ReturnResponse(_message.Message):
+    __slots__ = ("reservation", "replayed")
+    RESERVATION_FIELD_NUMBER: _ClassVar[int]
+    REPLAYED_FIELD_NUMBER: _ClassVar[int]
+    reservation: Reservation
+    replayed: bool
+    def __init__(self, reservation: _Optional[_Union[Reservation, _Mapping]] = ..., replayed: _Optional[bool] = ...) -> None: ...
 
 class FulfilRequest(_message.Message):
     __slots__ = ("reservation_id", "fulfilment_id", "lines")
@@ -117,18 +145,20 @@ class ReservationEvent(_message.Message):
     def __init__(self, event_id: _Optional[str] = ..., reservation_id: _Optional[str] = ..., partition: _Optional[int] = ..., type: _Optional[_Union[ReservationEventType, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[ReservationLine, _Mapping]]] = ..., channel_id: _Optional[str] = ..., customer_id: _Optional[str] = ...) -> None: ...
 
 class ReservationLine(_message.Message):
-    __slots__ = ("sku", "node_id", "quantity", "fulfilled", "cancelled")
+    __slots__ = ("sku", "node_id", "quantity", "fulfilled", "cancelled", "returned")
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     FULFILLED_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_FIELD_NUMBER: _ClassVar[int]
     sku: str
     node_id: str
     quantity: int
     fulfilled: int
     cancelled: int
-    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., quantity: _Optional[int] = ..., fulfilled: _Optional[int] = ..., cancelled: _Optional[int] = ...) -> None: ...
+    returned: int
+    def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., quantity: _Optional[int] = ..., fulfilled: _Optional[int] = ..., cancelled: _Optional[int] = ..., returned: _Optional[int] = ...) -> None: ...
 
 class Reservation(_message.Message):
     __slots__ = ("reservation_id", "state", "lines", "created_at", "expires_at", "changed_at", "channel_id", "customer_id", "history")

@@ -70,6 +70,11 @@ class ReservationServiceStub:
                 request_serializer=omnistock_dot_v1_dot_reservation__pb2.CancelLinesRequest.SerializeToString,
                 response_deserializer=omnistock_dot_v1_dot_reservation__pb2.CancelLinesResponse.FromString,
                 _registered_method=True)
+        self.Return = channel.unary_unary(
+                '/omnistock.v1.ReservationService/Return',
+                request_serializer=omnistock_dot_v1_dot_reservation__pb2.ReturnRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_reservation__pb2.ReturnResponse.FromString,
+                _registered_method=True)
 
 
 class ReservationServiceServicer:
@@ -127,6 +132,14 @@ class ReservationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Return(self, request, context):
+        """Buy online, return anywhere: fulfilled units of a line come back at any node, on
+        hand at once (or into damaged when not sellable). Idempotent by return_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReservationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +177,11 @@ def add_ReservationServiceServicer_to_server(servicer, server):
                     servicer.CancelLines,
                     request_deserializer=omnistock_dot_v1_dot_reservation__pb2.CancelLinesRequest.FromString,
                     response_serializer=omnistock_dot_v1_dot_reservation__pb2.CancelLinesResponse.SerializeToString,
+            ),
+            'Return': grpc.unary_unary_rpc_method_handler(
+                    servicer.Return,
+                    request_deserializer=omnistock_dot_v1_dot_reservation__pb2.ReturnRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_reservation__pb2.ReturnResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -356,6 +374,33 @@ class ReservationService:
             '/omnistock.v1.ReservationService/CancelLines',
             omnistock_dot_v1_dot_reservation__pb2.CancelLinesRequest.SerializeToString,
             omnistock_dot_v1_dot_reservation__pb2.CancelLinesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Return(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.ReservationService/Return',
+            omnistock_dot_v1_dot_reservation__pb2.ReturnRequest.SerializeToString,
+            omnistock_dot_v1_dot_reservation__pb2.ReturnResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -153,6 +153,26 @@ class LinesClosed(_message.Message):
     at: float
     def __init__(self, reservation_id: _Optional[str] = ..., operation_id: _Optional[str] = ..., kind: _Optional[str] = ..., units: _Optional[_Iterable[_Union[LineUnits, _Mapping]]] = ..., at: _Optional[float] = ...) -> None: ...
 
+class UnitsReturned(_message.Message):
+    __slots__ = ("reservation_id", "return_id", "index", "node_id", "units", "sellable", "at", "sku")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    RETURN_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    SELLABLE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    return_id: str
+    index: int
+    node_id: str
+    units: int
+    sellable: bool
+    at: float
+    sku: str
+    def __init__(self, reservation_id: _Optional[str] = ..., return_id: _Optional[str] = ..., index: _Optional[int] = ..., node_id: _Optional[str] = ..., units: _Optional[int] = ..., sellable: _Optional[bool] = ..., at: _Optional[float] = ..., sku: _Optional[str] = ...) -> None: ...
+
 class HistoryEntry(_message.Message):
     __slots__ = ("what", "at")
     WHAT_FIELD_NUMBER: _ClassVar[int]
@@ -186,7 +206,7 @@ class ClaimDropped(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("stock_set", "stock_adjusted", "hold_placed", "part_changed", "hold_aborted", "claim_recorded", "claim_dropped", "supply_expected", "hold_extended", "lines_closed")
+    __slots__ = ("stock_set", "stock_adjusted", "hold_placed", "part_changed", "hold_aborted", "claim_recorded", "claim_dropped", "supply_expected", "hold_extended", "lines_closed", "units_returned")
     STOCK_SET_FIELD_NUMBER: _ClassVar[int]
     STOCK_ADJUSTED_FIELD_NUMBER: _ClassVar[int]
     HOLD_PLACED_FIELD_NUMBER: _ClassVar[int]
@@ -197,6 +217,7 @@ class Event(_message.Message):
     SUPPLY_EXPECTED_FIELD_NUMBER: _ClassVar[int]
     HOLD_EXTENDED_FIELD_NUMBER: _ClassVar[int]
     LINES_CLOSED_FIELD_NUMBER: _ClassVar[int]
+    UNITS_RETURNED_FIELD_NUMBER: _ClassVar[int]
     stock_set: StockSet
     stock_adjusted: StockAdjusted
     hold_placed: HoldPlaced
@@ -207,7 +228,8 @@ class Event(_message.Message):
     supply_expected: SupplyExpected
     hold_extended: HoldExtended
     lines_closed: LinesClosed
-    def __init__(self, stock_set: _Optional[_Union[StockSet, _Mapping]] = ..., stock_adjusted: _Optional[_Union[StockAdjusted, _Mapping]] = ..., hold_placed: _Optional[_Union[HoldPlaced, _Mapping]] = ..., part_changed: _Optional[_Union[PartChanged, _Mapping]] = ..., hold_aborted: _Optional[_Union[HoldAborted, _Mapping]] = ..., claim_recorded: _Optional[_Union[ClaimRecorded, _Mapping]] = ..., claim_dropped: _Optional[_Union[ClaimDropped, _Mapping]] = ..., supply_expected: _Optional[_Union[SupplyExpected, _Mapping]] = ..., hold_extended: _Optional[_Union[HoldExtended, _Mapping]] = ..., lines_closed: _Optional[_Union[LinesClosed, _Mapping]] = ...) -> None: ...
+    units_returned: UnitsReturned
+    def __init__(self, stock_set: _Optional[_Union[StockSet, _Mapping]] = ..., stock_adjusted: _Optional[_Union[StockAdjusted, _Mapping]] = ..., hold_placed: _Optional[_Union[HoldPlaced, _Mapping]] = ..., part_changed: _Optional[_Union[PartChanged, _Mapping]] = ..., hold_aborted: _Optional[_Union[HoldAborted, _Mapping]] = ..., claim_recorded: _Optional[_Union[ClaimRecorded, _Mapping]] = ..., claim_dropped: _Optional[_Union[ClaimDropped, _Mapping]] = ..., supply_expected: _Optional[_Union[SupplyExpected, _Mapping]] = ..., hold_extended: _Optional[_Union[HoldExtended, _Mapping]] = ..., lines_closed: _Optional[_Union[LinesClosed, _Mapping]] = ..., units_returned: _Optional[_Union[UnitsReturned, _Mapping]] = ...) -> None: ...
 
 class JournalEntry(_message.Message):
     __slots__ = ("events",)
@@ -216,7 +238,7 @@ class JournalEntry(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class PartRecord(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at", "channel", "customer", "history", "fulfilled", "cancelled", "operations")
+    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at", "channel", "customer", "history", "fulfilled", "cancelled", "operations", "returned")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
@@ -230,6 +252,7 @@ class PartRecord(_message.Message):
     FULFILLED_FIELD_NUMBER: _ClassVar[int]
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
     OPERATIONS_FIELD_NUMBER: _ClassVar[int]
+    RETURNED_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     lines: _containers.RepeatedCompositeFieldContainer[Line]
@@ -243,7 +266,8 @@ class PartRecord(_message.Message):
     fulfilled: _containers.RepeatedScalarFieldContainer[int]
     cancelled: _containers.RepeatedScalarFieldContainer[int]
     operations: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., fulfilled: _Optional[_Iterable[int]] = ..., cancelled: _Optional[_Iterable[int]] = ..., operations: _Optional[_Iterable[str]] = ...) -> None: ...
+    returned: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., fulfilled: _Optional[_Iterable[int]] = ..., cancelled: _Optional[_Iterable[int]] = ..., operations: _Optional[_Iterable[str]] = ..., returned: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PositionRecord(_message.Message):
     __slots__ = ("sku", "node_id", "on_hand", "as_of", "damaged", "quality_hold")
