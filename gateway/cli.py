@@ -6,7 +6,11 @@
     omnistock reserve --ttl 600 --channel web SKU-00001:STORE-001:2 SKU-00002:DC-01:1
     omnistock limits put SKU-00042 2                          (at most 2 per customer; 0 removes)
     omnistock reserve --customer alice SKU-00042:DC-01:1
+    omnistock extend res-... --ttl 1800                       (a HELD hold lives 30 more minutes)
     omnistock confirm res-...
+    omnistock fulfil res-... SKU-00001:STORE-001:1 --id ship-1 (units shipped; the same id is a replay)
+    omnistock cancel-lines res-... SKU-00002:DC-01:1          (units back to availability)
+    omnistock get res-...                                     (lines, fulfilled, cancelled, history)
     omnistock channels put web --groups dcs,ship-from-store --safety units=2,node_type=store
     omnistock network apply network.toml
     omnistock pickup SKU-00003:2 SKU-00007 --near 40.7128,-74.0060 --channel store-pickup
@@ -136,6 +140,38 @@ def parse_line(text: str) -> reservation_pb2.ReservationLine:
 
 def parse_lines(texts: Iterable[str]) -> list[reservation_pb2.ReservationLine]:
     return [parse_line(text) for text in texts]
+
+
+def parse_closing_lines(texts: Iterable[str], what: str) -> list[reservation_pb2.ReservationLine]:
+    """`SKU:NODE:QTY` units to fulfil or cancel, each (SKU, NODE) once: the units of one line
+    go in one LINE (the service refuses a line twice)."""
+    lines: list[reservation_pb2.ReservationLine] = []
+    seen: dict[tuple[str, str], str] = {}
+    for text in texts:
+        parsed = parse_line(text)
+        key = (parsed.sku, parsed.node_id)
+        if key in seen:
+            raise UsageError(
+                f"{parsed.sku} at {parsed.node_id} is in the {what} twice ({seen[key]!r}, {text!r});"
+                " give it once with the whole quantity"
+            )
+        seen[key] = text
+        lines.append(parsed)
+    if not lines:
+        raise UsageError(f"a {what} needs at least one line SKU:NODE:QTY")
+    return lines
+
+
+def operation_id(given: str | None, prefix: str) -> tuple[str, bool]:
+    """The id of a fulfilment or cancellation: --id as given, or a new one.
+
+    Returns (id, generated). A new id is printed so a retry can reuse it; an empty --id is
+    a usage error rather than silently a new operation."""
+    if given is None:
+        return new_id(prefix), True
+    if not given.strip():
+        raise UsageError("--id must not be empty; leave it out for a new id")
+    return given, False
 
 
 def parse_int(text: str, what: str, bounds: tuple[int, int] = INT64) -> int:
@@ -968,10 +1004,50 @@ def _cell(value: Any) -> str:
 
 
 def state_name(state: int) -> str:
-    return reservation_pb2.ReservationState.Name(state).removeprefix("RESERVATION_STATE_")
+    try:
+        return reservation_pb2.ReservationState.Name(state).removeprefix("RESERVATION_STATE_")
+    except ValueError:
+        return f"STATE_{state}"
 
 
-def format_reservation(reservation: reservation_pb2.Reservation, replayed: bool = False) -> str:
+def event_name(event_type: int) -> str:
+    """`RESERVATION_EVENT_TYPE_LINES_CANCELLED` -> `LINES_CANCELLED` (a type this CLI does not
+    know yet prints as its number)."""
+    try:
+        name = reservation_pb2.ReservationEventType.Name(event_type)
+    except ValueError:
+        return f"EVENT_{event_type}"
+    return name.removeprefix("RESERVATION_EVENT_TYPE_")
+
+
+def line_rows(lines: Sequence[reservation_pb2.ReservationLine]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The lines table: FULFILLED and CANCELLED columns once any unit of any line is closed."""
+    closed = any(line.fulfilled or line.cancelled for line in lines)
+    headers = ["SKU", "NODE", "QUANTITY"] + (["FULFILLED", "CANCELLED"] if closed else [])
+    rows = [
+        (line.sku, line.node_id, line.quantity, *((line.fulfilled, line.cancelled) if closed else ()))
+        for line in lines
+    ]
+    return headers, rows
+
+
+def history_table(history: Sequence[reservation_pb2.ReservationEvent], indent: str = "  ") -> str:
+    """Every transition, oldest first: when, and what happened."""
+    if not history:
+        return f"{indent}(no events)"
+    return table(
+        ["TIME", "EVENT"], [(local_time(event.at), event_name(event.type)) for event in history], indent
+    )
+
+
+def format_reservation(
+    reservation: reservation_pb2.Reservation,
+    replayed: bool = False,
+    operation: tuple[str, str] | None = None,
+    history: bool = False,
+) -> str:
+    """The reservation as the CLI prints it; `operation` (label, id) names the fulfilment or
+    cancellation that answered with it, `history` adds every transition."""
     state = state_name(reservation.state)
     rows: list[tuple[str, str]] = [("reservation", reservation.reservation_id), ("state", state)]
     if reservation.channel_id:
@@ -985,17 +1061,17 @@ def format_reservation(reservation: reservation_pb2.Reservation, replayed: bool 
         rows.append(("expires", f"{local_time(reservation.expires_at)} (in {duration(left)})"))
     if reservation.HasField("changed_at"):
         rows.append((state.lower(), local_time(reservation.changed_at)))
+    if operation is not None:
+        rows.append(operation)
     if replayed:
         rows.append(("replayed", "yes: this id was seen before, nothing changed"))
     width = max(len(label) for label, _ in rows)
     text = [f"{label.ljust(width)}  {value}" for label, value in rows]
-    text.append(
-        table(
-            ["SKU", "NODE", "QUANTITY"],
-            [(line.sku, line.node_id, line.quantity) for line in reservation.lines],
-            indent="  ",
-        )
-    )
+    headers, line_table = line_rows(reservation.lines)
+    text.append(table(headers, line_table, indent="  "))
+    if history:
+        text.append("history")
+        text.append(history_table(reservation.history))
     return "\n".join(text)
 
 
@@ -1491,10 +1567,74 @@ async def cmd_release(client: OmnistockClient, args: argparse.Namespace, out: Ou
     return EXIT_OK
 
 
+async def with_current_state(
+    client: OmnistockClient, error: OmnistockRpcError, reservation_id: str
+) -> OmnistockRpcError:
+    """A FAILED_PRECONDITION without the reservation in its details (too many units asked,
+    say) gets the reservation as it stands now, so the refusal shows what is open."""
+    if error.code != grpc.StatusCode.FAILED_PRECONDITION or error.reservation is not None:
+        return error
+    try:
+        current = await client.get_reservation(reservation_id)
+    except OmnistockRpcError:
+        return error
+    return dataclasses.replace(error, reservation=current)
+
+
+async def cmd_extend(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    try:
+        reservation = await client.extend(args.id, args.ttl)
+    except OmnistockRpcError as error:
+        return out.rpc_error(await with_current_state(client, error, args.id))
+    out.result(reservation_pb2.ExtendResponse(reservation=reservation), format_reservation(reservation))
+    return EXIT_OK
+
+
+CLOSINGS = {
+    # command: (what, id label, generated id prefix)
+    "fulfil": ("fulfilment", "fulfilment_id", "ful"),
+    "cancel-lines": ("cancellation", "cancellation_id", "cxl"),
+}
+
+
+async def cmd_fulfil(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    return await close_lines(client, args, out, "fulfil")
+
+
+async def cmd_cancel_lines(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    return await close_lines(client, args, out, "cancel-lines")
+
+
+async def close_lines(client: OmnistockClient, args: argparse.Namespace, out: Output, command: str) -> int:
+    """Fulfil or cancel units of some lines; the same --id again is a replay."""
+    what, id_field, prefix = CLOSINGS[command]
+    lines = parse_closing_lines(args.lines, what)
+    closing_id, generated = operation_id(args.id, prefix)
+    call = client.fulfil if command == "fulfil" else client.cancel_lines
+    try:
+        response = await call(args.reservation_id, closing_id, lines)
+    except OmnistockRpcError as error:
+        error = await with_current_state(client, error, args.reservation_id)
+        code = out.rpc_error(error, {id_field: closing_id} if generated else {})
+        held = (
+            error.reservation is not None
+            and error.reservation.state == reservation_pb2.RESERVATION_STATE_HELD
+        )
+        if command == "fulfil" and held:
+            out.note(
+                f"hint: confirm it first (omnistock confirm {args.reservation_id}): only confirmed units ship"
+            )
+        return code
+    data = {id_field: closing_id, **to_dict(response)}
+    out.result(data, format_reservation(response.reservation, response.replayed, (what, closing_id)))
+    return EXIT_OK
+
+
 async def cmd_get(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
     reservation = await client.get_reservation(args.id)
     out.result(
-        reservation_pb2.GetReservationResponse(reservation=reservation), format_reservation(reservation)
+        reservation_pb2.GetReservationResponse(reservation=reservation),
+        format_reservation(reservation, history=True),
     )
     return EXIT_OK
 
@@ -2876,10 +3016,52 @@ def build_parser() -> argparse.ArgumentParser:
     for name, command, help_text in (
         ("confirm", cmd_confirm, "HELD -> CONFIRMED: the hold no longer expires"),
         ("release", cmd_release, "HELD or CONFIRMED -> RELEASED: the units return to availability"),
-        ("get", cmd_get, "show a reservation"),
+        ("get", cmd_get, "show a reservation, its fulfilled and cancelled units and its history"),
     ):
         sub = client_command(commands, name, command, help_text)
         sub.add_argument("id", metavar="ID")
+
+    extend = client_command(
+        commands,
+        "extend",
+        cmd_extend,
+        "a HELD reservation now expires SECONDS from now",
+        description="The hold's expiry moves to now + SECONDS (1..86400) on the server's clock, for"
+        " every line alike. A retry is safe: it moves the expiry to the retry's now + SECONDS."
+        " Only a HELD reservation can be extended (FAILED_PRECONDITION, exit 1, otherwise).",
+    )
+    extend.add_argument("id", metavar="ID")
+    extend.add_argument(
+        "--ttl", type=int32, required=True, metavar="SECONDS", help="seconds from now (1..86400)"
+    )
+    fulfil = client_command(
+        commands,
+        "fulfil",
+        cmd_fulfil,
+        "units of CONFIRMED lines shipped or picked up: they leave on_hand",
+        description="Each LINE is SKU:NODE:QTY, a line of the reservation and the units of it that"
+        " left, whole or in part; each SKU:NODE once. Once every unit of every line is fulfilled or"
+        " cancelled the reservation is FULFILLED. The same --id again returns the answer as it stands"
+        " and changes nothing. More units than are open is refused (FAILED_PRECONDITION, exit 1).",
+    )
+    fulfil.add_argument("reservation_id", metavar="ID")
+    fulfil.add_argument("lines", metavar="LINE", nargs="+", help="SKU:NODE:QTY")
+    fulfil.add_argument("--id", metavar="FULFILMENT_ID", help="fulfilment id (default: a new one, printed)")
+    cancel = client_command(
+        commands,
+        "cancel-lines",
+        cmd_cancel_lines,
+        "cancel units of some lines of a HELD or CONFIRMED reservation: they return to availability",
+        description="Each LINE is SKU:NODE:QTY, a line of the reservation and the units of it to"
+        " cancel; each SKU:NODE once. The rest of the reservation stays as it is (`release` cancels"
+        " all of it). The same --id again returns the answer as it stands and changes nothing."
+        " More units than are open is refused (FAILED_PRECONDITION, exit 1).",
+    )
+    cancel.add_argument("reservation_id", metavar="ID")
+    cancel.add_argument("lines", metavar="LINE", nargs="+", help="SKU:NODE:QTY")
+    cancel.add_argument(
+        "--id", metavar="CANCELLATION_ID", help="cancellation id (default: a new one, printed)"
+    )
     return parser
 
 

@@ -31,7 +31,8 @@ class Metrics:
         )
         self.reservations = Counter(
             "omnistock_reservations_total",
-            "Reservation outcomes: held, replayed, refused_short, conflict, confirmed, released, expired",
+            "Reservation outcomes: held, replayed, refused_short, refused_limit, conflict, confirmed,"
+            " released, expired, extended, fulfilled, lines_cancelled, returned",
             ["outcome"],
             registry=r,
         )

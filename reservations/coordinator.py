@@ -98,7 +98,7 @@ def merge(reservation_id: str, parts: Sequence[Part]) -> ReservationView:
         lines,
         min(part.created_at for part in parts),
         min(part.expires_at for part in parts),
-        max(part.changed_at for part in parts),
+        max((part.changed_at for part in parts if part.state is state), default=0.0),
         parts[0].channel,
         parts[0].customer,
         _history(parts),

@@ -348,8 +348,14 @@ class Partition:
         part = self.parts.get(command.reservation_id)
         if part is None:
             return PartResult(PartOutcome.NOT_FOUND), []
-        if command.operation_id in part.operations:
-            return PartResult(PartOutcome.REPLAYED, part, part.state), []
+        key = operation_key(
+            command.operation_id,
+            command.kind,
+            ",".join(sorted(f"{ln.sku}|{ln.node_id}|{ln.quantity}" for ln in command.lines)),
+        )
+        seen = _seen(part, command.operation_id, key)
+        if seen is not None:
+            return seen, []
         state = part.effective_state(command.at)
         allowed = (
             (PartState.CONFIRMED,) if command.kind == "fulfilled" else (PartState.HELD, PartState.CONFIRMED)
@@ -382,12 +388,14 @@ class Partition:
         part = self.parts.get(command.reservation_id)
         if part is None:
             return PartResult(PartOutcome.NOT_FOUND), []
-        if command.return_id in part.operations:
-            return PartResult(PartOutcome.REPLAYED, part, part.state), []
         index = part.line_index(command.sku, command.line_node_id)
         if index is None:
             reason = f"{command.sku} at {command.line_node_id} is not in this reservation"
             return PartResult(PartOutcome.REFUSED, part, part.state, reason), []
+        content = f"{index}|{command.node_id}|{command.units}|{command.sellable}"
+        seen = _seen(part, command.return_id, operation_key(command.return_id, "returned", content))
+        if seen is not None:
+            return seen, []
         fulfilled = part.fulfilled[index] if part.fulfilled else 0
         returned = part.returned[index] if part.returned else 0
         if command.units < 1 or command.units > fulfilled - returned:
@@ -505,7 +513,7 @@ class Partition:
                 self.parts[part.reservation_id] = replace(
                     part,
                     returned=tuple(returned),
-                    operations=part.operations | {event.return_id},
+                    operations=part.operations | {_return_key(event)},
                     history=(*part.history, ("returned", event.at)),
                 )
                 self.touched.add((sku, event.node_id))
@@ -538,7 +546,7 @@ class Partition:
             part,
             fulfilled=tuple(fulfilled),
             cancelled=tuple(cancelled),
-            operations=part.operations | {event.operation_id},
+            operations=part.operations | {_closed_key(event)},
             history=(*part.history, (event.kind, event.at)),
         )
         if all(closed.open_units(i) == 0 for i in range(count)):
@@ -664,3 +672,30 @@ class Partition:
                 f"units by customer {self.customer_units} do not match the open parts {customers}"
             )
         return problems
+
+
+def operation_key(operation_id: str, kind: str, content: str) -> str:
+    """What a part remembers of an operation: its id, kind and content (tabs cannot be in ids)."""
+    return f"{operation_id}\t{kind}\t{content}"
+
+
+def _closed_key(event: LinesClosed) -> str:
+    content = ",".join(sorted(f"{ln.sku}|{ln.node_id}|{ln.quantity}" for ln in event.lines))
+    return operation_key(event.operation_id, event.kind, content)
+
+
+def _return_key(event: UnitsReturned) -> str:
+    content = f"{event.index}|{event.node_id}|{event.units}|{event.sellable}"
+    return operation_key(event.return_id, "returned", content)
+
+
+def _seen(part: Part, operation_id: str, key: str) -> PartResult | None:
+    """REPLAYED for the same operation again, REFUSED for its id reused with other content."""
+    for known in part.operations:
+        if known.split("\t", 1)[0] == operation_id:
+            if known == key:
+                return PartResult(PartOutcome.REPLAYED, part, part.state)
+            return PartResult(
+                PartOutcome.REFUSED, part, part.state, f"id {operation_id!r} was used with other content"
+            )
+    return None

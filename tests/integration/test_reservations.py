@@ -241,6 +241,10 @@ async def test_fulfil_and_cancel_lines_close_a_reservation(service: Any, client:
     assert await available(client, sku_a, "DC-1") == (9, 0, 2, 7)
     assert (await client.fulfil("ful", "ship-1", [line(sku_a, "DC-1", 1)])).replayed
     assert await available(client, sku_a, "DC-1") == (9, 0, 2, 7)  # the retry changed nothing
+    with pytest.raises(OmnistockRpcError) as reused:  # the same id with other content
+        await client.fulfil("ful", "ship-1", [line(sku_a, "DC-1", 2)])
+    assert reused.value.code is grpc.StatusCode.FAILED_PRECONDITION
+    assert await available(client, sku_a, "DC-1") == (9, 0, 2, 7)
     with pytest.raises(OmnistockRpcError) as too_many:
         await client.fulfil("ful", "ship-2", [line(sku_a, "DC-1", 3)])
     assert too_many.value.code is grpc.StatusCode.FAILED_PRECONDITION
