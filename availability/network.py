@@ -164,6 +164,20 @@ class Network:
             future_supply=channel.future_supply_holds,
         )
 
+    def groups_in_use(self, drop_groups: Iterable[str], drop_channels: Iterable[str]) -> list[Problem]:
+        """Groups about to be deleted that a channel staying in the network still sells from."""
+        dropped_channels = set(drop_channels)
+        found = []
+        for group_id in drop_groups:
+            users = sorted(
+                c.channel_id
+                for c in self.channels.values()
+                if group_id in c.groups and c.channel_id not in dropped_channels
+            )
+            if users:
+                found.append((f"groups[{group_id}]", f"is still used by channel(s) {', '.join(users)}"))
+        return found
+
     def with_changes(
         self,
         nodes: Iterable[Node] = (),

@@ -53,13 +53,9 @@ class NetworkStore:
             for channel_id in drop_channels:
                 if channel_id not in current.channels:
                     raise NotFound("channel", channel_id)
-            for group_id in drop_groups:
-                users = sorted(c.channel_id for c in current.channels.values() if group_id in c.groups)
-                users = [u for u in users if u not in drop_channels]
-                if users:
-                    raise InvalidArgument(
-                        [(f"groups[{group_id}]", f"is still used by channel(s) {', '.join(users)}")]
-                    )
+            in_use = current.groups_in_use(drop_groups, drop_channels)
+            if in_use:
+                raise InvalidArgument(in_use)
             candidate = current.with_changes(
                 nodes, groups, channels, drop_groups, drop_channels, purchase_limits
             )
