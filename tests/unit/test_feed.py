@@ -26,16 +26,3 @@ def test_versions_this_history_cannot_vouch_for_ask_for_a_snapshot() -> None:
     assert history.changed_since(1_001) == {"s1002", "s1003"}
     assert history.changed_since(1_000) is None  # trimmed away: the history no longer reaches back
     assert history.changed_since(5_000) is None
-
-
-def test_a_group_a_remaining_channel_sells_from_cannot_be_dropped() -> None:
-    from availability.network import Channel, Network, NodeGroup
-    from availability.nodes import Node, NodeType
-
-    network = Network(
-        nodes={"D": Node("D", NodeType.DC)},
-        groups={"dcs": NodeGroup("dcs", node_ids=("D",))},
-        channels={"web": Channel("web", groups=("dcs",))},
-    )
-    assert network.groups_in_use(["dcs"], []) == [("groups[dcs]", "is still used by channel(s) web")]
-    assert network.groups_in_use(["dcs"], ["web"]) == []  # dropped together: fine

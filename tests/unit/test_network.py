@@ -482,3 +482,16 @@ def test_status_after_safety_is_out_of_stock() -> None:
     channel = Channel("web", groups=("dcs",), safety=(SafetyRule(units=5),), low_stock=2)
     answer = channel_availability("X", [view("DC1", 5)], network(channel), channel)
     assert (answer.available, answer.status) == (0, StockStatus.OUT_OF_STOCK)
+
+
+def test_a_group_a_remaining_channel_sells_from_cannot_be_dropped() -> None:
+    from availability.network import Channel, Network, NodeGroup
+    from availability.nodes import Node, NodeType
+
+    network = Network(
+        nodes={"D": Node("D", NodeType.DC)},
+        groups={"dcs": NodeGroup("dcs", node_ids=("D",))},
+        channels={"web": Channel("web", groups=("dcs",))},
+    )
+    assert network.groups_in_use(["dcs"], []) == [("groups[dcs]", "is still used by channel(s) web")]
+    assert network.groups_in_use(["dcs"], ["web"]) == []  # dropped together: fine
