@@ -93,6 +93,37 @@ class AllocationCap:
         )
 
 
+class SourcingRule(enum.Enum):
+    """Preferences that rank the nodes able to take an order, applied in the channel's order."""
+
+    SINGLE_NODE = "single_node"
+    """Fill as much of the order from one node as possible (fewer shipments)."""
+    NEAREST = "nearest"
+    """Closer to the destination first."""
+    PRIORITY = "priority"
+    """Lower node priority number first."""
+    COST = "cost"
+    """Cheaper shipment from the node first."""
+
+
+DEFAULT_SOURCING_RULES = (SourcingRule.SINGLE_NODE, SourcingRule.NEAREST, SourcingRule.PRIORITY)
+MAX_SHIPMENTS_LIMIT = 100
+
+
+@dataclass(frozen=True, slots=True)
+class SourcingPolicy:
+    """How a channel picks nodes for lines that name none.
+
+    Hard constraints always hold: only the channel's enabled nodes, that ship (or the
+    pickup store itself), with the stock, under their daily capacity."""
+
+    rules: tuple[SourcingRule, ...] = DEFAULT_SOURCING_RULES
+    split_lines: bool = False
+    """A line's units may come from several nodes."""
+    max_shipments: int = 0
+    """Most nodes one order is sourced from; 0 means no limit."""
+
+
 class StockStatus(enum.Enum):
     IN_STOCK = "in_stock"
     LOW_STOCK = "low_stock"
@@ -113,6 +144,8 @@ class Channel:
     """Answers show at most this many units (0: no cap); holds are not limited by it."""
     future_supply_holds: bool = False
     """Holds may take expected inbound supply (preorders, backorders), not only stock on hand."""
+    sourcing: SourcingPolicy = SourcingPolicy()
+    """How lines without a node are sourced for this channel."""
 
     def status(self, available: int) -> StockStatus:
         if available <= 0:
@@ -248,6 +281,16 @@ class Network:
             if channel.low_stock < 0:
                 found.append(
                     (f"{where}.low_stock_threshold", f"must not be negative, got {channel.low_stock}")
+                )
+            policy = channel.sourcing
+            if len(set(policy.rules)) != len(policy.rules):
+                found.append((f"{where}.sourcing.rules", "names a rule twice"))
+            if not 0 <= policy.max_shipments <= MAX_SHIPMENTS_LIMIT:
+                found.append(
+                    (
+                        f"{where}.sourcing.max_shipments",
+                        f"must be within 0..{MAX_SHIPMENTS_LIMIT} (0: no limit), got {policy.max_shipments}",
+                    )
                 )
             if channel.display_cap < 0:
                 found.append((f"{where}.display_cap", f"must not be negative, got {channel.display_cap}"))

@@ -4,6 +4,9 @@
 node_id = "DC-01"
 type = "dc"                    # store | dc | 3pl | dropship
 ships = true
+priority = 1                   # sourcing: lower is preferred
+shipment_cost = 4.5            # sourcing: cost of one shipment from here
+daily_capacity = 5000          # sourcing: orders a day (UTC); 0 = no limit
 
 [groups.dcs]
 types = ["dc"]                 # selector; or node_ids = ["DC-01", ...]
@@ -18,6 +21,11 @@ low_stock_threshold = 5
 display_cap = 50
 safety = [{ node_type = "store", units = 2 }, { sku = "SKU-00001", percent = 10 }]
 caps = [{ node_type = "store", percent = 50 }]
+
+[channels.web.sourcing]        # lines without a node: how nodes are chosen
+rules = ["single_node", "nearest", "priority"]   # also "cost"; first decides
+split_lines = false
+max_shipments = 2              # 0 = no limit
 """
 
 from __future__ import annotations
@@ -26,7 +34,16 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from availability.network import AllocationCap, Channel, NodeGroup, Problem, SafetyRule
+from availability.network import (
+    DEFAULT_SOURCING_RULES,
+    AllocationCap,
+    Channel,
+    NodeGroup,
+    Problem,
+    SafetyRule,
+    SourcingPolicy,
+    SourcingRule,
+)
 from availability.nodes import Node, NodeType
 
 TYPES = {t.value: t for t in NodeType}
@@ -103,6 +120,41 @@ class NetworkFile:
     purchase_limits: dict[str, int]
 
 
+NODE_KEYS = {
+    "node_id",
+    "type",
+    "name",
+    "ships",
+    "pickup",
+    "latitude",
+    "longitude",
+    "enabled",
+    "priority",
+    "shipment_cost",
+    "daily_capacity",
+}
+
+
+def _sourcing(r: _Reader, table: Any, where: str) -> SourcingPolicy:
+    """[channels.<id>.sourcing]: rules (in order), split_lines, max_shipments."""
+    if not isinstance(table, dict):
+        r.problems.append((where, f"must be a table, got {table!r}"))
+        return SourcingPolicy()
+    r.unknown_keys(table, {"rules", "split_lines", "max_shipments"}, where)
+    rules = []
+    for i, name in enumerate(r.strings(table, "rules", where)):
+        try:
+            rules.append(SourcingRule(name))
+        except ValueError:
+            known = ", ".join(rule.value for rule in SourcingRule)
+            r.problems.append((f"{where}.rules[{i}]", f"unknown rule {name!r}; use {known}"))
+    return SourcingPolicy(
+        rules=tuple(rules) if "rules" in table else DEFAULT_SOURCING_RULES,
+        split_lines=r.get(table, "split_lines", bool, where, False),
+        max_shipments=r.get(table, "max_shipments", int, where, 0),
+    )
+
+
 def parse_network(text: str) -> tuple[list[Node], list[NodeGroup], list[Channel]]:
     """Nodes, groups and channels of a network file; raises NetworkFileError naming every problem."""
     parsed = parse_network_file(text)
@@ -120,9 +172,7 @@ def parse_network_file(text: str) -> NetworkFile:
     nodes = []
     for i, table in enumerate(r.tables(data.get("nodes", []), "nodes")):
         where = f"nodes[{i}]"
-        r.unknown_keys(
-            table, {"node_id", "type", "name", "ships", "pickup", "latitude", "longitude", "enabled"}, where
-        )
+        r.unknown_keys(table, NODE_KEYS, where)
         node_type = r.node_type(table.get("type"), f"{where}.type")
         node_id = r.get(table, "node_id", str, where, "")
         if not node_id:
@@ -140,6 +190,9 @@ def parse_network_file(text: str) -> NetworkFile:
                     latitude=r.get(table, "latitude", float, where, 0.0),
                     longitude=r.get(table, "longitude", float, where, 0.0),
                     enabled=r.get(table, "enabled", bool, where, True),
+                    priority=r.get(table, "priority", int, where, 0),
+                    shipment_cost=r.get(table, "shipment_cost", float, where, 0.0),
+                    daily_capacity=r.get(table, "daily_capacity", int, where, 0),
                 )
             )
     groups = []
@@ -161,7 +214,16 @@ def parse_network_file(text: str) -> NetworkFile:
         where = f"channels[{channel_id}]"
         r.unknown_keys(
             table,
-            {"name", "groups", "safety", "caps", "low_stock_threshold", "display_cap", "future_supply_holds"},
+            {
+                "name",
+                "groups",
+                "safety",
+                "caps",
+                "low_stock_threshold",
+                "display_cap",
+                "future_supply_holds",
+                "sourcing",
+            },
             where,
         )
         safety = []
@@ -200,6 +262,7 @@ def parse_network_file(text: str) -> NetworkFile:
                 low_stock=r.get(table, "low_stock_threshold", int, where, 0),
                 display_cap=r.get(table, "display_cap", int, where, 0),
                 future_supply_holds=r.get(table, "future_supply_holds", bool, where, False),
+                sourcing=_sourcing(r, table.get("sourcing", {}), f"{where}.sourcing"),
             )
         )
     purchase_limits: dict[str, int] = {}

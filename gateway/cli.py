@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import csv
 import dataclasses
+import faulthandler
 import io
 import json
 import logging
@@ -81,7 +82,19 @@ NODE_TYPE_NAMES: dict[str, common_pb2.NodeType] = {
     "dropship": common_pb2.NODE_TYPE_DROPSHIP,
 }
 NODE_TYPE_LABELS = {value: key for key, value in NODE_TYPE_NAMES.items()}
-NODE_FIELDS = ("node_id", "type", "name", "latitude", "longitude", "ships", "pickup", "enabled")
+NODE_FIELDS = (
+    "node_id",
+    "type",
+    "name",
+    "latitude",
+    "longitude",
+    "ships",
+    "pickup",
+    "enabled",
+    "priority",
+    "shipment_cost",
+    "daily_capacity",
+)
 TRUE_WORDS = {"1", "true", "t", "yes", "y", "on"}
 FALSE_WORDS = {"0", "false", "f", "no", "n", "off"}
 
@@ -102,6 +115,8 @@ EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+STOP_TIMEOUT = 30.0
+"""Seconds a stop may take (drain 5 s, then shards, Ray and Redis) before it is cut short."""
 
 
 class UsageError(ValueError):
@@ -160,6 +175,82 @@ def parse_closing_lines(texts: Iterable[str], what: str) -> list[reservation_pb2
     if not lines:
         raise UsageError(f"a {what} needs at least one line SKU:NODE:QTY")
     return lines
+
+
+ANY_NODE = "*"
+"""In a line, the node omnistock is to choose: `SKU:*:QTY` (for a SKU that holds colons)."""
+
+SOURCED_FORM = "SKU:QTY"
+MIXED_LINES = (
+    "either every line names its node (SKU:NODE:QTY) or none does"
+    " (SKU:QTY with --ship-to LAT,LON or --pickup-at STORE_ID, and --channel)"
+)
+
+
+def parse_sourced_line(text: str, flag: str = "--ship-to") -> reservation_pb2.ReservationLine:
+    """`SKU:QTY` -> a line without a node, for the channel's rules to source.
+
+    The part after the last colon is the quantity; a SKU that holds colons is written
+    `SKU:*:QTY`. A line naming a node (`SKU:NODE:QTY`) is refused: with a destination
+    (`flag`) every line is sourced."""
+    head, sep, quantity = text.strip().rpartition(":")
+    sku = head.strip()
+    if not sep or not sku:
+        raise UsageError(f"line {text!r} must look like {SOURCED_FORM}, e.g. SKU-00001:2")
+    if sku.endswith(f":{ANY_NODE}"):
+        sku = sku[: -len(ANY_NODE) - 1].strip()
+    elif ":" in sku:
+        named, node_id = (part.strip() for part in sku.rsplit(":", 1))
+        raise UsageError(
+            f"line {text!r} names node {node_id}, but with {flag} omnistock sources every line:"
+            f" write it {named}:{quantity.strip()} (a SKU holding colons: SKU:{ANY_NODE}:QTY),"
+            f" or leave out {flag} to hold at the nodes you name; {MIXED_LINES}"
+        )
+    if not sku:
+        raise UsageError(f"line {text!r} needs a SKU before the quantity ({SOURCED_FORM})")
+    try:
+        count = int(quantity)
+    except ValueError:
+        raise UsageError(f"line {text!r}: quantity {quantity.strip()!r} is not a whole number") from None
+    if count < 1:
+        raise UsageError(f"line {text!r}: quantity must be at least 1, got {count}")
+    if count > INT64[1]:
+        raise UsageError(f"line {text!r}: quantity {count} is out of range")
+    return reservation_pb2.ReservationLine(sku=sku, quantity=count)
+
+
+def _names_no_node(text: str) -> bool:
+    """`SKU:QTY` or `SKU:*:QTY`: a line written to be sourced."""
+    parts = text.strip().rsplit(":", 2)
+    return len(parts) == 2 or (len(parts) == 3 and parts[1].strip() == ANY_NODE)
+
+
+def parse_reserve_lines(texts: Sequence[str], flag: str | None = None) -> list[reservation_pb2.ReservationLine]:
+    """The lines of a reserve: with a destination (`flag`, --ship-to or --pickup-at) each
+    `SKU:QTY`, sourced by the channel's rules (each SKU once); without, each `SKU:NODE:QTY`.
+    Lines of both kinds in one reserve are a usage error."""
+    if flag is not None:
+        lines = [parse_sourced_line(text, flag) for text in texts]
+        seen: dict[str, str] = {}
+        for text, line in zip(texts, lines, strict=True):
+            if line.sku in seen:
+                raise UsageError(
+                    f"{line.sku} is in the order twice ({seen[line.sku]!r}, {text!r});"
+                    " give it once with the whole quantity"
+                )
+            seen[line.sku] = text
+        return lines
+    sourced = [text for text in texts if _names_no_node(text)]
+    if sourced:
+        named = [text for text in texts if text not in sourced]
+        if named:
+            raise UsageError(f"line {sourced[0]!r} names no node while {named[0]!r} does: {MIXED_LINES}")
+        raise UsageError(
+            f"line {sourced[0]!r} names no node: to let omnistock choose one, say where the order"
+            " goes with --ship-to LAT,LON or --pickup-at STORE_ID (and --channel, whose rules"
+            " choose); or name the node: SKU:NODE:QTY"
+        )
+    return parse_lines(texts)
 
 
 def operation_id(given: str | None, prefix: str) -> tuple[str, bool]:
@@ -256,7 +347,19 @@ def node_from_record(record: dict[str, Any], where: str) -> common_pb2.Node:
         ships=parse_bool(record.get("ships"), f"{where}: ships", default=True),
         pickup=parse_bool(record.get("pickup"), f"{where}: pickup", default=False),
         enabled=parse_bool(record.get("enabled"), f"{where}: enabled", default=True),
+        priority=_optional_int(record.get("priority"), f"{where}: priority"),
+        shipment_cost=parse_float(record.get("shipment_cost"), f"{where}: shipment_cost"),
+        daily_capacity=_optional_int(record.get("daily_capacity"), f"{where}: daily_capacity"),
     )
+
+
+def _optional_int(value: Any, what: str) -> int:
+    """A whole number from CSV text or JSON; missing or empty is 0."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+        raise UsageError(f"{what} must be a whole number, got {value!r}")
+    return parse_int(str(int(value)) if isinstance(value, float) else str(value), what, (0, 2**31 - 1))
 
 
 def parse_nodes_csv(text: str) -> list[common_pb2.Node]:
@@ -2516,6 +2619,10 @@ async def serve_async(args: argparse.Namespace, network: tuple[str, NetworkFile]
     try:
         await stopping.wait()
     finally:
+        # A stop that hangs would be killed by the supervisor without a word: print every
+        # thread's stack and exit instead, so the log says where it hung. Left armed until
+        # the process ends, since interpreter exit can hang too.
+        faulthandler.dump_traceback_later(STOP_TIMEOUT, exit=True)
         if demo is not None and not demo.done():
             demo.cancel()
             await asyncio.gather(demo, return_exceptions=True)

@@ -39,6 +39,10 @@ class OmnistockRpcError(Exception):
     quota_violations: list[tuple[str, str]] = field(default_factory=list)
     """(subject, description) of each purchase limit a reserve would exceed."""
     reservation: reservation_pb2.Reservation | None = None
+    sourcing: list[reservation_pb2.LineSourcing] = field(default_factory=list)
+    """Why a sourced Reserve could not fill its lines, line by line."""
+    precondition_violations: list[tuple[str, str, str]] = field(default_factory=list)
+    """(type, subject, description) of each failed precondition."""
 
     def __str__(self) -> str:
         return f"{self.code.name}: {self.message}"
@@ -64,6 +68,16 @@ class OmnistockRpcError(Exception):
                 reservation = reservation_pb2.Reservation()
                 detail.Unpack(reservation)
                 parsed.reservation = reservation
+            elif detail.Is(reservation_pb2.LineSourcing.DESCRIPTOR):
+                why = reservation_pb2.LineSourcing()
+                detail.Unpack(why)
+                parsed.sourcing.append(why)
+            elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
+                failure = error_details_pb2.PreconditionFailure()
+                detail.Unpack(failure)
+                parsed.precondition_violations = [
+                    (v.type, v.subject, v.description) for v in failure.violations
+                ]
         return parsed
 
 
@@ -279,7 +293,7 @@ class OmnistockClient:
             items=items, radius_km=radius_km, channel_id=channel_id, limit=limit
         )
         if location is not None:
-            request.location.CopyFrom(availability_pb2.Location(latitude=location[0], longitude=location[1]))
+            request.location.CopyFrom(common_pb2.Location(latitude=location[0], longitude=location[1]))
         else:
             request.store_id = store_id
         return await self._call(self.availability_stub.FindPickupStores, request)
@@ -312,7 +326,11 @@ class OmnistockClient:
         ttl_seconds: int = 0,
         channel_id: str = "",
         customer_id: str = "",
+        ship_to: tuple[float, float] | None = None,
+        pickup_at: str = "",
     ) -> reservation_pb2.ReserveResponse:
+        """Hold lines at their nodes; or, with `ship_to` (latitude, longitude) or `pickup_at`
+        (a store id) and lines without node ids, let the channel's rules source them."""
         request = reservation_pb2.ReserveRequest(
             reservation_id=reservation_id,
             lines=lines,
@@ -320,7 +338,24 @@ class OmnistockClient:
             channel_id=channel_id,
             customer_id=customer_id,
         )
+        if ship_to is not None:
+            request.destination.address.latitude, request.destination.address.longitude = ship_to
+        elif pickup_at:
+            request.destination.pickup_node_id = pickup_at
         return await self._call(self.reservations.Reserve, request)
+
+    async def reassign(
+        self, reservation_id: str, reassignment_id: str, sku: str, from_node_id: str, to_node_id: str = ""
+    ) -> reservation_pb2.ReassignResponse:
+        """Move a line's open units to `to_node_id` (empty: sourced by the channel's rules)."""
+        request = reservation_pb2.ReassignRequest(
+            reservation_id=reservation_id,
+            reassignment_id=reassignment_id,
+            sku=sku,
+            from_node_id=from_node_id,
+            to_node_id=to_node_id,
+        )
+        return await self._call(self.reservations.Reassign, request)
 
     async def extend(self, reservation_id: str, ttl_seconds: int) -> reservation_pb2.Reservation:
         request = reservation_pb2.ExtendRequest(reservation_id=reservation_id, ttl_seconds=ttl_seconds)

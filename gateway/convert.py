@@ -13,7 +13,17 @@ from dataclasses import dataclass
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from availability.answer import SkuAvailability
-from availability.network import AllocationCap, Channel, Network, NodeGroup, SafetyRule, StockStatus
+from availability.network import (
+    DEFAULT_SOURCING_RULES,
+    AllocationCap,
+    Channel,
+    Network,
+    NodeGroup,
+    SafetyRule,
+    SourcingPolicy,
+    SourcingRule,
+    StockStatus,
+)
 from availability.nodes import Node, NodeType, node_problems
 from availability.pickup import BasketItem, PickupStore
 from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, network_pb2, reservation_pb2
@@ -22,6 +32,7 @@ from reservations.commands import ShortLine
 from reservations.coordinator import ReservationView
 from reservations.errors import InvalidArgument
 from reservations.model import Line, PartState, PositionView, StockState
+from reservations.sourcing import Destination, LineSourcing
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +148,9 @@ def nodes_from_proto(nodes: Sequence[common_pb2.Node], limits: Limits) -> list[N
             latitude=message.latitude,
             longitude=message.longitude,
             enabled=message.enabled,
+            priority=message.priority,
+            shipment_cost=message.shipment_cost,
+            daily_capacity=message.daily_capacity,
         )
         problems.items.extend(node_problems(node, field))
         result.append(node)
@@ -154,6 +168,9 @@ def node_to_proto(node: Node) -> common_pb2.Node:
         latitude=node.latitude,
         longitude=node.longitude,
         enabled=node.enabled,
+        priority=node.priority,
+        shipment_cost=node.shipment_cost,
+        daily_capacity=node.daily_capacity,
     )
 
 
@@ -168,6 +185,9 @@ def node_from_proto(message: common_pb2.Node) -> Node:
         latitude=message.latitude,
         longitude=message.longitude,
         enabled=message.enabled,
+        priority=message.priority,
+        shipment_cost=message.shipment_cost,
+        daily_capacity=message.daily_capacity,
     )
 
 
@@ -292,15 +312,31 @@ def availability_to_proto(
 
 def reserve_from_proto(
     request: reservation_pb2.ReserveRequest, limits: Limits
-) -> tuple[str, list[Line], int]:
+) -> tuple[str, list[Line], int, Destination | None]:
+    """(reservation id, lines, ttl, destination); a destination means the lines are to be
+    sourced: none of them names a node."""
     problems = Problems()
     problems.check_id("reservation_id", request.reservation_id, limits)
     problems.check_count("lines", len(request.lines), limits.max_lines)
+    destination = destination_from_proto(request, problems, limits)
+    named = sum(1 for line in request.lines if line.node_id)
+    if destination is None and named < len(request.lines):
+        problems.add("destination", "is required when lines name no node_id (omnistock then sources them)")
+    if destination is not None and named:
+        problems.add("lines", "with a destination no line may name a node_id: every line is sourced")
+    if destination is not None and not request.channel_id:
+        problems.add("channel_id", "is required to source lines: its rules choose the nodes")
     seen: set[tuple[str, str]] = set()
     lines = []
     for i, line in enumerate(request.lines):
         field = f"lines[{i}]"
-        problems.check_position(field, line.sku, line.node_id, seen, limits)
+        if destination is None:
+            problems.check_position(field, line.sku, line.node_id, seen, limits)
+        else:
+            problems.check_id(f"{field}.sku", line.sku, limits)
+            if (line.sku, "") in seen:
+                problems.add(field, f"{line.sku} appears twice in one call; merge them")
+            seen.add((line.sku, ""))
         if not 1 <= line.quantity <= limits.max_quantity:
             problems.add(f"{field}.quantity", f"must be within 1..{limits.max_quantity}, got {line.quantity}")
         lines.append(Line(line.sku, line.node_id, line.quantity))
@@ -310,7 +346,61 @@ def reserve_from_proto(
             "ttl_seconds", f"must be within {limits.min_ttl_seconds}..{limits.max_ttl_seconds}, got {ttl}"
         )
     problems.raise_if_any()
-    return request.reservation_id, lines, ttl
+    return request.reservation_id, lines, ttl, destination
+
+
+def destination_from_proto(
+    request: reservation_pb2.ReserveRequest, problems: Problems, limits: Limits
+) -> Destination | None:
+    match request.destination.WhichOneof("to"):
+        case "address":
+            where = request.destination.address
+            if not (-90 <= where.latitude <= 90 and -180 <= where.longitude <= 180):
+                problems.add(
+                    "destination.address",
+                    f"latitude must be within -90..90 and longitude within -180..180,"
+                    f" got {where.latitude}, {where.longitude}",
+                )
+            return Destination(where.latitude, where.longitude)
+        case "pickup_node_id":
+            problems.check_id("destination.pickup_node_id", request.destination.pickup_node_id, limits)
+            return Destination(pickup_node_id=request.destination.pickup_node_id)
+    return None
+
+
+def destination_to_proto(destination: Destination) -> reservation_pb2.Destination:
+    if destination.pickup_node_id:
+        return reservation_pb2.Destination(pickup_node_id=destination.pickup_node_id)
+    where = common_pb2.Location(latitude=destination.latitude, longitude=destination.longitude)
+    return reservation_pb2.Destination(address=where)
+
+
+def line_sourcing_to_proto(line: LineSourcing) -> reservation_pb2.LineSourcing:
+    return reservation_pb2.LineSourcing(
+        sku=line.sku,
+        quantity=line.quantity,
+        rules=line.rules,
+        considered=[
+            reservation_pb2.NodeVerdict(
+                node_id=v.node_id, units=v.units, reason=v.reason, distance_km=v.distance_km
+            )
+            for v in line.considered
+        ],
+        omitted=line.omitted,
+    )
+
+
+def reassign_from_proto(request: reservation_pb2.ReassignRequest, limits: Limits) -> None:
+    problems = Problems()
+    problems.check_id("reservation_id", request.reservation_id, limits)
+    problems.check_id("reassignment_id", request.reassignment_id, limits)
+    problems.check_id("sku", request.sku, limits)
+    problems.check_id("from_node_id", request.from_node_id, limits)
+    if request.to_node_id:
+        problems.check_id("to_node_id", request.to_node_id, limits)
+        if request.to_node_id == request.from_node_id:
+            problems.add("to_node_id", "is the node the line is at already; name another node")
+    problems.raise_if_any()
 
 
 def extend_from_proto(request: reservation_pb2.ExtendRequest, limits: Limits) -> tuple[str, int]:
@@ -352,9 +442,12 @@ def reservation_to_proto(view: ReservationView) -> reservation_pb2.Reservation:
         channel_id=view.channel,
         customer_id=view.customer,
         history=[reservation_event(None, view.reservation_id, what, at) for what, at in view.history],
+        sourcing=[line_sourcing_to_proto(line) for line in view.sourcing],
     )
     if view.changed_at:
         message.changed_at.CopyFrom(to_timestamp(view.changed_at))
+    if view.destination is not None:
+        message.destination.CopyFrom(destination_to_proto(view.destination))
     return message
 
 
@@ -437,10 +530,34 @@ def channels_from_proto(channels: Sequence[network_pb2.Channel], limits: Limits)
                 low_stock=channel.low_stock_threshold,
                 display_cap=channel.display_cap,
                 future_supply_holds=channel.future_supply_holds,
+                sourcing=_policy_from_proto(channel.sourcing, f"{field}.sourcing", problems),
             )
         )
     problems.raise_if_any()
     return result
+
+
+def _policy_from_proto(message: network_pb2.SourcingPolicy, field: str, problems: Problems) -> SourcingPolicy:
+    rules = []
+    for i, name in enumerate(message.rules):
+        try:
+            rules.append(SourcingRule(name))
+        except ValueError:
+            known = ", ".join(rule.value for rule in SourcingRule)
+            problems.add(f"{field}.rules[{i}]", f"unknown rule {name!r}; use {known}")
+    return SourcingPolicy(
+        rules=tuple(rules) if message.rules else DEFAULT_SOURCING_RULES,
+        split_lines=message.split_lines,
+        max_shipments=message.max_shipments,
+    )
+
+
+def policy_to_proto(policy: SourcingPolicy) -> network_pb2.SourcingPolicy:
+    return network_pb2.SourcingPolicy(
+        rules=[rule.value for rule in policy.rules],
+        split_lines=policy.split_lines,
+        max_shipments=policy.max_shipments,
+    )
 
 
 def network_to_proto(network: Network) -> network_pb2.NetworkConfig:
@@ -485,6 +602,7 @@ def network_to_proto(network: Network) -> network_pb2.NetworkConfig:
             low_stock_threshold=channel.low_stock,
             display_cap=channel.display_cap,
             future_supply_holds=channel.future_supply_holds,
+            sourcing=policy_to_proto(channel.sourcing),
         )
     return config
 

@@ -9,9 +9,11 @@ from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from gateway.convert import reservation_to_proto, short_lines_to_proto
+from gateway.convert import line_sourcing_to_proto, reservation_to_proto, short_lines_to_proto
 from reservations.errors import (
     AlreadyExists,
+    CannotSource,
+    CapacityReached,
     FailedPrecondition,
     InsufficientStock,
     InvalidArgument,
@@ -66,6 +68,33 @@ def to_status(error: BaseException) -> tuple[grpc.StatusCode, grpc.Status]:
                 )
             )
             details.append(short_lines_to_proto(error.short))
+        case CannotSource():
+            code = code_pb2.FAILED_PRECONDITION
+            details.append(
+                error_details_pb2.PreconditionFailure(
+                    violations=[
+                        error_details_pb2.PreconditionFailure.Violation(
+                            type="CANNOT_SOURCE",
+                            subject=sku,
+                            description=f"requested {asked}, could source {got}",
+                        )
+                        for sku, asked, got in error.plan.unfilled
+                    ]
+                )
+            )
+            details.extend(line_sourcing_to_proto(line) for line in error.plan.explanations)
+        case CapacityReached():
+            code = code_pb2.FAILED_PRECONDITION
+            details.append(
+                error_details_pb2.PreconditionFailure(
+                    violations=[
+                        error_details_pb2.PreconditionFailure.Violation(
+                            type="DAILY_CAPACITY", subject=node_id, description="daily capacity reached"
+                        )
+                        for node_id in error.node_ids
+                    ]
+                )
+            )
         case PurchaseLimitExceeded():
             code = code_pb2.RESOURCE_EXHAUSTED
             details.append(

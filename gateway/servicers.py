@@ -30,6 +30,7 @@ from gateway.convert import (
     extend_from_proto,
     groups_from_proto,
     levels_from_proto,
+    line_sourcing_to_proto,
     network_to_proto,
     node_to_proto,
     nodes_from_proto,
@@ -37,6 +38,7 @@ from gateway.convert import (
     pickup_store_to_proto,
     position_to_proto,
     purchase_limits_from_proto,
+    reassign_from_proto,
     reservation_id_from_proto,
     reservation_to_proto,
     reserve_from_proto,
@@ -72,15 +74,18 @@ from reservations.commands import (
     StockResult,
 )
 from reservations.commands import ExpectSupply as ExpectSupplyCommand
-from reservations.coordinator import ReservationCoordinator
+from reservations.coordinator import ReservationCoordinator, ReservationView
 from reservations.errors import (
     AlreadyExists,
+    CannotSource,
     FailedPrecondition,
     InsufficientStock,
     InvalidArgument,
     PurchaseLimitExceeded,
 )
-from reservations.model import Line, PositionView
+from reservations.model import Line, PartState, PositionView
+from reservations.sourced import plan_from_shards, reserve_sourced, single_node
+from reservations.sourcing import Destination, LineSourcing, Wanted
 
 T = TypeVar("T")
 Handler = Callable[..., Awaitable[T]]
@@ -409,18 +414,15 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
 
     @rpc("Reserve")
     async def Reserve(self, request: Any, context: Any) -> reservation_pb2.ReserveResponse:
-        reservation_id, lines, ttl = reserve_from_proto(request, self.backend.limits)
-        store = self.backend.network
-        store.require({line.node_id for line in lines})
-        disabled = sorted({line.node_id for line in lines if not store.is_enabled(line.node_id)})
-        if disabled:
-            raise FailedPrecondition(f"node(s) {', '.join(disabled)} are disabled and sell nothing")
-        limits = self._channel_limits(request.channel_id, lines) if request.channel_id else None
-        purchase_limits = self._purchase_limits(request.customer_id, lines)
+        reservation_id, lines, ttl, destination = reserve_from_proto(request, self.backend.limits)
         try:
-            view, replayed = await self.coordinator.reserve(
-                reservation_id, lines, ttl, request.channel_id, limits, request.customer_id, purchase_limits
-            )
+            if destination is not None:
+                view, replayed = await self._reserve_sourced(request, reservation_id, lines, ttl, destination)
+            else:
+                view, replayed = await self._reserve_at_nodes(request, reservation_id, lines, ttl)
+        except CannotSource:
+            self._count("refused_sourcing")
+            raise
         except InsufficientStock:
             self._count("refused_short")
             raise
@@ -432,6 +434,115 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
             raise
         self._count("replayed" if replayed else "held")
         return reservation_pb2.ReserveResponse(reservation=reservation_to_proto(view), replayed=replayed)
+
+    async def _reserve_at_nodes(
+        self, request: Any, reservation_id: str, lines: list[Line], ttl: int
+    ) -> tuple[ReservationView, bool]:
+        store = self.backend.network
+        store.require({line.node_id for line in lines})
+        disabled = sorted({line.node_id for line in lines if not store.is_enabled(line.node_id)})
+        if disabled:
+            raise FailedPrecondition(f"node(s) {', '.join(disabled)} are disabled and sell nothing")
+        limits = self._channel_limits(request.channel_id, lines) if request.channel_id else None
+        purchase_limits = self._purchase_limits(request.customer_id, lines)
+        return await self.coordinator.reserve(
+            reservation_id, lines, ttl, request.channel_id, limits, request.customer_id, purchase_limits
+        )
+
+    async def _reserve_sourced(
+        self, request: Any, reservation_id: str, lines: list[Line], ttl: int, destination: Destination
+    ) -> tuple[ReservationView, bool]:
+        store = self.backend.network
+        store.channel(request.channel_id)  # NOT_FOUND for an unknown channel
+        if destination.pickup_node_id:
+            store.require([destination.pickup_node_id])
+        purchase_limits = self._purchase_limits(request.customer_id, lines)
+        return await reserve_sourced(
+            self.coordinator,
+            self.backend.positions,
+            store.network,
+            reservation_id,
+            lines,
+            ttl,
+            request.channel_id,
+            destination,
+            request.customer_id,
+            purchase_limits,
+        )
+
+    @rpc("Reassign")
+    async def Reassign(self, request: Any, context: Any) -> reservation_pb2.ReassignResponse:
+        reassign_from_proto(request, self.backend.limits)
+        store = self.backend.network
+        current = await self.coordinator.get(request.reservation_id)
+        line = next(
+            (ln for ln in current.lines if (ln.sku, ln.node_id) == (request.sku, request.from_node_id)), None
+        )
+        sourcing = None
+        to_node = request.to_node_id
+        if not to_node and line is not None and current.state in (PartState.HELD, PartState.CONFIRMED):
+            sourcing = await self._source_move(current, request.sku, request.from_node_id)
+            to_node = next(v.node_id for v in sourcing.considered if v.chosen)
+        if to_node:
+            store.require([to_node])
+            if not store.is_enabled(to_node):
+                raise FailedPrecondition(f"node {to_node} is disabled and sells nothing")
+        limit = None
+        if current.channel and to_node:
+            network = store.network
+            if to_node not in network.eligible(current.channel):
+                raise FailedPrecondition(
+                    f"node {to_node} is not one of channel {current.channel}'s enabled nodes; name another"
+                )
+            limit = network.limit(network.channels[current.channel], request.sku, network.nodes[to_node])
+        view, replayed = await self.coordinator.move_line(
+            request.reservation_id,
+            request.reassignment_id,
+            request.sku,
+            request.from_node_id,
+            to_node or request.from_node_id,
+            limit,
+        )
+        if not replayed:
+            self._count("reassigned")
+        response = reservation_pb2.ReassignResponse(reservation=reservation_to_proto(view), replayed=replayed)
+        if sourcing is not None:
+            response.sourcing.CopyFrom(line_sourcing_to_proto(sourcing))
+        return response
+
+    async def _source_move(self, current: ReservationView, sku: str, from_node: str) -> LineSourcing:
+        """Choose the node a line moves to by the reservation's channel rules, from its
+        destination (or, without one, from the node it leaves)."""
+        if not current.channel:
+            raise InvalidArgument(
+                [
+                    (
+                        "to_node_id",
+                        "is required: the reservation has no channel whose rules could choose a node",
+                    )
+                ]
+            )
+        network = self.backend.network.network
+        index = next(i for i, ln in enumerate(current.lines) if (ln.sku, ln.node_id) == (sku, from_node))
+        fulfilled, cancelled, _ = current.progress[index] if current.progress else (0, 0, 0)
+        units = current.lines[index].quantity - fulfilled - cancelled
+        destination = current.destination
+        if destination is None or destination.pickup_node_id:
+            leaving = network.nodes.get(from_node)
+            destination = Destination(leaving.latitude, leaving.longitude) if leaving else Destination()
+        taken = {ln.node_id for ln in current.lines if ln.sku == sku}
+        sourcing = await plan_from_shards(
+            self.coordinator,
+            self.backend.positions,
+            single_node(network, current.channel),
+            current.channel,
+            [Wanted(sku, max(1, units))],
+            destination,
+            exclude=taken,
+        )
+        if not sourcing.complete:
+            raise CannotSource(sourcing)
+        return sourcing.explanations[0]
 
     def _purchase_limits(self, customer_id: str, lines: list[Line]) -> dict[str, int]:
         """The limits of the SKUs asked for; a limited SKU needs to know whose basket it is."""

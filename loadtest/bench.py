@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from gateway.client import OmnistockClient, OmnistockRpcError, level, line
-from protos.gen.omnistock.v1 import common_pb2
+from protos.gen.omnistock.v1 import common_pb2, network_pb2
 
 SKUS = 2_000
 NODES = [f"BENCH-DC-{i}" for i in range(4)]
@@ -70,10 +70,27 @@ async def run(name: str, call: Callable[[int], Awaitable[object]], concurrency: 
     )
 
 
+SHIP_TO = (51.5, -0.12)
+CHANNEL = "bench-web"
+
+
 async def prepare(client: OmnistockClient) -> None:
     await client.put_nodes(
-        [common_pb2.Node(node_id=n, type=common_pb2.NODE_TYPE_DC, ships=True, enabled=True) for n in NODES]
+        [
+            common_pb2.Node(
+                node_id=n,
+                type=common_pb2.NODE_TYPE_DC,
+                ships=True,
+                enabled=True,
+                latitude=50.0 + i,
+                longitude=-1.0 - i,
+                priority=i % 2,
+            )
+            for i, n in enumerate(NODES)
+        ]
     )
+    await client.put_groups([network_pb2.NodeGroup(group_id="bench-dcs", node_ids=NODES)])
+    await client.put_channels([network_pb2.Channel(channel_id=CHANNEL, groups=["bench-dcs"])])
     await client.load_stock(level(f"B-{s:05d}", n, 1_000_000) for s in range(SKUS) for n in NODES)
 
 
@@ -86,6 +103,12 @@ async def bench(target: str, seconds: float, concurrency: int) -> list[Stats]:
             (
                 "reserve 1 line",
                 lambda i: client.reserve(f"{run_id}-{i}", [line(f"B-{i % SKUS:05d}", NODES[i % 4], 1)], 60),
+            ),
+            (
+                "reserve 1 line sourced",
+                lambda i: client.reserve(
+                    f"{run_id}-s{i}", [line(f"B-{i % SKUS:05d}", "", 1)], 60, CHANNEL, ship_to=SHIP_TO
+                ),
             ),
             ("availability 1 sku", lambda i: client.availability([f"B-{i % SKUS:05d}"])),
             ("availability 200 skus", lambda i: client.availability(page)),

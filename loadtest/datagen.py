@@ -89,6 +89,13 @@ def store_id(number: int) -> str:
     return f"STORE-{number:03d}"
 
 
+DC_SHIPMENT_COST = 4.5
+STORE_SHIPMENT_COST = 7.0
+"""Ship-from-store costs more (store labour, small parcels) than shipping from a DC."""
+STORE_DAILY_ORDERS = 200
+"""Orders a store's staff can pick and pack a day."""
+
+
 def demo_nodes(dcs: int = 3, stores: int = 50, seed: int = DEFAULT_SEED) -> list[common_pb2.Node]:
     """DCs (ship, no pickup) at logistics hubs, then stores (pickup; some ship) around metros."""
     if dcs < 0 or stores < 0:
@@ -108,6 +115,8 @@ def demo_nodes(dcs: int = 3, stores: int = 50, seed: int = DEFAULT_SEED) -> list
                 latitude=round(site.latitude + (rng.uniform(-0.05, 0.05) if lap else 0.0), 4),
                 longitude=round(site.longitude + (rng.uniform(-0.05, 0.05) if lap else 0.0), 4),
                 enabled=True,
+                priority=1,
+                shipment_cost=DC_SHIPMENT_COST,
             )
         )
     weights = [metro.weight for metro in METROS]
@@ -129,6 +138,9 @@ def demo_nodes(dcs: int = 3, stores: int = 50, seed: int = DEFAULT_SEED) -> list
                 latitude=round(latitude, 4),
                 longitude=round(longitude, 4),
                 enabled=True,
+                priority=2,
+                shipment_cost=STORE_SHIPMENT_COST,
+                daily_capacity=STORE_DAILY_ORDERS,
             )
         )
     return nodes

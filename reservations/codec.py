@@ -15,6 +15,7 @@ from reservations.model import (
     HoldExtended,
     HoldPlaced,
     Line,
+    LineMoved,
     LinesClosed,
     Part,
     PartChanged,
@@ -26,6 +27,7 @@ from reservations.model import (
     UnitsReturned,
 )
 from reservations.partition import Partition
+from reservations.sourcing import Destination, LineSourcing, NodeVerdict
 
 _STOCK_STATES = {
     StockState.SELLABLE: pb.STOCK_STATE_SELLABLE,
@@ -90,6 +92,7 @@ def event_to_proto(event: Event) -> pb.Event:
                     expires_at=event.expires_at,
                     channel=event.channel,
                     customer=event.customer,
+                    capacity=_node_days(event.capacity),
                 )
             )
         case PartChanged():
@@ -132,6 +135,19 @@ def event_to_proto(event: Event) -> pb.Event:
                     sku=event.sku,
                 )
             )
+        case LineMoved():
+            return pb.Event(
+                line_moved=pb.LineMoved(
+                    reservation_id=event.reservation_id,
+                    operation_id=event.operation_id,
+                    index=event.index,
+                    to_node=event.to_node,
+                    at=event.at,
+                    sku=event.sku,
+                    from_node=event.from_node,
+                    units=event.units,
+                )
+            )
         case ClaimRecorded():
             return pb.Event(claim_recorded=_claim_to_proto(event))
         case SupplyExpected():
@@ -156,12 +172,53 @@ def _supply_from_proto(s: pb.SupplyExpected) -> SupplyExpected:
 
 
 def _claim_to_proto(claim: ClaimRecorded | Claim) -> pb.ClaimRecorded:
-    return pb.ClaimRecorded(
+    message = pb.ClaimRecorded(
         reservation_id=claim.reservation_id,
         fingerprint=claim.fingerprint,
         partitions=list(claim.partitions),
         created_at=claim.created_at,
+        sourcing=[_sourcing_to_proto(line) for line in claim.sourcing],
     )
+    if claim.destination is not None:
+        d = claim.destination
+        message.destination.CopyFrom(
+            pb.Destination(latitude=d.latitude, longitude=d.longitude, pickup_node_id=d.pickup_node_id)
+        )
+    return message
+
+
+def _claim_from_proto(r: pb.ClaimRecorded) -> Claim:
+    destination = None
+    if r.HasField("destination"):
+        d = r.destination
+        destination = Destination(d.latitude, d.longitude, d.pickup_node_id)
+    sourcing = tuple(_sourcing_from_proto(line) for line in r.sourcing)
+    return Claim(r.reservation_id, r.fingerprint, tuple(r.partitions), r.created_at, sourcing, destination)
+
+
+def _sourcing_to_proto(line: LineSourcing) -> pb.LineSourcing:
+    return pb.LineSourcing(
+        sku=line.sku,
+        quantity=line.quantity,
+        rules=line.rules,
+        considered=[
+            pb.NodeVerdict(node_id=v.node_id, units=v.units, reason=v.reason, distance_km=v.distance_km)
+            for v in line.considered
+        ],
+        omitted=line.omitted,
+    )
+
+
+def _sourcing_from_proto(line: pb.LineSourcing) -> LineSourcing:
+    considered = tuple(
+        NodeVerdict(v.node_id, v.units, v.reason, v.distance_km if v.HasField("distance_km") else None)
+        for v in line.considered
+    )
+    return LineSourcing(line.sku, line.quantity, tuple(line.rules), considered, line.omitted)
+
+
+def _node_days(capacity: tuple[tuple[str, int], ...]) -> list[pb.NodeDay]:
+    return [pb.NodeDay(node_id=node_id, day=day) for node_id, day in capacity]
 
 
 def event_from_proto(message: pb.Event) -> Event:
@@ -186,6 +243,7 @@ def event_from_proto(message: pb.Event) -> Event:
             h.expires_at,
             h.channel,
             h.customer,
+            tuple((c.node_id, c.day) for c in h.capacity),
         )
     if kind == "part_changed":
         c = message.part_changed
@@ -210,11 +268,30 @@ def event_from_proto(message: pb.Event) -> Event:
             back.at,
             back.sku,
         )
+    if kind == "line_moved":
+        moved = message.line_moved
+        return LineMoved(
+            moved.reservation_id,
+            moved.operation_id,
+            moved.index,
+            moved.to_node,
+            moved.at,
+            moved.sku,
+            moved.from_node,
+            moved.units,
+        )
     if kind == "hold_aborted":
         return HoldAborted(message.hold_aborted.reservation_id)
     if kind == "claim_recorded":
-        r = message.claim_recorded
-        return ClaimRecorded(r.reservation_id, r.fingerprint, tuple(r.partitions), r.created_at)
+        claim = _claim_from_proto(message.claim_recorded)
+        return ClaimRecorded(
+            claim.reservation_id,
+            claim.fingerprint,
+            claim.partitions,
+            claim.created_at,
+            claim.sourcing,
+            claim.destination,
+        )
     if kind == "claim_dropped":
         return ClaimDropped(message.claim_dropped.reservation_id)
     raise ValueError(f"journal entry with unknown event kind {kind!r}")
@@ -256,6 +333,7 @@ def encode_snapshot(partition: Partition, last_entry_id: str) -> bytes:
             cancelled=part.cancelled,
             operations=sorted(part.operations),
             returned=part.returned,
+            capacity=_node_days(part.capacity),
         )
     snapshot.claims.extend(_claim_to_proto(claim) for claim in partition.claims.values())
     for adjustment in partition.adjustments.values():
@@ -299,12 +377,11 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
                 tuple(p.cancelled),
                 tuple(p.returned),
                 frozenset(p.operations),
+                tuple((c.node_id, c.day) for c in p.capacity),
             )
             for p in snapshot.parts
         ),
-        claims=(
-            Claim(c.reservation_id, c.fingerprint, tuple(c.partitions), c.created_at) for c in snapshot.claims
-        ),
+        claims=(_claim_from_proto(c) for c in snapshot.claims),
         adjustments=(
             StockAdjusted(
                 a.adjustment_id, a.sku, a.node_id, a.delta, "", _STOCK_STATES_BACK[a.state], a.supply_id
@@ -326,6 +403,7 @@ _EVENT_TYPES = {
     "fulfilled": v1.RESERVATION_EVENT_TYPE_FULFILLED,
     "cancelled": v1.RESERVATION_EVENT_TYPE_LINES_CANCELLED,
     "returned": v1.RESERVATION_EVENT_TYPE_RETURNED,
+    "moved": v1.RESERVATION_EVENT_TYPE_MOVED,
 }
 
 
@@ -371,6 +449,10 @@ def published_events(partition: int, events: list[Event]) -> list[bytes]:
             case UnitsReturned():
                 message = reservation_event(partition, event.reservation_id, "returned", event.at)
                 message.lines.add(sku=event.sku, node_id=event.node_id, quantity=event.units)
+            case LineMoved():
+                message = reservation_event(partition, event.reservation_id, "moved", event.at)
+                message.lines.add(sku=event.sku, node_id=event.to_node, quantity=event.units)
+                message.from_node_id = event.from_node
             case HoldAborted():
                 message = reservation_event(partition, event.reservation_id, "withdrawn", 0.0)
             case _:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from availability.atp import ChannelLimit
 from reservations.model import Claim, Line, Part, PartState, PositionView, StockState
+from reservations.sourcing import Destination, LineSourcing
 
 # --- commands ---
 
@@ -76,6 +77,8 @@ class PlaceHold:
     customer: str = ""
     purchase_limits: tuple[tuple[str, int], ...] = ()
     """(sku, most units one customer may hold in open reservations) for the limited SKUs."""
+    capacity: tuple[tuple[str, int, int], ...] = ()
+    """(node_id, utc day, daily capacity): one order of each node's day, for nodes counted here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +148,37 @@ class ReturnUnits:
 
 
 @dataclass(frozen=True, slots=True)
+class MoveLine:
+    """Move the open units of a line to another node in one step: held there first,
+    then freed here; refused (and nothing changes) when the new node cannot take them."""
+
+    partition: int
+    reservation_id: str
+    operation_id: str
+    sku: str
+    from_node: str
+    to_node: str
+    at: float
+    limit: ChannelLimit | None = None
+    """The reservation's channel's rules at the new node (None: no channel)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadCapacity:
+    """Orders each node has taken on `day`, for nodes counted in this partition."""
+
+    partition: int
+    day: int
+    node_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CapacityResult:
+    used: tuple[tuple[str, int], ...]
+    """(node_id, orders taken that day)."""
+
+
+@dataclass(frozen=True, slots=True)
 class GetPart:
     partition: int
     reservation_id: str
@@ -159,6 +193,8 @@ class RecordClaim:
     fingerprint: str
     partitions: tuple[int, ...]
     created_at: float
+    sourcing: tuple[LineSourcing, ...] = ()
+    destination: Destination | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,11 +230,13 @@ Command = (
     | ExtendPart
     | CloseLines
     | ReturnUnits
+    | MoveLine
     | GetPart
     | RecordClaim
     | DropClaim
     | GetClaim
     | ReadPositions
+    | ReadCapacity
 )
 
 # --- results ---
@@ -248,6 +286,8 @@ class HoldOutcome(enum.Enum):
     """A line with a quantity below 1 (the gateway refuses these before they get here)."""
     OVER_LIMIT = "over_limit"
     """The customer would hold more of a SKU than its purchase limit allows."""
+    FULL = "full"
+    """A node has taken as many orders today as its daily capacity allows."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,6 +305,8 @@ class HoldResult:
     part: Part | None = None
     short: tuple[ShortLine, ...] = ()
     over_limit: tuple[OverLimit, ...] = ()
+    full: tuple[str, ...] = ()
+    """Nodes whose daily capacity is used up."""
 
 
 class PartOutcome(enum.Enum):
@@ -305,4 +347,13 @@ class PositionsResult:
     positions: tuple[PositionView, ...]
 
 
-Result = StockResult | AdjustResult | SupplyResult | HoldResult | PartResult | ClaimResult | PositionsResult
+Result = (
+    StockResult
+    | AdjustResult
+    | SupplyResult
+    | HoldResult
+    | PartResult
+    | ClaimResult
+    | PositionsResult
+    | CapacityResult
+)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from availability.atp import ChannelLimit
 from reservations.commands import (
     AbortHold,
+    CapacityResult,
     ClaimOutcome,
     ClaimResult,
     CloseLines,
@@ -28,9 +29,11 @@ from reservations.commands import (
     GetPart,
     HoldOutcome,
     HoldResult,
+    MoveLine,
     PartOutcome,
     PartResult,
     PlaceHold,
+    ReadCapacity,
     RecordClaim,
     ReleasePart,
     Result,
@@ -38,6 +41,7 @@ from reservations.commands import (
 )
 from reservations.errors import (
     AlreadyExists,
+    CapacityReached,
     FailedPrecondition,
     InsufficientStock,
     InvalidArgument,
@@ -46,7 +50,8 @@ from reservations.errors import (
     PurchaseLimitExceeded,
     Unavailable,
 )
-from reservations.model import Line, Part, PartState, fingerprint, line_key
+from reservations.model import Claim, Line, Part, PartState, fingerprint, line_key, utc_day
+from reservations.sourcing import Destination, LineSourcing
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +74,22 @@ class ReservationView:
     """(what, when) of every transition, oldest first, once per transition."""
     progress: tuple[tuple[int, int, int], ...] = ()
     """(fulfilled, cancelled, returned) units of each line, in the order of `lines`."""
+    sourcing: tuple[LineSourcing, ...] = ()
+    """Why each sourced line went where it went (empty when the lines named their nodes)."""
+    destination: Destination | None = None
 
 
-def merge(reservation_id: str, parts: Sequence[Part]) -> ReservationView:
+def capacity_key(node_id: str) -> str:
+    """What places a node's daily capacity counter in a partition."""
+    return f"capacity/{node_id}"
+
+
+def merge(reservation_id: str, parts: Sequence[Part], claim: Claim | None = None) -> ReservationView:
     """One view of all parts. An expired part means the reservation expired; otherwise
     it is open while any part is open (lines cancelled in one part leave it RELEASED),
-    and once every part is closed it is FULFILLED if anything shipped."""
+    and once every part is closed it is FULFILLED if anything shipped. Parts that only
+    count a node's daily capacity have no lines and no say in the state."""
+    parts = [part for part in parts if part.lines] or list(parts)
     states = {part.state for part in parts}
     order = (PartState.EXPIRED, PartState.HELD, PartState.CONFIRMED, PartState.FULFILLED, PartState.RELEASED)
     state = next(s for s in order if s in states)
@@ -103,6 +118,8 @@ def merge(reservation_id: str, parts: Sequence[Part]) -> ReservationView:
         parts[0].customer,
         _history(parts),
         tuple((fulfilled, cancelled, returned) for _, fulfilled, cancelled, returned in rows),
+        claim.sourcing if claim else (),
+        claim.destination if claim else None,
     )
 
 
@@ -110,6 +127,19 @@ def _history(parts: Sequence[Part]) -> tuple[tuple[str, float], ...]:
     """Parts share their timestamps (one per transition), so one entry per (what, when)."""
     entries = {entry for part in parts for entry in part.history}
     return tuple(sorted(entries, key=lambda entry: (entry[1], entry[0])))
+
+
+@dataclass(frozen=True, slots=True)
+class Sourced:
+    """What a sourced Reserve adds to its hold."""
+
+    fingerprint: str
+    """Of the request as asked (lines without nodes, destination): a retry re-plans, but is
+    still the same request."""
+    explanation: tuple[LineSourcing, ...]
+    destination: Destination
+    capacity: tuple[tuple[str, int], ...] = ()
+    """(node_id, daily capacity) of each chosen node that has one."""
 
 
 class ReservationCoordinator:
@@ -137,22 +167,38 @@ class ReservationCoordinator:
         limits: Mapping[tuple[str, str], ChannelLimit] | None = None,
         customer: str = "",
         purchase_limits: Mapping[str, int] | None = None,
+        sourced: Sourced | None = None,
     ) -> tuple[ReservationView, bool]:
         """Hold every line or none. Returns (reservation, replayed).
 
         Through a channel, each line may only take what `limits` (the channel's rules
-        at that position) let the channel promise."""
+        at that position) let the channel promise. A sourced order also takes one order
+        of each chosen node's daily capacity, in the same all-or-nothing step."""
         by_partition: dict[int, list[Line]] = {}
         for line in lines:
             by_partition.setdefault(self._partition_of(line.sku), []).append(line)
-        partitions = tuple(sorted(by_partition))
-        digest = fingerprint(lines, channel, customer)
         now = self._clock()
+        capacity: dict[int, list[tuple[str, int, int]]] = {}
+        for node_id, most in sourced.capacity if sourced else ():
+            entry = (node_id, utc_day(now), most)
+            capacity.setdefault(self._partition_of(capacity_key(node_id)), []).append(entry)
+        partitions = tuple(sorted(set(by_partition) | set(capacity)))
+        digest = sourced.fingerprint if sourced else fingerprint(lines, channel, customer)
         expires_at = now + ttl_seconds
         home = self._partition_of(reservation_id)
-        commands: list[Command] = [RecordClaim(home, reservation_id, digest, partitions, now)]
+        commands: list[Command] = [
+            RecordClaim(
+                home,
+                reservation_id,
+                digest,
+                partitions,
+                now,
+                sourced.explanation if sourced else (),
+                sourced.destination if sourced else None,
+            )
+        ]
         for p in partitions:
-            part_lines = tuple(by_partition[p])
+            part_lines = tuple(by_partition.get(p, ()))
             part_limits = tuple(limits[line_key(line)] for line in part_lines) if limits else ()
             capped = tuple(
                 sorted(
@@ -177,6 +223,7 @@ class ReservationCoordinator:
                     part_limits,
                     customer,
                     capped,
+                    tuple(capacity.get(p, ())),
                 )
             )
         results = await self._execute(commands)
@@ -212,9 +259,19 @@ class ReservationCoordinator:
             recorded = home if claim.outcome is ClaimOutcome.RECORDED else None
             await self._undo(reservation_id, placed, claim_home=recorded)
             raise InsufficientStock(short)
+        full = sorted(node_id for h in hold_results for node_id in h.full)
+        if full:
+            recorded = home if claim.outcome is ClaimOutcome.RECORDED else None
+            await self._undo(reservation_id, placed, claim_home=recorded)
+            raise CapacityReached(full)
+        if claim.outcome is ClaimOutcome.EXISTS and claim.claim and claim.claim.partitions != partitions:
+            # A concurrent retry of a sourced order planned other nodes: the first one
+            # recorded stands, so withdraw what this attempt placed besides it.
+            await self._undo(reservation_id, placed, claim_home=None)
+            return await self.get(reservation_id), True
 
         parts = [h.part for h in hold_results if h.part is not None]
-        view = merge(reservation_id, parts)
+        view = merge(reservation_id, parts, claim.claim)
         ended_before = [h.part for h in hold_results if h.part is not None and not h.part.state.is_open]
         if ended_before and placed:
             # A retry found an earlier attempt already ended (e.g. expired); do not resurrect it.
@@ -340,12 +397,66 @@ class ReservationCoordinator:
         return await self.get(reservation_id), result.outcome is PartOutcome.REPLAYED
 
     async def get(self, reservation_id: str) -> ReservationView:
-        partitions = await self._partitions(reservation_id)
-        results = await self._execute([GetPart(p, reservation_id) for p in partitions])
-        parts = [r.part for r in results if isinstance(r, PartResult) and r.part is not None]
-        if len(parts) != len(partitions):
+        claim = await self.find(reservation_id)
+        if claim is None:
             raise NotFound("reservation", reservation_id)
-        return merge(reservation_id, parts)
+        results = await self._execute([GetPart(p, reservation_id) for p in claim.partitions])
+        parts = [r.part for r in results if isinstance(r, PartResult) and r.part is not None]
+        if len(parts) != len(claim.partitions):
+            raise NotFound("reservation", reservation_id)
+        return merge(reservation_id, parts, claim)
+
+    async def find(self, reservation_id: str) -> Claim | None:
+        """The reservation's claim (its fingerprint, partitions and sourcing), if any."""
+        (result,) = await self._execute([GetClaim(self._partition_of(reservation_id), reservation_id)])
+        assert isinstance(result, ClaimResult)
+        return result.claim
+
+    async def capacity_used(self, node_ids: Sequence[str]) -> dict[str, int]:
+        """Orders each node has taken today (UTC), in one call per partition."""
+        by_partition: dict[int, list[str]] = {}
+        for node_id in node_ids:
+            by_partition.setdefault(self._partition_of(capacity_key(node_id)), []).append(node_id)
+        if not by_partition:
+            return {}
+        day = utc_day(self._clock())
+        results = await self._execute([ReadCapacity(p, day, tuple(n)) for p, n in by_partition.items()])
+        used: dict[str, int] = {}
+        for result in results:
+            assert isinstance(result, CapacityResult)
+            used.update(result.used)
+        return used
+
+    async def move_line(
+        self,
+        reservation_id: str,
+        operation_id: str,
+        sku: str,
+        from_node: str,
+        to_node: str,
+        limit: ChannelLimit | None,
+    ) -> tuple[ReservationView, bool]:
+        """Move a line's open units to `to_node` in one step (one partition holds both nodes
+        of a SKU, so the new node is held and the old freed atomically)."""
+        partitions = await self._partitions(reservation_id)
+        partition = self._partition_of(sku)
+        if partition not in partitions:
+            raise InvalidArgument([("sku", f"{sku} is not in reservation {reservation_id!r}")])
+        command = MoveLine(
+            partition, reservation_id, operation_id, sku, from_node, to_node, self._clock(), limit
+        )
+        (result,) = await self._execute([command])
+        assert isinstance(result, PartResult)
+        if result.outcome is PartOutcome.NOT_FOUND:
+            raise NotFound("reservation", reservation_id)
+        if result.outcome is PartOutcome.REFUSED:
+            if result.reason:
+                raise FailedPrecondition(
+                    f"cannot move the line of reservation {reservation_id!r}: {result.reason}"
+                )
+            current = await self.get(reservation_id)
+            raise InvalidState("move a line of", replace(current, state=result.state or current.state))
+        return await self.get(reservation_id), result.outcome is PartOutcome.REPLAYED
 
     async def _transition(
         self,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from reservations.commands import OverLimit, ShortLine
+from reservations.sourcing import SourcingPlan
 
 if TYPE_CHECKING:
     from reservations.coordinator import ReservationView
@@ -50,6 +51,25 @@ class InsufficientStock(FailedPrecondition):
             f"{s.sku} at {s.node_id} (requested {s.requested}, available {s.available})" for s in self.short
         )
         super().__init__(f"not enough stock for {len(self.short)} line(s): {lines}")
+
+
+class CapacityReached(FailedPrecondition):
+    """Nodes a sourced order was planned on took their last order of the day meanwhile."""
+
+    def __init__(self, node_ids: Sequence[str]) -> None:
+        self.node_ids = list(node_ids)
+        super().__init__(f"daily capacity reached at {', '.join(self.node_ids)}")
+
+
+class CannotSource(FailedPrecondition):
+    """No plan within the channel's rules fills every line; `plan` says how far it got and why."""
+
+    def __init__(self, plan: SourcingPlan) -> None:
+        self.plan = plan
+        text = ", ".join(
+            f"{sku} (requested {asked}, could source {got})" for sku, asked, got in plan.unfilled
+        )
+        super().__init__(f"cannot source {len(plan.unfilled)} line(s) within the channel's rules: {text}")
 
 
 class PurchaseLimitExceeded(OmnistockError):

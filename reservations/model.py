@@ -11,6 +11,10 @@ import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from reservations.sourcing import Destination, LineSourcing
+
+DAY = 86_400.0
+
 
 @dataclass(frozen=True, slots=True)
 class Line:
@@ -42,6 +46,16 @@ class PartState(enum.IntEnum):
     @property
     def is_open(self) -> bool:
         return self in (PartState.HELD, PartState.CONFIRMED)
+
+    @property
+    def uses_capacity(self) -> bool:
+        """A node's daily capacity stays used unless the order was released or expired."""
+        return self in (PartState.HELD, PartState.CONFIRMED, PartState.FULFILLED)
+
+
+def utc_day(at: float) -> int:
+    """Days since the epoch (UTC): the day a node's daily capacity is counted for."""
+    return int(at // DAY)
 
 
 @dataclass(slots=True)
@@ -152,7 +166,9 @@ class Part:
     returned: tuple[int, ...] = ()
     """Units of each line brought back after fulfilment (empty: none)."""
     operations: frozenset[str] = frozenset()
-    """Ids of the fulfilments, line cancellations and returns applied (retries are replays)."""
+    """Ids of the fulfilments, line cancellations, returns and moves applied (retries are replays)."""
+    capacity: tuple[tuple[str, int], ...] = ()
+    """(node_id, utc day) of the daily capacity this part uses, for nodes counted in this partition."""
 
     def open_units(self, index: int) -> int:
         """Units of a line still held or committed."""
@@ -185,16 +201,29 @@ class Claim:
     fingerprint: str
     partitions: tuple[int, ...]
     created_at: float
+    sourcing: tuple[LineSourcing, ...] = ()
+    """Why each sourced line went where it went (empty when the lines named their nodes)."""
+    destination: Destination | None = None
+    """Where a sourced order goes (to source a moved line again)."""
 
 
 def line_key(line: Line) -> tuple[str, str]:
     return (line.sku, line.node_id)
 
 
-def fingerprint(lines: Iterable[Line], channel: str = "", customer: str = "") -> str:
-    """Content hash of a reservation (its lines, in any order, its channel and customer)."""
+def fingerprint(
+    lines: Iterable[Line], channel: str = "", customer: str = "", destination: Destination | None = None
+) -> str:
+    """Content hash of a reservation request (its lines, in any order, its channel, customer
+    and, for a sourced order, its destination; lines then name no node)."""
+    where = [] if destination is None else [repr(destination)]
     canonical = "\n".join(
-        [channel, customer, *sorted(f"{line.sku}\t{line.node_id}\t{line.quantity}" for line in lines)]
+        [
+            channel,
+            customer,
+            *where,
+            *sorted(f"{line.sku}\t{line.node_id}\t{line.quantity}" for line in lines),
+        ]
     )
     return hashlib.blake2b(canonical.encode(), digest_size=16).hexdigest()
 
@@ -244,6 +273,7 @@ class HoldPlaced:
     expires_at: float
     channel: str = ""
     customer: str = ""
+    capacity: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +319,21 @@ class UnitsReturned:
 
 
 @dataclass(frozen=True, slots=True)
+class LineMoved:
+    """The open units of a line moved to another node (the first could not find them)."""
+
+    reservation_id: str
+    operation_id: str
+    index: int
+    to_node: str
+    at: float
+    sku: str = ""
+    from_node: str = ""
+    units: int = 0
+    """The units moved (for downstream systems; the partition recomputes them)."""
+
+
+@dataclass(frozen=True, slots=True)
 class HoldAborted:
     reservation_id: str
 
@@ -299,6 +344,8 @@ class ClaimRecorded:
     fingerprint: str
     partitions: tuple[int, ...]
     created_at: float
+    sourcing: tuple[LineSourcing, ...] = ()
+    destination: Destination | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +362,7 @@ Event = (
     | HoldExtended
     | LinesClosed
     | UnitsReturned
+    | LineMoved
     | HoldAborted
     | ClaimRecorded
     | ClaimDropped

@@ -18,6 +18,7 @@ from reservations.commands import (
     AdjustOutcome,
     AdjustResult,
     AdjustStock,
+    CapacityResult,
     ClaimOutcome,
     ClaimResult,
     CloseLines,
@@ -30,11 +31,13 @@ from reservations.commands import (
     GetPart,
     HoldOutcome,
     HoldResult,
+    MoveLine,
     OverLimit,
     PartOutcome,
     PartResult,
     PlaceHold,
     PositionsResult,
+    ReadCapacity,
     ReadPositions,
     RecordClaim,
     ReleasePart,
@@ -54,6 +57,7 @@ from reservations.model import (
     HoldExtended,
     HoldPlaced,
     Line,
+    LineMoved,
     LinesClosed,
     Part,
     PartChanged,
@@ -81,6 +85,8 @@ class Partition:
         self.adjustments: dict[str, StockAdjusted] = {}
         # (sku, customer) -> units in open parts: what purchase limits count (derived).
         self.customer_units: dict[tuple[str, str], int] = {}
+        # (node_id, utc day) -> orders that use the node's daily capacity (derived from parts).
+        self.capacity_used: dict[tuple[str, int], int] = {}
         # (expires_at, reservation_id) of parts that were HELD when pushed.
         self._expiry: list[tuple[float, str]] = []
         # Positions changed since the owner last drained this set (feeds the gateway's view).
@@ -139,6 +145,11 @@ class Partition:
                 return self._close_lines(command)
             case ReturnUnits():
                 return self._return(command)
+            case MoveLine():
+                return self._move_line(command)
+            case ReadCapacity():
+                used = tuple((n, self.capacity_used.get((n, command.day), 0)) for n in command.node_ids)
+                return CapacityResult(used), []
             case AbortHold():
                 part = self.parts.get(command.reservation_id)
                 if part is None or part.state is not PartState.HELD:
@@ -173,7 +184,15 @@ class Partition:
                 return AdjustResult(AdjustOutcome.APPLIED, self.view(sku, node_id))
             case ExpectSupply(sku=sku, node_id=node_id):
                 return SupplyResult(self.view(sku, node_id))
-            case PlaceHold() | ConfirmPart() | ReleasePart() | ExtendPart() | CloseLines() | ReturnUnits():
+            case (
+                PlaceHold()
+                | ConfirmPart()
+                | ReleasePart()
+                | ExtendPart()
+                | CloseLines()
+                | ReturnUnits()
+                | MoveLine()
+            ):
                 part = self.parts[command.reservation_id]
                 assert isinstance(result, (HoldResult, PartResult))
                 if isinstance(result, HoldResult):
@@ -280,6 +299,13 @@ class Partition:
         over = self._over_limit(command)
         if over:
             return HoldResult(HoldOutcome.OVER_LIMIT, over_limit=over), []
+        full = tuple(
+            node_id
+            for node_id, day, most in command.capacity
+            if most and self.capacity_used.get((node_id, day), 0) >= most
+        )
+        if full:
+            return HoldResult(HoldOutcome.FULL, full=full), []
         event = HoldPlaced(
             command.reservation_id,
             command.fingerprint,
@@ -288,6 +314,7 @@ class Partition:
             command.expires_at,
             command.channel,
             command.customer,
+            tuple((node_id, day) for node_id, day, _ in command.capacity),
         )
         return HoldResult(HoldOutcome.PLACED), [event]
 
@@ -415,6 +442,45 @@ class Partition:
         )
         return PartResult(PartOutcome.CHANGED), [event]
 
+    def _move_line(self, command: MoveLine) -> tuple[Result, list[Event]]:
+        part = self.parts.get(command.reservation_id)
+        if part is None:
+            return PartResult(PartOutcome.NOT_FOUND), []
+        content = f"{command.sku}|{command.from_node}|{command.to_node}"
+        seen = _seen(part, command.operation_id, operation_key(command.operation_id, "moved", content))
+        if seen is not None:
+            return seen, []
+        state = part.effective_state(command.at)
+        if not state.is_open:
+            return PartResult(PartOutcome.REFUSED, part, state), []
+        index = part.line_index(command.sku, command.from_node)
+        if index is None:
+            reason = f"{command.sku} at {command.from_node} is not in this reservation"
+            return PartResult(PartOutcome.REFUSED, part, state, reason), []
+        if part.line_index(command.sku, command.to_node) is not None:
+            reason = f"the reservation already has a line of {command.sku} at {command.to_node}"
+            return PartResult(PartOutcome.REFUSED, part, state, reason), []
+        units = part.open_units(index)
+        if units == 0:
+            reason = f"{command.sku} at {command.from_node} has no open units to move"
+            return PartResult(PartOutcome.REFUSED, part, state, reason), []
+        limit = command.limit if part.channel else None
+        free = self._promisable(command.sku, command.to_node, part.channel, limit)
+        if free < units:
+            reason = f"{command.sku} at {command.to_node}: {free} promisable, the line needs {units}"
+            return PartResult(PartOutcome.REFUSED, part, state, reason), []
+        event = LineMoved(
+            command.reservation_id,
+            command.operation_id,
+            index,
+            command.to_node,
+            command.at,
+            command.sku,
+            command.from_node,
+            units,
+        )
+        return PartResult(PartOutcome.CHANGED), [event]
+
     def _record_claim(self, command: RecordClaim) -> tuple[Result, list[Event]]:
         claim = self.claims.get(command.reservation_id)
         if claim is not None:
@@ -423,9 +489,21 @@ class Partition:
             )
             return ClaimResult(outcome, claim), []
         event = ClaimRecorded(
-            command.reservation_id, command.fingerprint, command.partitions, command.created_at
+            command.reservation_id,
+            command.fingerprint,
+            command.partitions,
+            command.created_at,
+            command.sourcing,
+            command.destination,
         )
-        claim = Claim(command.reservation_id, command.fingerprint, command.partitions, command.created_at)
+        claim = Claim(
+            command.reservation_id,
+            command.fingerprint,
+            command.partitions,
+            command.created_at,
+            command.sourcing,
+            command.destination,
+        )
         return ClaimResult(ClaimOutcome.RECORDED, claim), [event]
 
     def expire_due(self, now: float, grace: float) -> list[Event]:
@@ -480,6 +558,7 @@ class Partition:
                     channel=event.channel,
                     customer=event.customer,
                     history=(("held", event.created_at),),
+                    capacity=event.capacity,
                 )
                 self._add_part(part)
             case PartChanged():
@@ -493,6 +572,8 @@ class Partition:
                 )
                 self.parts[part.reservation_id] = changed
                 self._count(changed, +1)
+                self._count_capacity(part, -1)
+                self._count_capacity(changed, +1)
             case HoldExtended():
                 part = self.parts[event.reservation_id]
                 self.parts[part.reservation_id] = replace(
@@ -517,12 +598,20 @@ class Partition:
                     history=(*part.history, ("returned", event.at)),
                 )
                 self.touched.add((sku, event.node_id))
+            case LineMoved():
+                self._apply_moved(event)
             case HoldAborted():
                 part = self.parts.pop(event.reservation_id)
                 self._count(part, -1)
+                self._count_capacity(part, -1)
             case ClaimRecorded():
                 self.claims[event.reservation_id] = Claim(
-                    event.reservation_id, event.fingerprint, event.partitions, event.created_at
+                    event.reservation_id,
+                    event.fingerprint,
+                    event.partitions,
+                    event.created_at,
+                    event.sourcing,
+                    event.destination,
                 )
             case ClaimDropped():
                 del self.claims[event.reservation_id]
@@ -554,8 +643,55 @@ class Partition:
             closed = replace(closed, state=final, changed_at=event.at)
         self.parts[part.reservation_id] = closed
         self._count(closed, +1)
+        self._count_capacity(part, -1)
+        self._count_capacity(closed, +1)
         for index, _ in event.units:
             self.touched.add((part.lines[index].sku, part.lines[index].node_id))
+
+    def _apply_moved(self, event: LineMoved) -> None:
+        """The line's open units go to a new line at the new node; closed units stay where
+        they were (a line with nothing closed simply changes node)."""
+        part = self.parts[event.reservation_id]
+        self._count(part, -1)
+        old = part.lines[event.index]
+        units = part.open_units(event.index)
+        closed = old.quantity - units
+        lines = list(part.lines)
+        moved = Line(old.sku, event.to_node, units)
+        if closed:
+            lines[event.index] = Line(old.sku, old.node_id, closed)
+            lines.append(moved)
+            grow: tuple[int, ...] = (0,)
+        else:
+            lines[event.index] = moved
+            grow = ()
+
+        def widened(counts: tuple[int, ...]) -> tuple[int, ...]:
+            return (*counts, *grow) if counts else counts
+
+        changed = replace(
+            part,
+            lines=tuple(lines),
+            fulfilled=widened(part.fulfilled),
+            cancelled=widened(part.cancelled),
+            returned=widened(part.returned),
+            operations=part.operations
+            | {operation_key(event.operation_id, "moved", f"{old.sku}|{old.node_id}|{event.to_node}")},
+            history=(*part.history, ("moved", event.at)),
+        )
+        self.parts[part.reservation_id] = changed
+        self._count(changed, +1)
+        self.touched.add((old.sku, old.node_id))
+
+    def _count_capacity(self, part: Part, sign: int) -> None:
+        if not part.capacity or not part.state.uses_capacity:
+            return
+        for key in part.capacity:
+            used = self.capacity_used.get(key, 0) + sign
+            if used:
+                self.capacity_used[key] = used
+            else:
+                self.capacity_used.pop(key, None)
 
     def _set_supply(self, supply_id: str, sku: str, node_id: str, expected_at: float, quantity: int) -> None:
         position = self.position(sku, node_id)
@@ -576,6 +712,7 @@ class Partition:
     def _add_part(self, part: Part) -> None:
         self.parts[part.reservation_id] = part
         self._count(part, +1)
+        self._count_capacity(part, +1)
         if part.state is PartState.HELD:
             heapq.heappush(self._expiry, (part.expires_at, part.reservation_id))
 
@@ -671,6 +808,13 @@ class Partition:
             problems.append(
                 f"units by customer {self.customer_units} do not match the open parts {customers}"
             )
+        capacity: dict[tuple[str, int], int] = {}
+        for part in self.parts.values():
+            if part.state.uses_capacity:
+                for node_day in part.capacity:
+                    capacity[node_day] = capacity.get(node_day, 0) + 1
+        if capacity != self.capacity_used:
+            problems.append(f"daily capacity used {self.capacity_used} does not match the parts {capacity}")
         return problems
 
 

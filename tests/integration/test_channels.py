@@ -264,7 +264,7 @@ async def test_pickup_search_finds_the_nearest_stores_with_the_basket(
     await asyncio.sleep(0.2)  # the search reads the gateway's view
     request = availability_pb2.FindPickupStoresRequest(
         items=[availability_pb2.BasketItem(sku="A", quantity=2), availability_pb2.BasketItem(sku="B")],
-        location=availability_pb2.Location(latitude=lat, longitude=lon),
+        location=common_pb2.Location(latitude=lat, longitude=lon),
     )
     answer = await client._call(client.availability_stub.FindPickupStores, request)
     assert [s.node.node_id for s in answer.complete] == ["P-5KM", "P-20KM"]

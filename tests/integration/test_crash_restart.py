@@ -57,6 +57,17 @@ async def wait_serving(port: int, process: subprocess.Popen[bytes], log: Path, t
             await asyncio.sleep(0.3)
 
 
+def wait_exit(process: subprocess.Popen[bytes], log: Path, timeout: float) -> int:
+    """The exit code; on a hang, fail with the service's log and every thread's stack."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        spy = Path(sys.executable).parent / "py-spy"
+        dump = subprocess.run([str(spy), "dump", "--pid", str(process.pid)], capture_output=True, text=True)
+        stacks = dump.stdout + dump.stderr
+        pytest.fail(f"service still running after {timeout}s\n{log.read_text()[-3000:]}\n{stacks}")
+
+
 def kill_group(process: subprocess.Popen[bytes], sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, sig)
@@ -136,6 +147,6 @@ async def test_sigkill_loses_nothing_acknowledged(own_redis: EmbeddedRedis, tmp_
             process.send_signal(signal.SIGTERM)
             response = await call
         assert (response.received, response.applied) == (2, 2)
-        assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
+        assert wait_exit(process, log, timeout=60) == 0, log.read_text()[-3000:]
     finally:
         kill_group(process, signal.SIGKILL)

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from protos.gen.omnistock.v1 import common_pb2 as omnistock_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fomnistock/v1/availability.proto\x12\x0comnistock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19omnistock/v1/common.proto\"\xa4\x01\n\x16GetAvailabilityRequest\x12\x0c\n\x04skus\x18\x01 \x03(\t\x12\x15\n\rinclude_nodes\x18\x02 \x01(\x08\x12\x12\n\nchannel_id\x18\x03 \x01(\t\x12\x12\n\nconsistent\x18\x04 \x01(\x08\x12+\n\x07\x62y_date\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08quantity\x18\x06 \x01(\x03\"\xbf\x02\n\x0fSkuAvailability\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x03\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\x10\n\x08reserved\x18\x04 \x01(\x03\x12\x11\n\tcommitted\x18\x05 \x01(\x03\x12%\n\x05nodes\x18\x06 \x03(\x0b\x32\x16.omnistock.v1.Position\x12\x0f\n\x07\x64\x61maged\x18\x07 \x01(\x03\x12\x14\n\x0cquality_hold\x18\x08 \x01(\x03\x12)\n\x06status\x18\t \x01(\x0e\x32\x19.omnistock.v1.StockStatus\x12\x0f\n\x07inbound\x18\n \x01(\x03\x12\x19\n\x11\x61vailable_by_date\x18\x0b \x01(\x03\x12\x31\n\rearliest_date\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x01\n\x17GetAvailabilityResponse\x12+\n\x04skus\x18\x01 \x03(\x0b\x32\x1d.omnistock.v1.SkuAvailability\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12\x12\n\nconsistent\x18\x04 \x01(\x08\"+\n\nBasketItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"/\n\x08Location\x12\x10\n\x08latitude\x18\x01 \x01(\x01\x12\x11\n\tlongitude\x18\x02 \x01(\x01\"\xc2\x01\n\x17\x46indPickupStoresRequest\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.omnistock.v1.BasketItem\x12*\n\x08location\x18\x02 \x01(\x0b\x32\x16.omnistock.v1.LocationH\x00\x12\x12\n\x08store_id\x18\x03 \x01(\tH\x00\x12\x11\n\tradius_km\x18\x04 \x01(\x01\x12\x12\n\nchannel_id\x18\x05 \x01(\t\x12\r\n\x05limit\x18\x06 \x01(\x05\x42\x08\n\x06origin\"@\n\x0bItemAtStore\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x11\n\trequested\x18\x02 \x01(\x03\x12\x11\n\tavailable\x18\x03 \x01(\x03\"n\n\x0bPickupStore\x12 \n\x04node\x18\x01 \x01(\x0b\x32\x12.omnistock.v1.Node\x12\x13\n\x0b\x64istance_km\x18\x02 \x01(\x01\x12(\n\x05items\x18\x03 \x03(\x0b\x32\x19.omnistock.v1.ItemAtStore\"\xaf\x01\n\x18\x46indPickupStoresResponse\x12+\n\x08\x63omplete\x18\x01 \x03(\x0b\x32\x19.omnistock.v1.PickupStore\x12*\n\x07partial\x18\x02 \x03(\x0b\x32\x19.omnistock.v1.PickupStore\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x04 \x01(\x04\"R\n\x18WatchAvailabilityRequest\x12\x12\n\nchannel_id\x18\x01 \x01(\t\x12\x0c\n\x04skus\x18\x02 \x03(\t\x12\x14\n\x0c\x66rom_version\x18\x03 \x01(\x04\"\x93\x01\n\x12\x41vailabilityChange\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x03\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.omnistock.v1.StockStatus\x12\x32\n\x0fprevious_status\x18\x04 \x01(\x0e\x32\x19.omnistock.v1.StockStatus\"\x95\x01\n\x12\x41vailabilityUpdate\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x07\x63hanges\x18\x03 \x03(\x0b\x32 .omnistock.v1.AvailabilityChange\x12\x10\n\x08\x63\x61tch_up\x18\x04 \x01(\x08\x32\xb9\x02\n\x13\x41vailabilityService\x12^\n\x0fGetAvailability\x12$.omnistock.v1.GetAvailabilityRequest\x1a%.omnistock.v1.GetAvailabilityResponse\x12\x61\n\x10\x46indPickupStores\x12%.omnistock.v1.FindPickupStoresRequest\x1a&.omnistock.v1.FindPickupStoresResponse\x12_\n\x11WatchAvailability\x12&.omnistock.v1.WatchAvailabilityRequest\x1a .omnistock.v1.AvailabilityUpdate0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fomnistock/v1/availability.proto\x12\x0comnistock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19omnistock/v1/common.proto\"\xa4\x01\n\x16GetAvailabilityRequest\x12\x0c\n\x04skus\x18\x01 \x03(\t\x12\x15\n\rinclude_nodes\x18\x02 \x01(\x08\x12\x12\n\nchannel_id\x18\x03 \x01(\t\x12\x12\n\nconsistent\x18\x04 \x01(\x08\x12+\n\x07\x62y_date\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08quantity\x18\x06 \x01(\x03\"\xbf\x02\n\x0fSkuAvailability\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x03\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\x10\n\x08reserved\x18\x04 \x01(\x03\x12\x11\n\tcommitted\x18\x05 \x01(\x03\x12%\n\x05nodes\x18\x06 \x03(\x0b\x32\x16.omnistock.v1.Position\x12\x0f\n\x07\x64\x61maged\x18\x07 \x01(\x03\x12\x14\n\x0cquality_hold\x18\x08 \x01(\x03\x12)\n\x06status\x18\t \x01(\x0e\x32\x19.omnistock.v1.StockStatus\x12\x0f\n\x07inbound\x18\n \x01(\x03\x12\x19\n\x11\x61vailable_by_date\x18\x0b \x01(\x03\x12\x31\n\rearliest_date\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x96\x01\n\x17GetAvailabilityResponse\x12+\n\x04skus\x18\x01 \x03(\x0b\x32\x1d.omnistock.v1.SkuAvailability\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x03 \x01(\x04\x12\x12\n\nconsistent\x18\x04 \x01(\x08\"+\n\nBasketItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\"\xc2\x01\n\x17\x46indPickupStoresRequest\x12\'\n\x05items\x18\x01 \x03(\x0b\x32\x18.omnistock.v1.BasketItem\x12*\n\x08location\x18\x02 \x01(\x0b\x32\x16.omnistock.v1.LocationH\x00\x12\x12\n\x08store_id\x18\x03 \x01(\tH\x00\x12\x11\n\tradius_km\x18\x04 \x01(\x01\x12\x12\n\nchannel_id\x18\x05 \x01(\t\x12\r\n\x05limit\x18\x06 \x01(\x05\x42\x08\n\x06origin\"@\n\x0bItemAtStore\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x11\n\trequested\x18\x02 \x01(\x03\x12\x11\n\tavailable\x18\x03 \x01(\x03\"n\n\x0bPickupStore\x12 \n\x04node\x18\x01 \x01(\x0b\x32\x12.omnistock.v1.Node\x12\x13\n\x0b\x64istance_km\x18\x02 \x01(\x01\x12(\n\x05items\x18\x03 \x03(\x0b\x32\x19.omnistock.v1.ItemAtStore\"\xaf\x01\n\x18\x46indPickupStoresResponse\x12+\n\x08\x63omplete\x18\x01 \x03(\x0b\x32\x19.omnistock.v1.PickupStore\x12*\n\x07partial\x18\x02 \x03(\x0b\x32\x19.omnistock.v1.PickupStore\x12)\n\x05\x61s_of\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x04 \x01(\x04\"R\n\x18WatchAvailabilityRequest\x12\x12\n\nchannel_id\x18\x01 \x01(\t\x12\x0c\n\x04skus\x18\x02 \x03(\t\x12\x14\n\x0c\x66rom_version\x18\x03 \x01(\x04\"\x93\x01\n\x12\x41vailabilityChange\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x11\n\tavailable\x18\x02 \x01(\x03\x12)\n\x06status\x18\x03 \x01(\x0e\x32\x19.omnistock.v1.StockStatus\x12\x32\n\x0fprevious_status\x18\x04 \x01(\x0e\x32\x19.omnistock.v1.StockStatus\"\x95\x01\n\x12\x41vailabilityUpdate\x12\x0f\n\x07version\x18\x01 \x01(\x04\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x31\n\x07\x63hanges\x18\x03 \x03(\x0b\x32 .omnistock.v1.AvailabilityChange\x12\x10\n\x08\x63\x61tch_up\x18\x04 \x01(\x08\x32\xb9\x02\n\x13\x41vailabilityService\x12^\n\x0fGetAvailability\x12$.omnistock.v1.GetAvailabilityRequest\x1a%.omnistock.v1.GetAvailabilityResponse\x12\x61\n\x10\x46indPickupStores\x12%.omnistock.v1.FindPickupStoresRequest\x1a&.omnistock.v1.FindPickupStoresResponse\x12_\n\x11WatchAvailability\x12&.omnistock.v1.WatchAvailabilityRequest\x1a .omnistock.v1.AvailabilityUpdate0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,22 +41,20 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETAVAILABILITYRESPONSE']._serialized_end=749
   _globals['_BASKETITEM']._serialized_start=751
   _globals['_BASKETITEM']._serialized_end=794
-  _globals['_LOCATION']._serialized_start=796
-  _globals['_LOCATION']._serialized_end=843
-  _globals['_FINDPICKUPSTORESREQUEST']._serialized_start=846
-  _globals['_FINDPICKUPSTORESREQUEST']._serialized_end=1040
-  _globals['_ITEMATSTORE']._serialized_start=1042
-  _globals['_ITEMATSTORE']._serialized_end=1106
-  _globals['_PICKUPSTORE']._serialized_start=1108
-  _globals['_PICKUPSTORE']._serialized_end=1218
-  _globals['_FINDPICKUPSTORESRESPONSE']._serialized_start=1221
-  _globals['_FINDPICKUPSTORESRESPONSE']._serialized_end=1396
-  _globals['_WATCHAVAILABILITYREQUEST']._serialized_start=1398
-  _globals['_WATCHAVAILABILITYREQUEST']._serialized_end=1480
-  _globals['_AVAILABILITYCHANGE']._serialized_start=1483
-  _globals['_AVAILABILITYCHANGE']._serialized_end=1630
-  _globals['_AVAILABILITYUPDATE']._serialized_start=1633
-  _globals['_AVAILABILITYUPDATE']._serialized_end=1782
-  _globals['_AVAILABILITYSERVICE']._serialized_start=1785
-  _globals['_AVAILABILITYSERVICE']._serialized_end=2098
+  _globals['_FINDPICKUPSTORESREQUEST']._serialized_start=797
+  _globals['_FINDPICKUPSTORESREQUEST']._serialized_end=991
+  _globals['_ITEMATSTORE']._serialized_start=993
+  _globals['_ITEMATSTORE']._serialized_end=1057
+  _globals['_PICKUPSTORE']._serialized_start=1059
+  _globals['_PICKUPSTORE']._serialized_end=1169
+  _globals['_FINDPICKUPSTORESRESPONSE']._serialized_start=1172
+  _globals['_FINDPICKUPSTORESRESPONSE']._serialized_end=1347
+  _globals['_WATCHAVAILABILITYREQUEST']._serialized_start=1349
+  _globals['_WATCHAVAILABILITYREQUEST']._serialized_end=1431
+  _globals['_AVAILABILITYCHANGE']._serialized_start=1434
+  _globals['_AVAILABILITYCHANGE']._serialized_end=1581
+  _globals['_AVAILABILITYUPDATE']._serialized_start=1584
+  _globals['_AVAILABILITYUPDATE']._serialized_end=1733
+  _globals['_AVAILABILITYSERVICE']._serialized_start=1736
+  _globals['_AVAILABILITYSERVICE']._serialized_end=2049
 # @@protoc_insertion_point(module_scope)

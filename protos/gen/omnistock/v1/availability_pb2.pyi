@@ -74,14 +74,6 @@ class BasketItem(_message.Message):
     quantity: int
     def __init__(self, sku: _Optional[str] = ..., quantity: _Optional[int] = ...) -> None: ...
 
-class Location(_message.Message):
-    __slots__ = ("latitude", "longitude")
-    LATITUDE_FIELD_NUMBER: _ClassVar[int]
-    LONGITUDE_FIELD_NUMBER: _ClassVar[int]
-    latitude: float
-    longitude: float
-    def __init__(self, latitude: _Optional[float] = ..., longitude: _Optional[float] = ...) -> None: ...
-
 class FindPickupStoresRequest(_message.Message):
     __slots__ = ("items", "location", "store_id", "radius_km", "channel_id", "limit")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
@@ -91,12 +83,12 @@ class FindPickupStoresRequest(_message.Message):
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     LIMIT_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[BasketItem]
-    location: Location
+    location: _common_pb2.Location
     store_id: str
     radius_km: float
     channel_id: str
     limit: int
-    def __init__(self, items: _Optional[_Iterable[_Union[BasketItem, _Mapping]]] = ..., location: _Optional[_Union[Location, _Mapping]] = ..., store_id: _Optional[str] = ..., radius_km: _Optional[float] = ..., channel_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+    def __init__(self, items: _Optional[_Iterable[_Union[BasketItem, _Mapping]]] = ..., location: _Optional[_Union[_common_pb2.Location, _Mapping]] = ..., store_id: _Optional[str] = ..., radius_km: _Optional[float] = ..., channel_id: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
 
 class ItemAtStore(_message.Message):
     __slots__ = ("sku", "requested", "available")

@@ -25,25 +25,27 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19omnistock/v1/common.proto\x12\x0comnistock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa0\x01\n\x04Node\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.omnistock.v1.NodeType\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05ships\x18\x04 \x01(\x08\x12\x0e\n\x06pickup\x18\x05 \x01(\x08\x12\x10\n\x08latitude\x18\x06 \x01(\x01\x12\x11\n\tlongitude\x18\x07 \x01(\x01\x12\x0f\n\x07\x65nabled\x18\x08 \x01(\x08\"\xd4\x01\n\x08Position\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\x10\n\x08reserved\x18\x04 \x01(\x03\x12\x11\n\tcommitted\x18\x05 \x01(\x03\x12\x11\n\tavailable\x18\x06 \x01(\x03\x12)\n\x05\x61s_of\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x64\x61maged\x18\x08 \x01(\x03\x12\x14\n\x0cquality_hold\x18\t \x01(\x03\x12\x0f\n\x07inbound\x18\n \x01(\x03\";\n\x11InsufficientStock\x12&\n\x05lines\x18\x01 \x03(\x0b\x32\x17.omnistock.v1.ShortLine\"O\n\tShortLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x11\n\trequested\x18\x03 \x01(\x03\x12\x11\n\tavailable\x18\x04 \x01(\x03*w\n\x08NodeType\x12\x19\n\x15NODE_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0fNODE_TYPE_STORE\x10\x01\x12\x10\n\x0cNODE_TYPE_DC\x10\x02\x12\x11\n\rNODE_TYPE_3PL\x10\x03\x12\x16\n\x12NODE_TYPE_DROPSHIP\x10\x04*]\n\nStockState\x12\x18\n\x14STOCK_STATE_SELLABLE\x10\x00\x12\x17\n\x13STOCK_STATE_DAMAGED\x10\x01\x12\x1c\n\x18STOCK_STATE_QUALITY_HOLD\x10\x02*\x81\x01\n\x0bStockStatus\x12\x1c\n\x18STOCK_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15STOCK_STATUS_IN_STOCK\x10\x01\x12\x1a\n\x16STOCK_STATUS_LOW_STOCK\x10\x02\x12\x1d\n\x19STOCK_STATUS_OUT_OF_STOCK\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19omnistock/v1/common.proto\x12\x0comnistock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe1\x01\n\x04Node\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12$\n\x04type\x18\x02 \x01(\x0e\x32\x16.omnistock.v1.NodeType\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\r\n\x05ships\x18\x04 \x01(\x08\x12\x0e\n\x06pickup\x18\x05 \x01(\x08\x12\x10\n\x08latitude\x18\x06 \x01(\x01\x12\x11\n\tlongitude\x18\x07 \x01(\x01\x12\x0f\n\x07\x65nabled\x18\x08 \x01(\x08\x12\x10\n\x08priority\x18\t \x01(\x05\x12\x15\n\rshipment_cost\x18\n \x01(\x01\x12\x16\n\x0e\x64\x61ily_capacity\x18\x0b \x01(\x03\"/\n\x08Location\x12\x10\n\x08latitude\x18\x01 \x01(\x01\x12\x11\n\tlongitude\x18\x02 \x01(\x01\"\xd4\x01\n\x08Position\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\x10\n\x08reserved\x18\x04 \x01(\x03\x12\x11\n\tcommitted\x18\x05 \x01(\x03\x12\x11\n\tavailable\x18\x06 \x01(\x03\x12)\n\x05\x61s_of\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x64\x61maged\x18\x08 \x01(\x03\x12\x14\n\x0cquality_hold\x18\t \x01(\x03\x12\x0f\n\x07inbound\x18\n \x01(\x03\";\n\x11InsufficientStock\x12&\n\x05lines\x18\x01 \x03(\x0b\x32\x17.omnistock.v1.ShortLine\"O\n\tShortLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x11\n\trequested\x18\x03 \x01(\x03\x12\x11\n\tavailable\x18\x04 \x01(\x03*w\n\x08NodeType\x12\x19\n\x15NODE_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0fNODE_TYPE_STORE\x10\x01\x12\x10\n\x0cNODE_TYPE_DC\x10\x02\x12\x11\n\rNODE_TYPE_3PL\x10\x03\x12\x16\n\x12NODE_TYPE_DROPSHIP\x10\x04*]\n\nStockState\x12\x18\n\x14STOCK_STATE_SELLABLE\x10\x00\x12\x17\n\x13STOCK_STATE_DAMAGED\x10\x01\x12\x1c\n\x18STOCK_STATE_QUALITY_HOLD\x10\x02*\x81\x01\n\x0bStockStatus\x12\x1c\n\x18STOCK_STATUS_UNSPECIFIED\x10\x00\x12\x19\n\x15STOCK_STATUS_IN_STOCK\x10\x01\x12\x1a\n\x16STOCK_STATUS_LOW_STOCK\x10\x02\x12\x1d\n\x19STOCK_STATUS_OUT_OF_STOCK\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omnistock.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NODETYPE']._serialized_start=596
-  _globals['_NODETYPE']._serialized_end=715
-  _globals['_STOCKSTATE']._serialized_start=717
-  _globals['_STOCKSTATE']._serialized_end=810
-  _globals['_STOCKSTATUS']._serialized_start=813
-  _globals['_STOCKSTATUS']._serialized_end=942
+  _globals['_NODETYPE']._serialized_start=710
+  _globals['_NODETYPE']._serialized_end=829
+  _globals['_STOCKSTATE']._serialized_start=831
+  _globals['_STOCKSTATE']._serialized_end=924
+  _globals['_STOCKSTATUS']._serialized_start=927
+  _globals['_STOCKSTATUS']._serialized_end=1056
   _globals['_NODE']._serialized_start=77
-  _globals['_NODE']._serialized_end=237
-  _globals['_POSITION']._serialized_start=240
-  _globals['_POSITION']._serialized_end=452
-  _globals['_INSUFFICIENTSTOCK']._serialized_start=454
-  _globals['_INSUFFICIENTSTOCK']._serialized_end=513
-  _globals['_SHORTLINE']._serialized_start=515
-  _globals['_SHORTLINE']._serialized_end=594
+  _globals['_NODE']._serialized_end=302
+  _globals['_LOCATION']._serialized_start=304
+  _globals['_LOCATION']._serialized_end=351
+  _globals['_POSITION']._serialized_start=354
+  _globals['_POSITION']._serialized_end=566
+  _globals['_INSUFFICIENTSTOCK']._serialized_start=568
+  _globals['_INSUFFICIENTSTOCK']._serialized_end=627
+  _globals['_SHORTLINE']._serialized_start=629
+  _globals['_SHORTLINE']._serialized_end=708
 # @@protoc_insertion_point(module_scope)

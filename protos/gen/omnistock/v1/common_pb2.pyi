@@ -44,7 +44,7 @@ STOCK_STATUS_LOW_STOCK: StockStatus
 STOCK_STATUS_OUT_OF_STOCK: StockStatus
 
 class Node(_message.Message):
-    __slots__ = ("node_id", "type", "name", "ships", "pickup", "latitude", "longitude", "enabled")
+    __slots__ = ("node_id", "type", "name", "ships", "pickup", "latitude", "longitude", "enabled", "priority", "shipment_cost", "daily_capacity")
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,9 @@ class Node(_message.Message):
     LATITUDE_FIELD_NUMBER: _ClassVar[int]
     LONGITUDE_FIELD_NUMBER: _ClassVar[int]
     ENABLED_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    SHIPMENT_COST_FIELD_NUMBER: _ClassVar[int]
+    DAILY_CAPACITY_FIELD_NUMBER: _ClassVar[int]
     node_id: str
     type: NodeType
     name: str
@@ -61,7 +64,18 @@ class Node(_message.Message):
     latitude: float
     longitude: float
     enabled: bool
-    def __init__(self, node_id: _Optional[str] = ..., type: _Optional[_Union[NodeType, str]] = ..., name: _Optional[str] = ..., ships: _Optional[bool] = ..., pickup: _Optional[bool] = ..., latitude: _Optional[float] = ..., longitude: _Optional[float] = ..., enabled: _Optional[bool] = ...) -> None: ...
+    priority: int
+    shipment_cost: float
+    daily_capacity: int
+    def __init__(self, node_id: _Optional[str] = ..., type: _Optional[_Union[NodeType, str]] = ..., name: _Optional[str] = ..., ships: _Optional[bool] = ..., pickup: _Optional[bool] = ..., latitude: _Optional[float] = ..., longitude: _Optional[float] = ..., enabled: _Optional[bool] = ..., priority: _Optional[int] = ..., shipment_cost: _Optional[float] = ..., daily_capacity: _Optional[int] = ...) -> None: ...
+
+class Location(_message.Message):
+    __slots__ = ("latitude", "longitude")
+    LATITUDE_FIELD_NUMBER: _ClassVar[int]
+    LONGITUDE_FIELD_NUMBER: _ClassVar[int]
+    latitude: float
+    longitude: float
+    def __init__(self, latitude: _Optional[float] = ..., longitude: _Optional[float] = ...) -> None: ...
 
 class Position(_message.Message):
     __slots__ = ("sku", "node_id", "on_hand", "reserved", "committed", "available", "as_of", "damaged", "quality_hold", "inbound")

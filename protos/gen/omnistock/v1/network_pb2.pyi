@@ -60,7 +60,7 @@ class AllocationCap(_message.Message):
     def __init__(self, percent: _Optional[float] = ..., node_id: _Optional[str] = ..., node_type: _Optional[_Union[_common_pb2.NodeType, str]] = ...) -> None: ...
 
 class Channel(_message.Message):
-    __slots__ = ("channel_id", "name", "groups", "safety", "caps", "low_stock_threshold", "display_cap", "future_supply_holds")
+    __slots__ = ("channel_id", "name", "groups", "safety", "caps", "low_stock_threshold", "display_cap", "future_supply_holds", "sourcing")
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     GROUPS_FIELD_NUMBER: _ClassVar[int]
@@ -69,6 +69,7 @@ class Channel(_message.Message):
     LOW_STOCK_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     DISPLAY_CAP_FIELD_NUMBER: _ClassVar[int]
     FUTURE_SUPPLY_HOLDS_FIELD_NUMBER: _ClassVar[int]
+    SOURCING_FIELD_NUMBER: _ClassVar[int]
     channel_id: str
     name: str
     groups: _containers.RepeatedScalarFieldContainer[str]
@@ -77,7 +78,18 @@ class Channel(_message.Message):
     low_stock_threshold: int
     display_cap: int
     future_supply_holds: bool
-    def __init__(self, channel_id: _Optional[str] = ..., name: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ..., safety: _Optional[_Iterable[_Union[SafetyRule, _Mapping]]] = ..., caps: _Optional[_Iterable[_Union[AllocationCap, _Mapping]]] = ..., low_stock_threshold: _Optional[int] = ..., display_cap: _Optional[int] = ..., future_supply_holds: _Optional[bool] = ...) -> None: ...
+    sourcing: SourcingPolicy
+    def __init__(self, channel_id: _Optional[str] = ..., name: _Optional[str] = ..., groups: _Optional[_Iterable[str]] = ..., safety: _Optional[_Iterable[_Union[SafetyRule, _Mapping]]] = ..., caps: _Optional[_Iterable[_Union[AllocationCap, _Mapping]]] = ..., low_stock_threshold: _Optional[int] = ..., display_cap: _Optional[int] = ..., future_supply_holds: _Optional[bool] = ..., sourcing: _Optional[_Union[SourcingPolicy, _Mapping]] = ...) -> None: ...
+
+class SourcingPolicy(_message.Message):
+    __slots__ = ("rules", "split_lines", "max_shipments")
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    SPLIT_LINES_FIELD_NUMBER: _ClassVar[int]
+    MAX_SHIPMENTS_FIELD_NUMBER: _ClassVar[int]
+    rules: _containers.RepeatedScalarFieldContainer[str]
+    split_lines: bool
+    max_shipments: int
+    def __init__(self, rules: _Optional[_Iterable[str]] = ..., split_lines: _Optional[bool] = ..., max_shipments: _Optional[int] = ...) -> None: ...
 
 class NetworkConfig(_message.Message):
     __slots__ = ("nodes", "groups", "channels", "version", "purchase_limits")

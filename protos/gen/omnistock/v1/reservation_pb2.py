@@ -23,57 +23,68 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from protos.gen.omnistock.v1 import common_pb2 as omnistock_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eomnistock/v1/reservation.proto\x12\x0comnistock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x91\x01\n\rReturnRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x11\n\treturn_id\x18\x02 \x01(\t\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\x14\n\x0cline_node_id\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12\x10\n\x08quantity\x18\x06 \x01(\x03\x12\x0f\n\x07\x64\x61maged\x18\x07 \x01(\x08\"R\n\x0eReturnResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"l\n\rFulfilRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x15\n\rfulfilment_id\x18\x02 \x01(\t\x12,\n\x05lines\x18\x03 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\"R\n\x0e\x46ulfilResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"s\n\x12\x43\x61ncelLinesRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61ncellation_id\x18\x02 \x01(\t\x12,\n\x05lines\x18\x03 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\"W\n\x13\x43\x61ncelLinesResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"<\n\rExtendRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x05\"@\n\x0e\x45xtendResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"\x80\x02\n\x10ReservationEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\r\x12\x30\n\x04type\x18\x04 \x01(\x0e\x32\".omnistock.v1.ReservationEventType\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x05lines\x18\x06 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12\x12\n\nchannel_id\x18\x07 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x08 \x01(\t\"y\n\x0fReservationLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x11\n\tfulfilled\x18\x04 \x01(\x03\x12\x11\n\tcancelled\x18\x05 \x01(\x03\x12\x10\n\x08returned\x18\x06 \x01(\x03\"\xec\x02\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.omnistock.v1.ReservationState\x12,\n\x05lines\x18\x03 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nchanged_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nchannel_id\x18\x07 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x08 \x01(\t\x12/\n\x07history\x18\t \x03(\x0b\x32\x1e.omnistock.v1.ReservationEvent\"\x94\x01\n\x0eReserveRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12,\n\x05lines\x18\x02 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x05\x12\x12\n\nchannel_id\x18\x04 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x05 \x01(\t\"S\n\x0fReserveResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"(\n\x0e\x43onfirmRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"S\n\x0f\x43onfirmResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"(\n\x0eReleaseRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"S\n\x0fReleaseResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"/\n\x15GetReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"H\n\x16GetReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation*\xd2\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16RESERVATION_STATE_HELD\x10\x01\x12\x1f\n\x1bRESERVATION_STATE_CONFIRMED\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n\x19RESERVATION_STATE_EXPIRED\x10\x04\x12\x1f\n\x1bRESERVATION_STATE_FULFILLED\x10\x05*\x90\x03\n\x14ReservationEventType\x12&\n\"RESERVATION_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bRESERVATION_EVENT_TYPE_HELD\x10\x01\x12$\n RESERVATION_EVENT_TYPE_CONFIRMED\x10\x02\x12#\n\x1fRESERVATION_EVENT_TYPE_RELEASED\x10\x03\x12\"\n\x1eRESERVATION_EVENT_TYPE_EXPIRED\x10\x04\x12#\n\x1fRESERVATION_EVENT_TYPE_EXTENDED\x10\x05\x12$\n RESERVATION_EVENT_TYPE_WITHDRAWN\x10\x06\x12$\n RESERVATION_EVENT_TYPE_FULFILLED\x10\x07\x12*\n&RESERVATION_EVENT_TYPE_LINES_CANCELLED\x10\x08\x12#\n\x1fRESERVATION_EVENT_TYPE_RETURNED\x10\t2\xec\x04\n\x12ReservationService\x12\x46\n\x07Reserve\x12\x1c.omnistock.v1.ReserveRequest\x1a\x1d.omnistock.v1.ReserveResponse\x12\x46\n\x07\x43onfirm\x12\x1c.omnistock.v1.ConfirmRequest\x1a\x1d.omnistock.v1.ConfirmResponse\x12\x46\n\x07Release\x12\x1c.omnistock.v1.ReleaseRequest\x1a\x1d.omnistock.v1.ReleaseResponse\x12[\n\x0eGetReservation\x12#.omnistock.v1.GetReservationRequest\x1a$.omnistock.v1.GetReservationResponse\x12\x43\n\x06\x45xtend\x12\x1b.omnistock.v1.ExtendRequest\x1a\x1c.omnistock.v1.ExtendResponse\x12\x43\n\x06\x46ulfil\x12\x1b.omnistock.v1.FulfilRequest\x1a\x1c.omnistock.v1.FulfilResponse\x12R\n\x0b\x43\x61ncelLines\x12 .omnistock.v1.CancelLinesRequest\x1a!.omnistock.v1.CancelLinesResponse\x12\x43\n\x06Return\x12\x1b.omnistock.v1.ReturnRequest\x1a\x1c.omnistock.v1.ReturnResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1eomnistock/v1/reservation.proto\x12\x0comnistock.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x19omnistock/v1/common.proto\"y\n\x0fReassignRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x17\n\x0freassignment_id\x18\x02 \x01(\t\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\x14\n\x0c\x66rom_node_id\x18\x04 \x01(\t\x12\x12\n\nto_node_id\x18\x05 \x01(\t\"\x82\x01\n\x10ReassignResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\x12,\n\x08sourcing\x18\x03 \x01(\x0b\x32\x1a.omnistock.v1.LineSourcing\"X\n\x0b\x44\x65stination\x12)\n\x07\x61\x64\x64ress\x18\x01 \x01(\x0b\x32\x16.omnistock.v1.LocationH\x00\x12\x18\n\x0epickup_node_id\x18\x02 \x01(\tH\x00\x42\x04\n\x02to\"|\n\x0cLineSourcing\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12\r\n\x05rules\x18\x03 \x03(\t\x12-\n\nconsidered\x18\x04 \x03(\x0b\x32\x19.omnistock.v1.NodeVerdict\x12\x0f\n\x07omitted\x18\x05 \x01(\x03\"g\n\x0bNodeVerdict\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05units\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x18\n\x0b\x64istance_km\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x0e\n\x0c_distance_km\"\x91\x01\n\rReturnRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x11\n\treturn_id\x18\x02 \x01(\t\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\x14\n\x0cline_node_id\x18\x04 \x01(\t\x12\x0f\n\x07node_id\x18\x05 \x01(\t\x12\x10\n\x08quantity\x18\x06 \x01(\x03\x12\x0f\n\x07\x64\x61maged\x18\x07 \x01(\x08\"R\n\x0eReturnResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"l\n\rFulfilRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x15\n\rfulfilment_id\x18\x02 \x01(\t\x12,\n\x05lines\x18\x03 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\"R\n\x0e\x46ulfilResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"s\n\x12\x43\x61ncelLinesRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x17\n\x0f\x63\x61ncellation_id\x18\x02 \x01(\t\x12,\n\x05lines\x18\x03 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\"W\n\x13\x43\x61ncelLinesResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"<\n\rExtendRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0bttl_seconds\x18\x02 \x01(\x05\"@\n\x0e\x45xtendResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\"\x96\x02\n\x10ReservationEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12\x11\n\tpartition\x18\x03 \x01(\r\x12\x30\n\x04type\x18\x04 \x01(\x0e\x32\".omnistock.v1.ReservationEventType\x12&\n\x02\x61t\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x05lines\x18\x06 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12\x12\n\nchannel_id\x18\x07 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x08 \x01(\t\x12\x14\n\x0c\x66rom_node_id\x18\t \x01(\t\"y\n\x0fReservationLine\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\x12\x11\n\tfulfilled\x18\x04 \x01(\x03\x12\x11\n\tcancelled\x18\x05 \x01(\x03\x12\x10\n\x08returned\x18\x06 \x01(\x03\"\xca\x03\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12-\n\x05state\x18\x02 \x01(\x0e\x32\x1e.omnistock.v1.ReservationState\x12,\n\x05lines\x18\x03 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nexpires_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nchanged_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nchannel_id\x18\x07 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x08 \x01(\t\x12/\n\x07history\x18\t \x03(\x0b\x32\x1e.omnistock.v1.ReservationEvent\x12,\n\x08sourcing\x18\n \x03(\x0b\x32\x1a.omnistock.v1.LineSourcing\x12.\n\x0b\x64\x65stination\x18\x0b \x01(\x0b\x32\x19.omnistock.v1.Destination\"\xc4\x01\n\x0eReserveRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12,\n\x05lines\x18\x02 \x03(\x0b\x32\x1d.omnistock.v1.ReservationLine\x12\x13\n\x0bttl_seconds\x18\x03 \x01(\x05\x12\x12\n\nchannel_id\x18\x04 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x05 \x01(\t\x12.\n\x0b\x64\x65stination\x18\x06 \x01(\x0b\x32\x19.omnistock.v1.Destination\"S\n\x0fReserveResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"(\n\x0e\x43onfirmRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"S\n\x0f\x43onfirmResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"(\n\x0eReleaseRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"S\n\x0fReleaseResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation\x12\x10\n\x08replayed\x18\x02 \x01(\x08\"/\n\x15GetReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"H\n\x16GetReservationResponse\x12.\n\x0breservation\x18\x01 \x01(\x0b\x32\x19.omnistock.v1.Reservation*\xd2\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16RESERVATION_STATE_HELD\x10\x01\x12\x1f\n\x1bRESERVATION_STATE_CONFIRMED\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x03\x12\x1d\n\x19RESERVATION_STATE_EXPIRED\x10\x04\x12\x1f\n\x1bRESERVATION_STATE_FULFILLED\x10\x05*\xb2\x03\n\x14ReservationEventType\x12&\n\"RESERVATION_EVENT_TYPE_UNSPECIFIED\x10\x00\x12\x1f\n\x1bRESERVATION_EVENT_TYPE_HELD\x10\x01\x12$\n RESERVATION_EVENT_TYPE_CONFIRMED\x10\x02\x12#\n\x1fRESERVATION_EVENT_TYPE_RELEASED\x10\x03\x12\"\n\x1eRESERVATION_EVENT_TYPE_EXPIRED\x10\x04\x12#\n\x1fRESERVATION_EVENT_TYPE_EXTENDED\x10\x05\x12$\n RESERVATION_EVENT_TYPE_WITHDRAWN\x10\x06\x12$\n RESERVATION_EVENT_TYPE_FULFILLED\x10\x07\x12*\n&RESERVATION_EVENT_TYPE_LINES_CANCELLED\x10\x08\x12#\n\x1fRESERVATION_EVENT_TYPE_RETURNED\x10\t\x12 \n\x1cRESERVATION_EVENT_TYPE_MOVED\x10\n2\xb7\x05\n\x12ReservationService\x12\x46\n\x07Reserve\x12\x1c.omnistock.v1.ReserveRequest\x1a\x1d.omnistock.v1.ReserveResponse\x12\x46\n\x07\x43onfirm\x12\x1c.omnistock.v1.ConfirmRequest\x1a\x1d.omnistock.v1.ConfirmResponse\x12\x46\n\x07Release\x12\x1c.omnistock.v1.ReleaseRequest\x1a\x1d.omnistock.v1.ReleaseResponse\x12[\n\x0eGetReservation\x12#.omnistock.v1.GetReservationRequest\x1a$.omnistock.v1.GetReservationResponse\x12\x43\n\x06\x45xtend\x12\x1b.omnistock.v1.ExtendRequest\x1a\x1c.omnistock.v1.ExtendResponse\x12\x43\n\x06\x46ulfil\x12\x1b.omnistock.v1.FulfilRequest\x1a\x1c.omnistock.v1.FulfilResponse\x12R\n\x0b\x43\x61ncelLines\x12 .omnistock.v1.CancelLinesRequest\x1a!.omnistock.v1.CancelLinesResponse\x12\x43\n\x06Return\x12\x1b.omnistock.v1.ReturnRequest\x1a\x1c.omnistock.v1.ReturnResponse\x12I\n\x08Reassign\x12\x1d.omnistock.v1.ReassignRequest\x1a\x1e.omnistock.v1.ReassignResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omnistock.v1.reservation_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_RESERVATIONSTATE']._serialized_start=2204
-  _globals['_RESERVATIONSTATE']._serialized_end=2414
-  _globals['_RESERVATIONEVENTTYPE']._serialized_start=2417
-  _globals['_RESERVATIONEVENTTYPE']._serialized_end=2817
-  _globals['_RETURNREQUEST']._serialized_start=82
-  _globals['_RETURNREQUEST']._serialized_end=227
-  _globals['_RETURNRESPONSE']._serialized_start=229
-  _globals['_RETURNRESPONSE']._serialized_end=311
-  _globals['_FULFILREQUEST']._serialized_start=313
-  _globals['_FULFILREQUEST']._serialized_end=421
-  _globals['_FULFILRESPONSE']._serialized_start=423
-  _globals['_FULFILRESPONSE']._serialized_end=505
-  _globals['_CANCELLINESREQUEST']._serialized_start=507
-  _globals['_CANCELLINESREQUEST']._serialized_end=622
-  _globals['_CANCELLINESRESPONSE']._serialized_start=624
-  _globals['_CANCELLINESRESPONSE']._serialized_end=711
-  _globals['_EXTENDREQUEST']._serialized_start=713
-  _globals['_EXTENDREQUEST']._serialized_end=773
-  _globals['_EXTENDRESPONSE']._serialized_start=775
-  _globals['_EXTENDRESPONSE']._serialized_end=839
-  _globals['_RESERVATIONEVENT']._serialized_start=842
-  _globals['_RESERVATIONEVENT']._serialized_end=1098
-  _globals['_RESERVATIONLINE']._serialized_start=1100
-  _globals['_RESERVATIONLINE']._serialized_end=1221
-  _globals['_RESERVATION']._serialized_start=1224
-  _globals['_RESERVATION']._serialized_end=1588
-  _globals['_RESERVEREQUEST']._serialized_start=1591
-  _globals['_RESERVEREQUEST']._serialized_end=1739
-  _globals['_RESERVERESPONSE']._serialized_start=1741
-  _globals['_RESERVERESPONSE']._serialized_end=1824
-  _globals['_CONFIRMREQUEST']._serialized_start=1826
-  _globals['_CONFIRMREQUEST']._serialized_end=1866
-  _globals['_CONFIRMRESPONSE']._serialized_start=1868
-  _globals['_CONFIRMRESPONSE']._serialized_end=1951
-  _globals['_RELEASEREQUEST']._serialized_start=1953
-  _globals['_RELEASEREQUEST']._serialized_end=1993
-  _globals['_RELEASERESPONSE']._serialized_start=1995
-  _globals['_RELEASERESPONSE']._serialized_end=2078
-  _globals['_GETRESERVATIONREQUEST']._serialized_start=2080
-  _globals['_GETRESERVATIONREQUEST']._serialized_end=2127
-  _globals['_GETRESERVATIONRESPONSE']._serialized_start=2129
-  _globals['_GETRESERVATIONRESPONSE']._serialized_end=2201
-  _globals['_RESERVATIONSERVICE']._serialized_start=2820
-  _globals['_RESERVATIONSERVICE']._serialized_end=3440
+  _globals['_RESERVATIONSTATE']._serialized_start=2972
+  _globals['_RESERVATIONSTATE']._serialized_end=3182
+  _globals['_RESERVATIONEVENTTYPE']._serialized_start=3185
+  _globals['_RESERVATIONEVENTTYPE']._serialized_end=3619
+  _globals['_REASSIGNREQUEST']._serialized_start=108
+  _globals['_REASSIGNREQUEST']._serialized_end=229
+  _globals['_REASSIGNRESPONSE']._serialized_start=232
+  _globals['_REASSIGNRESPONSE']._serialized_end=362
+  _globals['_DESTINATION']._serialized_start=364
+  _globals['_DESTINATION']._serialized_end=452
+  _globals['_LINESOURCING']._serialized_start=454
+  _globals['_LINESOURCING']._serialized_end=578
+  _globals['_NODEVERDICT']._serialized_start=580
+  _globals['_NODEVERDICT']._serialized_end=683
+  _globals['_RETURNREQUEST']._serialized_start=686
+  _globals['_RETURNREQUEST']._serialized_end=831
+  _globals['_RETURNRESPONSE']._serialized_start=833
+  _globals['_RETURNRESPONSE']._serialized_end=915
+  _globals['_FULFILREQUEST']._serialized_start=917
+  _globals['_FULFILREQUEST']._serialized_end=1025
+  _globals['_FULFILRESPONSE']._serialized_start=1027
+  _globals['_FULFILRESPONSE']._serialized_end=1109
+  _globals['_CANCELLINESREQUEST']._serialized_start=1111
+  _globals['_CANCELLINESREQUEST']._serialized_end=1226
+  _globals['_CANCELLINESRESPONSE']._serialized_start=1228
+  _globals['_CANCELLINESRESPONSE']._serialized_end=1315
+  _globals['_EXTENDREQUEST']._serialized_start=1317
+  _globals['_EXTENDREQUEST']._serialized_end=1377
+  _globals['_EXTENDRESPONSE']._serialized_start=1379
+  _globals['_EXTENDRESPONSE']._serialized_end=1443
+  _globals['_RESERVATIONEVENT']._serialized_start=1446
+  _globals['_RESERVATIONEVENT']._serialized_end=1724
+  _globals['_RESERVATIONLINE']._serialized_start=1726
+  _globals['_RESERVATIONLINE']._serialized_end=1847
+  _globals['_RESERVATION']._serialized_start=1850
+  _globals['_RESERVATION']._serialized_end=2308
+  _globals['_RESERVEREQUEST']._serialized_start=2311
+  _globals['_RESERVEREQUEST']._serialized_end=2507
+  _globals['_RESERVERESPONSE']._serialized_start=2509
+  _globals['_RESERVERESPONSE']._serialized_end=2592
+  _globals['_CONFIRMREQUEST']._serialized_start=2594
+  _globals['_CONFIRMREQUEST']._serialized_end=2634
+  _globals['_CONFIRMRESPONSE']._serialized_start=2636
+  _globals['_CONFIRMRESPONSE']._serialized_end=2719
+  _globals['_RELEASEREQUEST']._serialized_start=2721
+  _globals['_RELEASEREQUEST']._serialized_end=2761
+  _globals['_RELEASERESPONSE']._serialized_start=2763
+  _globals['_RELEASERESPONSE']._serialized_end=2846
+  _globals['_GETRESERVATIONREQUEST']._serialized_start=2848
+  _globals['_GETRESERVATIONREQUEST']._serialized_end=2895
+  _globals['_GETRESERVATIONRESPONSE']._serialized_start=2897
+  _globals['_GETRESERVATIONRESPONSE']._serialized_end=2969
+  _globals['_RESERVATIONSERVICE']._serialized_start=3622
+  _globals['_RESERVATIONSERVICE']._serialized_end=4317
 # @@protoc_insertion_point(module_scope)

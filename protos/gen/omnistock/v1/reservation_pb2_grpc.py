@@ -75,6 +75,11 @@ class ReservationServiceStub:
                 request_serializer=omnistock_dot_v1_dot_reservation__pb2.ReturnRequest.SerializeToString,
                 response_deserializer=omnistock_dot_v1_dot_reservation__pb2.ReturnResponse.FromString,
                 _registered_method=True)
+        self.Reassign = channel.unary_unary(
+                '/omnistock.v1.ReservationService/Reassign',
+                request_serializer=omnistock_dot_v1_dot_reservation__pb2.ReassignRequest.SerializeToString,
+                response_deserializer=omnistock_dot_v1_dot_reservation__pb2.ReassignResponse.FromString,
+                _registered_method=True)
 
 
 class ReservationServiceServicer:
@@ -140,6 +145,16 @@ class ReservationServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reassign(self, request, context):
+        """Move the open units of a line to another node in one step (the store cannot find
+        the item): the new node is held before the old one is freed; on refusal nothing
+        changes. Without to_node_id omnistock sources the new node by the channel's rules.
+        Idempotent by reassignment_id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReservationServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -182,6 +197,11 @@ def add_ReservationServiceServicer_to_server(servicer, server):
                     servicer.Return,
                     request_deserializer=omnistock_dot_v1_dot_reservation__pb2.ReturnRequest.FromString,
                     response_serializer=omnistock_dot_v1_dot_reservation__pb2.ReturnResponse.SerializeToString,
+            ),
+            'Reassign': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reassign,
+                    request_deserializer=omnistock_dot_v1_dot_reservation__pb2.ReassignRequest.FromString,
+                    response_serializer=omnistock_dot_v1_dot_reservation__pb2.ReassignResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -401,6 +421,33 @@ class ReservationService:
             '/omnistock.v1.ReservationService/Return',
             omnistock_dot_v1_dot_reservation__pb2.ReturnRequest.SerializeToString,
             omnistock_dot_v1_dot_reservation__pb2.ReturnResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reassign(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/omnistock.v1.ReservationService/Reassign',
+            omnistock_dot_v1_dot_reservation__pb2.ReassignRequest.SerializeToString,
+            omnistock_dot_v1_dot_reservation__pb2.ReassignResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -24,17 +24,17 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"omnistock/journal/v1/journal.proto\x12\x14omnistock.journal.v1\"6\n\x04Line\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\"o\n\x08StockSet\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\r\n\x05\x61s_of\x18\x04 \x01(\x01\x12\x0f\n\x07\x64\x61maged\x18\x05 \x01(\x03\x12\x14\n\x0cquality_hold\x18\x06 \x01(\x03\"\xa7\x01\n\rStockAdjusted\x12\x15\n\radjustment_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x03\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12/\n\x05state\x18\x06 \x01(\x0e\x32 .omnistock.journal.v1.StockState\x12\x11\n\tsupply_id\x18\x07 \x01(\t\"h\n\x0eSupplyExpected\x12\x11\n\tsupply_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x13\n\x0b\x65xpected_at\x18\x05 \x01(\x01\"\xaf\x01\n\nHoldPlaced\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12)\n\x05lines\x18\x03 \x03(\x0b\x32\x1a.omnistock.journal.v1.Line\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\x12\n\nexpires_at\x18\x05 \x01(\x01\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\x12\x10\n\x08\x63ustomer\x18\x07 \x01(\t\"a\n\x0bPartChanged\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12.\n\x05state\x18\x02 \x01(\x0e\x32\x1f.omnistock.journal.v1.PartState\x12\n\n\x02\x61t\x18\x03 \x01(\x01\"F\n\x0cHoldExtended\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\x01\x12\n\n\x02\x61t\x18\x03 \x01(\x01\"G\n\tLineUnits\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05units\x18\x02 \x01(\x03\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\"\x85\x01\n\x0bLinesClosed\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x14\n\x0coperation_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12.\n\x05units\x18\x04 \x03(\x0b\x32\x1f.omnistock.journal.v1.LineUnits\x12\n\n\x02\x61t\x18\x05 \x01(\x01\"\x94\x01\n\rUnitsReturned\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x11\n\treturn_id\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\r\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\r\n\x05units\x18\x05 \x01(\x03\x12\x10\n\x08sellable\x18\x06 \x01(\x08\x12\n\n\x02\x61t\x18\x07 \x01(\x01\x12\x0b\n\x03sku\x18\x08 \x01(\t\"(\n\x0cHistoryEntry\x12\x0c\n\x04what\x18\x01 \x01(\t\x12\n\n\x02\x61t\x18\x02 \x01(\x01\"%\n\x0bHoldAborted\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"d\n\rClaimRecorded\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12\x12\n\npartitions\x18\x03 \x03(\r\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\"&\n\x0c\x43laimDropped\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"\xa6\x05\n\x05\x45vent\x12\x33\n\tstock_set\x18\x01 \x01(\x0b\x32\x1e.omnistock.journal.v1.StockSetH\x00\x12=\n\x0estock_adjusted\x18\x02 \x01(\x0b\x32#.omnistock.journal.v1.StockAdjustedH\x00\x12\x37\n\x0bhold_placed\x18\x03 \x01(\x0b\x32 .omnistock.journal.v1.HoldPlacedH\x00\x12\x39\n\x0cpart_changed\x18\x04 \x01(\x0b\x32!.omnistock.journal.v1.PartChangedH\x00\x12\x39\n\x0chold_aborted\x18\x05 \x01(\x0b\x32!.omnistock.journal.v1.HoldAbortedH\x00\x12=\n\x0e\x63laim_recorded\x18\x06 \x01(\x0b\x32#.omnistock.journal.v1.ClaimRecordedH\x00\x12;\n\rclaim_dropped\x18\x07 \x01(\x0b\x32\".omnistock.journal.v1.ClaimDroppedH\x00\x12?\n\x0fsupply_expected\x18\x08 \x01(\x0b\x32$.omnistock.journal.v1.SupplyExpectedH\x00\x12;\n\rhold_extended\x18\t \x01(\x0b\x32\".omnistock.journal.v1.HoldExtendedH\x00\x12\x39\n\x0clines_closed\x18\n \x01(\x0b\x32!.omnistock.journal.v1.LinesClosedH\x00\x12=\n\x0eunits_returned\x18\x0b \x01(\x0b\x32#.omnistock.journal.v1.UnitsReturnedH\x00\x42\x06\n\x04kind\";\n\x0cJournalEntry\x12+\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.omnistock.journal.v1.Event\"\xf4\x02\n\nPartRecord\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12)\n\x05lines\x18\x03 \x03(\x0b\x32\x1a.omnistock.journal.v1.Line\x12.\n\x05state\x18\x04 \x01(\x0e\x32\x1f.omnistock.journal.v1.PartState\x12\x12\n\ncreated_at\x18\x05 \x01(\x01\x12\x12\n\nexpires_at\x18\x06 \x01(\x01\x12\x12\n\nchanged_at\x18\x07 \x01(\x01\x12\x0f\n\x07\x63hannel\x18\x08 \x01(\t\x12\x10\n\x08\x63ustomer\x18\t \x01(\t\x12\x33\n\x07history\x18\n \x03(\x0b\x32\".omnistock.journal.v1.HistoryEntry\x12\x11\n\tfulfilled\x18\x0b \x03(\x03\x12\x11\n\tcancelled\x18\x0c \x03(\x03\x12\x12\n\noperations\x18\r \x03(\t\x12\x10\n\x08returned\x18\x0e \x03(\x03\"u\n\x0ePositionRecord\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\r\n\x05\x61s_of\x18\x04 \x01(\x01\x12\x0f\n\x07\x64\x61maged\x18\x05 \x01(\x03\x12\x14\n\x0cquality_hold\x18\x06 \x01(\x03\"\x9a\x01\n\x10\x41\x64justmentRecord\x12\x15\n\radjustment_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x03\x12/\n\x05state\x18\x05 \x01(\x0e\x32 .omnistock.journal.v1.StockState\x12\x11\n\tsupply_id\x18\x06 \x01(\t\"\xd1\x02\n\x11PartitionSnapshot\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\x15\n\rlast_entry_id\x18\x02 \x01(\t\x12\x37\n\tpositions\x18\x03 \x03(\x0b\x32$.omnistock.journal.v1.PositionRecord\x12/\n\x05parts\x18\x04 \x03(\x0b\x32 .omnistock.journal.v1.PartRecord\x12\x33\n\x06\x63laims\x18\x05 \x03(\x0b\x32#.omnistock.journal.v1.ClaimRecorded\x12;\n\x0b\x61\x64justments\x18\x06 \x03(\x0b\x32&.omnistock.journal.v1.AdjustmentRecord\x12\x36\n\x08supplies\x18\x07 \x03(\x0b\x32$.omnistock.journal.v1.SupplyExpected*]\n\nStockState\x12\x18\n\x14STOCK_STATE_SELLABLE\x10\x00\x12\x17\n\x13STOCK_STATE_DAMAGED\x10\x01\x12\x1c\n\x18STOCK_STATE_QUALITY_HOLD\x10\x02*\xa1\x01\n\tPartState\x12\x1a\n\x16PART_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fPART_STATE_HELD\x10\x01\x12\x18\n\x14PART_STATE_CONFIRMED\x10\x02\x12\x17\n\x13PART_STATE_RELEASED\x10\x03\x12\x16\n\x12PART_STATE_EXPIRED\x10\x04\x12\x18\n\x14PART_STATE_FULFILLED\x10\x05\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"omnistock/journal/v1/journal.proto\x12\x14omnistock.journal.v1\"6\n\x04Line\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x10\n\x08quantity\x18\x03 \x01(\x03\"o\n\x08StockSet\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\r\n\x05\x61s_of\x18\x04 \x01(\x01\x12\x0f\n\x07\x64\x61maged\x18\x05 \x01(\x03\x12\x14\n\x0cquality_hold\x18\x06 \x01(\x03\"\xa7\x01\n\rStockAdjusted\x12\x15\n\radjustment_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x03\x12\x0e\n\x06reason\x18\x05 \x01(\t\x12/\n\x05state\x18\x06 \x01(\x0e\x32 .omnistock.journal.v1.StockState\x12\x11\n\tsupply_id\x18\x07 \x01(\t\"h\n\x0eSupplyExpected\x12\x11\n\tsupply_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x10\n\x08quantity\x18\x04 \x01(\x03\x12\x13\n\x0b\x65xpected_at\x18\x05 \x01(\x01\"\xe0\x01\n\nHoldPlaced\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12)\n\x05lines\x18\x03 \x03(\x0b\x32\x1a.omnistock.journal.v1.Line\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\x12\n\nexpires_at\x18\x05 \x01(\x01\x12\x0f\n\x07\x63hannel\x18\x06 \x01(\t\x12\x10\n\x08\x63ustomer\x18\x07 \x01(\t\x12/\n\x08\x63\x61pacity\x18\x08 \x03(\x0b\x32\x1d.omnistock.journal.v1.NodeDay\"\'\n\x07NodeDay\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\x0b\n\x03\x64\x61y\x18\x02 \x01(\x03\"a\n\x0bPartChanged\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12.\n\x05state\x18\x02 \x01(\x0e\x32\x1f.omnistock.journal.v1.PartState\x12\n\n\x02\x61t\x18\x03 \x01(\x01\"F\n\x0cHoldExtended\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x12\n\nexpires_at\x18\x02 \x01(\x01\x12\n\n\x02\x61t\x18\x03 \x01(\x01\"G\n\tLineUnits\x12\r\n\x05index\x18\x01 \x01(\r\x12\r\n\x05units\x18\x02 \x01(\x03\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\"\x85\x01\n\x0bLinesClosed\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x14\n\x0coperation_id\x18\x02 \x01(\t\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12.\n\x05units\x18\x04 \x03(\x0b\x32\x1f.omnistock.journal.v1.LineUnits\x12\n\n\x02\x61t\x18\x05 \x01(\x01\"\x94\x01\n\rUnitsReturned\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x11\n\treturn_id\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\r\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12\r\n\x05units\x18\x05 \x01(\x03\x12\x10\n\x08sellable\x18\x06 \x01(\x08\x12\n\n\x02\x61t\x18\x07 \x01(\x01\x12\x0b\n\x03sku\x18\x08 \x01(\t\"\x94\x01\n\tLineMoved\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x14\n\x0coperation_id\x18\x02 \x01(\t\x12\r\n\x05index\x18\x03 \x01(\r\x12\x0f\n\x07to_node\x18\x04 \x01(\t\x12\n\n\x02\x61t\x18\x05 \x01(\x01\x12\x0b\n\x03sku\x18\x06 \x01(\t\x12\x11\n\tfrom_node\x18\x07 \x01(\t\x12\r\n\x05units\x18\x08 \x01(\x03\"(\n\x0cHistoryEntry\x12\x0c\n\x04what\x18\x01 \x01(\t\x12\n\n\x02\x61t\x18\x02 \x01(\x01\"%\n\x0bHoldAborted\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"\xd2\x01\n\rClaimRecorded\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12\x12\n\npartitions\x18\x03 \x03(\r\x12\x12\n\ncreated_at\x18\x04 \x01(\x01\x12\x34\n\x08sourcing\x18\x05 \x03(\x0b\x32\".omnistock.journal.v1.LineSourcing\x12\x36\n\x0b\x64\x65stination\x18\x06 \x01(\x0b\x32!.omnistock.journal.v1.Destination\"J\n\x0b\x44\x65stination\x12\x10\n\x08latitude\x18\x01 \x01(\x01\x12\x11\n\tlongitude\x18\x02 \x01(\x01\x12\x16\n\x0epickup_node_id\x18\x03 \x01(\t\"\x84\x01\n\x0cLineSourcing\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x03\x12\r\n\x05rules\x18\x03 \x03(\t\x12\x35\n\nconsidered\x18\x04 \x03(\x0b\x32!.omnistock.journal.v1.NodeVerdict\x12\x0f\n\x07omitted\x18\x05 \x01(\x03\"g\n\x0bNodeVerdict\x12\x0f\n\x07node_id\x18\x01 \x01(\t\x12\r\n\x05units\x18\x02 \x01(\x03\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x18\n\x0b\x64istance_km\x18\x04 \x01(\x01H\x00\x88\x01\x01\x42\x0e\n\x0c_distance_km\"&\n\x0c\x43laimDropped\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"\xdd\x05\n\x05\x45vent\x12\x33\n\tstock_set\x18\x01 \x01(\x0b\x32\x1e.omnistock.journal.v1.StockSetH\x00\x12=\n\x0estock_adjusted\x18\x02 \x01(\x0b\x32#.omnistock.journal.v1.StockAdjustedH\x00\x12\x37\n\x0bhold_placed\x18\x03 \x01(\x0b\x32 .omnistock.journal.v1.HoldPlacedH\x00\x12\x39\n\x0cpart_changed\x18\x04 \x01(\x0b\x32!.omnistock.journal.v1.PartChangedH\x00\x12\x39\n\x0chold_aborted\x18\x05 \x01(\x0b\x32!.omnistock.journal.v1.HoldAbortedH\x00\x12=\n\x0e\x63laim_recorded\x18\x06 \x01(\x0b\x32#.omnistock.journal.v1.ClaimRecordedH\x00\x12;\n\rclaim_dropped\x18\x07 \x01(\x0b\x32\".omnistock.journal.v1.ClaimDroppedH\x00\x12?\n\x0fsupply_expected\x18\x08 \x01(\x0b\x32$.omnistock.journal.v1.SupplyExpectedH\x00\x12;\n\rhold_extended\x18\t \x01(\x0b\x32\".omnistock.journal.v1.HoldExtendedH\x00\x12\x39\n\x0clines_closed\x18\n \x01(\x0b\x32!.omnistock.journal.v1.LinesClosedH\x00\x12=\n\x0eunits_returned\x18\x0b \x01(\x0b\x32#.omnistock.journal.v1.UnitsReturnedH\x00\x12\x35\n\nline_moved\x18\x0c \x01(\x0b\x32\x1f.omnistock.journal.v1.LineMovedH\x00\x42\x06\n\x04kind\";\n\x0cJournalEntry\x12+\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x1b.omnistock.journal.v1.Event\"\xa5\x03\n\nPartRecord\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x13\n\x0b\x66ingerprint\x18\x02 \x01(\t\x12)\n\x05lines\x18\x03 \x03(\x0b\x32\x1a.omnistock.journal.v1.Line\x12.\n\x05state\x18\x04 \x01(\x0e\x32\x1f.omnistock.journal.v1.PartState\x12\x12\n\ncreated_at\x18\x05 \x01(\x01\x12\x12\n\nexpires_at\x18\x06 \x01(\x01\x12\x12\n\nchanged_at\x18\x07 \x01(\x01\x12\x0f\n\x07\x63hannel\x18\x08 \x01(\t\x12\x10\n\x08\x63ustomer\x18\t \x01(\t\x12\x33\n\x07history\x18\n \x03(\x0b\x32\".omnistock.journal.v1.HistoryEntry\x12\x11\n\tfulfilled\x18\x0b \x03(\x03\x12\x11\n\tcancelled\x18\x0c \x03(\x03\x12\x12\n\noperations\x18\r \x03(\t\x12\x10\n\x08returned\x18\x0e \x03(\x03\x12/\n\x08\x63\x61pacity\x18\x0f \x03(\x0b\x32\x1d.omnistock.journal.v1.NodeDay\"u\n\x0ePositionRecord\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12\x0f\n\x07on_hand\x18\x03 \x01(\x03\x12\r\n\x05\x61s_of\x18\x04 \x01(\x01\x12\x0f\n\x07\x64\x61maged\x18\x05 \x01(\x03\x12\x14\n\x0cquality_hold\x18\x06 \x01(\x03\"\x9a\x01\n\x10\x41\x64justmentRecord\x12\x15\n\radjustment_id\x18\x01 \x01(\t\x12\x0b\n\x03sku\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\r\n\x05\x64\x65lta\x18\x04 \x01(\x03\x12/\n\x05state\x18\x05 \x01(\x0e\x32 .omnistock.journal.v1.StockState\x12\x11\n\tsupply_id\x18\x06 \x01(\t\"\xd1\x02\n\x11PartitionSnapshot\x12\x11\n\tpartition\x18\x01 \x01(\r\x12\x15\n\rlast_entry_id\x18\x02 \x01(\t\x12\x37\n\tpositions\x18\x03 \x03(\x0b\x32$.omnistock.journal.v1.PositionRecord\x12/\n\x05parts\x18\x04 \x03(\x0b\x32 .omnistock.journal.v1.PartRecord\x12\x33\n\x06\x63laims\x18\x05 \x03(\x0b\x32#.omnistock.journal.v1.ClaimRecorded\x12;\n\x0b\x61\x64justments\x18\x06 \x03(\x0b\x32&.omnistock.journal.v1.AdjustmentRecord\x12\x36\n\x08supplies\x18\x07 \x03(\x0b\x32$.omnistock.journal.v1.SupplyExpected*]\n\nStockState\x12\x18\n\x14STOCK_STATE_SELLABLE\x10\x00\x12\x17\n\x13STOCK_STATE_DAMAGED\x10\x01\x12\x1c\n\x18STOCK_STATE_QUALITY_HOLD\x10\x02*\xa1\x01\n\tPartState\x12\x1a\n\x16PART_STATE_UNSPECIFIED\x10\x00\x12\x13\n\x0fPART_STATE_HELD\x10\x01\x12\x18\n\x14PART_STATE_CONFIRMED\x10\x02\x12\x17\n\x13PART_STATE_RELEASED\x10\x03\x12\x16\n\x12PART_STATE_EXPIRED\x10\x04\x12\x18\n\x14PART_STATE_FULFILLED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'omnistock.journal.v1.journal_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STOCKSTATE']._serialized_start=3170
-  _globals['_STOCKSTATE']._serialized_end=3263
-  _globals['_PARTSTATE']._serialized_start=3266
-  _globals['_PARTSTATE']._serialized_end=3427
+  _globals['_STOCKSTATE']._serialized_start=3942
+  _globals['_STOCKSTATE']._serialized_end=4035
+  _globals['_PARTSTATE']._serialized_start=4038
+  _globals['_PARTSTATE']._serialized_end=4199
   _globals['_LINE']._serialized_start=60
   _globals['_LINE']._serialized_end=114
   _globals['_STOCKSET']._serialized_start=116
@@ -44,35 +44,45 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUPPLYEXPECTED']._serialized_start=399
   _globals['_SUPPLYEXPECTED']._serialized_end=503
   _globals['_HOLDPLACED']._serialized_start=506
-  _globals['_HOLDPLACED']._serialized_end=681
-  _globals['_PARTCHANGED']._serialized_start=683
-  _globals['_PARTCHANGED']._serialized_end=780
-  _globals['_HOLDEXTENDED']._serialized_start=782
-  _globals['_HOLDEXTENDED']._serialized_end=852
-  _globals['_LINEUNITS']._serialized_start=854
-  _globals['_LINEUNITS']._serialized_end=925
-  _globals['_LINESCLOSED']._serialized_start=928
-  _globals['_LINESCLOSED']._serialized_end=1061
-  _globals['_UNITSRETURNED']._serialized_start=1064
-  _globals['_UNITSRETURNED']._serialized_end=1212
-  _globals['_HISTORYENTRY']._serialized_start=1214
-  _globals['_HISTORYENTRY']._serialized_end=1254
-  _globals['_HOLDABORTED']._serialized_start=1256
-  _globals['_HOLDABORTED']._serialized_end=1293
-  _globals['_CLAIMRECORDED']._serialized_start=1295
-  _globals['_CLAIMRECORDED']._serialized_end=1395
-  _globals['_CLAIMDROPPED']._serialized_start=1397
-  _globals['_CLAIMDROPPED']._serialized_end=1435
-  _globals['_EVENT']._serialized_start=1438
-  _globals['_EVENT']._serialized_end=2116
-  _globals['_JOURNALENTRY']._serialized_start=2118
-  _globals['_JOURNALENTRY']._serialized_end=2177
-  _globals['_PARTRECORD']._serialized_start=2180
-  _globals['_PARTRECORD']._serialized_end=2552
-  _globals['_POSITIONRECORD']._serialized_start=2554
-  _globals['_POSITIONRECORD']._serialized_end=2671
-  _globals['_ADJUSTMENTRECORD']._serialized_start=2674
-  _globals['_ADJUSTMENTRECORD']._serialized_end=2828
-  _globals['_PARTITIONSNAPSHOT']._serialized_start=2831
-  _globals['_PARTITIONSNAPSHOT']._serialized_end=3168
+  _globals['_HOLDPLACED']._serialized_end=730
+  _globals['_NODEDAY']._serialized_start=732
+  _globals['_NODEDAY']._serialized_end=771
+  _globals['_PARTCHANGED']._serialized_start=773
+  _globals['_PARTCHANGED']._serialized_end=870
+  _globals['_HOLDEXTENDED']._serialized_start=872
+  _globals['_HOLDEXTENDED']._serialized_end=942
+  _globals['_LINEUNITS']._serialized_start=944
+  _globals['_LINEUNITS']._serialized_end=1015
+  _globals['_LINESCLOSED']._serialized_start=1018
+  _globals['_LINESCLOSED']._serialized_end=1151
+  _globals['_UNITSRETURNED']._serialized_start=1154
+  _globals['_UNITSRETURNED']._serialized_end=1302
+  _globals['_LINEMOVED']._serialized_start=1305
+  _globals['_LINEMOVED']._serialized_end=1453
+  _globals['_HISTORYENTRY']._serialized_start=1455
+  _globals['_HISTORYENTRY']._serialized_end=1495
+  _globals['_HOLDABORTED']._serialized_start=1497
+  _globals['_HOLDABORTED']._serialized_end=1534
+  _globals['_CLAIMRECORDED']._serialized_start=1537
+  _globals['_CLAIMRECORDED']._serialized_end=1747
+  _globals['_DESTINATION']._serialized_start=1749
+  _globals['_DESTINATION']._serialized_end=1823
+  _globals['_LINESOURCING']._serialized_start=1826
+  _globals['_LINESOURCING']._serialized_end=1958
+  _globals['_NODEVERDICT']._serialized_start=1960
+  _globals['_NODEVERDICT']._serialized_end=2063
+  _globals['_CLAIMDROPPED']._serialized_start=2065
+  _globals['_CLAIMDROPPED']._serialized_end=2103
+  _globals['_EVENT']._serialized_start=2106
+  _globals['_EVENT']._serialized_end=2839
+  _globals['_JOURNALENTRY']._serialized_start=2841
+  _globals['_JOURNALENTRY']._serialized_end=2900
+  _globals['_PARTRECORD']._serialized_start=2903
+  _globals['_PARTRECORD']._serialized_end=3324
+  _globals['_POSITIONRECORD']._serialized_start=3326
+  _globals['_POSITIONRECORD']._serialized_end=3443
+  _globals['_ADJUSTMENTRECORD']._serialized_start=3446
+  _globals['_ADJUSTMENTRECORD']._serialized_end=3600
+  _globals['_PARTITIONSNAPSHOT']._serialized_start=3603
+  _globals['_PARTITIONSNAPSHOT']._serialized_end=3940
 # @@protoc_insertion_point(module_scope)

@@ -90,7 +90,7 @@ class SupplyExpected(_message.Message):
     def __init__(self, supply_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., quantity: _Optional[int] = ..., expected_at: _Optional[float] = ...) -> None: ...
 
 class HoldPlaced(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "lines", "created_at", "expires_at", "channel", "customer")
+    __slots__ = ("reservation_id", "fingerprint", "lines", "created_at", "expires_at", "channel", "customer", "capacity")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
@@ -98,6 +98,7 @@ class HoldPlaced(_message.Message):
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     lines: _containers.RepeatedCompositeFieldContainer[Line]
@@ -105,7 +106,16 @@ class HoldPlaced(_message.Message):
     expires_at: float
     channel: str
     customer: str
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ...) -> None: ...
+    capacity: _containers.RepeatedCompositeFieldContainer[NodeDay]
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., capacity: _Optional[_Iterable[_Union[NodeDay, _Mapping]]] = ...) -> None: ...
+
+class NodeDay(_message.Message):
+    __slots__ = ("node_id", "day")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    DAY_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    day: int
+    def __init__(self, node_id: _Optional[str] = ..., day: _Optional[int] = ...) -> None: ...
 
 class PartChanged(_message.Message):
     __slots__ = ("reservation_id", "state", "at")
@@ -173,6 +183,26 @@ class UnitsReturned(_message.Message):
     sku: str
     def __init__(self, reservation_id: _Optional[str] = ..., return_id: _Optional[str] = ..., index: _Optional[int] = ..., node_id: _Optional[str] = ..., units: _Optional[int] = ..., sellable: _Optional[bool] = ..., at: _Optional[float] = ..., sku: _Optional[str] = ...) -> None: ...
 
+class LineMoved(_message.Message):
+    __slots__ = ("reservation_id", "operation_id", "index", "to_node", "at", "sku", "from_node", "units")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    TO_NODE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    FROM_NODE_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    operation_id: str
+    index: int
+    to_node: str
+    at: float
+    sku: str
+    from_node: str
+    units: int
+    def __init__(self, reservation_id: _Optional[str] = ..., operation_id: _Optional[str] = ..., index: _Optional[int] = ..., to_node: _Optional[str] = ..., at: _Optional[float] = ..., sku: _Optional[str] = ..., from_node: _Optional[str] = ..., units: _Optional[int] = ...) -> None: ...
+
 class HistoryEntry(_message.Message):
     __slots__ = ("what", "at")
     WHAT_FIELD_NUMBER: _ClassVar[int]
@@ -188,16 +218,56 @@ class HoldAborted(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ...) -> None: ...
 
 class ClaimRecorded(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "partitions", "created_at")
+    __slots__ = ("reservation_id", "fingerprint", "partitions", "created_at", "sourcing", "destination")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    SOURCING_FIELD_NUMBER: _ClassVar[int]
+    DESTINATION_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     partitions: _containers.RepeatedScalarFieldContainer[int]
     created_at: float
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ..., created_at: _Optional[float] = ...) -> None: ...
+    sourcing: _containers.RepeatedCompositeFieldContainer[LineSourcing]
+    destination: Destination
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ..., created_at: _Optional[float] = ..., sourcing: _Optional[_Iterable[_Union[LineSourcing, _Mapping]]] = ..., destination: _Optional[_Union[Destination, _Mapping]] = ...) -> None: ...
+
+class Destination(_message.Message):
+    __slots__ = ("latitude", "longitude", "pickup_node_id")
+    LATITUDE_FIELD_NUMBER: _ClassVar[int]
+    LONGITUDE_FIELD_NUMBER: _ClassVar[int]
+    PICKUP_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    latitude: float
+    longitude: float
+    pickup_node_id: str
+    def __init__(self, latitude: _Optional[float] = ..., longitude: _Optional[float] = ..., pickup_node_id: _Optional[str] = ...) -> None: ...
+
+class LineSourcing(_message.Message):
+    __slots__ = ("sku", "quantity", "rules", "considered", "omitted")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    QUANTITY_FIELD_NUMBER: _ClassVar[int]
+    RULES_FIELD_NUMBER: _ClassVar[int]
+    CONSIDERED_FIELD_NUMBER: _ClassVar[int]
+    OMITTED_FIELD_NUMBER: _ClassVar[int]
+    sku: str
+    quantity: int
+    rules: _containers.RepeatedScalarFieldContainer[str]
+    considered: _containers.RepeatedCompositeFieldContainer[NodeVerdict]
+    omitted: int
+    def __init__(self, sku: _Optional[str] = ..., quantity: _Optional[int] = ..., rules: _Optional[_Iterable[str]] = ..., considered: _Optional[_Iterable[_Union[NodeVerdict, _Mapping]]] = ..., omitted: _Optional[int] = ...) -> None: ...
+
+class NodeVerdict(_message.Message):
+    __slots__ = ("node_id", "units", "reason", "distance_km")
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    UNITS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    DISTANCE_KM_FIELD_NUMBER: _ClassVar[int]
+    node_id: str
+    units: int
+    reason: str
+    distance_km: float
+    def __init__(self, node_id: _Optional[str] = ..., units: _Optional[int] = ..., reason: _Optional[str] = ..., distance_km: _Optional[float] = ...) -> None: ...
 
 class ClaimDropped(_message.Message):
     __slots__ = ("reservation_id",)
@@ -206,7 +276,7 @@ class ClaimDropped(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("stock_set", "stock_adjusted", "hold_placed", "part_changed", "hold_aborted", "claim_recorded", "claim_dropped", "supply_expected", "hold_extended", "lines_closed", "units_returned")
+    __slots__ = ("stock_set", "stock_adjusted", "hold_placed", "part_changed", "hold_aborted", "claim_recorded", "claim_dropped", "supply_expected", "hold_extended", "lines_closed", "units_returned", "line_moved")
     STOCK_SET_FIELD_NUMBER: _ClassVar[int]
     STOCK_ADJUSTED_FIELD_NUMBER: _ClassVar[int]
     HOLD_PLACED_FIELD_NUMBER: _ClassVar[int]
@@ -218,6 +288,7 @@ class Event(_message.Message):
     HOLD_EXTENDED_FIELD_NUMBER: _ClassVar[int]
     LINES_CLOSED_FIELD_NUMBER: _ClassVar[int]
     UNITS_RETURNED_FIELD_NUMBER: _ClassVar[int]
+    LINE_MOVED_FIELD_NUMBER: _ClassVar[int]
     stock_set: StockSet
     stock_adjusted: StockAdjusted
     hold_placed: HoldPlaced
@@ -229,7 +300,8 @@ class Event(_message.Message):
     hold_extended: HoldExtended
     lines_closed: LinesClosed
     units_returned: UnitsReturned
-    def __init__(self, stock_set: _Optional[_Union[StockSet, _Mapping]] = ..., stock_adjusted: _Optional[_Union[StockAdjusted, _Mapping]] = ..., hold_placed: _Optional[_Union[HoldPlaced, _Mapping]] = ..., part_changed: _Optional[_Union[PartChanged, _Mapping]] = ..., hold_aborted: _Optional[_Union[HoldAborted, _Mapping]] = ..., claim_recorded: _Optional[_Union[ClaimRecorded, _Mapping]] = ..., claim_dropped: _Optional[_Union[ClaimDropped, _Mapping]] = ..., supply_expected: _Optional[_Union[SupplyExpected, _Mapping]] = ..., hold_extended: _Optional[_Union[HoldExtended, _Mapping]] = ..., lines_closed: _Optional[_Union[LinesClosed, _Mapping]] = ..., units_returned: _Optional[_Union[UnitsReturned, _Mapping]] = ...) -> None: ...
+    line_moved: LineMoved
+    def __init__(self, stock_set: _Optional[_Union[StockSet, _Mapping]] = ..., stock_adjusted: _Optional[_Union[StockAdjusted, _Mapping]] = ..., hold_placed: _Optional[_Union[HoldPlaced, _Mapping]] = ..., part_changed: _Optional[_Union[PartChanged, _Mapping]] = ..., hold_aborted: _Optional[_Union[HoldAborted, _Mapping]] = ..., claim_recorded: _Optional[_Union[ClaimRecorded, _Mapping]] = ..., claim_dropped: _Optional[_Union[ClaimDropped, _Mapping]] = ..., supply_expected: _Optional[_Union[SupplyExpected, _Mapping]] = ..., hold_extended: _Optional[_Union[HoldExtended, _Mapping]] = ..., lines_closed: _Optional[_Union[LinesClosed, _Mapping]] = ..., units_returned: _Optional[_Union[UnitsReturned, _Mapping]] = ..., line_moved: _Optional[_Union[LineMoved, _Mapping]] = ...) -> None: ...
 
 class JournalEntry(_message.Message):
     __slots__ = ("events",)
@@ -238,7 +310,7 @@ class JournalEntry(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class PartRecord(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at", "channel", "customer", "history", "fulfilled", "cancelled", "operations", "returned")
+    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at", "channel", "customer", "history", "fulfilled", "cancelled", "operations", "returned", "capacity")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
@@ -253,6 +325,7 @@ class PartRecord(_message.Message):
     CANCELLED_FIELD_NUMBER: _ClassVar[int]
     OPERATIONS_FIELD_NUMBER: _ClassVar[int]
     RETURNED_FIELD_NUMBER: _ClassVar[int]
+    CAPACITY_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     lines: _containers.RepeatedCompositeFieldContainer[Line]
@@ -267,7 +340,8 @@ class PartRecord(_message.Message):
     cancelled: _containers.RepeatedScalarFieldContainer[int]
     operations: _containers.RepeatedScalarFieldContainer[str]
     returned: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., fulfilled: _Optional[_Iterable[int]] = ..., cancelled: _Optional[_Iterable[int]] = ..., operations: _Optional[_Iterable[str]] = ..., returned: _Optional[_Iterable[int]] = ...) -> None: ...
+    capacity: _containers.RepeatedCompositeFieldContainer[NodeDay]
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., fulfilled: _Optional[_Iterable[int]] = ..., cancelled: _Optional[_Iterable[int]] = ..., operations: _Optional[_Iterable[str]] = ..., returned: _Optional[_Iterable[int]] = ..., capacity: _Optional[_Iterable[_Union[NodeDay, _Mapping]]] = ...) -> None: ...
 
 class PositionRecord(_message.Message):
     __slots__ = ("sku", "node_id", "on_hand", "as_of", "damaged", "quality_hold")
