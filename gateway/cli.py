@@ -4,6 +4,11 @@
     omnistock availability SKU-00001 --nodes
     omnistock availability SKU-00001 --channel web
     omnistock reserve --ttl 600 --channel web SKU-00001:STORE-001:2 SKU-00002:DC-01:1
+    omnistock reserve --channel web --ship-to 40.7128,-74.0060 SKU-00001:2 SKU-00002:1
+                                                              (sourced: the channel's rules choose)
+    omnistock get res-... --explain                           (why each line went where it went)
+    omnistock reassign res-... SKU-00001 STORE-001            (the store cannot find it: source anew)
+    omnistock return res-... SKU-00001:STORE-001:1 --at STORE-002   (back on hand at any node)
     omnistock limits put SKU-00042 2                          (at most 2 per customer; 0 removes)
     omnistock reserve --customer alice SKU-00042:DC-01:1
     omnistock extend res-... --ttl 1800                       (a HELD hold lives 30 more minutes)
@@ -220,12 +225,16 @@ def parse_sourced_line(text: str, flag: str = "--ship-to") -> reservation_pb2.Re
 
 
 def _names_no_node(text: str) -> bool:
-    """`SKU:QTY` or `SKU:*:QTY`: a line written to be sourced."""
-    parts = text.strip().rsplit(":", 2)
-    return len(parts) == 2 or (len(parts) == 3 and parts[1].strip() == ANY_NODE)
+    """`SKU:QTY` (a whole number after the colon) or `SKU:*:QTY`: a line written to be sourced."""
+    parts = [part.strip() for part in text.strip().rsplit(":", 2)]
+    if len(parts) == 3:
+        return parts[1] == ANY_NODE
+    return len(parts) == 2 and bool(re.fullmatch(r"[+-]?\d+", parts[1]))
 
 
-def parse_reserve_lines(texts: Sequence[str], flag: str | None = None) -> list[reservation_pb2.ReservationLine]:
+def parse_reserve_lines(
+    texts: Sequence[str], flag: str | None = None
+) -> list[reservation_pb2.ReservationLine]:
     """The lines of a reserve: with a destination (`flag`, --ship-to or --pickup-at) each
     `SKU:QTY`, sourced by the channel's rules (each SKU once); without, each `SKU:NODE:QTY`.
     Lines of both kinds in one reserve are a usage error."""
@@ -363,7 +372,7 @@ def _optional_int(value: Any, what: str) -> int:
 
 
 def parse_nodes_csv(text: str) -> list[common_pb2.Node]:
-    """CSV with a header naming some of node_id,type,name,latitude,longitude,ships,pickup,enabled."""
+    """CSV with a header naming some of NODE_FIELDS (node_id and type required)."""
     reader = csv.DictReader(io.StringIO(text))
     header = [name.strip() for name in reader.fieldnames or []]
     if "node_id" not in header or "type" not in header:
@@ -800,9 +809,13 @@ def channel_from_args(
     safety: Sequence[str] = (),
     caps: Sequence[str] = (),
     future_supply_holds: bool = False,
+    sourcing: str | None = None,
+    split_lines: bool = False,
+    max_shipments: int = 0,
 ) -> network_pb2.Channel:
-    """The whole definition of a channel (`channels put` replaces what was there)."""
-    return network_pb2.Channel(
+    """The whole definition of a channel (`channels put` replaces what was there). Without
+    sourcing settings the channel sources by the default policy."""
+    channel = network_pb2.Channel(
         channel_id=channel_id,
         name=name,
         groups=split_list(groups, "--groups"),
@@ -812,6 +825,44 @@ def channel_from_args(
         display_cap=display_cap,
         future_supply_holds=future_supply_holds,
     )
+    if sourcing is not None or split_lines or max_shipments:
+        channel.sourcing.CopyFrom(sourcing_policy(sourcing, split_lines, max_shipments))
+    return channel
+
+
+SOURCING_RULES = ("single_node", "nearest", "priority", "cost")
+DEFAULT_SOURCING = ("single_node", "nearest", "priority")
+
+
+def sourcing_policy(
+    rules: str | None = None, split_lines: bool = False, max_shipments: int = 0
+) -> network_pb2.SourcingPolicy:
+    """`--sourcing single_node,nearest,priority` (in order; the first decides), `--split-lines`,
+    `--max-shipments N` -> a policy. Rule names are the server's to check, so a refusal
+    names the field the same way for every client."""
+    policy = network_pb2.SourcingPolicy(split_lines=split_lines, max_shipments=max_shipments)
+    if rules is not None:
+        policy.rules.extend(rule.lower() for rule in split_list(rules, "--sourcing"))
+    return policy
+
+
+def describe_sourcing(policy: network_pb2.SourcingPolicy, compact: bool = False) -> str:
+    """`single_node,nearest,priority; lines not split; at most 2 shipments` (compact: for a
+    table cell, `single_node,nearest,priority max 2`)."""
+    rules = ",".join(policy.rules or DEFAULT_SOURCING)
+    if compact:
+        return (
+            rules
+            + (" split" if policy.split_lines else "")
+            + (f" max {policy.max_shipments}" if policy.max_shipments else "")
+        )
+    split = "lines may be split over nodes" if policy.split_lines else "lines not split"
+    most = (
+        f"at most {_count(range(policy.max_shipments), 'shipment')} per order"
+        if policy.max_shipments
+        else "no limit of shipments"
+    )
+    return f"{rules}; {split}; {most}"
 
 
 # --- purchase limits (pure) ---
@@ -1015,7 +1066,17 @@ def network_problems(
     return found + problems
 
 
-VALUE_SETTINGS = {"percent", "units", "low_stock", "display_cap", "latitude", "longitude", "name"}
+VALUE_SETTINGS = {
+    "percent",
+    "units",
+    "low_stock",
+    "display_cap",
+    "latitude",
+    "longitude",
+    "name",
+    "rules",
+    "max_shipments",
+}
 """Settings whose value is right or wrong whatever else the network holds."""
 
 
@@ -1123,21 +1184,163 @@ def event_name(event_type: int) -> str:
     return name.removeprefix("RESERVATION_EVENT_TYPE_")
 
 
-def line_rows(lines: Sequence[reservation_pb2.ReservationLine]) -> tuple[list[str], list[tuple[Any, ...]]]:
-    """The lines table: FULFILLED and CANCELLED columns once any unit of any line is closed."""
-    closed = any(line.fulfilled or line.cancelled for line in lines)
+def _degrees(value: float) -> str:
+    """A latitude or longitude as typed: up to 6 decimals, no trailing zeros."""
+    return f"{value:.6f}".rstrip("0").rstrip(".")
+
+
+def destination_text(destination: reservation_pb2.Destination) -> str:
+    """`ship to 40.7128,-74.006` or `pickup at STORE-001`; "" when there is none."""
+    match destination.WhichOneof("to"):
+        case "address":
+            where = destination.address
+            return f"ship to {_degrees(where.latitude)},{_degrees(where.longitude)}"
+        case "pickup_node_id":
+            return f"pickup at {destination.pickup_node_id}"
+    return ""
+
+
+CHOSEN = "chosen: "
+
+
+def chosen_nodes(sourcing: reservation_pb2.LineSourcing) -> list[reservation_pb2.NodeVerdict]:
+    """The node(s) a sourced line went to (units > 0), as sourced."""
+    return [verdict for verdict in sourcing.considered if verdict.units > 0]
+
+
+def short_why(sourcing: Sequence[reservation_pb2.LineSourcing], sku: str, node_id: str) -> str:
+    """Why the line of `sku` at `node_id` is there: its node's reason without `chosen: `;
+    a line no longer at a node it was sourced at was reassigned since; "" when not sourced."""
+    for line in sourcing:
+        if line.sku != sku:
+            continue
+        chosen = chosen_nodes(line)
+        for verdict in chosen:
+            if verdict.node_id == node_id:
+                return verdict.reason.removeprefix(CHOSEN)
+        first = ", ".join(verdict.node_id for verdict in chosen)
+        return f"reassigned (sourced at {first})" if first else "reassigned"
+    return ""
+
+
+def line_rows(
+    lines: Sequence[reservation_pb2.ReservationLine],
+    sourcing: Sequence[reservation_pb2.LineSourcing] = (),
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The lines table: FULFILLED and CANCELLED columns once any unit of any line is closed,
+    RETURNED once any came back, and with `sourcing` WHY each line is at its node."""
+    closed = any(line.fulfilled or line.cancelled or line.returned for line in lines)
+    returned = any(line.returned for line in lines)
     headers = ["SKU", "NODE", "QUANTITY"] + (["FULFILLED", "CANCELLED"] if closed else [])
+    headers += ["RETURNED"] if returned else []
+    headers += ["WHY"] if sourcing else []
     rows = [
-        (line.sku, line.node_id, line.quantity, *((line.fulfilled, line.cancelled) if closed else ()))
+        (
+            line.sku,
+            line.node_id,
+            line.quantity,
+            *((line.fulfilled, line.cancelled) if closed else ()),
+            *((line.returned,) if returned else ()),
+            *((short_why(sourcing, line.sku, line.node_id) or "-",) if sourcing else ()),
+        )
         for line in lines
     ]
     return headers, rows
 
 
+GROUP_REASONS_FROM = 3
+"""In a refusal without --explain, a reason shared by this many nodes is printed once, with
+the nodes it names."""
+
+
+def sourcing_text(
+    sourcing: Sequence[reservation_pb2.LineSourcing], indent: str = "  ", whole: bool = True
+) -> str:
+    """Why each sourced line went where it went: the rules in order, then per line every
+    node considered, chosen first, with its units, distance and reason. With `whole` False
+    (a refusal without --explain) the lines that could be filled say where in one line, and
+    a reason shared by several nodes is printed once with their ids."""
+    rule_sets = {tuple(line.rules) for line in sourcing}
+    shared = len(rule_sets) == 1
+    text: list[str] = []
+    if shared and sourcing[0].rules:
+        text.append(f"{indent}rules, in order: {', '.join(sourcing[0].rules)}")
+    for line in sourcing:
+        chosen = chosen_nodes(line)
+        got = sum(verdict.units for verdict in chosen)
+        head = f"{line.sku} x{line.quantity}"
+        if got < line.quantity:
+            head += f": could source {got} of {line.quantity}"
+        elif not whole:
+            at = ", ".join(v.node_id for v in chosen)
+            reasons = "; ".join(v.reason.removeprefix(CHOSEN) for v in chosen)
+            text.append(f"{indent}{head}: could be sourced at {at} ({reasons})")
+            continue
+        else:
+            head += f": {', '.join(f'{v.node_id} ({v.units})' for v in chosen)}"
+        text.append(f"{indent}{head}")
+        if not shared and line.rules:
+            text.append(f"{indent}  rules, in order: {', '.join(line.rules)}")
+        listed = list(line.considered)
+        grouped: dict[str, list[str]] = {}
+        if not whole:
+            by_reason: dict[str, list[str]] = {}
+            for verdict in listed:
+                if not verdict.units:
+                    by_reason.setdefault(verdict.reason, []).append(verdict.node_id)
+            grouped = {reason: ids for reason, ids in by_reason.items() if len(ids) >= GROUP_REASONS_FROM}
+            listed = [v for v in listed if v.units or v.reason not in grouped]
+        rows = [
+            (
+                verdict.node_id,
+                verdict.units,
+                round(verdict.distance_km, 1) if verdict.HasField("distance_km") else "",
+                verdict.reason,
+            )
+            for verdict in listed
+        ]
+        if rows:
+            text.append(table(["NODE", "UNITS", "DISTANCE_KM", "WHY"], rows, indent=indent + "  "))
+        for reason, ids in grouped.items():
+            text.append(
+                textwrap.fill(
+                    f"{reason} ({_count(ids, 'node')}): {' '.join(ids)}",
+                    width=100,
+                    initial_indent=indent + "  ",
+                    subsequent_indent=indent + "    ",
+                )
+            )
+        if line.omitted:
+            text.append(f"{indent}  ... and {_count(range(line.omitted), 'more node')} that lost, not listed")
+    return "\n".join(text)
+
+
+def event_detail(event: reservation_pb2.ReservationEvent) -> str:
+    """What an event moved or closed, when it says: `SKU-1 x2: STORE-001 -> DC-01`."""
+    if event.type == reservation_pb2.RESERVATION_EVENT_TYPE_MOVED and event.from_node_id:
+        return (
+            ", ".join(
+                f"{line.sku} x{line.quantity}: {event.from_node_id} -> {line.node_id}" for line in event.lines
+            )
+            or f"from {event.from_node_id}"
+        )
+    return ", ".join(f"{line.sku} at {line.node_id} x{line.quantity}" for line in event.lines)
+
+
 def history_table(history: Sequence[reservation_pb2.ReservationEvent], indent: str = "  ") -> str:
-    """Every transition, oldest first: when, and what happened."""
+    """Every transition, oldest first: when, what happened, and to which lines when it says."""
     if not history:
         return f"{indent}(no events)"
+    details = [event_detail(event) for event in history]
+    if any(details):
+        return table(
+            ["TIME", "EVENT", "DETAIL"],
+            [
+                (local_time(event.at), event_name(event.type), detail)
+                for event, detail in zip(history, details, strict=True)
+            ],
+            indent,
+        )
     return table(
         ["TIME", "EVENT"], [(local_time(event.at), event_name(event.type)) for event in history], indent
     )
@@ -1148,15 +1351,22 @@ def format_reservation(
     replayed: bool = False,
     operation: tuple[str, str] | None = None,
     history: bool = False,
+    why: bool = False,
+    explain: bool = False,
+    notes: Sequence[tuple[str, str]] = (),
 ) -> str:
     """The reservation as the CLI prints it; `operation` (label, id) names the fulfilment or
-    cancellation that answered with it, `history` adds every transition."""
+    cancellation that answered with it, `notes` add (label, text) rows after it, `history`
+    adds every transition. A sourced reservation's lines say WHY they are at their node
+    with `why`, and `explain` adds every node considered for each line."""
     state = state_name(reservation.state)
     rows: list[tuple[str, str]] = [("reservation", reservation.reservation_id), ("state", state)]
     if reservation.channel_id:
         rows.append(("channel", reservation.channel_id))
     if reservation.customer_id:
         rows.append(("customer", reservation.customer_id))
+    if reservation.HasField("destination") and destination_text(reservation.destination):
+        rows.append(("destination", destination_text(reservation.destination)))
     if reservation.HasField("created_at"):
         rows.append(("created", local_time(reservation.created_at)))
     if reservation.state == reservation_pb2.RESERVATION_STATE_HELD and reservation.HasField("expires_at"):
@@ -1166,12 +1376,17 @@ def format_reservation(
         rows.append((state.lower(), local_time(reservation.changed_at)))
     if operation is not None:
         rows.append(operation)
+    rows.extend(notes)
     if replayed:
         rows.append(("replayed", "yes: this id was seen before, nothing changed"))
     width = max(len(label) for label, _ in rows)
     text = [f"{label.ljust(width)}  {value}" for label, value in rows]
-    headers, line_table = line_rows(reservation.lines)
+    sourcing = list(reservation.sourcing) if why or explain else []
+    headers, line_table = line_rows(reservation.lines, sourcing)
     text.append(table(headers, line_table, indent="  "))
+    if explain and reservation.sourcing:
+        text.append("sourcing, as decided at the reserve")
+        text.append(sourcing_text(reservation.sourcing))
     if history:
         text.append("history")
         text.append(history_table(reservation.history))
@@ -1231,11 +1446,26 @@ class Output:
                 print(text, file=self.stderr)
 
     def rpc_error(
-        self, error: OmnistockRpcError, ids: dict[str, str] | None = None, customer: str = ""
+        self,
+        error: OmnistockRpcError,
+        ids: dict[str, str] | None = None,
+        customer: str = "",
+        explain: bool = False,
     ) -> int:
-        """Print a refusal with every detail; `customer` (the one sent) reads quota subjects right."""
+        """Print a refusal with every detail; `customer` (the one sent) reads quota subjects right.
+        A sourcing refusal lists why the nodes lost for each line that could not be filled
+        (`explain`: for every line)."""
         extra: dict[str, Any] = dict(ids or {})
         lines: list[str] = []
+        if error.precondition_violations:
+            extra["precondition_violations"] = [
+                {"type": kind, "subject": subject, "description": description}
+                for kind, subject, description in error.precondition_violations
+            ]
+        if error.sourcing:
+            extra["sourcing"] = [to_dict(line) for line in error.sourcing]
+            lines.append("sourcing, by the channel's rules:")
+            lines.append(sourcing_text(error.sourcing, whole=explain))
         if error.field_violations:
             extra["field_violations"] = [
                 {"field": field, "description": description} for field, description in error.field_violations
@@ -1324,14 +1554,15 @@ async def cmd_nodes_list(client: OmnistockClient, args: argparse.Namespace, out:
             n.ships,
             n.pickup,
             n.enabled,
+            n.priority,
+            f"{n.shipment_cost:.2f}",
+            n.daily_capacity or "-",
         )
         for n in nodes
     ]
-    text = (
-        table(["NODE_ID", "TYPE", "NAME", "LATITUDE", "LONGITUDE", "SHIPS", "PICKUP", "ENABLED"], rows)
-        if nodes
-        else "no nodes"
-    )
+    headers = ["NODE_ID", "TYPE", "NAME", "LATITUDE", "LONGITUDE", "SHIPS", "PICKUP", "ENABLED"]
+    headers += ["PRIORITY", "SHIPMENT_COST", "DAILY_CAPACITY"]
+    text = table(headers, rows) if nodes else "no nodes"
     out.result(inventory_pb2.ListNodesResponse(nodes=nodes), text)
     return EXIT_OK
 
@@ -1641,20 +1872,44 @@ def customer_arg(text: str | None) -> str:
     return text.strip()
 
 
+def destination_args(args: argparse.Namespace) -> tuple[str | None, dict[str, Any]]:
+    """--ship-to / --pickup-at: (the flag given, the reserve call's keyword), or (None, {})."""
+    if args.ship_to is not None:
+        return "--ship-to", {"ship_to": parse_lat_lon(args.ship_to, "--ship-to")}
+    if args.pickup_at is not None:
+        store = args.pickup_at.strip()
+        if not store:
+            raise UsageError("--pickup-at must name the store the customer collects at, e.g. STORE-001")
+        return "--pickup-at", {"pickup_at": store}
+    return None, {}
+
+
 async def cmd_reserve(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
-    lines = parse_lines(args.lines)
+    flag, destination = destination_args(args)
+    lines = parse_reserve_lines(args.lines, flag)
+    if flag is not None and not args.channel:
+        raise UsageError(f"{flag} needs --channel: the channel's sourcing rules choose the nodes")
     customer = customer_arg(args.customer)
     reservation_id = args.id or new_id("res")
     try:
         response = await client.reserve(
-            reservation_id, lines, ttl_seconds=args.ttl, channel_id=args.channel or "", customer_id=customer
+            reservation_id,
+            lines,
+            ttl_seconds=args.ttl,
+            channel_id=args.channel or "",
+            customer_id=customer,
+            **destination,
         )
     except OmnistockRpcError as error:
-        code = out.rpc_error(error, {} if args.id else {"reservation_id": reservation_id}, customer)
+        ids = {} if args.id else {"reservation_id": reservation_id}
+        code = out.rpc_error(error, ids, customer, explain=args.explain)
         if not customer and any(field == "customer_id" for field, _ in error.field_violations):
             out.note("hint: give the customer the hold is for with --customer ID")
+        if error.sourcing and not args.explain:
+            out.note("hint: --explain lists every node considered for every line, with its distance")
         return code
-    out.result(response, format_reservation(response.reservation, response.replayed))
+    text = format_reservation(response.reservation, response.replayed, why=True, explain=args.explain)
+    out.result(response, text)
     return EXIT_OK
 
 
@@ -1737,8 +1992,73 @@ async def cmd_get(client: OmnistockClient, args: argparse.Namespace, out: Output
     reservation = await client.get_reservation(args.id)
     out.result(
         reservation_pb2.GetReservationResponse(reservation=reservation),
-        format_reservation(reservation, history=True),
+        format_reservation(reservation, history=True, why=True, explain=args.explain),
     )
+    return EXIT_OK
+
+
+async def cmd_reassign(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    """Move a line's open units to TO_NODE, or to a node the channel's rules choose."""
+    to_node = (args.to_node or "").strip()
+    if args.to_node is not None and not to_node:
+        raise UsageError("TO_NODE must not be empty; leave it out to let the channel's rules choose")
+    if to_node == args.from_node:
+        raise UsageError(f"the line is at {to_node} already; name another TO_NODE, or leave it out")
+    reassignment_id, generated = operation_id(args.id, "mv")
+    try:
+        response = await client.reassign(
+            args.reservation_id, reassignment_id, args.sku, args.from_node, to_node
+        )
+    except OmnistockRpcError as error:
+        error = await with_current_state(client, error, args.reservation_id)
+        ids = {"reassignment_id": reassignment_id} if generated else {}
+        code = out.rpc_error(error, ids, explain=args.explain)
+        if not to_node and any(field == "to_node_id" for field, _ in error.field_violations):
+            out.note(
+                f"hint: name the node to move it to: omnistock reassign {args.reservation_id}"
+                f" {args.sku} {args.from_node} TO_NODE"
+            )
+        return code
+    sourced = chosen_nodes(response.sourcing) if response.HasField("sourcing") else []
+    moved = f"{args.sku} {args.from_node} -> {to_node or ', '.join(v.node_id for v in sourced) or '?'}"
+    if sourced:
+        moved += f" (sourced: {sourced[0].reason.removeprefix(CHOSEN)})"
+    data = {"reassignment_id": reassignment_id, **to_dict(response)}
+    text = format_reservation(
+        response.reservation,
+        response.replayed,
+        ("reassignment", reassignment_id),
+        why=True,
+        notes=[("moved", moved)],
+    )
+    if args.explain and response.HasField("sourcing"):
+        text += "\nsourcing of the move\n" + sourcing_text([response.sourcing])
+    out.result(data, text)
+    return EXIT_OK
+
+
+async def cmd_return(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
+    """Fulfilled units of a line come back at a node (any node: buy online, return in store)."""
+    line = parse_line(args.line)
+    at = (args.at or line.node_id).strip()
+    if not at:
+        raise UsageError("--at must name the node the units come back to")
+    return_id, generated = operation_id(args.id, "rtn")
+    try:
+        response = await client.return_units(
+            args.reservation_id, return_id, line.sku, line.node_id, at, line.quantity, damaged=args.damaged
+        )
+    except OmnistockRpcError as error:
+        error = await with_current_state(client, error, args.reservation_id)
+        return out.rpc_error(error, {"return_id": return_id} if generated else {})
+    back = f"{line.quantity} x {line.sku} (of the line at {line.node_id}) at {at}, " + (
+        "damaged: on hand, not sellable" if args.damaged else "on hand and sellable again"
+    )
+    data = {"return_id": return_id, **to_dict(response)}
+    text = format_reservation(
+        response.reservation, response.replayed, ("return", return_id), notes=[("returned", back)]
+    )
+    out.result(data, text)
     return EXIT_OK
 
 
@@ -2095,6 +2415,7 @@ class NetworkReading:
                 len(self.eligible(channel_id)),
                 len(channel.safety),
                 len(channel.caps),
+                describe_sourcing(channel.sourcing, compact=True),
                 channel.low_stock_threshold,
                 channel.display_cap or "-",
                 channel.future_supply_holds,
@@ -2109,6 +2430,7 @@ class NetworkReading:
                 "NODES",
                 "SAFETY",
                 "CAPS",
+                "SOURCING",
                 "LOW_STOCK",
                 "DISPLAY_CAP",
                 "FUTURE_SUPPLY",
@@ -2149,6 +2471,7 @@ class NetworkReading:
         rows += [("caps" if i == 0 else "", format_cap_rule(c)) for i, c in enumerate(caps)] or [
             ("caps", "none (up to 100% of a node)")
         ]
+        rows.append(("sourcing", describe_sourcing(channel.sourcing)))
         width = max(len(label) for label, _ in rows)
         lines = []
         for label, value in rows:
@@ -2253,8 +2576,17 @@ async def cmd_channels_put(client: OmnistockClient, args: argparse.Namespace, ou
         args.safety,
         args.cap,
         args.future_supply_holds,
+        args.sourcing,
+        args.split_lines,
+        args.max_shipments,
     )
-    reading = NetworkReading(await client.put_channels([channel]))
+    try:
+        config = await client.put_channels([channel])
+    except OmnistockRpcError as error:
+        # Some checks name the channel by its place in the call (`channels[0]`): name it by id.
+        named = [(_by_id(field, [], [], [channel]), text) for field, text in error.field_violations]
+        return out.rpc_error(dataclasses.replace(error, field_violations=named))
+    reading = NetworkReading(config)
     data = {
         "version": reading.config.version,
         "channel": to_dict(reading.channels[channel.channel_id]),
@@ -2630,7 +2962,12 @@ async def serve_async(args: argparse.Namespace, network: tuple[str, NetworkFile]
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
     say("omnistock stopped")
-    return exit_code
+    # Everything is stopped and flushed: leave now. Tearing down the event loop can hang
+    # joining gRPC's poller thread (grpc/grpc#40989), and nothing is left to clean up.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -2791,9 +3128,10 @@ def build_parser() -> argparse.ArgumentParser:
         "put",
         cmd_nodes_put,
         "create or replace nodes from a CSV or JSON file",
-        description="FILE is CSV with the header node_id,type,name,latitude,longitude,ships,pickup,enabled"
-        " (only node_id and type are required; ships and enabled default to true, pickup to false)"
-        " or a JSON list of such objects. type is store, dc, 3pl or dropship. - reads stdin.",
+        description=f"FILE is CSV with a header naming some of {','.join(NODE_FIELDS)}"
+        " (only node_id and type are required; ships and enabled default to true, pickup to false;"
+        " priority, shipment_cost and daily_capacity, used by sourcing, to 0: daily_capacity 0 is no"
+        " limit) or a JSON list of such objects. type is store, dc, 3pl or dropship. - reads stdin.",
     )
     put.add_argument("file", metavar="FILE")
     listing = client_command(node_commands, "list", cmd_nodes_list, "list nodes")
@@ -2979,12 +3317,33 @@ def build_parser() -> argparse.ArgumentParser:
         commands,
         "reserve",
         cmd_reserve,
-        "hold stock: every line or none",
-        description="Each LINE is SKU:NODE:QTY. The same --id again returns the first answer. A SKU"
-        " with a purchase limit (`omnistock limits list`) needs --customer; a hold that would take"
-        " the customer over it is refused (RESOURCE_EXHAUSTED, exit 1) naming every limit exceeded.",
+        "hold stock: every line or none, at the nodes named or sourced by the channel's rules",
+        description="Each LINE is SKU:NODE:QTY, held at that node. With --ship-to or --pickup-at"
+        " (and --channel) each LINE is SKU:QTY instead (SKU:*:QTY for a SKU holding colons) and the"
+        " channel's sourcing rules choose the nodes; the answer says why each line went where it"
+        " went (--explain: every node considered and why it lost). Either every line names its node"
+        " or none does. A latitude below zero needs the = form: --ship-to=-33.87,151.21. The same"
+        " --id again returns the first answer. A SKU with a purchase limit (`omnistock limits list`)"
+        " needs --customer; a hold that would take the customer over it is refused"
+        " (RESOURCE_EXHAUSTED, exit 1) naming every limit exceeded.",
     )
-    reserve.add_argument("lines", metavar="LINE", nargs="+", help="SKU:NODE:QTY")
+    reserve.add_argument("lines", metavar="LINE", nargs="+", help="SKU:NODE:QTY, or SKU:QTY to be sourced")
+    destination = reserve.add_mutually_exclusive_group()
+    destination.add_argument(
+        "--ship-to",
+        metavar="LAT,LON",
+        help="deliver to this place (decimal degrees): omnistock sources the lines by --channel's rules",
+    )
+    destination.add_argument(
+        "--pickup-at",
+        metavar="STORE_ID",
+        help="the customer collects at this store: only it can hold the lines (sourced, with --channel)",
+    )
+    reserve.add_argument(
+        "--explain",
+        action="store_true",
+        help="for sourced lines, print every node considered, with its distance and why it won or lost",
+    )
     reserve.add_argument("--id", help="reservation id (default: a new one, printed)")
     reserve.add_argument(
         "--ttl", type=int32, default=0, help="seconds the hold lives (default: server's, 900)"
@@ -3078,6 +3437,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="holds through the channel may take expected inbound supply (preorders, backorders),"
         " not only stock on hand",
     )
+    channel_put.add_argument(
+        "--sourcing",
+        metavar="RULE,RULE",
+        help="how lines without a node are sourced: preferences in order, the first decides, from"
+        f" {', '.join(SOURCING_RULES)} (default {','.join(DEFAULT_SOURCING)})",
+    )
+    channel_put.add_argument(
+        "--split-lines",
+        action="store_true",
+        help="a sourced line's units may come from several nodes (default: each line from one node)",
+    )
+    channel_put.add_argument(
+        "--max-shipments",
+        type=int32,
+        default=0,
+        metavar="N",
+        help="a sourced order uses at most N nodes (default 0: no limit)",
+    )
     channel_delete = client_command(channel_commands, "delete", cmd_channels_delete, "delete channels")
     channel_delete.add_argument("channel_ids", metavar="CHANNEL_ID", nargs="+")
 
@@ -3127,6 +3504,57 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = client_command(commands, name, command, help_text)
         sub.add_argument("id", metavar="ID")
+        if name == "get":
+            sub.add_argument(
+                "--explain",
+                action="store_true",
+                help="for a sourced reservation, every node considered for each line and why it won or lost",
+            )
+
+    reassign = client_command(
+        commands,
+        "reassign",
+        cmd_reassign,
+        "move the open units of a line to another node in one step (the store cannot find them)",
+        description="The open units of the line of SKU at FROM_NODE (HELD or CONFIRMED) move to"
+        " TO_NODE: the new node is held before the old one is freed, and a refusal changes nothing."
+        " Without TO_NODE the reservation's channel's sourcing rules choose the node (never one the"
+        " SKU is at already); the answer says why (--explain: every node considered). Units already"
+        " fulfilled or cancelled stay where they were. The same --id again returns the answer as it"
+        " stands and changes nothing.",
+    )
+    reassign.add_argument("reservation_id", metavar="ID")
+    reassign.add_argument("sku", metavar="SKU")
+    reassign.add_argument("from_node", metavar="FROM_NODE", help="the node the line is at now")
+    reassign.add_argument(
+        "to_node", metavar="TO_NODE", nargs="?", help="the node to move it to (default: sourced)"
+    )
+    reassign.add_argument(
+        "--id", metavar="REASSIGNMENT_ID", help="reassignment id (default: a new one, printed)"
+    )
+    reassign.add_argument(
+        "--explain", action="store_true", help="when sourced, every node considered and why it won or lost"
+    )
+
+    returning = client_command(
+        commands,
+        "return",
+        cmd_return,
+        "fulfilled units of a line come back, at any node (buy online, return in store)",
+        description="LINE is SKU:NODE:QTY: the reservation's line (the node it was fulfilled at) and"
+        " the units that come back, at most those fulfilled and not yet returned. They go on hand at"
+        " --at (default: the line's node), sellable at once, or as damaged with --damaged. The same"
+        " --id again returns the answer as it stands and changes nothing.",
+    )
+    returning.add_argument("reservation_id", metavar="ID")
+    returning.add_argument("line", metavar="LINE", help="SKU:NODE:QTY")
+    returning.add_argument(
+        "--at", metavar="NODE", help="where the units come back (default: the line's node)"
+    )
+    returning.add_argument(
+        "--damaged", action="store_true", help="not sellable: the units go on hand as damaged"
+    )
+    returning.add_argument("--id", metavar="RETURN_ID", help="return id (default: a new one, printed)")
 
     extend = client_command(
         commands,

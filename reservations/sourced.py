@@ -8,6 +8,7 @@ sourcing never oversells. A retry of the same request replays the first answer.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 
@@ -35,15 +36,16 @@ async def plan_from_shards(
     """A plan from the current (strongly consistent) stock and today's capacity use."""
     channel = network.channels[channel_id]
     eligible = network.eligible(channel_id)
-    positions = await read_positions(list(dict.fromkeys(w.sku for w in wanted)))
+    limited = sorted(n for n in eligible if network.nodes[n].daily_capacity)
+    positions, used = await asyncio.gather(
+        read_positions(list(dict.fromkeys(w.sku for w in wanted))), coordinator.capacity_used(limited)
+    )
     promisable = {
         (p.sku, p.node_id): promisable_at(p, network, channel)
         for rows in positions.values()
         for p in rows
         if p.node_id in eligible
     }
-    limited = sorted(n for n in eligible if network.nodes[n].daily_capacity)
-    used = await coordinator.capacity_used(limited)
     capacity_left = {n: network.nodes[n].daily_capacity - used.get(n, 0) for n in limited}
     return plan(network, channel_id, wanted, destination, promisable, capacity_left, exclude)
 
@@ -63,7 +65,13 @@ async def reserve_sourced(
     """Choose nodes for `lines` (their node_id is empty) and hold them. Returns
     (reservation, replayed); raises CannotSource when the rules cannot fill the order."""
     digest = fingerprint(lines, channel_id, customer, destination)
-    claim = await coordinator.find(reservation_id)
+    wanted = [Wanted(line.sku, line.quantity) for line in lines]
+
+    async def fresh_plan() -> SourcingPlan:
+        return await plan_from_shards(coordinator, read_positions, network, channel_id, wanted, destination)
+
+    # The retry check and the first plan read the shards side by side (one round trip).
+    claim, sourcing = await asyncio.gather(coordinator.find(reservation_id), fresh_plan())
     if claim is not None:
         if claim.fingerprint != digest:
             raise AlreadyExists(
@@ -74,12 +82,10 @@ async def reserve_sourced(
             )
         return await coordinator.get(reservation_id), True
     channel = network.channels[channel_id]
-    wanted = [Wanted(line.sku, line.quantity) for line in lines]
     last: Exception | None = None
-    for _ in range(PLAN_ATTEMPTS):
-        sourcing = await plan_from_shards(
-            coordinator, read_positions, network, channel_id, wanted, destination
-        )
+    for attempt in range(PLAN_ATTEMPTS):
+        if attempt:
+            sourcing = await fresh_plan()
         if not sourcing.complete:
             raise CannotSource(sourcing)
         chosen = [Line(sku, node_id, units) for sku, node_id, units in sourcing.allocations]
