@@ -475,14 +475,13 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         reassign_from_proto(request, self.backend.limits)
         store = self.backend.network
         current = await self.coordinator.get(request.reservation_id)
-        line = next(
-            (ln for ln in current.lines if (ln.sku, ln.node_id) == (request.sku, request.from_node_id)), None
-        )
         sourcing = None
         to_node = request.to_node_id
-        if not to_node and line is not None and current.state in (PartState.HELD, PartState.CONFIRMED):
+        if not to_node and _open_units(current, request.sku, request.from_node_id):
             sourcing = await self._source_move(current, request.sku, request.from_node_id)
             to_node = next(v.node_id for v in sourcing.considered if v.chosen)
+        # Otherwise (nothing open there any more) the shard replays a retry of this move
+        # or says why there is nothing to move.
         if to_node:
             store.require([to_node])
             if not store.is_enabled(to_node):
@@ -500,7 +499,7 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
             request.reassignment_id,
             request.sku,
             request.from_node_id,
-            to_node or request.from_node_id,
+            to_node,
             limit,
         )
         if not replayed:
@@ -523,11 +522,13 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
                 ]
             )
         network = self.backend.network.network
-        index = next(i for i, ln in enumerate(current.lines) if (ln.sku, ln.node_id) == (sku, from_node))
-        fulfilled, cancelled, _ = current.progress[index] if current.progress else (0, 0, 0)
-        units = current.lines[index].quantity - fulfilled - cancelled
+        units = _open_units(current, sku, from_node)
         destination = current.destination
-        if destination is None or destination.pickup_node_id:
+        if destination is not None and destination.pickup_node_id:
+            raise InvalidArgument(
+                [("to_node_id", "is required: a pickup order is collected at its store, so name the node")]
+            )
+        if destination is None:
             leaving = network.nodes.get(from_node)
             destination = Destination(leaving.latitude, leaving.longitude) if leaving else Destination()
         taken = {ln.node_id for ln in current.lines if ln.sku == sku}
@@ -536,7 +537,7 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
             self.backend.positions,
             single_node(network, current.channel),
             current.channel,
-            [Wanted(sku, max(1, units))],
+            [Wanted(sku, units)],
             destination,
             exclude=taken,
         )
@@ -641,6 +642,17 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         reservation_id = reservation_id_from_proto(request.reservation_id, self.backend.limits)
         view = await self.coordinator.get(reservation_id)
         return reservation_pb2.GetReservationResponse(reservation=reservation_to_proto(view))
+
+
+def _open_units(reservation: ReservationView, sku: str, node_id: str) -> int:
+    """Units of the line still held or committed (0 when there is no such line or it is not open)."""
+    if reservation.state not in (PartState.HELD, PartState.CONFIRMED):
+        return 0
+    for index, line in enumerate(reservation.lines):
+        if (line.sku, line.node_id) == (sku, node_id):
+            fulfilled, cancelled, _ = reservation.progress[index] if reservation.progress else (0, 0, 0)
+            return line.quantity - fulfilled - cancelled
+    return 0
 
 
 class NetworkServicer(Servicer, network_pb2_grpc.NetworkServiceServicer):

@@ -446,8 +446,14 @@ class Partition:
         part = self.parts.get(command.reservation_id)
         if part is None:
             return PartResult(PartOutcome.NOT_FOUND), []
-        content = f"{command.sku}|{command.from_node}|{command.to_node}"
-        seen = _seen(part, command.operation_id, operation_key(command.operation_id, "moved", content))
+        line = f"{command.sku}|{command.from_node}|"
+        if not command.to_node and any(
+            known.startswith(operation_key(command.operation_id, "moved", line)) for known in part.operations
+        ):
+            # A retry of a sourced move: the line has gone wherever the first attempt put it.
+            return PartResult(PartOutcome.REPLAYED, part, part.state), []
+        key = operation_key(command.operation_id, "moved", line + command.to_node)
+        seen = _seen(part, command.operation_id, key)
         if seen is not None:
             return seen, []
         state = part.effective_state(command.at)
@@ -457,12 +463,15 @@ class Partition:
         if index is None:
             reason = f"{command.sku} at {command.from_node} is not in this reservation"
             return PartResult(PartOutcome.REFUSED, part, state, reason), []
-        if part.line_index(command.sku, command.to_node) is not None:
-            reason = f"the reservation already has a line of {command.sku} at {command.to_node}"
-            return PartResult(PartOutcome.REFUSED, part, state, reason), []
         units = part.open_units(index)
         if units == 0:
             reason = f"{command.sku} at {command.from_node} has no open units to move"
+            return PartResult(PartOutcome.REFUSED, part, state, reason), []
+        if not command.to_node or command.to_node == command.from_node:
+            reason = f"name the node to move {command.sku} to (not {command.from_node})"
+            return PartResult(PartOutcome.REFUSED, part, state, reason), []
+        if part.line_index(command.sku, command.to_node) is not None:
+            reason = f"the reservation already has a line of {command.sku} at {command.to_node}"
             return PartResult(PartOutcome.REFUSED, part, state, reason), []
         limit = command.limit if part.channel else None
         free = self._promisable(command.sku, command.to_node, part.channel, limit)

@@ -215,6 +215,21 @@ async def test_reassign_without_a_node_sources_one_by_the_channel_rules(shop: Om
     assert where(moved.reservation) == {"M2": "DC-SOUTH"}  # nearer to London than DC-NORTH
     why = verdicts(moved.sourcing)
     assert "excluded" in why["STORE-CITY"] and why["DC-NORTH"].startswith("lost on nearest")
+    # A retry (the caller does not know where the line went) replays the first move.
+    again = await shop.reassign("find-another", "move-1", "M2", "STORE-CITY")
+    assert again.replayed and where(again.reservation) == {"M2": "DC-SOUTH"}
+    assert await positions(shop, "M2") == {"STORE-CITY": (0, 0), "DC-SOUTH": (1, 0), "DC-NORTH": (0, 0)}
+
+
+async def test_a_pickup_line_is_only_moved_to_a_named_store(shop: OmnistockClient) -> None:
+    await shop.set_stock([level("M4", "STORE-MALL", 1), level("M4", "STORE-CITY", 1)])
+    await shop.reserve("collect", [want("M4", 1)], channel_id="store-pickup", pickup_at="STORE-MALL")
+    with pytest.raises(OmnistockRpcError) as unnamed:
+        await shop.reassign("collect", "move-1", "M4", "STORE-MALL")
+    assert unnamed.value.code is grpc.StatusCode.INVALID_ARGUMENT
+    assert [f for f, _ in unnamed.value.field_violations] == ["to_node_id"]
+    moved = await shop.reassign("collect", "move-1", "M4", "STORE-MALL", "STORE-CITY")
+    assert where(moved.reservation) == {"M4": "STORE-CITY"}
 
 
 async def test_concurrent_reassigns_onto_one_node_never_oversell_it(

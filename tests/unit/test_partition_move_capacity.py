@@ -183,3 +183,17 @@ def test_a_claim_keeps_the_sourcing_explanation_and_destination() -> None:
         decode_entry(encode_entry(events))[0],
     ):
         assert (restored.sourcing, restored.destination) == (why, where)
+
+
+def test_a_retry_of_a_sourced_move_replays_wherever_the_line_went() -> None:
+    p = partition_with_stock()
+    hold(p, "r", Line("SKU", "DC-1", 2))
+    p.handle(MoveLine(P, "r", "m1", "SKU", "DC-1", "DC-2", NOW + 1))
+    # The retry does not know where the first attempt sent the line: it names no node.
+    retry, events = p.handle(MoveLine(P, "r", "m1", "SKU", "DC-1", "", NOW + 2))
+    assert retry.outcome is PartOutcome.REPLAYED and events == []
+    other, _ = p.handle(MoveLine(P, "r", "m2", "SKU", "DC-1", "", NOW + 2))
+    assert other.outcome is PartOutcome.REFUSED and other.reason == "SKU at DC-1 is not in this reservation"
+    nowhere, _ = p.handle(MoveLine(P, "r", "m3", "SKU", "DC-2", "", NOW + 2))
+    assert nowhere.outcome is PartOutcome.REFUSED and nowhere.reason.startswith("name the node")
+    assert p.parts["r"].lines == (Line("SKU", "DC-2", 2),)
