@@ -108,6 +108,17 @@ class ReleasePart:
 
 
 @dataclass(frozen=True, slots=True)
+class EndCapacityPart:
+    """End a part that only counts nodes' daily capacity the way its reservation ended
+    line by line: RELEASED gives the capacity back, FULFILLED keeps it used."""
+
+    partition: int
+    reservation_id: str
+    state: PartState
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
 class ExtendPart:
     """Move a HELD part's expiry to `expires_at`, decided at `at` like confirm and release."""
 
@@ -128,6 +139,9 @@ class CloseLines:
     kind: str
     lines: tuple[Line, ...]
     at: float
+    check_only: bool = False
+    """Decide but change nothing (CHANGED then means it would change): lets an operation
+    over several partitions be checked against every part before any part changes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +241,7 @@ Command = (
     | AbortHold
     | ConfirmPart
     | ReleasePart
+    | EndCapacityPart
     | ExtendPart
     | CloseLines
     | ReturnUnits
@@ -315,6 +330,8 @@ class PartOutcome(enum.Enum):
     REFUSED = "refused"
     NOT_FOUND = "not_found"
     FOUND = "found"
+    SETTLED = "settled"
+    """Every line of the part is already closed: it takes no part in the change."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from reservations.commands import (
     Command,
     ConfirmPart,
     DropClaim,
+    EndCapacityPart,
     ExtendPart,
     GetClaim,
     GetPart,
@@ -84,15 +85,37 @@ def capacity_key(node_id: str) -> str:
     return f"capacity/{node_id}"
 
 
-def merge(reservation_id: str, parts: Sequence[Part], claim: Claim | None = None) -> ReservationView:
-    """One view of all parts. An expired part means the reservation expired; otherwise
-    it is open while any part is open (lines cancelled in one part leave it RELEASED),
-    and once every part is closed it is FULFILLED if anything shipped. Parts that only
-    count a node's daily capacity have no lines and no say in the state."""
+def merged_state(parts: Sequence[Part], at: float | None = None) -> PartState:
+    """The reservation's state from its parts' (as of `at`, when given: a hold past its
+    expiry reads EXPIRED). An expired part means the reservation expired; otherwise it is
+    open while any part is open (a part whose lines were all cancelled or fulfilled has
+    settled on its own); once every part is closed, it was RELEASED if any part was
+    released as a whole, else FULFILLED if anything shipped. Parts that only count a
+    node's daily capacity have no lines and no say."""
     parts = [part for part in parts if part.lines] or list(parts)
-    states = {part.state for part in parts}
-    order = (PartState.EXPIRED, PartState.HELD, PartState.CONFIRMED, PartState.FULFILLED, PartState.RELEASED)
-    state = next(s for s in order if s in states)
+    states = [part.state if at is None else part.effective_state(at) for part in parts]
+    for state in (PartState.EXPIRED, PartState.HELD, PartState.CONFIRMED):
+        if state in states:
+            return state
+    if any(
+        state is PartState.RELEASED and not part.settled for part, state in zip(parts, states, strict=True)
+    ):
+        return PartState.RELEASED
+    return PartState.FULFILLED if PartState.FULFILLED in states else PartState.RELEASED
+
+
+def shown_state(view: ReservationView, refused: Sequence[PartResult]) -> PartState:
+    """The state a refusal reports: the reservation's once it has ended; while it is open,
+    the refusing part's as of the call (a hold just past its expiry reads EXPIRED)."""
+    if not view.state.is_open:
+        return view.state
+    return next((r.state for r in refused if r.state is not None), view.state)
+
+
+def merge(reservation_id: str, parts: Sequence[Part], claim: Claim | None = None) -> ReservationView:
+    """One view of all parts (see `merged_state` for its state)."""
+    state = merged_state(parts)
+    parts = [part for part in parts if part.lines] or list(parts)
     rows = sorted(
         (
             (
@@ -112,7 +135,8 @@ def merge(reservation_id: str, parts: Sequence[Part], claim: Claim | None = None
         state,
         lines,
         min(part.created_at for part in parts),
-        min(part.expires_at for part in parts),
+        # A settled part keeps the expiry it had when it ended; the others' is the reservation's.
+        min(part.expires_at for part in ([p for p in parts if not p.settled] or parts)),
         max((part.changed_at for part in parts if part.state is state), default=0.0),
         parts[0].channel,
         parts[0].customer,
@@ -296,6 +320,9 @@ class ReservationCoordinator:
         part_results: list[PartResult] = results  # type: ignore[assignment]
         if any(r.outcome is PartOutcome.NOT_FOUND for r in part_results):
             raise NotFound("reservation", reservation_id)
+        parts = [r.part for r in part_results if r.part is not None]
+        if all(r.outcome is PartOutcome.SETTLED for r in part_results):
+            raise InvalidState("extend", merge(reservation_id, parts))
         refused = [r for r in part_results if r.outcome is PartOutcome.REFUSED]
         if refused:
             # Parts agree (one timestamp); after a crash mid-way they may not: put the parts
@@ -308,61 +335,134 @@ class ReservationCoordinator:
             ]
             if moved:
                 await self._best_effort(moved)
-            current = merge(reservation_id, [r.part for r in part_results if r.part is not None])
-            raise InvalidState("extend", replace(current, state=refused[0].state or current.state))
-        return merge(reservation_id, [r.part for r in part_results if r.part is not None])
+            current = merge(reservation_id, parts)
+            raise InvalidState("extend", replace(current, state=shown_state(current, refused)))
+        return merge(reservation_id, parts)
 
     async def close_lines(
         self, reservation_id: str, operation_id: str, kind: str, lines: Sequence[Line]
     ) -> tuple[ReservationView, bool]:
         """Fulfil (kind "fulfilled") or cancel (kind "cancelled") units of some lines.
 
-        Each partition checks and applies its lines atomically. The lines of one
-        operation are checked against every part first, so a refusal (too many units,
-        wrong state) normally changes nothing anywhere; only a competing operation on the
-        same reservation between the check and the change can split it."""
+        The operation is first checked against every part (state, open units, stock to
+        ship, the id's earlier use) without changing anything; only if every part would
+        take it is it applied, each partition atomically. So a refusal changes nothing;
+        only a competing change to the same lines between the check and the change can
+        leave it applied in some partitions (the refusal then says which)."""
         partitions = await self._partitions(reservation_id)
         action = "fulfil" if kind == "fulfilled" else "cancel lines of"
-        by_partition: dict[int, list[Line]] = {}
+        by_partition: dict[int, tuple[Line, ...]] = {}
         for line in lines:
-            by_partition.setdefault(self._partition_of(line.sku), []).append(line)
+            by_partition[self._partition_of(line.sku)] = (
+                *by_partition.get(self._partition_of(line.sku), ()),
+                line,
+            )
+        if not set(by_partition) <= set(partitions):
+            missing = next(line for line in lines if self._partition_of(line.sku) not in partitions)
+            raise InvalidArgument(
+                [("lines", f"{missing.sku} at {missing.node_id} is not in this reservation")]
+            )
         at = self._clock()
-        current = await self._execute([GetPart(p, reservation_id) for p in partitions])
-        parts = {
-            p: r.part
-            for p, r in zip(partitions, current, strict=True)
-            if isinstance(r, PartResult) and r.part
-        }
-        if len(parts) != len(partitions):
+        checks: list[Command] = [
+            CloseLines(p, reservation_id, operation_id, kind, by_partition[p], at, check_only=True)
+            if p in by_partition
+            else GetPart(p, reservation_id)
+            for p in partitions
+        ]
+        results: list[PartResult] = await self._execute(checks)  # type: ignore[assignment]
+        if any(r.part is None for r in results):
             raise NotFound("reservation", reservation_id)
+        parts = {p: r.part for p, r in zip(partitions, results, strict=True) if r.part is not None}
+        asked = {p: r for p, r in zip(partitions, results, strict=True) if p in by_partition}
         view = merge(reservation_id, list(parts.values()))
         for p, part_lines in by_partition.items():
-            part = parts.get(p)
-            if part is None or any(part.line_index(line.sku, line.node_id) is None for line in part_lines):
-                missing = next(
-                    line
-                    for line in part_lines
-                    if part is None or part.line_index(line.sku, line.node_id) is None
+            missing_line = next(
+                (ln for ln in part_lines if parts[p].line_index(ln.sku, ln.node_id) is None), None
+            )
+            if missing_line is not None:
+                where = f"{missing_line.sku} at {missing_line.node_id}"
+                raise InvalidArgument([("lines", f"{where} is not in this reservation")])
+        used_in = {p for p, part in parts.items() if part.knows_operation(operation_id)}
+        if used_in:
+            # A retry must name the same lines: the partitions that applied it, and only those.
+            if used_in != set(by_partition) or any(
+                r.outcome is not PartOutcome.REPLAYED for r in asked.values()
+            ):
+                raise FailedPrecondition(
+                    f"cannot {action} reservation {reservation_id!r}: id {operation_id!r} was used with"
+                    " other content; use a new id for a new operation"
                 )
-                raise InvalidArgument(
-                    [("lines", f"{missing.sku} at {missing.node_id} is not in this reservation")]
-                )
-        commands: list[Command] = [
-            CloseLines(p, reservation_id, operation_id, kind, tuple(part_lines), at)
-            for p, part_lines in sorted(by_partition.items())
-        ]
-        results: list[PartResult] = await self._execute(commands)  # type: ignore[assignment]
-        refused = [r for r in results if r.outcome is PartOutcome.REFUSED]
-        if refused:
-            reason = refused[0].reason
-            if reason:
-                raise FailedPrecondition(f"cannot {action} reservation {reservation_id!r}: {reason}")
-            raise InvalidState(action, replace(view, state=refused[0].state or view.state))
-        for p, result in zip(sorted(by_partition), results, strict=True):
+            return view, True
+        allowed = (PartState.CONFIRMED,) if kind == "fulfilled" else (PartState.HELD, PartState.CONFIRMED)
+        state = merged_state(list(parts.values()), at)
+        if state not in allowed:
+            raise InvalidState(action, replace(view, state=state))
+        self._raise_refused(reservation_id, action, view, list(asked.values()))
+        applied: list[PartResult] = await self._execute(  # type: ignore[assignment]
+            [CloseLines(p, reservation_id, operation_id, kind, by_partition[p], at) for p in asked]
+        )
+        for p, result in zip(asked, applied, strict=True):
             if result.part is not None:
                 parts[p] = result.part
-        replayed = all(r.outcome is PartOutcome.REPLAYED for r in results)
-        return merge(reservation_id, list(parts.values())), replayed
+        if any(r.outcome is PartOutcome.REFUSED for r in applied):
+            done = [
+                ln
+                for p, r in zip(asked, applied, strict=True)
+                if r.outcome is not PartOutcome.REFUSED
+                for ln in by_partition[p]
+            ]
+            log.warning(
+                "%s %s of reservation %s was refused in part after its check: %s stay applied",
+                kind,
+                operation_id,
+                reservation_id,
+                [f"{ln.sku}@{ln.node_id}" for ln in done],
+            )
+            self._raise_refused(reservation_id, action, merge(reservation_id, list(parts.values())), applied)
+        view = merge(reservation_id, list(parts.values()))
+        await self._end_capacity_parts(reservation_id, view, parts, at)
+        return view, False
+
+    async def _refuse_id_used_elsewhere(
+        self, reservation_id: str, partitions: Sequence[int], partition: int, operation_id: str, action: str
+    ) -> None:
+        """An operation id is unique within its reservation: refuse one that a part in
+        another partition already applied (the partition asked checks its own)."""
+        others = [p for p in partitions if p != partition]
+        if not others:
+            return
+        results = await self._execute([GetPart(p, reservation_id) for p in others])
+        if any(
+            isinstance(r, PartResult) and r.part and r.part.knows_operation(operation_id) for r in results
+        ):
+            raise FailedPrecondition(
+                f"cannot {action} reservation {reservation_id!r}: id {operation_id!r} was used with"
+                " other content; use a new id for a new operation"
+            )
+
+    def _raise_refused(
+        self, reservation_id: str, action: str, view: ReservationView, results: Sequence[PartResult]
+    ) -> None:
+        refused = [r for r in results if r.outcome is PartOutcome.REFUSED]
+        if not refused:
+            return
+        if refused[0].reason:
+            raise FailedPrecondition(f"cannot {action} reservation {reservation_id!r}: {refused[0].reason}")
+        raise InvalidState(action, replace(view, state=shown_state(view, refused)))
+
+    async def _end_capacity_parts(
+        self, reservation_id: str, view: ReservationView, parts: Mapping[int, Part], at: float
+    ) -> None:
+        """A reservation that ended line by line ends its capacity-only parts the same way."""
+        if view.state.is_open:
+            return
+        ends: list[Command] = [
+            EndCapacityPart(p, reservation_id, view.state, at)
+            for p, part in parts.items()
+            if not part.lines and part.state.is_open
+        ]
+        if ends:
+            await self._best_effort(ends)
 
     async def return_units(
         self,
@@ -377,6 +477,7 @@ class ReservationCoordinator:
         partition = self._partition_of(line.sku)
         if partition not in partitions:
             raise InvalidArgument([("sku", f"{line.sku} is not in reservation {reservation_id!r}")])
+        await self._refuse_id_used_elsewhere(reservation_id, partitions, partition, return_id, "return to")
         command = ReturnUnits(
             partition,
             reservation_id,
@@ -442,6 +543,9 @@ class ReservationCoordinator:
         partition = self._partition_of(sku)
         if partition not in partitions:
             raise InvalidArgument([("sku", f"{sku} is not in reservation {reservation_id!r}")])
+        await self._refuse_id_used_elsewhere(
+            reservation_id, partitions, partition, operation_id, "move the line of"
+        )
         command = MoveLine(
             partition, reservation_id, operation_id, sku, from_node, to_node, self._clock(), limit
         )
@@ -474,16 +578,20 @@ class ReservationCoordinator:
             if command is ConfirmPart:
                 await self._release_changed(reservation_id, partitions, part_results)
             raise NotFound("reservation", reservation_id)
+        parts = [r.part for r in part_results if r.part is not None]
+        if all(r.outcome is PartOutcome.SETTLED for r in part_results):
+            # Every line was cancelled or fulfilled: the reservation ended line by line.
+            ended = merge(reservation_id, parts)
+            if command is ReleasePart and ended.state is PartState.RELEASED:
+                return ended, True
+            raise InvalidState(action, ended)
         refused = [r for r in part_results if r.outcome is PartOutcome.REFUSED]
         if refused:
             if command is ConfirmPart:
                 await self._release_changed(reservation_id, partitions, part_results)
-            parts = [r.part for r in part_results if r.part is not None]
             current = merge(reservation_id, parts)
-            state = refused[0].state or current.state
-            raise InvalidState(action, replace(current, state=state))
-        parts = [r.part for r in part_results if r.part is not None]
-        replayed = all(r.outcome is PartOutcome.REPLAYED for r in part_results)
+            raise InvalidState(action, replace(current, state=shown_state(current, refused)))
+        replayed = all(r.outcome in (PartOutcome.REPLAYED, PartOutcome.SETTLED) for r in part_results)
         return merge(reservation_id, parts), replayed
 
     async def _partitions(self, reservation_id: str) -> tuple[int, ...]:

@@ -182,6 +182,22 @@ class Part:
             (i for i, line in enumerate(self.lines) if (line.sku, line.node_id) == (sku, node_id)), None
         )
 
+    @property
+    def settled(self) -> bool:
+        """Every line closed by fulfilment or cancellation: the part ended on its own while
+        the reservation's parts in other partitions may still be open, so it takes no part
+        in their confirm, release or extend. (A released part keeps its open units.)"""
+        return (
+            bool(self.lines)
+            and self.state in (PartState.RELEASED, PartState.FULFILLED)
+            and all(self.open_units(i) == 0 for i in range(len(self.lines)))
+        )
+
+    def knows_operation(self, operation_id: str) -> bool:
+        """Whether a fulfilment, cancellation, return or move with this id was applied here."""
+        prefix = f"{operation_id}\t"
+        return any(known.startswith(prefix) for known in self.operations)
+
     def effective_state(self, at: float) -> PartState:
         """A hold past its expiry counts as expired even before the timer has run."""
         if self.state is PartState.HELD and at >= self.expires_at:

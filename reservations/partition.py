@@ -25,6 +25,7 @@ from reservations.commands import (
     Command,
     ConfirmPart,
     DropClaim,
+    EndCapacityPart,
     ExpectSupply,
     ExtendPart,
     GetClaim,
@@ -139,6 +140,14 @@ class Partition:
                 return self._change(command.reservation_id, command.at, PartState.CONFIRMED)
             case ReleasePart():
                 return self._change(command.reservation_id, command.at, PartState.RELEASED)
+            case EndCapacityPart():
+                part = self.parts.get(command.reservation_id)
+                if part is None or part.lines:
+                    return PartResult(PartOutcome.NOT_FOUND, part), []
+                if not part.state.is_open:
+                    return PartResult(PartOutcome.REPLAYED, part, part.state), []
+                event = PartChanged(command.reservation_id, command.state, command.at)
+                return PartResult(PartOutcome.CHANGED), [event]
             case ExtendPart():
                 return self._extend(command)
             case CloseLines():
@@ -188,6 +197,7 @@ class Partition:
                 PlaceHold()
                 | ConfirmPart()
                 | ReleasePart()
+                | EndCapacityPart()
                 | ExtendPart()
                 | CloseLines()
                 | ReturnUnits()
@@ -350,6 +360,8 @@ class Partition:
         part = self.parts.get(reservation_id)
         if part is None:
             return PartResult(PartOutcome.NOT_FOUND), []
+        if part.settled:
+            return PartResult(PartOutcome.SETTLED, part, part.state), []
         state = part.effective_state(at)
         if state is target:
             return PartResult(PartOutcome.REPLAYED, part, state), []
@@ -362,6 +374,8 @@ class Partition:
         part = self.parts.get(command.reservation_id)
         if part is None:
             return PartResult(PartOutcome.NOT_FOUND), []
+        if part.settled:
+            return PartResult(PartOutcome.SETTLED, part, part.state), []
         state = part.effective_state(command.at)
         if state is not PartState.HELD:
             return PartResult(PartOutcome.REFUSED, part, state), []
@@ -387,7 +401,8 @@ class Partition:
         allowed = (
             (PartState.CONFIRMED,) if command.kind == "fulfilled" else (PartState.HELD, PartState.CONFIRMED)
         )
-        if state not in allowed:
+        if state not in allowed and not part.settled:
+            # (A settled part's lines have no open units: the refusal says so below.)
             return PartResult(PartOutcome.REFUSED, part, state), []
         units: dict[int, int] = {}
         for line in command.lines:
@@ -400,6 +415,20 @@ class Partition:
             if line.quantity < 1 or units[index] > part.open_units(index):
                 reason = f"{line.sku} at {line.node_id}: {part.open_units(index)} open, asked {units[index]}"
                 return PartResult(PartOutcome.REFUSED, part, state, reason), []
+        if command.kind == "fulfilled":
+            for index, wanted in units.items():
+                line = part.lines[index]
+                sellable = self.position(line.sku, line.node_id).sellable
+                if wanted > sellable:
+                    # A count or write-off took units that were committed: they cannot ship
+                    # from here (on_hand would go below zero); move the line or count again.
+                    reason = (
+                        f"{line.sku} at {line.node_id}: {sellable} sellable on hand, asked to ship"
+                        f" {wanted}; count the stock or reassign the line"
+                    )
+                    return PartResult(PartOutcome.REFUSED, part, state, reason), []
+        if command.check_only:
+            return PartResult(PartOutcome.CHANGED, part, state), []
         closed = tuple(sorted(units.items()))
         event = LinesClosed(
             command.reservation_id,
@@ -457,7 +486,7 @@ class Partition:
         if seen is not None:
             return seen, []
         state = part.effective_state(command.at)
-        if not state.is_open:
+        if not state.is_open and not part.settled:  # (a settled part's lines have nothing to move)
             return PartResult(PartOutcome.REFUSED, part, state), []
         index = part.line_index(command.sku, command.from_node)
         if index is None:

@@ -124,6 +124,9 @@ class ReservationServiceServicer:
     def Fulfil(self, request, context):
         """CONFIRMED lines shipped or picked up, whole or in part: the units leave on_hand.
         When every line is closed the reservation is FULFILLED. Idempotent by fulfilment_id.
+        Refused (FAILED_PRECONDITION, nothing changes) for more units than a line has open,
+        or than are sellable on hand at the node (a count or write-off took committed
+        units: count again or Reassign the line).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -132,6 +135,8 @@ class ReservationServiceServicer:
     def CancelLines(self, request, context):
         """Cancel some units of some lines of a HELD or CONFIRMED reservation: they return to
         availability. Idempotent by cancellation_id. (Release cancels the whole reservation.)
+        Fulfilment, cancellation, return and reassignment ids are unique within their
+        reservation: the same id with other content is FAILED_PRECONDITION.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
