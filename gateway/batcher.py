@@ -2,7 +2,9 @@
 
 While a call to the shard is in flight, new commands queue up; when it returns,
 everything queued goes out as the next call. Under no load a command leaves at
-once; under load batches grow by themselves, with no timer to tune.
+once; under load batches grow by themselves, with no timer to tune. One call in
+flight per shard is the default: the actor applies one batch at a time anyway, and
+fewer, larger calls cost the gateway less (see docs/performance.md).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ BatchCall = Callable[[list[C]], Awaitable[list[R]]]
 
 
 class ShardBatcher(Generic[C, R]):
-    def __init__(self, call: BatchCall[C, R], max_batch: int = 2_000, max_in_flight: int = 2) -> None:
+    def __init__(self, call: BatchCall[C, R], max_batch: int = 2_000, max_in_flight: int = 1) -> None:
         self._call = call
         self._max_batch = max_batch
         self._max_in_flight = max_in_flight

@@ -72,6 +72,8 @@ from gateway.convert import (
     nodes_from_proto,
     purchase_limits_from_proto,
 )
+from loadtest.bench import add_arguments as add_bench_arguments
+from loadtest.bench import run_bench
 from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, network_pb2, reservation_pb2
 from reservations.errors import InvalidArgument
 
@@ -3104,6 +3106,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="(default %(default)s)",
     )
     serve_parser.set_defaults(handler=serve)
+
+    bench_parser = commands.add_parser(
+        "bench",
+        help="measure every hot path against a bare gRPC echo server, in one run",
+        description="Starts a gRPC echo server and (unless --target) an omnistock service, loads a"
+        " catalog, and measures Reserve, availability, a hot SKU and checkouts against the echo"
+        " ceiling: calls/s, p50/p99/max, errors, ratio, and the targets of docs/performance.md."
+        " Exit status 1 if any scenario had an error.",
+    )
+    add_bench_arguments(bench_parser)
+    bench_parser.set_defaults(handler=run_bench)
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(

@@ -12,6 +12,7 @@ import ray.exceptions
 from gateway.batcher import ShardBatcher
 from gateway.metrics import Metrics
 from gateway.routing import shard_of
+from reservations import wire
 from reservations.actor import BatchReply
 from reservations.commands import Command, Result
 from reservations.errors import Unavailable
@@ -26,8 +27,8 @@ class ShardRouter:
     ) -> None:
         self.partitions = partitions
         self._call_timeout = call_timeout
-        self.on_changes: Callable[[int, str, int], None] | None = None
-        """Told (shard, epoch, version) after every batch, so the view fetches what is new."""
+        self.on_changes: Callable[[int, BatchReply], None] | None = None
+        """Told (shard, reply) after every batch, so the view takes or fetches what is new."""
         self.handles = list(handles)
         self._metrics = metrics
         self._batchers: list[ShardBatcher[Command, Result]] = [
@@ -42,7 +43,9 @@ class ShardRouter:
         async def call(batch: list[Command]) -> list[Result]:
             started = time.perf_counter()
             try:
-                reply: BatchReply = await asyncio.wait_for(handle.apply.remote(batch), self._call_timeout)
+                async with asyncio.timeout(self._call_timeout):
+                    packed = await handle.apply_packed.remote(wire.pack(batch))
+                reply: BatchReply = wire.unpack(packed)
             except (ray.exceptions.RayError, TimeoutError) as error:
                 # The outcome is unknown (it may have been applied); a retry with the same ids is safe.
                 self._metrics.shard_errors.labels(shard=str(index)).inc()
@@ -51,7 +54,7 @@ class ShardRouter:
                 ) from error
             self._metrics.observe_batch(index, len(batch), reply, time.perf_counter() - started)
             if self.on_changes is not None:
-                self.on_changes(index, *reply.changes)
+                self.on_changes(index, reply)
             if any(isinstance(result, WrongShard) for result in reply.results):
                 raise Unavailable(f"shard {index} does not own a partition it was sent; retry")
             return reply.results  # type: ignore[return-value]

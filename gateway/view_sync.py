@@ -1,4 +1,5 @@
-"""Keeps the gateway's NetworkView fresh: one `changes_since` call per shard per tick."""
+"""Keeps the gateway's NetworkView fresh: from the positions each batch reply carries, and a
+`changes_since` call per shard when the view missed some (another gateway, the expiry timer)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import ray.exceptions
 
 from availability.view import NetworkView
 from gateway.metrics import Metrics
+from reservations.actor import BatchReply
 from reservations.shard import Changes
 
 log = logging.getLogger(__name__)
@@ -45,10 +47,17 @@ class ViewSync:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def note(self, shard: int, epoch: str, version: int) -> None:
-        """A batch reply's news: fetch if the shard is ahead of the view."""
+    def note(self, shard: int, reply: BatchReply) -> None:
+        """A batch reply's news: take the positions it carries when they follow on from
+        the view (the usual case: no call of its own), else fetch what the shard has."""
         cursor = self.view.cursors[shard]
-        if epoch != cursor.epoch or version > cursor.version:
+        epoch, version = reply.changes
+        if epoch == cursor.epoch and reply.since == cursor.version < version:
+            changed = self.view.apply(shard, epoch, version, reply.changed, time.time())
+            self._metrics.view_version.set(self.view.version)
+            if changed and self._on_change is not None:
+                self._on_change(changed)
+        elif epoch != cursor.epoch or version > cursor.version:
             self._dirty.add(shard)
             self._wake.set()
 

@@ -1,185 +1,660 @@
-"""A lean closed-loop load generator: N concurrent callers, each issuing calls back to back.
+"""`omnistock bench`: every hot path against the ceiling of Python gRPC, in one run.
 
-    python -m loadtest.bench [--target HOST:PORT] [--seconds 10] [--concurrency 64] [--json]
+    omnistock bench [--target HOST:PORT] [--seconds 10] [--concurrency 32] [--json]
 
-Without --target it starts its own service (embedded Redis, local Ray) and stops it after.
+It starts a bare gRPC echo server (loadtest/echo.py) and, unless --target is given, an
+omnistock service (`omnistock serve`, journaling on, embedded Redis), each in its own
+process, loads a catalog through LoadStock, then measures each scenario in turn with
+a closed-loop asyncio load generator (N callers issuing calls back to back): calls/s,
+p50/p99/max latency, errors, and the ratio of its calls/s to the echo ceiling measured
+in the same run. The last scenario is open loop: single-line Reserve at half the rate
+the closed loop reached, timed from when each call was due (so a stall shows). The
+targets of docs/performance.md are checked at the end.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
+import contextlib
 import json
 import os
+import platform
+import shlex
+import signal
+import socket
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
-from gateway.client import OmnistockClient, OmnistockRpcError, level, line
-from protos.gen.omnistock.v1 import common_pb2, network_pb2
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-SKUS = 2_000
-NODES = [f"BENCH-DC-{i}" for i in range(4)]
+from gateway.routing import partition_of, shard_of
+from loadtest.echo import ECHO_METHOD
+from protos.gen.omnistock.v1 import (
+    availability_pb2,
+    availability_pb2_grpc,
+    common_pb2,
+    inventory_pb2,
+    inventory_pb2_grpc,
+    network_pb2,
+    network_pb2_grpc,
+    reservation_pb2,
+    reservation_pb2_grpc,
+)
+
+NODES = tuple(f"BENCH-DC-{i}" for i in range(4))
+HOT_SKU = "BENCH-HOT"
+CHANNEL = "bench-web"
+PAGE = 200
+"""SKUs on a product-listing page."""
+TTL_SECONDS = 600
+ON_HAND = 1_000_000_000
+"""Every position holds plenty: a scenario measures the path, never a stock-out."""
+START_TIMEOUT = 240.0
+CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", 8 * 1024 * 1024),
+    ("grpc.max_send_message_length", 8 * 1024 * 1024),
+]
 
 
 @dataclass
-class Stats:
+class Measurement:
+    """One scenario's figures."""
+
+    key: str
     scenario: str
+    concurrency: int
+    seconds: float
     calls: int
     errors: int
-    seconds: float
     per_second: float
+    """Completed calls (checkouts for "checkout") per second."""
     p50_ms: float
     p99_ms: float
     max_ms: float
+    calls_each: int = 1
+    """gRPC calls per unit counted (a checkout is a Reserve and a Confirm or Release)."""
+    skus_each: int = 0
+    """SKU answers per call (availability)."""
+    ratio: float | None = None
+    """gRPC calls/s over the echo ceiling's."""
+    error_codes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def grpc_per_second(self) -> float:
+        return self.per_second * self.calls_each
 
 
-async def run(name: str, call: Callable[[int], Awaitable[object]], concurrency: int, seconds: float) -> Stats:
-    latencies: list[float] = []
-    errors = 0
-    counter = itertools.count()
-    deadline = time.perf_counter() + seconds
-
-    async def caller() -> None:
-        nonlocal errors
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            try:
-                await call(next(counter))
-            except OmnistockRpcError:
-                errors += 1
-            latencies.append(time.perf_counter() - started)
-
-    started = time.perf_counter()
-    await asyncio.gather(*(caller() for _ in range(concurrency)))
-    elapsed = time.perf_counter() - started
-    ordered = sorted(latencies) or [0.0]
-    return Stats(
-        name,
-        len(latencies),
-        errors,
-        round(elapsed, 2),
-        round(len(latencies) / elapsed, 1),
-        round(statistics.median(ordered) * 1000, 2),
-        round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
-        round(ordered[-1] * 1000, 2),
-    )
+@dataclass(frozen=True)
+class Target:
+    what: str
+    goal: str
+    measured: str
+    met: bool
 
 
-SHIP_TO = (51.5, -0.12)
-CHANNEL = "bench-web"
+class Recorder:
+    """Latencies of the calls that complete inside the measured window."""
+
+    def __init__(self, warmup: float, seconds: float) -> None:
+        self.opens = time.perf_counter() + warmup
+        self.closes = self.opens + seconds
+        self.latencies: list[float] = []
+        self.errors: Counter[str] = Counter()
+
+    async def time(self, call: Awaitable[Any], since: float | None = None) -> None:
+        started = time.perf_counter() if since is None else since
+        failed = ""
+        try:
+            await call
+        except grpc.aio.AioRpcError as error:
+            failed = error.code().name
+        done = time.perf_counter()
+        if self.opens <= done < self.closes:
+            self.latencies.append(done - started)
+            if failed:
+                self.errors[failed] += 1
+
+    def measurement(self, key: str, scenario: str, concurrency: int, **extra: Any) -> Measurement:
+        ordered = sorted(self.latencies) or [0.0]
+        seconds = self.closes - self.opens
+        return Measurement(
+            key,
+            scenario,
+            concurrency,
+            round(seconds, 2),
+            len(self.latencies),
+            sum(self.errors.values()),
+            round(len(self.latencies) / seconds, 1),
+            round(statistics.median(ordered) * 1000, 2),
+            round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
+            round(ordered[-1] * 1000, 2),
+            error_codes=dict(self.errors),
+            **extra,
+        )
 
 
-async def prepare(client: OmnistockClient) -> None:
-    await client.put_nodes(
-        [
-            common_pb2.Node(
-                node_id=n,
-                type=common_pb2.NODE_TYPE_DC,
-                ships=True,
-                enabled=True,
-                latitude=50.0 + i,
-                longitude=-1.0 - i,
-                priority=i % 2,
-            )
-            for i, n in enumerate(NODES)
-        ]
-    )
-    await client.put_groups([network_pb2.NodeGroup(group_id="bench-dcs", node_ids=NODES)])
-    await client.put_channels([network_pb2.Channel(channel_id=CHANNEL, groups=["bench-dcs"])])
-    await client.load_stock(level(f"B-{s:05d}", n, 1_000_000) for s in range(SKUS) for n in NODES)
+async def closed_loop(
+    call: Callable[[int], Awaitable[Any]], concurrency: int, warmup: float, seconds: float
+) -> Recorder:
+    """`concurrency` callers, each issuing its next call when the last one answers."""
+    recorder = Recorder(warmup, seconds)
+
+    async def caller(first: int) -> None:
+        n = first
+        while time.perf_counter() < recorder.closes:
+            await recorder.time(call(n))
+            n += concurrency
+
+    await asyncio.gather(*(caller(i) for i in range(concurrency)))
+    return recorder
 
 
-async def bench(target: str, seconds: float, concurrency: int) -> list[Stats]:
-    run_id = os.urandom(4).hex()
-    async with OmnistockClient(target) as client:
-        await prepare(client)
-        page = [f"B-{s:05d}" for s in range(200)]
-        scenarios: list[tuple[str, Callable[[int], Awaitable[object]]]] = [
-            (
-                "reserve 1 line",
-                lambda i: client.reserve(f"{run_id}-{i}", [line(f"B-{i % SKUS:05d}", NODES[i % 4], 1)], 60),
-            ),
-            (
-                "reserve 1 line sourced",
-                lambda i: client.reserve(
-                    f"{run_id}-s{i}", [line(f"B-{i % SKUS:05d}", "", 1)], 60, CHANNEL, ship_to=SHIP_TO
-                ),
-            ),
-            ("availability 1 sku", lambda i: client.availability([f"B-{i % SKUS:05d}"])),
-            ("availability 200 skus", lambda i: client.availability(page)),
-        ]
-        results = [await run(name, call, concurrency, seconds) for name, call in scenarios]
-        results.append(await freshness(client, run_id, seconds))
-        return results
-
-
-async def freshness(client: OmnistockClient, run_id: str, seconds: float) -> Stats:
-    """Write-to-visible delay of the network view: adjust a position, then read the view
-    until the new on_hand shows (while the other scenarios' holds are still open)."""
-    delays: list[float] = []
-    deadline = time.perf_counter() + seconds
+async def open_loop(
+    call: Callable[[int], Awaitable[Any]], rate: float, warmup: float, seconds: float
+) -> Recorder:
+    """Calls due at a fixed rate, each timed from when it was due, however many are in flight."""
+    recorder = Recorder(warmup, seconds)
+    begins = time.perf_counter()
+    tasks: set[asyncio.Task[None]] = set()
     n = 0
-    while time.perf_counter() < deadline:
-        sku = f"B-{n % SKUS:05d}"
-        written = await client.adjust(f"{run_id}-fresh-{n}", sku, NODES[0], 1, "bench")
-        started = time.perf_counter()
+    while (due := begins + n / rate) < recorder.closes:
+        wait = due - time.perf_counter()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        task = asyncio.create_task(recorder.time(call(n), since=due))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        n += 1
+    await asyncio.gather(*tasks)
+    return recorder
+
+
+# --- the processes under test ---
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 60.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+
+
+def start(name: str, argv: list[str], workdir: Path) -> Process:
+    log = workdir / f"{name}.log"
+    with log.open("wb") as out:
+        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return Process(name, popen, log)
+
+
+async def wait_until_serving(
+    process: Process | None, target: str, check: Callable[[grpc.aio.Channel], Awaitable[Any]]
+) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    async with grpc.aio.insecure_channel(target) as channel:
         while True:
-            answer = await client.availability([sku], include_nodes=True)
-            on_hand = {p.node_id: p.on_hand for p in answer.skus[0].nodes}.get(NODES[0])
-            if on_hand == written.position.on_hand:
+            if process is not None and process.popen.poll() is not None:
+                raise RuntimeError(
+                    f"{process.name} exited with {process.popen.returncode}:\n{process.tail()}"
+                )
+            try:
+                await check(channel)
+                return
+            except grpc.aio.AioRpcError as error:
+                if time.monotonic() > deadline:
+                    where = f":\n{process.tail()}" if process else ""
+                    raise RuntimeError(
+                        f"{target} did not serve in {START_TIMEOUT:.0f} s ({error.code().name}){where}"
+                    ) from None
+            await asyncio.sleep(0.2)
+
+
+async def echo_ready(channel: grpc.aio.Channel) -> None:
+    await channel.unary_unary(ECHO_METHOD)(b"", timeout=2)
+
+
+async def service_ready(channel: grpc.aio.Channel) -> None:
+    answer = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+    if answer.status != health_pb2.HealthCheckResponse.SERVING:
+        raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata())
+
+
+@contextlib.asynccontextmanager
+async def processes_under_test(
+    args: argparse.Namespace, say: Callable[[str], None]
+) -> AsyncIterator[tuple[str, str]]:
+    """(echo target, omnistock target), each started here unless given; stopped after."""
+    with tempfile.TemporaryDirectory(prefix="omnistock-bench-") as scratch:
+        workdir = Path(scratch)
+        started: list[Process] = []
+        try:
+            echo_port = free_port()
+            echo = start("echo", [sys.executable, "-m", "loadtest.echo", "--port", str(echo_port)], workdir)
+            started.append(echo)
+            echo_target = f"127.0.0.1:{echo_port}"
+            await wait_until_serving(echo, echo_target, echo_ready)
+            if args.target:
+                service_target, service = args.target, None
+            else:
+                port = free_port()
+                say(f"starting omnistock ({args.shards} shards, journal on, fsync {args.redis_fsync}) ...")
+                argv = [
+                    sys.executable, "-m", "gateway.cli", "serve",
+                    "--port", str(port), "--metrics-port", str(free_port()),
+                    "--shards", str(args.shards), "--partitions", str(args.partitions),
+                    "--data-dir", str(workdir / "data"), "--log-level", "warning",
+                    "--redis-fsync", args.redis_fsync,
+                ]  # fmt: skip
+                service = start("omnistock", argv, workdir)
+                started.append(service)
+                service_target = f"127.0.0.1:{port}"
+            await wait_until_serving(service, service_target, service_ready)
+            yield echo_target, service_target
+        finally:
+            for process in reversed(started):
+                process.stop()
+
+
+# --- the catalog and the scenarios ---
+
+
+def sku_name(number: int) -> str:
+    return f"BENCH-{number:07d}"
+
+
+class Catalog:
+    """The SKUs the scenarios use, and which shard owns each."""
+
+    def __init__(self, skus: int, partitions: int, shards: int) -> None:
+        self.skus = [sku_name(n) for n in range(skus)]
+        self.by_shard: list[list[str]] = [[] for _ in range(shards)]
+        for sku in self.skus:
+            self.by_shard[shard_of(partition_of(sku, partitions), shards)].append(sku)
+        self.page = self.skus[:PAGE]
+
+    def levels(self) -> Iterator[inventory_pb2.StockLevel]:
+        for sku in (*self.skus, HOT_SKU):
+            for node in NODES:
+                yield inventory_pb2.StockLevel(sku=sku, node_id=node, on_hand=ON_HAND)
+
+    def spread(self, n: int, count: int) -> list[str]:
+        """`count` distinct SKUs of call n, round robin over the shards."""
+        shards = len(self.by_shard)
+        return [
+            self.by_shard[j % shards][(n * count + j) // shards % len(self.by_shard[j % shards])]
+            for j in range(count)
+        ]
+
+
+async def prepare(channel: grpc.aio.Channel, catalog: Catalog, say: Callable[[str], None]) -> float:
+    """Register the nodes and channel, load the catalog through LoadStock; its seconds."""
+    inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
+    network = network_pb2_grpc.NetworkServiceStub(channel)
+    nodes = [
+        common_pb2.Node(
+            node_id=node, type=common_pb2.NODE_TYPE_DC, ships=True, enabled=True, latitude=50.0 + i
+        )
+        for i, node in enumerate(NODES)
+    ]
+    await inventory.PutNodes(inventory_pb2.PutNodesRequest(nodes=nodes))
+    group = network_pb2.NodeGroup(group_id="bench-dcs", node_ids=NODES)
+    await network.PutGroups(network_pb2.PutGroupsRequest(groups=[group]))
+    web = network_pb2.Channel(channel_id=CHANNEL, groups=["bench-dcs"])
+    await network.PutChannels(network_pb2.PutChannelsRequest(channels=[web]))
+    positions = (len(catalog.skus) + 1) * len(NODES)
+    say(f"loading {positions:,} positions through LoadStock ...")
+
+    async def chunks() -> AsyncIterator[inventory_pb2.LoadStockRequest]:
+        chunk: list[inventory_pb2.StockLevel] = []
+        for stock_level in catalog.levels():
+            chunk.append(stock_level)
+            if len(chunk) == 5_000:
+                yield inventory_pb2.LoadStockRequest(levels=chunk)
+                chunk = []
+        if chunk:
+            yield inventory_pb2.LoadStockRequest(levels=chunk)
+
+    began = time.perf_counter()
+    await inventory.LoadStock(chunks())
+    return time.perf_counter() - began
+
+
+Call = Callable[[int], Awaitable[Any]]
+
+
+def hold(reservation_id: str, lines: list[tuple[str, str]]) -> reservation_pb2.ReserveRequest:
+    """A Reserve of one unit at each (sku, node)."""
+    return reservation_pb2.ReserveRequest(
+        reservation_id=reservation_id,
+        lines=[reservation_pb2.ReservationLine(sku=sku, node_id=node, quantity=1) for sku, node in lines],
+        ttl_seconds=TTL_SECONDS,
+    )
+
+
+def one_line(catalog: Catalog, reservation_id: str, n: int) -> reservation_pb2.ReserveRequest:
+    """The n-th single-line Reserve: SKUs spread over the catalog (7919 is prime), nodes in turn."""
+    return hold(reservation_id, [(catalog.skus[n * 7919 % len(catalog.skus)], NODES[n % len(NODES)])])
+
+
+def scenarios(
+    channel: grpc.aio.Channel, echo: grpc.aio.Channel, catalog: Catalog, run: str
+) -> list[tuple[str, str, Call, dict[str, int]]]:
+    """(key, name, call of the n-th request, extra fields) of each closed-loop scenario."""
+    reservations = reservation_pb2_grpc.ReservationServiceStub(channel)
+    availability = availability_pb2_grpc.AvailabilityServiceStub(channel)
+    skus, node_count = catalog.skus, len(NODES)
+    echo_call = echo.unary_unary(
+        ECHO_METHOD,
+        request_serializer=reservation_pb2.ReserveRequest.SerializeToString,
+        response_deserializer=reservation_pb2.ReserveRequest.FromString,
+    )
+
+    def one(n: int) -> reservation_pb2.ReserveRequest:
+        return one_line(catalog, f"{run}-r1-{n}", n)
+
+    async def checkout(n: int) -> None:
+        reservation_id = f"{run}-co-{n}"
+        lines = [(sku, NODES[n % node_count]) for sku in catalog.spread(n, 2)]
+        await reservations.Reserve(hold(reservation_id, lines))
+        if n % 5:  # 4 in 5 checkouts are paid; the 5th is abandoned
+            await reservations.Confirm(reservation_pb2.ConfirmRequest(reservation_id=reservation_id))
+        else:
+            await reservations.Release(reservation_pb2.ReleaseRequest(reservation_id=reservation_id))
+
+    page = availability_pb2.GetAvailabilityRequest(skus=catalog.page)
+    return [
+        ("echo", "echo (gRPC ceiling)", lambda n: echo_call(one(n)), {}),
+        ("reserve_1", "reserve 1 line", lambda n: reservations.Reserve(one(n)), {}),
+        (
+            "reserve_5",
+            "reserve 5 lines, all shards",
+            lambda n: reservations.Reserve(
+                hold(f"{run}-r5-{n}", [(sku, NODES[n % node_count]) for sku in catalog.spread(n, 5)])
+            ),
+            {},
+        ),
+        (
+            "availability_1",
+            "availability 1 SKU",
+            lambda n: availability.GetAvailability(
+                availability_pb2.GetAvailabilityRequest(skus=[skus[n * 7919 % len(skus)]])
+            ),
+            {"skus_each": 1},
+        ),
+        (
+            "availability_200",
+            f"availability {PAGE} SKUs",
+            lambda n: availability.GetAvailability(page),
+            {"skus_each": PAGE},
+        ),
+        (
+            "hot_sku",
+            "reserve 1 line, one hot SKU",
+            lambda n: reservations.Reserve(hold(f"{run}-hot-{n}", [(HOT_SKU, NODES[0])])),
+            {},
+        ),
+        ("checkout", "checkout (reserve, confirm 4/5)", checkout, {"calls_each": 2}),
+    ]
+
+
+async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
+    run = os.urandom(3).hex()
+    catalog = Catalog(args.skus, args.partitions, args.shards)
+    machine = describe_machine()
+    async with (
+        processes_under_test(args, say) as (echo_target, target),
+        grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel,
+        grpc.aio.insecure_channel(echo_target) as echo,
+    ):
+        load_seconds = await prepare(channel, catalog, say)
+        results: list[Measurement] = []
+        chosen = [
+            s
+            for s in scenarios(channel, echo, catalog, run)
+            if not args.only or s[0] in args.only or s[0] == "echo"
+        ]
+        for key, name, call, extra in chosen:
+            say(f"{name}: {args.concurrency} callers, {args.seconds:g} s ...")
+            recorder = await closed_loop(call, args.concurrency, args.warmup, args.seconds)
+            results.append(recorder.measurement(key, name, args.concurrency, **extra))
+        single = next((r for r in results if r.key == "reserve_1"), None)
+        if single is not None and single.per_second > 0:
+            rate = single.per_second / 2
+            reservations = reservation_pb2_grpc.ReservationServiceStub(channel)
+            say(f"reserve 1 line at half that rate ({rate:.0f}/s, open loop), {args.seconds:g} s ...")
+
+            def half_rate_call(n: int) -> Awaitable[Any]:
+                return reservations.Reserve(one_line(catalog, f"{run}-half-{n}", n))
+
+            recorder = await open_loop(half_rate_call, rate, args.warmup, args.seconds)
+            results.append(recorder.measurement("reserve_1_half_rate", f"reserve 1 line at {rate:.0f}/s", 0))
+        if not args.only or "view_freshness" in args.only:
+            say(f"view write-to-visible: adjust, then read until it shows, {args.seconds:g} s ...")
+            results.append(await view_freshness(channel, catalog, run, args.seconds))
+    echo_rate = next(r.grpc_per_second for r in results if r.key == "echo")
+    for result in results:
+        if result.concurrency <= 1:  # open loop or one caller: a rate set, not reached
+            continue
+        result.ratio = round(result.grpc_per_second / echo_rate, 3) if echo_rate else None
+    return {
+        "machine": machine,
+        "command": command_line(),
+        "settings": {
+            "seconds": args.seconds,
+            "warmup": args.warmup,
+            "concurrency": args.concurrency,
+            "shards": args.shards if not args.target else None,
+            "redis_fsync": args.redis_fsync if not args.target else None,
+            "skus": args.skus,
+            "positions": (args.skus + 1) * len(NODES),
+            "target": args.target or "started by the bench",
+        },
+        "load_stock_seconds": round(load_seconds, 2),
+        "scenarios": [asdict(r) | {"grpc_per_second": r.grpc_per_second} for r in results],
+        "targets": [asdict(t) for t in targets(results)],
+    }
+
+
+async def view_freshness(
+    channel: grpc.aio.Channel, catalog: Catalog, run: str, seconds: float
+) -> Measurement:
+    """Write-to-visible delay of the gateway's network view: adjust a position, then read
+    availability (served from the view) until the new on_hand shows. One writer."""
+    inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
+    availability = availability_pb2_grpc.AvailabilityServiceStub(channel)
+    recorder = Recorder(0.0, seconds)
+    n = 0
+    while time.perf_counter() < recorder.closes:
+        sku = catalog.skus[n % len(catalog.skus)]
+        change = inventory_pb2.StockAdjustment(
+            adjustment_id=f"{run}-fresh-{n}", sku=sku, node_id=NODES[0], delta=1, reason="bench"
+        )
+        answer = await inventory.AdjustStock(inventory_pb2.AdjustStockRequest(adjustments=[change]))
+        written = answer.results[0].position.on_hand
+        began = time.perf_counter()
+        read = availability_pb2.GetAvailabilityRequest(skus=[sku], include_nodes=True)
+        while True:
+            answer = await availability.GetAvailability(read)
+            if any(p.node_id == NODES[0] and p.on_hand == written for p in answer.skus[0].nodes):
                 break
             await asyncio.sleep(0.001)
-        delays.append(time.perf_counter() - started)
+        recorder.latencies.append(time.perf_counter() - began)
         n += 1
-    ordered = sorted(delays)
-    return Stats(
-        "view write-to-visible",
-        len(delays),
-        0,
-        round(seconds, 2),
-        0.0,
-        round(statistics.median(ordered) * 1000, 2),
-        round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 2),
-        round(ordered[-1] * 1000, 2),
+    return recorder.measurement("view_freshness", "view write-to-visible (delay)", 1)
+
+
+def targets(results: list[Measurement]) -> list[Target]:
+    """The goals of docs/performance.md that this run can check."""
+    by_key = {r.key: r for r in results}
+    found: list[Target] = []
+
+    def ratio(key: str, goal: float, what: str) -> None:
+        if key in by_key and by_key[key].ratio is not None:
+            value = by_key[key].ratio or 0.0
+            found.append(Target(what, f">= {goal:g} of echo", f"{value:.2f}", value >= goal))
+
+    ratio("reserve_1", 0.6, "single-line Reserve")
+    ratio("availability_1", 0.9, "1-SKU availability")
+    if "availability_200" in by_key:
+        answers = by_key["availability_200"].per_second * PAGE
+        found.append(
+            Target(
+                f"{PAGE}-SKU availability", ">= 100,000 SKU answers/s", f"{answers:,.0f}", answers >= 100_000
+            )
+        )
+    if "hot_sku" in by_key and "reserve_1" in by_key and by_key["reserve_1"].per_second:
+        share = by_key["hot_sku"].per_second / by_key["reserve_1"].per_second
+        found.append(Target("hot SKU Reserve", ">= 0.8 of uniform Reserve", f"{share:.2f}", share >= 0.8))
+    if "reserve_1_half_rate" in by_key:
+        p99 = by_key["reserve_1_half_rate"].p99_ms
+        found.append(Target("Reserve p99 at half the maximum rate", "<= 10 ms", f"{p99:.1f} ms", p99 <= 10))
+    return found
+
+
+def describe_machine() -> dict[str, Any]:
+    model = ""
+    with contextlib.suppress(OSError):
+        for text in Path("/proc/cpuinfo").read_text().splitlines():
+            if text.startswith("model name"):
+                model = text.split(":", 1)[1].strip()
+                break
+    memory = 0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_mib": memory,
+        "python": platform.python_version(),
+        "grpcio": grpc.__version__,
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def render(report: dict[str, Any]) -> str:
+    machine, settings = report["machine"], report["settings"]
+    cpu = machine["cpu_model"] or "unknown"
+    lines = [
+        f"machine: {machine['cpus']} CPUs ({cpu}), {machine['memory_mib']:,} MiB, Python {machine['python']},"
+        f" grpcio {machine['grpcio']}, load average at start {machine['load_average_at_start'][0]}",
+        f"catalog: {settings['positions']:,} positions loaded in {report['load_stock_seconds']:.1f} s",
+        "",
+        f"{'scenario':<34}{'per s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}{'x echo':>8}",
+    ]
+    for s in report["scenarios"]:
+        ratio = "" if s["ratio"] is None else f"{s['ratio']:.2f}"
+        lines.append(
+            f"{s['scenario']:<34}{s['per_second']:>9,.0f}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}{s['max_ms']:>9.2f}"
+            f"{s['errors']:>8}{ratio:>8}"
+        )
+        if s["error_codes"]:
+            lines.append(
+                f"{'':<4}errors: {', '.join(f'{code} {count}' for code, count in s['error_codes'].items())}"
+            )
+    lines.append("")
+    lines.append("per s: calls (checkouts) per second; x echo: gRPC calls per second over the echo server's")
+    if report["targets"]:
+        lines.append("")
+        lines.append(f"{'target':<40}{'goal':<28}{'measured':>12}  met")
+        for t in report["targets"]:
+            lines.append(f"{t['what']:<40}{t['goal']:<28}{t['measured']:>12}  {'yes' if t['met'] else 'NO'}")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", help="HOST:PORT of a running omnistock (default: start one)")
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="measured seconds per scenario (default %(default)s)"
     )
+    parser.add_argument(
+        "--warmup", type=float, default=2.0, help="unmeasured seconds before each (default %(default)s)"
+    )
+    parser.add_argument("--concurrency", type=int, default=32, help="callers in flight (default %(default)s)")
+    parser.add_argument(
+        "--shards",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="shards of the service it starts (default: CPU count)",
+    )
+    parser.add_argument(
+        "--partitions", type=int, default=256, help="partitions of the service (default %(default)s)"
+    )
+    parser.add_argument(
+        "--skus",
+        type=int,
+        default=10_000,
+        help=f"SKUs loaded, each at {len(NODES)} nodes (default %(default)s)",
+    )
+    parser.add_argument(
+        "--only",
+        type=lambda text: set(text.split(",")),
+        default=set(),
+        help="comma-separated scenario keys (echo always runs)",
+    )
+    parser.add_argument(
+        "--redis-fsync",
+        choices=["always", "everysec"],
+        default="always",
+        help="AOF fsync of the service it starts (default %(default)s: no acknowledged write is lost)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
 
-async def main_async(args: argparse.Namespace) -> list[Stats]:
-    if args.target:
-        return await bench(args.target, args.seconds, args.concurrency)
-    from gateway.service import Service, ServiceConfig
+def command_line() -> str:
+    argv = sys.argv[1:]
+    if argv[:1] != ["bench"]:  # run as python -m loadtest.bench
+        argv = ["bench", *argv]
+    return shlex.join(["omnistock", *argv])
 
-    with tempfile.TemporaryDirectory() as data_dir:
-        config = ServiceConfig(port=0, metrics_port=None, shards=args.shards, data_dir=Path(data_dir))
-        service = await Service(config).start()
-        try:
-            return await bench(f"127.0.0.1:{service.port}", args.seconds, args.concurrency)
-        finally:
-            await service.stop()
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Exit status 0 when every scenario ran without an error (targets do not count)."""
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    report = asyncio.run(bench(args, say))
+    print(json.dumps(report, indent=2) if args.json else render(report))
+    failed = [s for s in report["scenarios"] if s["errors"] or not s["calls"]]
+    return 1 if failed else 0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Measure reserve and availability rates.")
-    parser.add_argument("--target", help="HOST:PORT of a running omnistock (default: start one)")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--concurrency", type=int, default=64)
-    parser.add_argument("--shards", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    results = asyncio.run(main_async(args))
-    if args.json:
-        print(json.dumps([asdict(r) for r in results], indent=2))
-        return
-    print(f"{'scenario':<24}{'calls/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}")
-    for r in results:
-        print(
-            f"{r.scenario:<24}{r.per_second:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.max_ms:>9.2f}{r.errors:>8}"
-        )
+    parser = argparse.ArgumentParser(
+        prog="omnistock bench", description=__doc__.split("\n\n")[0] if __doc__ else None
+    )
+    add_arguments(parser)
+    sys.exit(run_bench(parser.parse_args()))
 
 
 if __name__ == "__main__":

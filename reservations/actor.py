@@ -10,13 +10,14 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
+from reservations import wire
 from reservations.commands import Command, Result
 from reservations.journal import Journal, RedisJournal, RedisKeys
-from reservations.model import Event
+from reservations.model import Event, PositionView
 from reservations.shard import Changes, ShardState, WrongShard, count_expired
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,14 @@ class BatchReply:
     changes: tuple[str, int] = ("", 0)
     """(epoch, version) of the shard's change feed after the batch: tells the gateway's
     view whether there is something new to fetch."""
+    since: int = 0
+    """Version of the change feed before the batch."""
+    changed: list[PositionView] = field(default_factory=list)
+    """Positions changed from `since` to `changes`: a view at `since` takes them as they
+    are, with no call of its own (one at another version fetches with changes_since)."""
+
+
+wire.by_fields(BatchReply)
 
 
 class Shard:
@@ -76,9 +85,14 @@ class Shard:
 
     # --- called by the gateway ---
 
+    def apply_packed(self, batch: bytes) -> bytes:
+        """`apply` with the batch and reply packed by reservations.wire (what the gateway calls)."""
+        return wire.pack(self.apply(wire.unpack(batch)))
+
     def apply(self, commands: list[Command]) -> BatchReply:
         with self._lock:
             state = self._healthy_state()
+            since = state.version
             started = time.perf_counter()
             outcome = state.apply_batch(commands, time.time())
             applied = time.perf_counter()
@@ -86,8 +100,15 @@ class Shard:
             self._expired_unreported += outcome.expired
             expired, self._expired_unreported = self._expired_unreported, 0
             journal_seconds = time.perf_counter() - applied if outcome.events else 0.0
+            changed = state.changes_since(state.epoch, since).positions
             return BatchReply(
-                outcome.results, applied - started, journal_seconds, expired, (state.epoch, state.version)
+                outcome.results,
+                applied - started,
+                journal_seconds,
+                expired,
+                (state.epoch, state.version),
+                since,
+                changed,
             )
 
     def changes_since(self, epoch: str, version: int) -> Changes:

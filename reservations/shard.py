@@ -77,6 +77,8 @@ class ShardState:
         """Every position changed after `version` (all of them for another epoch)."""
         self._note_changes()
         since = version if epoch == self.epoch else 0
+        if since == self.version:
+            return Changes(self.epoch, self.version, [])
         positions = []
         for (sku, node_id), (changed, number) in reversed(self._changed.items()):
             if changed <= since:

@@ -1,0 +1,55 @@
+"""A bare gRPC echo server: the ceiling of Python gRPC on this machine.
+
+    python -m loadtest.echo [--port 0]
+
+One unary method, /omnistock.bench.Echo/Echo, that answers with the request's bytes,
+unparsed, on the same grpc.aio server (and options) the gateway uses. `omnistock bench`
+starts it in its own process and compares every scenario with it. It prints
+"listening on PORT" once it serves.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+
+import grpc
+
+ECHO_METHOD = "/omnistock.bench.Echo/Echo"
+
+
+async def _echo(request: bytes, context: grpc.aio.ServicerContext) -> bytes:
+    return request
+
+
+def handler() -> grpc.GenericRpcHandler:
+    # No (de)serializers: bytes in, bytes out, so nothing but gRPC itself is measured.
+    method = grpc.unary_unary_rpc_method_handler(_echo)
+    return grpc.method_handlers_generic_handler("omnistock.bench.Echo", {"Echo": method})
+
+
+async def serve(host: str, port: int) -> None:
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    server.add_generic_rpc_handlers((handler(),))
+    bound = server.add_insecure_port(f"{host}:{port}")
+    await server.start()
+    print(f"listening on {bound}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await server.stop(grace=1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="A bare gRPC echo server (the bench's ceiling).")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0, help="0: any free port (printed)")
+    args = parser.parse_args()
+    asyncio.run(serve(args.host, args.port))
+
+
+if __name__ == "__main__":
+    main()

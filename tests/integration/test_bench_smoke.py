@@ -1,0 +1,47 @@
+"""`omnistock bench` end to end: its own echo server and service, every scenario, no errors.
+
+A smoke test of the harness, not of the figures (they belong to docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+SCENARIOS = {
+    "echo",
+    "reserve_1",
+    "reserve_5",
+    "availability_1",
+    "availability_200",
+    "hot_sku",
+    "checkout",
+    "reserve_1_half_rate",
+    "view_freshness",
+}
+
+
+def test_every_scenario_runs_without_errors() -> None:
+    argv = [sys.executable, "-m", "loadtest.bench", "--seconds", "1", "--warmup", "0.3"]
+    argv += ["--concurrency", "4", "--skus", "200", "--shards", "2", "--json"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    report = json.loads(done.stdout)
+    by_key = {s["key"]: s for s in report["scenarios"]}
+    assert set(by_key) == SCENARIOS
+    for key, scenario in by_key.items():
+        assert scenario["calls"] > 0 and scenario["errors"] == 0, (key, scenario)
+        assert 0 < scenario["p50_ms"] <= scenario["p99_ms"] <= scenario["max_ms"], (key, scenario)
+    assert by_key["echo"]["ratio"] == 1.0
+    assert by_key["reserve_1"]["ratio"] > 0
+    assert by_key["checkout"]["grpc_per_second"] == pytest.approx(2 * by_key["checkout"]["per_second"])
+    assert {t["what"] for t in report["targets"]} >= {"single-line Reserve", "hot SKU Reserve"}
+    assert report["settings"]["positions"] == 201 * 4
+    assert report["command"].startswith("omnistock bench --seconds 1")
+    # A person reads the progress on stderr; stdout is only the JSON.
+    assert "loading 804 positions" in done.stderr
