@@ -25,6 +25,7 @@ class ShardCursor:
 class NetworkView:
     def __init__(self, shards: int, first_version: int = 0) -> None:
         self._positions: dict[str, dict[str, PositionView]] = {}
+        self._stamps: dict[str, int] = {}
         self.cursors = [ShardCursor() for _ in range(shards)]
         self.version = first_version
         """Goes up by one with every sync that changed something. Starting from the clock in
@@ -42,7 +43,14 @@ class NetworkView:
         cursor.epoch, cursor.version, cursor.synced_at = epoch, version, synced_at
         if changed:
             self.version += 1
+            for sku in changed:
+                self._stamps[sku] = self.version
         return changed
+
+    def stamp(self, sku: str) -> int:
+        """The view version at which the SKU's positions last changed (0: never seen): an
+        answer built at this stamp holds until the stamp moves."""
+        return self._stamps.get(sku, 0)
 
     def positions(self, sku: str) -> list[PositionView]:
         nodes = self._positions.get(sku)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from reservations.actor import BatchReply
@@ -79,6 +81,19 @@ class Metrics:
         self.queued = Gauge(
             "omnistock_gateway_queued_commands", "Commands waiting for a shard call", registry=r
         )
+        self._rpc_series: dict[tuple[str, str], tuple[Any, Any]] = {}
+
+    def observe_rpc(self, method: str, code: str, seconds: float) -> None:
+        """One served call. The labelled series are looked up once per (method, code): on
+        the hot path labels() costs more than the increment."""
+        series = self._rpc_series.get((method, code))
+        if series is None:
+            series = self._rpc_series[(method, code)] = (
+                self.requests.labels(method=method, code=code),
+                self.latency.labels(method=method, code=code),
+            )
+        series[0].inc()
+        series[1].observe(seconds)
 
     def observe_batch(self, shard: int, size: int, reply: BatchReply, seconds: float) -> None:
         label = str(shard)

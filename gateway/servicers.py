@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -16,6 +15,7 @@ from availability.atp import ChannelLimit
 from availability.network import Network
 from availability.pickup import find_pickup_stores
 from availability.view import NetworkView
+from gateway.answer_cache import AnswerCache
 from gateway.convert import (
     NODE_TYPES,
     STATUSES,
@@ -105,24 +105,30 @@ ADJUSTMENT_OUTCOMES = {
 }
 
 
-@contextlib.asynccontextmanager
-async def served(metrics: Metrics, method: str, context: grpc.aio.ServicerContext) -> AsyncIterator[None]:
-    """Count and time one call; turn any refusal into its gRPC status."""
-    started = time.perf_counter()
-    code = "OK"
-    try:
-        yield
-    except asyncio.CancelledError:
-        code = "CANCELLED"
-        raise
-    except Exception as error:
-        status_code, status = to_status(error)
-        code = status_code.name
-        await context.abort_with_status(status)
-        raise  # abort_with_status always raises
-    finally:
-        metrics.requests.labels(method=method, code=code).inc()
-        metrics.latency.labels(method=method, code=code).observe(time.perf_counter() - started)
+class Served:
+    """Count and time one call; turn any refusal into its gRPC status. A plain class, not
+    a generator-based context manager: it wraps every call, so its cost counts."""
+
+    __slots__ = ("context", "method", "metrics", "started")
+
+    def __init__(self, metrics: Metrics, method: str, context: grpc.aio.ServicerContext) -> None:
+        self.metrics, self.method, self.context = metrics, method, context
+        self.started = 0.0
+
+    async def __aenter__(self) -> None:
+        self.started = time.perf_counter()
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, _: Any) -> None:
+        code = "OK"
+        try:
+            if isinstance(error, asyncio.CancelledError):
+                code = "CANCELLED"
+            elif isinstance(error, Exception):
+                status_code, status = to_status(error)
+                code = status_code.name
+                await self.context.abort_with_status(status)  # always raises
+        finally:
+            self.metrics.observe_rpc(self.method, code, time.perf_counter() - self.started)
 
 
 def rpc(method: str) -> Callable[[Handler[T]], Handler[T]]:
@@ -131,9 +137,9 @@ def rpc(method: str) -> Callable[[Handler[T]], Handler[T]]:
     def decorate(handler: Handler[T]) -> Handler[T]:
         @functools.wraps(handler)
         async def wrapper(self: Servicer, request: Any, context: grpc.aio.ServicerContext) -> T:
-            async with served(self.metrics, method, context):
+            async with Served(self.metrics, method, context):
                 return await handler(self, request, context)
-            raise AssertionError("unreachable")  # served() re-raises every refusal
+            raise AssertionError("unreachable")  # Served re-raises every refusal
 
         return wrapper
 
@@ -160,6 +166,7 @@ class Backend:
         self.view = view
         self.metrics = metrics
         self.limits = limits
+        self.answers = AnswerCache()
 
     def partition(self, key: str) -> int:
         return partition_of(key, self.router.partitions)
@@ -310,27 +317,33 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
         store = self.backend.network
         channel = store.channel(request.channel_id) if request.channel_id else None
         network = store.network
+
+        def answer(sku: str, positions: list[PositionView]) -> availability_pb2.SkuAvailability:
+            found = (
+                channel_availability(sku, positions, network, channel)
+                if channel
+                else network_availability(sku, positions, network)
+            )
+            return availability_to_proto(found, request.include_nodes, by_date, quantity, time.time())
+
         if request.consistent:
             as_of, version = time.time(), 0
-            positions = await self.backend.positions(skus)
+            read = await self.backend.positions(skus)
+            answers = [answer(sku, read[sku]) for sku in skus]
         else:
-            view = self.backend.view
+            view, cache = self.backend.view, self.backend.answers
             as_of, version = view.as_of, view.version
-            positions = {sku: view.positions(sku) for sku in skus}
-        answers = [
-            channel_availability(sku, positions[sku], network, channel)
-            if channel
-            else network_availability(sku, positions[sku], network)
-            for sku in skus
-        ]
+            if by_date is None and not quantity:  # answers that do not depend on the clock
+                key = (request.channel_id, request.include_nodes)
+                answers = [
+                    cache.get(sku, key, view.stamp(sku), network)
+                    or cache.put(sku, key, view.stamp(sku), network, answer(sku, view.positions(sku)))
+                    for sku in skus
+                ]
+            else:
+                answers = [answer(sku, view.positions(sku)) for sku in skus]
         return availability_pb2.GetAvailabilityResponse(
-            skus=[
-                availability_to_proto(a, request.include_nodes, by_date, quantity, time.time())
-                for a in answers
-            ],
-            as_of=to_timestamp(as_of),
-            version=version,
-            consistent=request.consistent,
+            skus=answers, as_of=to_timestamp(as_of), version=version, consistent=request.consistent
         )
 
     @rpc("FindPickupStores")
@@ -365,8 +378,8 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
     async def WatchAvailability(
         self, request: Any, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[availability_pb2.AvailabilityUpdate]:
-        """A stream: served() wraps the whole of it."""
-        async with served(self.metrics, "WatchAvailability", context):
+        """A stream: Served wraps the whole of it."""
+        async with Served(self.metrics, "WatchAvailability", context):
             skus = skus_from_proto(request.skus, self.backend.limits, most=MAX_WATCHED_SKUS, least=0)
             store = self.backend.network
             channel = store.channel(request.channel_id) if request.channel_id else None
