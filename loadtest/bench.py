@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.routing import partition_of, shard_of
@@ -252,8 +253,8 @@ async def service_ready(channel: grpc.aio.Channel) -> None:
 @contextlib.asynccontextmanager
 async def processes_under_test(
     args: argparse.Namespace, say: Callable[[str], None]
-) -> AsyncIterator[tuple[str, str]]:
-    """(echo target, omnistock target), each started here unless given; stopped after."""
+) -> AsyncIterator[tuple[str, str, Process | None]]:
+    """(echo target, omnistock target, the omnistock process when started here); stopped after."""
     with tempfile.TemporaryDirectory(prefix="omnistock-bench-") as scratch:
         workdir = Path(scratch)
         started: list[Process] = []
@@ -279,7 +280,7 @@ async def processes_under_test(
                 started.append(service)
                 service_target = f"127.0.0.1:{port}"
             await wait_until_serving(service, service_target, service_ready)
-            yield echo_target, service_target
+            yield echo_target, service_target, service
         finally:
             for process in reversed(started):
                 process.stop()
@@ -432,7 +433,7 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
     catalog = Catalog(args.skus, args.partitions, args.shards)
     machine = describe_machine()
     async with (
-        processes_under_test(args, say) as (echo_target, target),
+        processes_under_test(args, say) as (echo_target, target, service),
         grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel,
         grpc.aio.insecure_channel(echo_target) as echo,
     ):
@@ -461,6 +462,7 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
         if not args.only or "view_freshness" in args.only:
             say(f"view write-to-visible: adjust, then read until it shows, {args.seconds:g} s ...")
             results.append(await view_freshness(channel, catalog, run, args.seconds))
+        scale = await catalog_scale(channel, service, args.catalog, say) if args.catalog else None
     echo_rate = next(r.grpc_per_second for r in results if r.key == "echo")
     for result in results:
         if result.concurrency <= 1:  # open loop or one caller: a rate set, not reached
@@ -481,8 +483,117 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
         },
         "load_stock_seconds": round(load_seconds, 2),
         "scenarios": [asdict(r) | {"grpc_per_second": r.grpc_per_second} for r in results],
-        "targets": [asdict(t) for t in targets(results)],
+        "catalog": asdict(scale) if scale else None,
+        "targets": [asdict(t) for t in targets(results, scale)],
     }
+
+
+CATALOG_NODES = 50
+
+
+@dataclass
+class CatalogScale:
+    positions: int
+    skus: int
+    nodes: int
+    load_seconds: float
+    positions_per_second: float
+    resident_bytes: int
+    """Resident memory of the service's whole process tree (gateway, Ray, shard actors, Redis)."""
+    resident_by_process: dict[str, int]
+    shard_positions: int
+    """Positions of the shard that was restarted."""
+    recovery_seconds: float | None
+    """From killing one shard actor's process to its first answer (None: not measured)."""
+
+
+def resident(process: Process) -> tuple[int, dict[str, int]]:
+    """RSS of the process and all its descendants, in all and by process name."""
+    root = psutil.Process(process.popen.pid)
+    by_name: Counter[str] = Counter()
+    for member in (root, *root.children(recursive=True)):
+        with contextlib.suppress(psutil.Error):
+            command = member.cmdline()
+            name = command[0].split()[0] if command and command[0].startswith("ray::") else member.name()
+            if member.pid == root.pid:
+                name = "gateway (omnistock serve)"
+            by_name[name.split(".")[0]] += member.memory_info().rss  # ray::Shard.apply -> ray::Shard
+    return sum(by_name.values()), dict(by_name)
+
+
+async def catalog_scale(
+    channel: grpc.aio.Channel, service: Process | None, positions: int, say: Callable[[str], None]
+) -> CatalogScale:
+    """Load `positions` (SKUs x 50 nodes) through LoadStock, weigh every process, then kill
+    one shard actor and time its recovery from the journal."""
+    inventory = inventory_pb2_grpc.InventoryServiceStub(channel)
+    availability = availability_pb2_grpc.AvailabilityServiceStub(channel)
+    nodes = [f"CAT-{i:02d}" for i in range(CATALOG_NODES)]
+    await inventory.PutNodes(
+        inventory_pb2.PutNodesRequest(
+            nodes=[common_pb2.Node(node_id=n, type=common_pb2.NODE_TYPE_STORE, enabled=True) for n in nodes]
+        )
+    )
+    skus = max(1, positions // CATALOG_NODES)
+    positions = skus * CATALOG_NODES
+    say(
+        f"catalog: loading {positions:,} positions ({skus:,} SKUs x {CATALOG_NODES} nodes) with LoadStock ..."
+    )
+    step = max(1, skus // 10)
+
+    async def chunks() -> AsyncIterator[inventory_pb2.LoadStockRequest]:
+        chunk: list[inventory_pb2.StockLevel] = []
+        for number in range(skus):
+            sku = f"CAT-{number:08d}"
+            chunk.extend(inventory_pb2.StockLevel(sku=sku, node_id=n, on_hand=number % 40) for n in nodes)
+            if len(chunk) >= 5_000:
+                yield inventory_pb2.LoadStockRequest(levels=chunk)
+                chunk = []
+            if number and number % step == 0:
+                say(f"  {number * CATALOG_NODES:,} positions sent ({time.perf_counter() - began:.0f} s)")
+        if chunk:
+            yield inventory_pb2.LoadStockRequest(levels=chunk)
+
+    began = time.perf_counter()
+    await inventory.LoadStock(chunks(), timeout=None)
+    load_seconds = time.perf_counter() - began
+    say(f"  loaded in {load_seconds:.1f} s")
+    total, by_name = resident(service) if service else (0, {})
+    recovery: float | None = None
+    shard_positions = positions
+    if service is not None:
+        shards = [
+            p
+            for p in psutil.Process(service.popen.pid).children(recursive=True)
+            if "ray::Shard" in " ".join(p.cmdline() or [])
+        ]
+        if shards:
+            shard_positions = positions // len(shards)
+            probe = availability_pb2.GetAvailabilityRequest(
+                skus=[f"CAT-{n:08d}" for n in range(64)], consistent=True
+            )
+            say(f"catalog: killing one of {len(shards)} shard actors, timing its recovery ...")
+            shards[0].kill()
+            killed = time.perf_counter()
+            # Every shard owns some of the 64 SKUs: a consistent read answers once all serve.
+            while True:
+                with contextlib.suppress(grpc.aio.AioRpcError):
+                    await availability.GetAvailability(probe, timeout=30)
+                    break
+                await asyncio.sleep(0.05)
+            recovery = time.perf_counter() - killed
+            say(f"  serving again after {recovery:.1f} s")
+    return CatalogScale(
+        positions,
+        skus,
+        CATALOG_NODES,
+        round(load_seconds, 2),
+        round(positions / load_seconds, 0),
+        total,
+        by_name,
+        shard_positions,
+        None if recovery is None else round(recovery, 2),
+    )
 
 
 async def view_freshness(
@@ -513,7 +624,7 @@ async def view_freshness(
     return recorder.measurement("view_freshness", "view write-to-visible (delay)", 1)
 
 
-def targets(results: list[Measurement]) -> list[Target]:
+def targets(results: list[Measurement], scale: CatalogScale | None = None) -> list[Target]:
     """The goals of docs/performance.md that this run can check."""
     by_key = {r.key: r for r in results}
     found: list[Target] = []
@@ -538,6 +649,27 @@ def targets(results: list[Measurement]) -> list[Target]:
     if "reserve_1_half_rate" in by_key:
         p99 = by_key["reserve_1_half_rate"].p99_ms
         found.append(Target("Reserve p99 at half the maximum rate", "<= 10 ms", f"{p99:.1f} ms", p99 <= 10))
+    if scale is not None:
+        projected = scale.load_seconds * 10_000_000 / scale.positions
+        found.append(
+            Target("LoadStock of 10M positions", "<= 60 s", f"{projected:.0f} s (projected)", projected <= 60)
+        )
+        gib = scale.resident_bytes / 2**30
+        found.append(
+            Target(
+                f"memory with {scale.positions:,} positions",
+                "<= 3 GiB for 10M",
+                f"{gib:.2f} GiB",
+                gib * 10_000_000 / scale.positions <= 3,
+            )
+        )
+        if scale.recovery_seconds is not None:
+            per_million = scale.recovery_seconds / (scale.shard_positions / 1_000_000)
+            found.append(
+                Target(
+                    "shard restart", "<= 5 s per million positions", f"{per_million:.1f} s", per_million <= 5
+                )
+            )
     return found
 
 
@@ -583,6 +715,23 @@ def render(report: dict[str, Any]) -> str:
             )
     lines.append("")
     lines.append("per s: calls (checkouts) per second; x echo: gRPC calls per second over the echo server's")
+    scale = report.get("catalog")
+    if scale:
+        lines += [
+            "",
+            f"catalog: {scale['positions']:,} positions ({scale['skus']:,} SKUs x {scale['nodes']} nodes)"
+            f" loaded in {scale['load_seconds']:.1f} s ({scale['positions_per_second']:,.0f} positions/s)",
+            f"  resident memory {scale['resident_bytes'] / 2**30:.2f} GiB: "
+            + ", ".join(
+                f"{name} {size / 2**20:,.0f} MiB"
+                for name, size in sorted(scale["resident_by_process"].items(), key=lambda item: -item[1])
+            ),
+        ]
+        if scale["recovery_seconds"] is not None:
+            lines.append(
+                f"  one shard killed: serving again after {scale['recovery_seconds']:.1f} s"
+                f" ({scale['shard_positions']:,} positions)"
+            )
     if report["targets"]:
         lines.append("")
         lines.append(f"{'target':<40}{'goal':<28}{'measured':>12}  met")
@@ -620,6 +769,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=lambda text: set(text.split(",")),
         default=set(),
         help="comma-separated scenario keys (echo always runs)",
+    )
+    parser.add_argument(
+        "--catalog",
+        type=int,
+        default=0,
+        metavar="POSITIONS",
+        help="also load this many positions (SKUs x 50 nodes), weigh the processes and time a shard"
+        " restart (default: skip; 10000000 is the target scale)",
     )
     parser.add_argument(
         "--redis-fsync",

@@ -28,7 +28,7 @@ SCENARIOS = {
 
 def test_every_scenario_runs_without_errors() -> None:
     argv = [sys.executable, "-m", "loadtest.bench", "--seconds", "1", "--warmup", "0.3"]
-    argv += ["--concurrency", "4", "--skus", "200", "--shards", "2", "--json"]
+    argv += ["--concurrency", "4", "--skus", "200", "--shards", "2", "--catalog", "5000", "--json"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     report = json.loads(done.stdout)
@@ -42,6 +42,12 @@ def test_every_scenario_runs_without_errors() -> None:
     assert by_key["checkout"]["grpc_per_second"] == pytest.approx(2 * by_key["checkout"]["per_second"])
     assert {t["what"] for t in report["targets"]} >= {"single-line Reserve", "hot SKU Reserve"}
     assert report["settings"]["positions"] == 201 * 4
+    catalog = report["catalog"]
+    assert (catalog["positions"], catalog["nodes"]) == (5000, 50)
+    assert catalog["load_seconds"] > 0 and catalog["recovery_seconds"] > 0
+    assert catalog["resident_by_process"]["ray::Shard"] > 0
+    assert catalog["resident_bytes"] == sum(catalog["resident_by_process"].values())
+    assert {"LoadStock of 10M positions", "shard restart"} <= {t["what"] for t in report["targets"]}
     assert report["command"].startswith("omnistock bench --seconds 1")
     # A person reads the progress on stderr; stdout is only the JSON.
     assert "loading 804 positions" in done.stderr
