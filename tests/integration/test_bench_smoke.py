@@ -47,7 +47,10 @@ def test_every_scenario_runs_without_errors() -> None:
     assert catalog["load_seconds"] > 0 and catalog["recovery_seconds"] > 0
     assert catalog["resident_by_process"]["ray::Shard"] > 0
     assert catalog["resident_bytes"] == sum(catalog["resident_by_process"].values())
-    assert {"LoadStock of 10M positions", "shard restart"} <= {t["what"] for t in report["targets"]}
+    assert catalog["resident_before_bytes"] > 0
+    assert {"LoadStock of 10M positions", "memory with 10M positions", "shard restart"} <= {
+        t["what"] for t in report["targets"]
+    }
     assert report["command"].startswith("omnistock bench --seconds 1")
     # A person reads the progress on stderr; stdout is only the JSON.
     assert "loading 804 positions" in done.stderr
