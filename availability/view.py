@@ -34,12 +34,15 @@ class NetworkView:
     def apply(
         self, shard: int, epoch: str, version: int, positions: Iterable[PositionView], synced_at: float
     ) -> set[str]:
-        """Take a shard's changes; returns the SKUs that changed."""
+        """Take a shard's changes; returns the SKUs that changed. Changes older than what
+        the view has of the shard (a fetch overtaken by a batch reply) are left out."""
+        cursor = self.cursors[shard]
+        if epoch == cursor.epoch and version < cursor.version:
+            return set()
         changed: set[str] = set()
         for position in positions:
             self._positions.setdefault(position.sku, {})[position.node_id] = position
             changed.add(position.sku)
-        cursor = self.cursors[shard]
         cursor.epoch, cursor.version, cursor.synced_at = epoch, version, synced_at
         if changed:
             self.version += 1

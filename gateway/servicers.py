@@ -68,10 +68,10 @@ from reservations.commands import (
     AdjustOutcome,
     AdjustResult,
     AdjustStock,
+    LoadLevels,
+    LoadResult,
     PositionsResult,
     ReadPositions,
-    SetStock,
-    StockResult,
 )
 from reservations.commands import ExpectSupply as ExpectSupplyCommand
 from reservations.coordinator import ReservationCoordinator, ReservationView
@@ -174,15 +174,13 @@ class Backend:
     async def set_levels(self, levels: list[Level]) -> tuple[int, int]:
         """Apply absolute counts; returns (applied, stale)."""
         self.network.require({level.node_id for level in levels})
-        commands = [
-            SetStock(
-                self.partition(lv.sku), lv.sku, lv.node_id, lv.on_hand, lv.as_of, lv.damaged, lv.quality_hold
-            )
-            for lv in levels
-        ]
-        results = await self.router.execute(commands)
-        applied = sum(1 for r in results if isinstance(r, StockResult) and r.applied)
-        return applied, len(results) - applied
+        by_partition: dict[int, list[tuple[str, str, int, float, int, int]]] = {}
+        for lv in levels:
+            row = (lv.sku, lv.node_id, lv.on_hand, lv.as_of, lv.damaged, lv.quality_hold)
+            by_partition.setdefault(self.partition(lv.sku), []).append(row)
+        results = await self.router.execute([LoadLevels(p, tuple(rows)) for p, rows in by_partition.items()])
+        loaded = [r for r in results if isinstance(r, LoadResult)]
+        return sum(r.applied for r in loaded), sum(r.stale for r in loaded)
 
     async def positions(self, skus: list[str]) -> dict[str, list[PositionView]]:
         by_partition: dict[int, list[str]] = {}

@@ -658,6 +658,7 @@ def targets(results: list[Measurement], scale: CatalogScale | None = None) -> li
         found.append(
             Target("LoadStock of 10M positions", "<= 60 s", f"{projected:.0f} s (projected)", projected <= 60)
         )
+    if scale is not None and scale.resident_bytes:  # weighed only when the bench started the service
         per_position = (scale.resident_bytes - scale.resident_before_bytes) / scale.positions
         gib = (scale.resident_before_bytes + per_position * 10_000_000) / 2**30
         found.append(Target("memory with 10M positions", "<= 3 GiB", f"{gib:.1f} GiB (projected)", gib <= 3))

@@ -30,6 +30,16 @@ class SetStock:
 
 
 @dataclass(frozen=True, slots=True)
+class LoadLevels:
+    """Many absolute counts in one partition (SetStock and LoadStock): each by SetStock's
+    rule, answered with counts, not a position per level."""
+
+    partition: int
+    levels: tuple[tuple[str, str, int, float, int, int], ...]
+    """(sku, node_id, on_hand, as_of, damaged, quality_hold) each."""
+
+
+@dataclass(frozen=True, slots=True)
 class AdjustStock:
     """Signed change of on_hand, idempotent by adjustment_id."""
 
@@ -235,6 +245,7 @@ class ReadPositions:
 
 Command = (
     SetStock
+    | LoadLevels
     | AdjustStock
     | ExpectSupply
     | PlaceHold
@@ -262,6 +273,14 @@ class StockResult:
     applied: bool
     """False when a newer count was already applied (the level was stale)."""
     position: PositionView
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    applied: int
+    """Levels taken (including those equal to what was there)."""
+    stale: int
+    """Levels older than the count already there, left out."""
 
 
 class AdjustOutcome(enum.Enum):
@@ -366,6 +385,7 @@ class PositionsResult:
 
 Result = (
     StockResult
+    | LoadResult
     | AdjustResult
     | SupplyResult
     | HoldResult

@@ -32,6 +32,8 @@ from reservations.commands import (
     GetPart,
     HoldOutcome,
     HoldResult,
+    LoadLevels,
+    LoadResult,
     MoveLine,
     OverLimit,
     PartOutcome,
@@ -130,6 +132,8 @@ class Partition:
         match command:
             case SetStock():
                 return self._set_stock(command)
+            case LoadLevels():
+                return self._load_levels(command)
             case AdjustStock():
                 return self._adjust(command)
             case ExpectSupply():
@@ -229,6 +233,33 @@ class Partition:
             event.quality_hold,
         )
         return StockResult(True, current), [] if unchanged else [event]
+
+    def _load_levels(self, command: LoadLevels) -> tuple[Result, list[Event]]:
+        """SetStock's rule for each level, deciding all before any applies: a position
+        counted twice in one load keeps the later count, as with two SetStocks."""
+        events: list[Event] = []
+        stale = 0
+        decided: dict[tuple[str, str], float] = {}
+        for sku, node_id, on_hand, as_of, damaged, quality_hold in command.levels:
+            key = (sku, node_id)
+            if key in decided:
+                newest, same = decided[key], False
+            else:
+                current = self.positions.get(sku, {}).get(node_id)
+                newest = current.as_of if current else float("-inf")
+                same = current is not None and (
+                    current.on_hand,
+                    current.as_of,
+                    current.damaged,
+                    current.quality_hold,
+                ) == (on_hand, as_of, damaged, quality_hold)
+            if as_of < newest:
+                stale += 1
+                continue
+            decided[key] = as_of
+            if not same:
+                events.append(StockSet(sku, node_id, on_hand, as_of, damaged, quality_hold))
+        return LoadResult(len(command.levels) - stale, stale), events
 
     def _adjust(self, command: AdjustStock) -> tuple[Result, list[Event]]:
         current = self.view(command.sku, command.node_id)

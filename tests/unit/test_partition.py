@@ -18,6 +18,8 @@ from reservations.commands import (
     GetClaim,
     GetPart,
     HoldOutcome,
+    LoadLevels,
+    LoadResult,
     PartOutcome,
     PlaceHold,
     ReadPositions,
@@ -833,3 +835,36 @@ def test_hold_with_a_quantity_below_one_is_invalid_and_changes_nothing(quantity)
     assert events == []
     assert state(p) == before
     assert raw_available(p, "a", "n1") == 0
+
+
+# --- bulk loads ---
+
+
+def test_a_load_takes_each_level_by_the_set_stock_rule_and_answers_with_counts() -> None:
+    p = Partition(P)
+    p.handle(SetStock(P, "a", "n1", 7, 5.0))
+    p.handle(SetStock(P, "b", "n1", 3, 1.0))
+    levels = (
+        ("a", "n1", 9, 4.0, 0, 0),  # older than the count there: stale
+        ("b", "n1", 3, 1.0, 0, 0),  # the same as there: taken, nothing to journal
+        ("c", "n1", 4, 2.0, 1, 0),  # new
+        ("c", "n1", 6, 1.5, 0, 0),  # older than the level before it in this load: stale
+        ("d", "n2", 2, 2.0, 0, 0),
+        ("d", "n2", 8, 2.0, 0, 1),  # same as_of as the level before it: the later one wins
+    )
+    result, events = p.handle(LoadLevels(P, levels))
+    assert result == LoadResult(applied=4, stale=2)
+    assert [(e.sku, e.on_hand) for e in events if isinstance(e, StockSet)] == [("c", 4), ("d", 2), ("d", 8)]
+    assert [(v.sku, v.node_id, v.on_hand, v.damaged, v.quality_hold) for v in p.views("c")] == [
+        ("c", "n1", 4, 1, 0)
+    ]
+    assert (p.view("d", "n2").on_hand, p.view("d", "n2").quality_hold) == (8, 1)
+    assert p.view("a", "n1").on_hand == 7
+    # Replayed from its events, the partition is the same.
+    replayed = Partition(P)
+    for event in [StockSet("a", "n1", 7, 5.0, 0, 0), StockSet("b", "n1", 3, 1.0, 0, 0), *events]:
+        replayed.apply(event)
+    assert [replayed.view(s, n) for s, n in (("c", "n1"), ("d", "n2"))] == [
+        p.view("c", "n1"),
+        p.view("d", "n2"),
+    ]

@@ -262,3 +262,13 @@ def test_a_view_synced_from_the_feed_matches_the_shards(data: st.DataObject, ste
         truth = sorted((v for n in partitions for v in partitions[n].views(sku)), key=lambda v: v.node_id)
         assert view.positions(sku) == truth
     assert view.ready and view.as_of == 100.0
+
+
+def test_changes_overtaken_by_newer_ones_are_left_out() -> None:
+    """A fetch asked before a batch reply, answered after it, must not roll the view back."""
+    view = NetworkView(shards=1)
+    view.apply(0, "e0", 5, [pv("a", "n1", 7)], synced_at=1.0)
+    assert view.apply(0, "e0", 4, [pv("a", "n1", 3)], synced_at=2.0) == set()
+    assert view.position("a", "n1").on_hand == 7 and view.cursors[0].version == 5
+    # Another epoch (a restarted shard) always counts.
+    assert view.apply(0, "e1", 1, [pv("a", "n1", 2)], synced_at=3.0) == {"a"}

@@ -69,8 +69,23 @@ def test_a_class_that_cannot_be_rebuilt_from_its_fields_is_refused() -> None:
         wire.by_fields(Derived)
 
 
-def test_packing_skips_the_per_object_state_hooks() -> None:
-    """The registered classes pickle as (class, field values): no __getstate__ round."""
+def test_packing_sends_field_values_and_a_rebuilt_object_stays_frozen() -> None:
     line = Line("SKU-1", "DC-1", 2)
-    assert line.__reduce__() == (Line, ("SKU-1", "DC-1", 2))
-    assert pickle.loads(wire.pack(line)) == line
+    _, (cls, values) = line.__reduce__()
+    assert (cls, values) == (Line, ("SKU-1", "DC-1", 2))
+    back = pickle.loads(wire.pack(line))
+    assert back == line and type(back) is Line
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        back.quantity = 3  # type: ignore[misc]
+
+
+def test_a_class_with_post_init_is_refused() -> None:
+    @dataclasses.dataclass(frozen=True, slots=True)
+    class Checked:
+        a: int
+
+        def __post_init__(self) -> None:
+            assert self.a > 0
+
+    with pytest.raises(TypeError, match="__post_init__"):
+        wire.by_fields(Checked)
