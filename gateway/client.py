@@ -130,6 +130,20 @@ def level(
     return message
 
 
+async def load_stock_requests(
+    levels: Iterable[inventory_pb2.StockLevel], chunk_size: int = 5_000
+) -> AsyncIterator[inventory_pb2.LoadStockRequest]:
+    """The LoadStock request stream: `levels` in chunks of `chunk_size`, read lazily."""
+    chunk: list[inventory_pb2.StockLevel] = []
+    for item in levels:
+        chunk.append(item)
+        if len(chunk) >= chunk_size:
+            yield inventory_pb2.LoadStockRequest(levels=chunk)
+            chunk = []
+    if chunk:
+        yield inventory_pb2.LoadStockRequest(levels=chunk)
+
+
 class OmnistockClient:
     """`async with OmnistockClient(target) as client: await client.reserve(...)`.
 
@@ -217,19 +231,8 @@ class OmnistockClient:
         self, levels: Iterable[inventory_pb2.StockLevel], chunk_size: int = 5_000
     ) -> inventory_pb2.LoadStockResponse:
         """Stream levels in chunks; `levels` may be a lazy iterable (a large CSV)."""
-
-        async def chunks() -> AsyncIterator[inventory_pb2.LoadStockRequest]:
-            chunk: list[inventory_pb2.StockLevel] = []
-            for item in levels:
-                chunk.append(item)
-                if len(chunk) >= chunk_size:
-                    yield inventory_pb2.LoadStockRequest(levels=chunk)
-                    chunk = []
-            if chunk:
-                yield inventory_pb2.LoadStockRequest(levels=chunk)
-
         try:
-            return await self.inventory.LoadStock(chunks(), timeout=None)
+            return await self.inventory.LoadStock(load_stock_requests(levels, chunk_size), timeout=None)
         except grpc.aio.AioRpcError as error:
             raise OmnistockRpcError.from_grpc(error) from None
 

@@ -38,6 +38,7 @@ import grpc
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from gateway.client import load_stock_requests
 from gateway.routing import partition_of, shard_of
 from loadtest.echo import ECHO_METHOD
 from protos.gen.omnistock.v1 import (
@@ -335,18 +336,8 @@ async def prepare(channel: grpc.aio.Channel, catalog: Catalog, say: Callable[[st
     positions = (len(catalog.skus) + 1) * len(NODES)
     say(f"loading {positions:,} positions through LoadStock ...")
 
-    async def chunks() -> AsyncIterator[inventory_pb2.LoadStockRequest]:
-        chunk: list[inventory_pb2.StockLevel] = []
-        for stock_level in catalog.levels():
-            chunk.append(stock_level)
-            if len(chunk) == 5_000:
-                yield inventory_pb2.LoadStockRequest(levels=chunk)
-                chunk = []
-        if chunk:
-            yield inventory_pb2.LoadStockRequest(levels=chunk)
-
     began = time.perf_counter()
-    await inventory.LoadStock(chunks())
+    await inventory.LoadStock(load_stock_requests(catalog.levels()))
     return time.perf_counter() - began
 
 
@@ -543,22 +534,16 @@ async def catalog_scale(
     )
     step = max(1, skus // 10)
 
-    async def chunks() -> AsyncIterator[inventory_pb2.LoadStockRequest]:
-        chunk: list[inventory_pb2.StockLevel] = []
+    def levels() -> Iterator[inventory_pb2.StockLevel]:
         for number in range(skus):
             sku = f"CAT-{number:08d}"
-            chunk.extend(inventory_pb2.StockLevel(sku=sku, node_id=n, on_hand=number % 40) for n in nodes)
-            if len(chunk) >= 5_000:
-                yield inventory_pb2.LoadStockRequest(levels=chunk)
-                chunk = []
+            yield from (inventory_pb2.StockLevel(sku=sku, node_id=n, on_hand=number % 40) for n in nodes)
             if number and number % step == 0:
                 say(f"  {number * CATALOG_NODES:,} positions sent ({time.perf_counter() - began:.0f} s)")
-        if chunk:
-            yield inventory_pb2.LoadStockRequest(levels=chunk)
 
     before, _ = resident(service) if service else (0, {})
     began = time.perf_counter()
-    await inventory.LoadStock(chunks(), timeout=None)
+    await inventory.LoadStock(load_stock_requests(levels()), timeout=None)
     load_seconds = time.perf_counter() - began
     say(f"  loaded in {load_seconds:.1f} s")
     total, by_name = resident(service) if service else (0, {})

@@ -351,12 +351,10 @@ class ReservationCoordinator:
         leave it applied in some partitions (the refusal then says which)."""
         partitions = await self._partitions(reservation_id)
         action = "fulfil" if kind == "fulfilled" else "cancel lines of"
-        by_partition: dict[int, tuple[Line, ...]] = {}
+        grouped: dict[int, list[Line]] = {}
         for line in lines:
-            by_partition[self._partition_of(line.sku)] = (
-                *by_partition.get(self._partition_of(line.sku), ()),
-                line,
-            )
+            grouped.setdefault(self._partition_of(line.sku), []).append(line)
+        by_partition = {p: tuple(part_lines) for p, part_lines in grouped.items()}
         if not set(by_partition) <= set(partitions):
             missing = next(line for line in lines if self._partition_of(line.sku) not in partitions)
             raise InvalidArgument(

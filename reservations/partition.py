@@ -215,10 +215,8 @@ class Partition:
         return result
 
     def _set_stock(self, command: SetStock) -> tuple[Result, list[Event]]:
-        current = self.view(command.sku, command.node_id)
-        if command.as_of < current.as_of:
-            return StockResult(False, current), []
-        event = StockSet(
+        """One level by the rule of `_load_levels`, answered with the position as it was."""
+        level = (
             command.sku,
             command.node_id,
             command.on_hand,
@@ -226,13 +224,9 @@ class Partition:
             command.damaged,
             command.quality_hold,
         )
-        unchanged = (current.on_hand, current.as_of, current.damaged, current.quality_hold) == (
-            event.on_hand,
-            event.as_of,
-            event.damaged,
-            event.quality_hold,
-        )
-        return StockResult(True, current), [] if unchanged else [event]
+        loaded, events = self._load_levels(LoadLevels(command.partition, (level,)))
+        assert isinstance(loaded, LoadResult)
+        return StockResult(loaded.applied == 1, self.view(command.sku, command.node_id)), events
 
     def _load_levels(self, command: LoadLevels) -> tuple[Result, list[Event]]:
         """SetStock's rule for each level, deciding all before any applies: a position
