@@ -8,6 +8,8 @@ version and as-of time: the moment of the oldest shard's last sync.
 
 from __future__ import annotations
 
+from array import array
+from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -22,9 +24,60 @@ class ShardCursor:
     """When the last successful sync of this shard was asked for."""
 
 
+class _SkuNodes:
+    """One SKU's positions in columns, by node id: 56 bytes a position where a PositionView
+    each would cost a few hundred, so a catalog of ten million fits in a gateway."""
+
+    __slots__ = ("as_of", "counts", "extras", "node_ids")
+
+    def __init__(self) -> None:
+        self.node_ids: list[str] = []
+        self.counts = array("q")
+        """on_hand, reserved, committed, damaged, quality_hold of each node in turn."""
+        self.as_of = array("d")
+        self.extras: dict[str, tuple[tuple[tuple[str, int], ...], tuple[tuple[float, int], ...]]] = {}
+        """by_channel and inbound of the nodes that have either."""
+
+    def put(self, position: PositionView, node_ids: dict[str, str]) -> None:
+        nodes, node_id = self.node_ids, position.node_id
+        i = bisect_left(nodes, node_id)
+        counts = (position.on_hand, position.reserved, position.committed, position.damaged)
+        if i < len(nodes) and nodes[i] == node_id:
+            at = 5 * i
+            self.counts[at], self.counts[at + 1], self.counts[at + 2], self.counts[at + 3] = counts
+            self.counts[at + 4] = position.quality_hold
+            self.as_of[i] = position.as_of
+        else:
+            nodes.insert(i, node_ids.setdefault(node_id, node_id))
+            self.counts[5 * i : 5 * i] = array("q", (*counts, position.quality_hold))
+            self.as_of.insert(i, position.as_of)
+        if position.by_channel or position.inbound:
+            self.extras[node_id] = (position.by_channel, position.inbound)
+        elif self.extras:
+            self.extras.pop(node_id, None)
+
+    def view(self, sku: str, i: int) -> PositionView:
+        c, node_id, at = self.counts, self.node_ids[i], 5 * i
+        by_channel, inbound = self.extras.get(node_id, ((), ())) if self.extras else ((), ())
+        return PositionView(
+            sku,
+            node_id,
+            c[at],
+            c[at + 1],
+            c[at + 2],
+            self.as_of[i],
+            c[at + 3],
+            c[at + 4],
+            by_channel,
+            inbound,
+        )
+
+
 class NetworkView:
     def __init__(self, shards: int, first_version: int = 0) -> None:
-        self._positions: dict[str, dict[str, PositionView]] = {}
+        self._skus: dict[str, _SkuNodes] = {}
+        # Every node id is stored once, however many SKUs it stocks.
+        self._node_ids: dict[str, str] = {}
         self._stamps: dict[str, int] = {}
         self.cursors = [ShardCursor() for _ in range(shards)]
         self.version = first_version
@@ -40,9 +93,14 @@ class NetworkView:
         if epoch == cursor.epoch and version < cursor.version:
             return set()
         changed: set[str] = set()
+        skus, node_ids = self._skus, self._node_ids
         for position in positions:
-            self._positions.setdefault(position.sku, {})[position.node_id] = position
-            changed.add(position.sku)
+            sku = position.sku
+            nodes = skus.get(sku)
+            if nodes is None:
+                nodes = skus[sku] = _SkuNodes()
+            nodes.put(position, node_ids)
+            changed.add(sku)
         cursor.epoch, cursor.version, cursor.synced_at = epoch, version, synced_at
         if changed:
             self.version += 1
@@ -56,14 +114,19 @@ class NetworkView:
         return self._stamps.get(sku, 0)
 
     def positions(self, sku: str) -> list[PositionView]:
-        nodes = self._positions.get(sku)
-        return [nodes[node_id] for node_id in sorted(nodes)] if nodes else []
+        """The SKU's positions, by node id."""
+        nodes = self._skus.get(sku)
+        return [nodes.view(sku, i) for i in range(len(nodes.node_ids))] if nodes else []
 
     def skus(self) -> list[str]:
-        return list(self._positions)
+        return list(self._skus)
 
     def position(self, sku: str, node_id: str) -> PositionView | None:
-        return self._positions.get(sku, {}).get(node_id)
+        nodes = self._skus.get(sku)
+        if nodes is None:
+            return None
+        i = bisect_left(nodes.node_ids, node_id)
+        return nodes.view(sku, i) if i < len(nodes.node_ids) and nodes.node_ids[i] == node_id else None
 
     @property
     def as_of(self) -> float:
@@ -74,4 +137,4 @@ class NetworkView:
         return all(cursor.epoch for cursor in self.cursors)
 
     def __len__(self) -> int:
-        return sum(len(nodes) for nodes in self._positions.values())
+        return sum(len(nodes.node_ids) for nodes in self._skus.values())

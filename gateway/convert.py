@@ -31,7 +31,7 @@ from reservations.codec import reservation_event
 from reservations.commands import ShortLine
 from reservations.coordinator import ReservationView
 from reservations.errors import InvalidArgument
-from reservations.model import Line, PartState, PositionView, StockState
+from reservations.model import Level, Line, PartState, PositionView, StockState
 from reservations.sourcing import Destination, LineSourcing
 
 
@@ -194,36 +194,40 @@ def node_from_proto(message: common_pb2.Node) -> Node:
 # --- stock ---
 
 
-@dataclass(frozen=True, slots=True)
-class Level:
-    sku: str
-    node_id: str
-    on_hand: int
-    as_of: float
-    damaged: int = 0
-    quality_hold: int = 0
-
-
 def levels_from_proto(levels: Sequence[inventory_pb2.StockLevel], limits: Limits, now: float) -> list[Level]:
+    """Checked (sku, node_id, on_hand, as_of, damaged, quality_hold) rows. LoadStock sends
+    millions: ids are checked once per call, and a field name is spelt only for a problem."""
     problems = Problems()
     problems.check_count("levels", len(levels), limits.max_levels)
     seen: set[tuple[str, str]] = set()
-    result = []
+    valid: set[str] = set()  # ids already checked: a SKU's nodes come together, nodes repeat
+    most, latest = limits.max_on_hand, now + 300
+    rows: list[Level] = []
     for i, level in enumerate(levels):
-        field = f"levels[{i}]"
-        problems.check_position(field, level.sku, level.node_id, seen, limits)
-        if not 0 <= level.on_hand <= limits.max_on_hand:
-            problems.add(f"{field}.on_hand", f"must be within 0..{limits.max_on_hand}, got {level.on_hand}")
-        if level.damaged < 0 or level.quality_hold < 0 or level.damaged + level.quality_hold > level.on_hand:
-            problems.add(field, "damaged and quality_hold must not be negative and must fit in on_hand")
+        sku, node_id, on_hand = level.sku, level.node_id, level.on_hand
+        damaged, quality_hold = level.damaged, level.quality_hold
+        if sku not in valid or node_id not in valid:
+            before = len(problems.items)
+            problems.check_id(f"levels[{i}].sku", sku, limits)
+            problems.check_id(f"levels[{i}].node_id", node_id, limits)
+            if len(problems.items) == before:
+                valid.update((sku, node_id))
+        key = (sku, node_id)
+        if key in seen:
+            problems.add(f"levels[{i}]", f"{sku} at {node_id} appears twice in one call; merge them")
+        seen.add(key)
+        if not 0 <= on_hand <= most:
+            problems.add(f"levels[{i}].on_hand", f"must be within 0..{most}, got {on_hand}")
+        if damaged < 0 or quality_hold < 0 or damaged + quality_hold > on_hand:
+            problems.add(
+                f"levels[{i}]", "damaged and quality_hold must not be negative and must fit in on_hand"
+            )
         as_of = to_seconds(level.as_of) if level.HasField("as_of") else now
-        if as_of < 0 or as_of > now + 300:
-            problems.add(f"{field}.as_of", "must not be before 1970 or more than 5 minutes in the future")
-        result.append(
-            Level(level.sku, level.node_id, level.on_hand, as_of, level.damaged, level.quality_hold)
-        )
+        if as_of < 0 or as_of > latest:
+            problems.add(f"levels[{i}].as_of", "must not be before 1970 or more than 5 minutes in the future")
+        rows.append((sku, node_id, on_hand, as_of, damaged, quality_hold))
     problems.raise_if_any()
-    return result
+    return rows
 
 
 def adjustments_problems(adjustments: Sequence[inventory_pb2.StockAdjustment], limits: Limits) -> None:

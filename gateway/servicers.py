@@ -20,7 +20,6 @@ from gateway.convert import (
     NODE_TYPES,
     STATUSES,
     STOCK_STATES,
-    Level,
     Limits,
     adjustments_problems,
     availability_to_proto,
@@ -83,7 +82,7 @@ from reservations.errors import (
     InvalidArgument,
     PurchaseLimitExceeded,
 )
-from reservations.model import Line, PartState, PositionView
+from reservations.model import Level, Line, PartState, PositionView
 from reservations.sourced import plan_from_shards, reserve_sourced, single_node
 from reservations.sourcing import Destination, LineSourcing, Wanted
 
@@ -173,11 +172,18 @@ class Backend:
 
     async def set_levels(self, levels: list[Level]) -> tuple[int, int]:
         """Apply absolute counts; returns (applied, stale)."""
-        self.network.require({level.node_id for level in levels})
-        by_partition: dict[int, list[tuple[str, str, int, float, int, int]]] = {}
-        for lv in levels:
-            row = (lv.sku, lv.node_id, lv.on_hand, lv.as_of, lv.damaged, lv.quality_hold)
-            by_partition.setdefault(self.partition(lv.sku), []).append(row)
+        self.network.require({level[1] for level in levels})
+        by_partition: dict[int, list[Level]] = {}
+        partition_of_sku: dict[str, int] = {}  # a SKU's nodes come together: hash it once
+        for level in levels:
+            sku = level[0]
+            partition = partition_of_sku.get(sku)
+            if partition is None:
+                partition = partition_of_sku[sku] = self.partition(sku)
+            rows = by_partition.get(partition)
+            if rows is None:
+                rows = by_partition[partition] = []
+            rows.append(level)
         results = await self.router.execute([LoadLevels(p, tuple(rows)) for p, rows in by_partition.items()])
         loaded = [r for r in results if isinstance(r, LoadResult)]
         return sum(r.applied for r in loaded), sum(r.stale for r in loaded)

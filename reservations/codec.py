@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from protos.gen.omnistock.journal.v1 import journal_pb2 as pb
@@ -14,6 +16,8 @@ from reservations.model import (
     HoldAborted,
     HoldExtended,
     HoldPlaced,
+    Level,
+    LevelsSet,
     Line,
     LineMoved,
     LinesClosed,
@@ -57,8 +61,24 @@ def _from_lines(lines: object) -> tuple[Line, ...]:
     return tuple(Line(line.sku, line.node_id, line.quantity) for line in lines)  # type: ignore[attr-defined]
 
 
+def _levels_to_proto(levels: Iterable[Level]) -> pb.LevelsSet:
+    columns = list(zip(*levels, strict=True))
+    if not columns:
+        return pb.LevelsSet()
+    sku, node_id, on_hand, as_of, damaged, quality_hold = columns
+    return pb.LevelsSet(
+        sku=sku, node_id=node_id, on_hand=on_hand, as_of=as_of, damaged=damaged, quality_hold=quality_hold
+    )
+
+
+def _levels_from_proto(m: pb.LevelsSet) -> tuple[Level, ...]:
+    return tuple(zip(m.sku, m.node_id, m.on_hand, m.as_of, m.damaged, m.quality_hold, strict=True))
+
+
 def event_to_proto(event: Event) -> pb.Event:
     match event:
+        case LevelsSet():
+            return pb.Event(levels_set=_levels_to_proto(event.levels))
         case StockSet():
             return pb.Event(
                 stock_set=pb.StockSet(
@@ -223,6 +243,8 @@ def _node_days(capacity: tuple[tuple[str, int], ...]) -> list[pb.NodeDay]:
 
 def event_from_proto(message: pb.Event) -> Event:
     kind = message.WhichOneof("kind")
+    if kind == "levels_set":
+        return LevelsSet(_levels_from_proto(message.levels_set))
     if kind == "stock_set":
         m = message.stock_set
         return StockSet(m.sku, m.node_id, m.on_hand, m.as_of, m.damaged, m.quality_hold)
@@ -306,17 +328,9 @@ def decode_entry(data: bytes) -> list[Event]:
 
 
 def encode_snapshot(partition: Partition, last_entry_id: str) -> bytes:
-    snapshot = pb.PartitionSnapshot(partition=partition.number, last_entry_id=last_entry_id)
-    for sku, nodes in partition.positions.items():
-        for node_id, position in nodes.items():
-            snapshot.positions.add(
-                sku=sku,
-                node_id=node_id,
-                on_hand=position.on_hand,
-                as_of=position.as_of,
-                damaged=position.damaged,
-                quality_hold=position.quality_hold,
-            )
+    snapshot = pb.PartitionSnapshot(
+        partition=partition.number, last_entry_id=last_entry_id, levels=_levels_to_proto(partition.levels())
+    )
     for part in partition.parts.values():
         snapshot.parts.add(
             reservation_id=part.reservation_id,
@@ -359,7 +373,8 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
     partition = Partition(snapshot.partition)
     partition.restore(
         positions=(
-            (p.sku, p.node_id, p.on_hand, p.as_of, p.damaged, p.quality_hold) for p in snapshot.positions
+            *((p.sku, p.node_id, p.on_hand, p.as_of, p.damaged, p.quality_hold) for p in snapshot.positions),
+            *_levels_from_proto(snapshot.levels),
         ),
         parts=(
             Part(

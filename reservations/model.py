@@ -10,6 +10,7 @@ import enum
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from reservations.sourcing import Destination, LineSourcing
 
@@ -92,9 +93,9 @@ class Position:
         return self.by_channel.get(channel, 0) if self.by_channel else 0
 
 
-@dataclass(frozen=True, slots=True)
-class PositionView:
-    """A read-only copy of a position, safe to hand out of the partition."""
+class PositionView(NamedTuple):
+    """A read-only copy of a position, safe to hand out of the partition. A tuple: the view
+    feed carries millions of them, and a tuple is the cheapest thing to build and to pickle."""
 
     sku: str
     node_id: str
@@ -249,12 +250,26 @@ def fingerprint(
 
 @dataclass(frozen=True, slots=True)
 class StockSet:
+    """One absolute count (journals written before LevelsSet; replayed as one level)."""
+
     sku: str
     node_id: str
     on_hand: int
     as_of: float
     damaged: int = 0
     quality_hold: int = 0
+
+
+Level = tuple[str, str, int, float, int, int]
+"""An absolute count: (sku, node_id, on_hand, as_of, damaged, quality_hold)."""
+
+
+@dataclass(frozen=True, slots=True)
+class LevelsSet:
+    """Absolute counts set by SetStock or LoadStock: one event for a whole load's levels in
+    a partition, as one object per level would cost more than the level."""
+
+    levels: tuple[Level, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,6 +386,7 @@ class ClaimDropped:
 
 Event = (
     StockSet
+    | LevelsSet
     | StockAdjusted
     | SupplyExpected
     | HoldPlaced

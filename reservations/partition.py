@@ -51,6 +51,7 @@ from reservations.commands import (
     StockResult,
     SupplyResult,
 )
+from reservations.levels import LoadedLevels
 from reservations.model import (
     Claim,
     ClaimDropped,
@@ -59,6 +60,8 @@ from reservations.model import (
     HoldAborted,
     HoldExtended,
     HoldPlaced,
+    Level,
+    LevelsSet,
     Line,
     LineMoved,
     LinesClosed,
@@ -81,8 +84,10 @@ class Partition:
 
     def __init__(self, number: int) -> None:
         self.number = number
-        # sku -> node_id -> position: every node of a SKU lives in one partition.
+        # sku -> node_id -> position: every node of a SKU lives in one partition. A position
+        # with nothing but a loaded count stays in `loaded` until something else touches it.
         self.positions: dict[str, dict[str, Position]] = {}
+        self.loaded = LoadedLevels()
         self.parts: dict[str, Part] = {}
         self.claims: dict[str, Claim] = {}
         self.adjustments: dict[str, StockAdjusted] = {}
@@ -92,27 +97,62 @@ class Partition:
         self.capacity_used: dict[tuple[str, int], int] = {}
         # (expires_at, reservation_id) of parts that were HELD when pushed.
         self._expiry: list[tuple[float, str]] = []
-        # Positions changed since the owner last drained this set (feeds the gateway's view).
-        self.touched: set[tuple[str, str]] = set()
+        # Nodes of each SKU changed since the owner last drained this (feeds the gateway's view).
+        self.touched: dict[str, set[str]] = {}
 
     # --- reads ---
 
     def position(self, sku: str, node_id: str) -> Position:
-        """The position, created empty on first use."""
+        """The position, ready to change: created empty on first use, or from its loaded count."""
         nodes = self.positions.get(sku)
         if nodes is None:
             nodes = self.positions[sku] = {}
         position = nodes.get(node_id)
         if position is None:
             position = nodes[node_id] = Position()
+            loaded = self.loaded.pop(sku, node_id)
+            if loaded is not None:
+                position.on_hand, position.as_of = loaded
+        return position
+
+    def peek(self, sku: str, node_id: str) -> Position | None:
+        """The position to read (a loaded count comes as a fresh Position); None if unknown."""
+        position = self.positions.get(sku, {}).get(node_id)
+        if position is None:
+            loaded = self.loaded.get(sku, node_id)
+            if loaded is not None:
+                return Position(on_hand=loaded[0], as_of=loaded[1])
         return position
 
     def view(self, sku: str, node_id: str) -> PositionView:
-        return PositionView.of(sku, node_id, self.positions.get(sku, {}).get(node_id) or Position())
+        return PositionView.of(sku, node_id, self.peek(sku, node_id) or Position())
 
     def views(self, sku: str) -> Iterator[PositionView]:
-        for node_id, position in sorted(self.positions.get(sku, {}).items()):
-            yield PositionView.of(sku, node_id, position)
+        """Every position of the SKU, by node id."""
+        rows = [PositionView.of(sku, node_id, p) for node_id, p in self.positions.get(sku, {}).items()]
+        rows.extend(
+            PositionView(sku, n, on_hand, 0, 0, as_of) for n, on_hand, as_of in self.loaded.nodes(sku)
+        )
+        rows.sort(key=_by_node)
+        return iter(rows)
+
+    def views_of(self, sku: str, node_ids: Iterable[str]) -> Iterator[PositionView]:
+        return (self.view(sku, node_id) for node_id in node_ids)
+
+    def levels(self) -> Iterator[Level]:
+        """The counts of every position (what a snapshot keeps; the rest follows from the parts)."""
+        for sku, nodes in self.positions.items():
+            for node_id, p in nodes.items():
+                yield sku, node_id, p.on_hand, p.as_of, p.damaged, p.quality_hold
+        for sku in self.loaded.skus():
+            for node_id, on_hand, as_of in self.loaded.nodes(sku):
+                yield sku, node_id, on_hand, as_of, 0, 0
+
+    def node_count(self, sku: str) -> int:
+        return len(self.positions.get(sku, ())) + self.loaded.node_count(sku)
+
+    def skus(self) -> set[str]:
+        return {*self.positions, *self.loaded.skus()}
 
     def next_expiry(self) -> float | None:
         return self._expiry[0][0] if self._expiry else None
@@ -231,28 +271,36 @@ class Partition:
     def _load_levels(self, command: LoadLevels) -> tuple[Result, list[Event]]:
         """SetStock's rule for each level, deciding all before any applies: a position
         counted twice in one load keeps the later count, as with two SetStocks."""
-        events: list[Event] = []
+        changed: list[Level] = []
         stale = 0
         decided: dict[tuple[str, str], float] = {}
-        for sku, node_id, on_hand, as_of, damaged, quality_hold in command.levels:
+        hot, loaded = self.positions, self.loaded
+        for level in command.levels:
+            sku, node_id, on_hand, as_of, damaged, quality_hold = level
             key = (sku, node_id)
             if key in decided:
                 newest, same = decided[key], False
             else:
-                current = self.positions.get(sku, {}).get(node_id)
-                newest = current.as_of if current else float("-inf")
-                same = current is not None and (
-                    current.on_hand,
-                    current.as_of,
-                    current.damaged,
-                    current.quality_hold,
-                ) == (on_hand, as_of, damaged, quality_hold)
+                current = hot.get(sku, {}).get(node_id)
+                if current is not None:
+                    newest = current.as_of
+                    same = (current.on_hand, current.as_of, current.damaged, current.quality_hold) == (
+                        on_hand,
+                        as_of,
+                        damaged,
+                        quality_hold,
+                    )
+                else:
+                    count = loaded.get(sku, node_id)
+                    newest = count[1] if count is not None else float("-inf")
+                    same = count == (on_hand, as_of) and not damaged and not quality_hold
             if as_of < newest:
                 stale += 1
                 continue
             decided[key] = as_of
             if not same:
-                events.append(StockSet(sku, node_id, on_hand, as_of, damaged, quality_hold))
+                changed.append(level)
+        events: list[Event] = [LevelsSet(tuple(changed))] if changed else []
         return LoadResult(len(command.levels) - stale, stale), events
 
     def _adjust(self, command: AdjustStock) -> tuple[Result, list[Event]]:
@@ -294,7 +342,7 @@ class Partition:
         return AdjustResult(AdjustOutcome.APPLIED, current), [event]
 
     def _inbound(self, sku: str, node_id: str) -> dict[str, tuple[float, int]]:
-        position = self.positions.get(sku, {}).get(node_id)
+        position = self.positions.get(sku, {}).get(node_id)  # loaded counts have no inbound
         return (position.inbound if position else None) or {}
 
     def _expect(self, command: ExpectSupply) -> tuple[Result, list[Event]]:
@@ -369,7 +417,7 @@ class Partition:
 
     def _promisable(self, sku: str, node_id: str, channel: str, limit: ChannelLimit | None) -> int:
         """What a hold may take here: the free units, or what the channel's rules let it see."""
-        position = self.positions.get(sku, {}).get(node_id) or Position()
+        position = self.peek(sku, node_id) or Position()
         if limit is None:
             return max(0, position.available)
         now = limit.promisable(
@@ -590,13 +638,13 @@ class Partition:
 
     def apply(self, event: Event) -> None:
         match event:
+            case LevelsSet():
+                for level in event.levels:
+                    self._set_level(*level)
             case StockSet():
-                position = self.position(event.sku, event.node_id)
-                position.on_hand = event.on_hand
-                position.as_of = event.as_of
-                position.damaged = event.damaged
-                position.quality_hold = event.quality_hold
-                self.touched.add((event.sku, event.node_id))
+                self._set_level(
+                    event.sku, event.node_id, event.on_hand, event.as_of, event.damaged, event.quality_hold
+                )
             case StockAdjusted():
                 position = self.position(event.sku, event.node_id)
                 position.on_hand += event.delta
@@ -607,7 +655,7 @@ class Partition:
                 if event.supply_id:
                     self._receive(event.sku, event.node_id, event.supply_id, event.delta)
                 self.adjustments[event.adjustment_id] = event
-                self.touched.add((event.sku, event.node_id))
+                self._touch(event.sku, event.node_id)
             case SupplyExpected():
                 self._set_supply(event.supply_id, event.sku, event.node_id, event.expected_at, event.quantity)
             case HoldPlaced():
@@ -660,7 +708,7 @@ class Partition:
                     operations=part.operations | {_return_key(event)},
                     history=(*part.history, ("returned", event.at)),
                 )
-                self.touched.add((sku, event.node_id))
+                self._touch(sku, event.node_id)
             case LineMoved():
                 self._apply_moved(event)
             case HoldAborted():
@@ -680,6 +728,25 @@ class Partition:
                 del self.claims[event.reservation_id]
             case _:
                 raise TypeError(f"unknown event {event!r}")
+
+    def _set_level(
+        self, sku: str, node_id: str, on_hand: int, as_of: float, damaged: int, quality_hold: int
+    ) -> None:
+        position = self.positions.get(sku, {}).get(node_id)
+        if position is None and not damaged and not quality_hold:
+            self.loaded.put(sku, node_id, on_hand, as_of)
+        else:
+            position = position or self.position(sku, node_id)
+            position.on_hand, position.as_of = on_hand, as_of
+            position.damaged, position.quality_hold = damaged, quality_hold
+        self._touch(sku, node_id)
+
+    def _touch(self, sku: str, node_id: str) -> None:
+        nodes = self.touched.get(sku)
+        if nodes is None:
+            self.touched[sku] = {node_id}
+        else:
+            nodes.add(node_id)
 
     def _apply_closed(self, event: LinesClosed) -> None:
         part = self.parts[event.reservation_id]
@@ -709,7 +776,7 @@ class Partition:
         self._count_capacity(part, -1)
         self._count_capacity(closed, +1)
         for index, _ in event.units:
-            self.touched.add((part.lines[index].sku, part.lines[index].node_id))
+            self._touch(part.lines[index].sku, part.lines[index].node_id)
 
     def _apply_moved(self, event: LineMoved) -> None:
         """The line's open units go to a new line at the new node; closed units stay where
@@ -744,7 +811,7 @@ class Partition:
         )
         self.parts[part.reservation_id] = changed
         self._count(changed, +1)
-        self.touched.add((old.sku, old.node_id))
+        self._touch(old.sku, old.node_id)
 
     def _count_capacity(self, part: Part, sign: int) -> None:
         if not part.capacity or not part.state.uses_capacity:
@@ -763,7 +830,7 @@ class Partition:
             inbound[supply_id] = (expected_at, quantity)
         else:
             inbound.pop(supply_id, None)
-        self.touched.add((sku, node_id))
+        self._touch(sku, node_id)
 
     def _receive(self, sku: str, node_id: str, supply_id: str, units: int) -> None:
         """Units of an expected supply arrived: they leave the supply as they go on hand."""
@@ -800,7 +867,7 @@ class Partition:
                 self.customer_units[key] = self.customer_units.get(key, 0) + units
                 if not self.customer_units[key]:
                     del self.customer_units[key]
-            self.touched.add((line.sku, line.node_id))
+            self._touch(line.sku, line.node_id)
 
     # --- snapshots and checks ---
 
@@ -813,12 +880,8 @@ class Partition:
         supplies: Iterable[SupplyExpected] = (),
     ) -> None:
         """Load a snapshot; reserved and committed are recomputed from the parts."""
-        for sku, node_id, on_hand, as_of, damaged, quality_hold in positions:
-            position = self.position(sku, node_id)
-            position.on_hand = on_hand
-            position.as_of = as_of
-            position.damaged = damaged
-            position.quality_hold = quality_hold
+        for level in positions:
+            self._set_level(*level)
         for part in parts:
             self._add_part(part)
         for claim in claims:
@@ -866,6 +929,10 @@ class Partition:
                         f"{sku}@{node_id}: on_hand {position.on_hand}, damaged {position.damaged},"
                         f" quality_hold {position.quality_hold}: a count is negative"
                     )
+        for sku in self.loaded.skus():
+            for node_id, on_hand, _ in self.loaded.nodes(sku):
+                if on_hand < 0:
+                    problems.append(f"{sku}@{node_id}: on_hand {on_hand}: a count is negative")
         problems.extend(f"{sku}@{node}: parts without a position" for sku, node in expected)
         if customers != self.customer_units:
             problems.append(
@@ -879,6 +946,10 @@ class Partition:
         if capacity != self.capacity_used:
             problems.append(f"daily capacity used {self.capacity_used} does not match the parts {capacity}")
         return problems
+
+
+def _by_node(view: PositionView) -> str:
+    return view.node_id
 
 
 def operation_key(operation_id: str, kind: str, content: str) -> str:

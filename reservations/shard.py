@@ -46,6 +46,32 @@ class Changes:
     positions: list[PositionView]
 
 
+class SkuChanges:
+    """When a SKU's positions last changed in the feed: all of them at `all_since`, and the
+    nodes changed one by one after that (holds, adjustments) with their versions."""
+
+    __slots__ = ("all_since", "nodes", "partition", "version")
+
+    def __init__(self, version: int, partition: int, all_since: int = 0) -> None:
+        self.version = version
+        self.partition = partition
+        self.all_since = all_since
+        self.nodes: dict[str, int] | None = None
+
+    def note(self, version: int, nodes: set[str], node_count: int) -> None:
+        self.version = version
+        if len(nodes) >= node_count:  # a load of the whole SKU: what came before is covered
+            self.all_since, self.nodes = version, None
+            return
+        if self.nodes is None:
+            self.nodes = {}
+        for node_id in nodes:
+            self.nodes[node_id] = version
+
+    def nodes_after(self, since: int) -> list[str]:
+        return sorted(n for n, version in (self.nodes or {}).items() if version > since)
+
+
 class ShardState:
     """The partitions one shard owns, and a feed of the positions that changed."""
 
@@ -54,24 +80,26 @@ class ShardState:
         self.expiry_grace = expiry_grace
         self.epoch = epoch
         self.version = 1
-        # (sku, node_id) -> (version of its last change, partition), oldest change first.
-        self._changed: OrderedDict[tuple[str, str], tuple[int, int]] = OrderedDict()
+        # sku -> SkuChanges, oldest change first. Kept by SKU, not by position, so a loaded
+        # catalog of millions costs one entry per SKU.
+        self._changed: OrderedDict[str, SkuChanges] = OrderedDict()
         for number, partition in self.partitions.items():
             partition.touched.clear()
-            for sku, nodes in partition.positions.items():
-                for node_id in nodes:
-                    self._changed[(sku, node_id)] = (self.version, number)
+            for sku in partition.skus():
+                self._changed[sku] = SkuChanges(self.version, number, self.version)
 
     def _note_changes(self) -> None:
-        touched = [(n, p.touched) for n, p in self.partitions.items() if p.touched]
+        touched = [(n, p) for n, p in self.partitions.items() if p.touched]
         if not touched:
             return
         self.version += 1
-        for number, keys in touched:
-            for key in keys:
-                self._changed[key] = (self.version, number)
-                self._changed.move_to_end(key)
-            keys.clear()
+        version, changed = self.version, self._changed
+        for number, partition in touched:
+            for sku, nodes in partition.touched.items():
+                entry = changed.pop(sku, None) or SkuChanges(version, number)
+                entry.note(version, nodes, partition.node_count(sku))
+                changed[sku] = entry
+            partition.touched = {}
 
     def changes_since(self, epoch: str, version: int) -> Changes:
         """Every position changed after `version` (all of them for another epoch)."""
@@ -79,11 +107,15 @@ class ShardState:
         since = version if epoch == self.epoch else 0
         if since == self.version:
             return Changes(self.epoch, self.version, [])
-        positions = []
-        for (sku, node_id), (changed, number) in reversed(self._changed.items()):
-            if changed <= since:
+        positions: list[PositionView] = []
+        for sku, entry in reversed(self._changed.items()):
+            if entry.version <= since:
                 break
-            positions.append(self.partitions[number].view(sku, node_id))
+            partition = self.partitions[entry.partition]
+            if entry.all_since > since:
+                positions.extend(partition.views(sku))
+            else:
+                positions.extend(partition.views_of(sku, entry.nodes_after(since)))
         return Changes(self.epoch, self.version, positions)
 
     def expire_due(self, now: float) -> dict[int, list[Event]]:

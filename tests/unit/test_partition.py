@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import copy
-
 import pytest
 
 from reservations.commands import (
@@ -32,6 +30,7 @@ from reservations.model import (
     Claim,
     HoldAborted,
     HoldPlaced,
+    LevelsSet,
     Line,
     Part,
     PartChanged,
@@ -74,11 +73,7 @@ def raw_available(p: Partition, sku: str, node: str) -> int:
 
 def state(p: Partition) -> tuple:
     """Everything observable about a partition, as plain comparable values."""
-    positions = {
-        (sku, node): copy.deepcopy(q)  # every field, including ones added later
-        for sku, nodes in p.positions.items()
-        for node, q in nodes.items()
-    }
+    positions = {(v.sku, v.node_id): v for sku in p.skus() for v in p.views(sku)}
     return positions, dict(p.parts), dict(p.claims), dict(p.adjustments)
 
 
@@ -97,7 +92,7 @@ def test_set_stock_applies_and_returns_new_position():
     result, events = stock(p, "sku", "n1", 7, as_of=10.0)
     assert result.applied is True
     assert (result.position.on_hand, result.position.as_of) == (7, 10.0)
-    assert events == [StockSet("sku", "n1", 7, 10.0)]
+    assert events == [LevelsSet((("sku", "n1", 7, 10.0, 0, 0),))]
     assert pos(p, "sku", "n1") == (7, 0, 0, 10.0)
 
 
@@ -658,7 +653,7 @@ def test_replaying_events_rebuilds_identical_state():
     # the scenario really covers every kind of event and every part state
     kinds = {type(e).__name__ for e in log}
     assert kinds == {
-        "StockSet",
+        "LevelsSet",
         "StockAdjusted",
         "HoldPlaced",
         "PartChanged",
@@ -671,7 +666,7 @@ def test_replaying_events_rebuilds_identical_state():
     assert {part.state for part in live.parts.values()} == set(PartState)
     rebuilt = replay(log)
     assert state(rebuilt) == state(live)
-    assert rebuilt.positions == live.positions
+    assert sorted(rebuilt.levels()) == sorted(live.levels())
     assert rebuilt.parts == live.parts
     assert rebuilt.claims == live.claims
     assert rebuilt.adjustments == live.adjustments
@@ -725,11 +720,7 @@ def test_restore_recomputes_reserved_and_committed_from_parts():
 def test_restore_from_a_dump_of_a_live_partition_equals_it():
     live, _ = _busy_partition()
     dump = (
-        [
-            (sku, node, q.on_hand, q.as_of, q.damaged, q.quality_hold)
-            for sku, nodes in live.positions.items()
-            for node, q in nodes.items()
-        ],
+        list(live.levels()),
         list(live.parts.values()),
         list(live.claims.values()),
         list(live.adjustments.values()),
@@ -777,7 +768,7 @@ def test_check_reports_negative_on_hand_and_parts_without_position():
     stock(p, "a", "n1", 10)
     stock(p, "b", "n1", 10)
     hold(p, "r1", Line("b", "n1", 2))
-    p.positions["a"]["n1"].on_hand = -1
+    p.position("a", "n1").on_hand = -1
     del p.positions["b"]
     problems = p.check()
     assert len(problems) == 2
@@ -854,7 +845,11 @@ def test_a_load_takes_each_level_by_the_set_stock_rule_and_answers_with_counts()
     )
     result, events = p.handle(LoadLevels(P, levels))
     assert result == LoadResult(applied=4, stale=2)
-    assert [(e.sku, e.on_hand) for e in events if isinstance(e, StockSet)] == [("c", 4), ("d", 2), ("d", 8)]
+    assert [(level[0], level[2]) for e in events if isinstance(e, LevelsSet) for level in e.levels] == [
+        ("c", 4),
+        ("d", 2),
+        ("d", 8),
+    ]
     assert [(v.sku, v.node_id, v.on_hand, v.damaged, v.quality_hold) for v in p.views("c")] == [
         ("c", "n1", 4, 1, 0)
     ]

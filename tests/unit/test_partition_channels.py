@@ -8,7 +8,6 @@ units are part of on_hand and never sellable.
 
 from __future__ import annotations
 
-import copy
 from fractions import Fraction
 
 import pytest
@@ -31,11 +30,11 @@ from reservations.commands import (
 )
 from reservations.model import (
     HoldPlaced,
+    LevelsSet,
     Line,
     Part,
     PartState,
     StockAdjusted,
-    StockSet,
     StockState,
     fingerprint,
 )
@@ -75,21 +74,12 @@ def used(p: Partition, sku: str, node: str) -> dict[str, int]:
 
 def state_of(p: Partition) -> tuple:
     """Everything observable, with by_channel normalised (an emptied dict reads like none)."""
-    positions = {}
-    for sku, nodes in p.positions.items():
-        for node, q in nodes.items():
-            q = copy.deepcopy(q)
-            q.by_channel = dict(q.by_channel or {})
-            positions[(sku, node)] = q
+    positions = {(v.sku, v.node_id): v for sku in p.skus() for v in p.views(sku)}
     return positions, dict(p.parts), dict(p.claims), dict(p.adjustments)
 
 
 def snapshot_tuples(p: Partition) -> list[tuple[str, str, int, float, int, int]]:
-    return [
-        (sku, node, q.on_hand, q.as_of, q.damaged, q.quality_hold)
-        for sku, nodes in p.positions.items()
-        for node, q in nodes.items()
-    ]
+    return list(p.levels())
 
 
 def exact_cap(limit: ChannelLimit, sellable: int) -> int:
@@ -285,7 +275,7 @@ def test_set_stock_carries_the_unsellable_counts() -> None:
     stock(p, "a", "n1", 10, damaged=1, quality_hold=1, as_of=5.0)
     # the same count again changes nothing; a changed damaged count is a change
     assert p.handle(SetStock(P, "a", "n1", 10, 5.0, 1, 1))[1] == []
-    assert p.handle(SetStock(P, "a", "n1", 10, 5.0, 2, 1))[1] == [StockSet("a", "n1", 10, 5.0, 2, 1)]
+    assert p.handle(SetStock(P, "a", "n1", 10, 5.0, 2, 1))[1] == [LevelsSet((("a", "n1", 10, 5.0, 2, 1),))]
     # an older count is refused whatever its states
     result, events = p.handle(SetStock(P, "a", "n1", 10, 4.0, 0, 0))
     assert not result.applied and events == []

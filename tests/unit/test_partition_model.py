@@ -8,7 +8,6 @@ so far on a fresh Partition rebuilds the live one.
 
 from __future__ import annotations
 
-import copy
 import sys
 from dataclasses import dataclass
 
@@ -72,11 +71,7 @@ class ModelPart:
 
 
 def snapshot(p: Partition) -> tuple:
-    positions = {
-        (sku, node): copy.deepcopy(q)  # every field, including ones added later
-        for sku, nodes in p.positions.items()
-        for node, q in nodes.items()
-    }
+    positions = {(v.sku, v.node_id): v for sku in p.skus() for v in p.views(sku)}
     return positions, dict(p.parts), dict(p.claims), dict(p.adjustments)
 
 
@@ -387,11 +382,7 @@ class PartitionMachine(RuleBasedStateMachine):
         live = self.p
         restored = Partition(P)
         restored.restore(
-            [
-                (sku, node, q.on_hand, q.as_of, q.damaged, q.quality_hold)
-                for sku, nodes in live.positions.items()
-                for node, q in nodes.items()
-            ],
+            list(live.levels()),
             list(live.parts.values()),
             list(live.claims.values()),
             list(live.adjustments.values()),
@@ -441,7 +432,7 @@ class PartitionMachine(RuleBasedStateMachine):
             rid: Part(rid, m.fingerprint, m.lines, m.state, m.created_at, m.expires_at, m.changed_at)
             for rid, m in self.parts.items()
         }
-        assert {(sku, node) for sku, nodes in self.p.positions.items() for node in nodes} <= set(KEYS)
+        assert {(v.sku, v.node_id) for sku in self.p.skus() for v in self.p.views(sku)} <= set(KEYS)
         assert self.p.claims == self.claims
         assert {
             adjustment_id: (a.sku, a.node_id, a.delta) for adjustment_id, a in self.p.adjustments.items()

@@ -57,6 +57,22 @@ class StockSet(_message.Message):
     quality_hold: int
     def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., as_of: _Optional[float] = ..., damaged: _Optional[int] = ..., quality_hold: _Optional[int] = ...) -> None: ...
 
+class LevelsSet(_message.Message):
+    __slots__ = ("sku", "node_id", "on_hand", "as_of", "damaged", "quality_hold")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ON_HAND_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_FIELD_NUMBER: _ClassVar[int]
+    DAMAGED_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_HOLD_FIELD_NUMBER: _ClassVar[int]
+    sku: _containers.RepeatedScalarFieldContainer[str]
+    node_id: _containers.RepeatedScalarFieldContainer[str]
+    on_hand: _containers.RepeatedScalarFieldContainer[int]
+    as_of: _containers.RepeatedScalarFieldContainer[float]
+    damaged: _containers.RepeatedScalarFieldContainer[int]
+    quality_hold: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, sku: _Optional[_Iterable[str]] = ..., node_id: _Optional[_Iterable[str]] = ..., on_hand: _Optional[_Iterable[int]] = ..., as_of: _Optional[_Iterable[float]] = ..., damaged: _Optional[_Iterable[int]] = ..., quality_hold: _Optional[_Iterable[int]] = ...) -> None: ...
+
 class StockAdjusted(_message.Message):
     __slots__ = ("adjustment_id", "sku", "node_id", "delta", "reason", "state", "supply_id")
     ADJUSTMENT_ID_FIELD_NUMBER: _ClassVar[int]
@@ -276,7 +292,7 @@ class ClaimDropped(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("stock_set", "stock_adjusted", "hold_placed", "part_changed", "hold_aborted", "claim_recorded", "claim_dropped", "supply_expected", "hold_extended", "lines_closed", "units_returned", "line_moved")
+    __slots__ = ("stock_set", "stock_adjusted", "hold_placed", "part_changed", "hold_aborted", "claim_recorded", "claim_dropped", "supply_expected", "hold_extended", "lines_closed", "units_returned", "line_moved", "levels_set")
     STOCK_SET_FIELD_NUMBER: _ClassVar[int]
     STOCK_ADJUSTED_FIELD_NUMBER: _ClassVar[int]
     HOLD_PLACED_FIELD_NUMBER: _ClassVar[int]
@@ -289,6 +305,7 @@ class Event(_message.Message):
     LINES_CLOSED_FIELD_NUMBER: _ClassVar[int]
     UNITS_RETURNED_FIELD_NUMBER: _ClassVar[int]
     LINE_MOVED_FIELD_NUMBER: _ClassVar[int]
+    LEVELS_SET_FIELD_NUMBER: _ClassVar[int]
     stock_set: StockSet
     stock_adjusted: StockAdjusted
     hold_placed: HoldPlaced
@@ -301,7 +318,8 @@ class Event(_message.Message):
     lines_closed: LinesClosed
     units_returned: UnitsReturned
     line_moved: LineMoved
-    def __init__(self, stock_set: _Optional[_Union[StockSet, _Mapping]] = ..., stock_adjusted: _Optional[_Union[StockAdjusted, _Mapping]] = ..., hold_placed: _Optional[_Union[HoldPlaced, _Mapping]] = ..., part_changed: _Optional[_Union[PartChanged, _Mapping]] = ..., hold_aborted: _Optional[_Union[HoldAborted, _Mapping]] = ..., claim_recorded: _Optional[_Union[ClaimRecorded, _Mapping]] = ..., claim_dropped: _Optional[_Union[ClaimDropped, _Mapping]] = ..., supply_expected: _Optional[_Union[SupplyExpected, _Mapping]] = ..., hold_extended: _Optional[_Union[HoldExtended, _Mapping]] = ..., lines_closed: _Optional[_Union[LinesClosed, _Mapping]] = ..., units_returned: _Optional[_Union[UnitsReturned, _Mapping]] = ..., line_moved: _Optional[_Union[LineMoved, _Mapping]] = ...) -> None: ...
+    levels_set: LevelsSet
+    def __init__(self, stock_set: _Optional[_Union[StockSet, _Mapping]] = ..., stock_adjusted: _Optional[_Union[StockAdjusted, _Mapping]] = ..., hold_placed: _Optional[_Union[HoldPlaced, _Mapping]] = ..., part_changed: _Optional[_Union[PartChanged, _Mapping]] = ..., hold_aborted: _Optional[_Union[HoldAborted, _Mapping]] = ..., claim_recorded: _Optional[_Union[ClaimRecorded, _Mapping]] = ..., claim_dropped: _Optional[_Union[ClaimDropped, _Mapping]] = ..., supply_expected: _Optional[_Union[SupplyExpected, _Mapping]] = ..., hold_extended: _Optional[_Union[HoldExtended, _Mapping]] = ..., lines_closed: _Optional[_Union[LinesClosed, _Mapping]] = ..., units_returned: _Optional[_Union[UnitsReturned, _Mapping]] = ..., line_moved: _Optional[_Union[LineMoved, _Mapping]] = ..., levels_set: _Optional[_Union[LevelsSet, _Mapping]] = ...) -> None: ...
 
 class JournalEntry(_message.Message):
     __slots__ = ("events",)
@@ -376,7 +394,7 @@ class AdjustmentRecord(_message.Message):
     def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., state: _Optional[_Union[StockState, str]] = ..., supply_id: _Optional[str] = ...) -> None: ...
 
 class PartitionSnapshot(_message.Message):
-    __slots__ = ("partition", "last_entry_id", "positions", "parts", "claims", "adjustments", "supplies")
+    __slots__ = ("partition", "last_entry_id", "positions", "parts", "claims", "adjustments", "supplies", "levels")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     LAST_ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     POSITIONS_FIELD_NUMBER: _ClassVar[int]
@@ -384,6 +402,7 @@ class PartitionSnapshot(_message.Message):
     CLAIMS_FIELD_NUMBER: _ClassVar[int]
     ADJUSTMENTS_FIELD_NUMBER: _ClassVar[int]
     SUPPLIES_FIELD_NUMBER: _ClassVar[int]
+    LEVELS_FIELD_NUMBER: _ClassVar[int]
     partition: int
     last_entry_id: str
     positions: _containers.RepeatedCompositeFieldContainer[PositionRecord]
@@ -391,4 +410,5 @@ class PartitionSnapshot(_message.Message):
     claims: _containers.RepeatedCompositeFieldContainer[ClaimRecorded]
     adjustments: _containers.RepeatedCompositeFieldContainer[AdjustmentRecord]
     supplies: _containers.RepeatedCompositeFieldContainer[SupplyExpected]
-    def __init__(self, partition: _Optional[int] = ..., last_entry_id: _Optional[str] = ..., positions: _Optional[_Iterable[_Union[PositionRecord, _Mapping]]] = ..., parts: _Optional[_Iterable[_Union[PartRecord, _Mapping]]] = ..., claims: _Optional[_Iterable[_Union[ClaimRecorded, _Mapping]]] = ..., adjustments: _Optional[_Iterable[_Union[AdjustmentRecord, _Mapping]]] = ..., supplies: _Optional[_Iterable[_Union[SupplyExpected, _Mapping]]] = ...) -> None: ...
+    levels: LevelsSet
+    def __init__(self, partition: _Optional[int] = ..., last_entry_id: _Optional[str] = ..., positions: _Optional[_Iterable[_Union[PositionRecord, _Mapping]]] = ..., parts: _Optional[_Iterable[_Union[PartRecord, _Mapping]]] = ..., claims: _Optional[_Iterable[_Union[ClaimRecorded, _Mapping]]] = ..., adjustments: _Optional[_Iterable[_Union[AdjustmentRecord, _Mapping]]] = ..., supplies: _Optional[_Iterable[_Union[SupplyExpected, _Mapping]]] = ..., levels: _Optional[_Union[LevelsSet, _Mapping]] = ...) -> None: ...

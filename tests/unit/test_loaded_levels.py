@@ -1,0 +1,94 @@
+"""Positions that only have a loaded count live in arrays until something else touches them."""
+
+from __future__ import annotations
+
+from reservations.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
+from reservations.commands import AdjustStock, LoadLevels, PlaceHold, SetStock
+from reservations.levels import LoadedLevels
+from reservations.model import LevelsSet, Line, PositionView, StockSet
+from reservations.partition import Partition
+
+P = 5
+
+
+def test_loaded_levels_keep_each_sku_s_nodes_in_order() -> None:
+    levels = LoadedLevels()
+    for node in ("n3", "n1", "n2"):
+        levels.put("a", node, int(node[1]), 1.0)
+    levels.put("a", "n2", 20, 2.0)  # a newer count replaces, it does not add
+    levels.put("b", "n1", 7, 1.0)
+    assert list(levels.nodes("a")) == [("n1", 1, 1.0), ("n2", 20, 2.0), ("n3", 3, 1.0)]
+    assert (len(levels), levels.node_count("a"), levels.get("a", "n2"), levels.get("a", "n9")) == (
+        4,
+        3,
+        (20, 2.0),
+        None,
+    )
+    assert levels.pop("a", "n2") == (20, 2.0)
+    assert levels.pop("a", "n2") is None
+    assert [n for n, _, _ in levels.nodes("a")] == ["n1", "n3"]
+    assert levels.pop("b", "n1") == (7, 1.0)
+    assert sorted(levels.skus()) == ["a"]  # a SKU with no node left is gone
+    assert len(levels) == 2
+
+
+def test_a_load_keeps_plain_counts_out_of_position_objects() -> None:
+    p = Partition(P)
+    p.handle(LoadLevels(P, (("a", "n1", 5, 1.0, 0, 0), ("a", "n2", 3, 1.0, 0, 0), ("b", "n1", 4, 1.0, 2, 0))))
+    assert p.positions == {"b": {"n1": p.positions["b"]["n1"]}}  # damaged units need a Position
+    assert len(p.loaded) == 2
+    assert list(p.views("a")) == [
+        PositionView("a", "n1", 5, 0, 0, 1.0),
+        PositionView("a", "n2", 3, 0, 0, 1.0),
+    ]
+    assert p.view("b", "n1").damaged == 2
+    assert p.check() == []
+
+
+def test_the_first_hold_or_adjustment_turns_a_loaded_count_into_a_position() -> None:
+    p = Partition(P)
+    p.handle(LoadLevels(P, (("a", "n1", 5, 1.0, 0, 0), ("a", "n2", 3, 1.0, 0, 0))))
+    p.handle(PlaceHold(P, "r1", "f", (Line("a", "n1", 2),), 10.0, 100.0))
+    p.handle(AdjustStock(P, "adj-1", "a", "n2", -1, "count"))
+    assert len(p.loaded) == 0
+    assert [(v.node_id, v.on_hand, v.reserved, v.as_of) for v in p.views("a")] == [
+        ("n1", 5, 2, 1.0),
+        ("n2", 2, 0, 1.0),
+    ]
+    # A later load counts the position where it now lives.
+    _, events = p.handle(LoadLevels(P, (("a", "n1", 9, 2.0, 0, 0), ("a", "n3", 1, 2.0, 0, 0))))
+    assert events == [LevelsSet((("a", "n1", 9, 2.0, 0, 0), ("a", "n3", 1, 2.0, 0, 0)))]
+    assert (p.view("a", "n1").on_hand, p.view("a", "n1").reserved, len(p.loaded)) == (9, 2, 1)
+    assert p.check() == []
+
+
+def test_an_unchanged_or_older_loaded_count_is_not_journaled_again() -> None:
+    p = Partition(P)
+    p.handle(SetStock(P, "a", "n1", 5, 2.0))
+    assert p.handle(SetStock(P, "a", "n1", 5, 2.0))[1] == []
+    result, events = p.handle(LoadLevels(P, (("a", "n1", 9, 1.0, 0, 0),)))
+    assert (result.stale, events, p.view("a", "n1").on_hand) == (1, [], 5)
+
+
+def test_levels_set_and_snapshots_round_trip_with_loaded_and_touched_positions() -> None:
+    live = Partition(P)
+    _, events = live.handle(
+        LoadLevels(P, tuple((f"s{i}", f"n{j}", i + j, 1.5, 0, 0) for i in range(3) for j in range(4)))
+    )
+    assert decode_entry(encode_entry(events)) == events
+    live.handle(PlaceHold(P, "r1", "f", (Line("s1", "n2", 1),), 10.0, 100.0))
+    live.handle(SetStock(P, "s2", "n0", 8, 3.0, 1, 1))
+    restored, last = decode_snapshot(encode_snapshot(live, "7-0"))
+    assert last == "7-0"
+    assert sorted(restored.levels()) == sorted(live.levels())
+    assert [list(restored.views(s)) for s in sorted(restored.skus())] == [
+        list(live.views(s)) for s in sorted(live.skus())
+    ]
+    assert restored.check() == []
+
+
+def test_journals_with_one_event_per_count_still_replay() -> None:
+    p = Partition(P)
+    for event in decode_entry(encode_entry([StockSet("a", "n1", 4, 1.0), StockSet("a", "n2", 6, 1.0, 1, 0)])):
+        p.apply(event)
+    assert [(v.node_id, v.on_hand, v.damaged) for v in p.views("a")] == [("n1", 4, 0), ("n2", 6, 1)]
