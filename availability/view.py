@@ -12,8 +12,10 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import chain
+from operator import itemgetter
 
-from reservations.model import PositionView
+from reservations.model import PositionRow, PositionView
 
 
 @dataclass(slots=True)
@@ -22,6 +24,11 @@ class ShardCursor:
     version: int = 0
     synced_at: float = 0.0
     """When the last successful sync of this shard was asked for."""
+
+
+_node_of = itemgetter(1)
+_counts_of = itemgetter(2, 3, 4, 6, 7)  # on_hand, reserved, committed, damaged, quality_hold
+_as_of_of = itemgetter(5)
 
 
 class _SkuNodes:
@@ -38,23 +45,31 @@ class _SkuNodes:
         self.extras: dict[str, tuple[tuple[tuple[str, int], ...], tuple[tuple[float, int], ...]]] = {}
         """by_channel and inbound of the nodes that have either."""
 
-    def put(self, position: PositionView, node_ids: dict[str, str]) -> None:
-        nodes, node_id = self.node_ids, position.node_id
+    def put(self, row: PositionRow, node_ids: dict[str, str]) -> None:
+        _, node_id, on_hand, reserved, committed, as_of, damaged, quality_hold, by_channel, inbound = row
+        nodes, counts = self.node_ids, self.counts
         i = bisect_left(nodes, node_id)
-        counts = (position.on_hand, position.reserved, position.committed, position.damaged)
         if i < len(nodes) and nodes[i] == node_id:
             at = 5 * i
-            self.counts[at], self.counts[at + 1], self.counts[at + 2], self.counts[at + 3] = counts
-            self.counts[at + 4] = position.quality_hold
-            self.as_of[i] = position.as_of
+            counts[at], counts[at + 1], counts[at + 2] = on_hand, reserved, committed
+            counts[at + 3], counts[at + 4] = damaged, quality_hold
+            self.as_of[i] = as_of
         else:
             nodes.insert(i, node_ids.setdefault(node_id, node_id))
-            self.counts[5 * i : 5 * i] = array("q", (*counts, position.quality_hold))
-            self.as_of.insert(i, position.as_of)
-        if position.by_channel or position.inbound:
-            self.extras[node_id] = (position.by_channel, position.inbound)
+            counts[5 * i : 5 * i] = array("q", (on_hand, reserved, committed, damaged, quality_hold))
+            self.as_of.insert(i, as_of)
+        if by_channel or inbound:
+            self.extras[node_id] = (by_channel, inbound)
         elif self.extras:
             self.extras.pop(node_id, None)
+
+    def fill(self, rows: list[PositionRow], node_ids: dict[str, str]) -> None:
+        """All of a new SKU's rows at once (a load, a resync): arrays built in one go."""
+        rows.sort(key=_node_of)
+        self.node_ids = [node_ids.setdefault(row[1], row[1]) for row in rows]
+        self.counts = array("q", chain.from_iterable(map(_counts_of, rows)))
+        self.as_of = array("d", map(_as_of_of, rows))
+        self.extras = {row[1]: (row[8], row[9]) for row in rows if row[8] or row[9]}
 
     def view(self, sku: str, i: int) -> PositionView:
         c, node_id, at = self.counts, self.node_ids[i], 5 * i
@@ -85,22 +100,35 @@ class NetworkView:
         milliseconds keeps versions of a restarted gateway apart from the old ones."""
 
     def apply(
-        self, shard: int, epoch: str, version: int, positions: Iterable[PositionView], synced_at: float
+        self, shard: int, epoch: str, version: int, rows: Iterable[PositionRow], synced_at: float
     ) -> set[str]:
         """Take a shard's changes; returns the SKUs that changed. Changes older than what
         the view has of the shard (a fetch overtaken by a batch reply) are left out."""
         cursor = self.cursors[shard]
         if epoch == cursor.epoch and version < cursor.version:
             return set()
-        changed: set[str] = set()
         skus, node_ids = self._skus, self._node_ids
-        for position in positions:
-            sku = position.sku
+        by_sku: dict[str, list[PositionRow]] = {}
+        for row in rows:
+            sku_rows = by_sku.get(row[0])
+            if sku_rows is None:
+                by_sku[row[0]] = [row]
+            else:
+                sku_rows.append(row)
+        for sku, sku_rows in by_sku.items():
             nodes = skus.get(sku)
             if nodes is None:
                 nodes = skus[sku] = _SkuNodes()
-            nodes.put(position, node_ids)
-            changed.add(sku)
+            if len(sku_rows) == 1:
+                nodes.put(sku_rows[0], node_ids)
+                continue
+            named = {row[1] for row in sku_rows}
+            if len(named) == len(sku_rows) and named.issuperset(nodes.node_ids):
+                nodes.fill(sku_rows, node_ids)  # every node of the SKU: rebuilt in one go
+            else:  # the same node twice (the later row wins) or some nodes only
+                for row in sku_rows:
+                    nodes.put(row, node_ids)
+        changed = set(by_sku)
         cursor.epoch, cursor.version, cursor.synced_at = epoch, version, synced_at
         if changed:
             self.version += 1

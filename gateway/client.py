@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -142,6 +143,18 @@ async def load_stock_requests(
             chunk = []
     if chunk:
         yield inventory_pb2.LoadStockRequest(levels=chunk)
+
+
+async def load_stock_column_requests(
+    levels: Iterable[tuple[str, str, int]], chunk_size: int = 10_000
+) -> AsyncIterator[inventory_pb2.LoadStockRequest]:
+    """The LoadStock request stream in columns, for bulk loads: (sku, node_id, on_hand) rows,
+    counted at the server's receive time, in chunks of `chunk_size`, read lazily."""
+    rows = iter(levels)
+    while chunk := list(itertools.islice(rows, chunk_size)):
+        skus, node_ids, on_hand = zip(*chunk, strict=True)
+        columns = inventory_pb2.StockColumns(sku=skus, node_id=node_ids, on_hand=on_hand)
+        yield inventory_pb2.LoadStockRequest(columns=columns)
 
 
 class OmnistockClient:

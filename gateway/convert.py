@@ -6,6 +6,7 @@ every bad field at once; nothing is applied when anything is wrong.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -228,6 +229,62 @@ def levels_from_proto(levels: Sequence[inventory_pb2.StockLevel], limits: Limits
         rows.append((sku, node_id, on_hand, as_of, damaged, quality_hold))
     problems.raise_if_any()
     return rows
+
+
+def levels_from_columns(
+    columns: inventory_pb2.StockColumns, limits: Limits, now: float, already: int = 0
+) -> list[Level]:
+    """`levels_from_proto` for levels in columns, checked column by column. `already`:
+    levels the same message carries as StockLevels (the limit counts both)."""
+    problems = Problems()
+    skus, node_ids, on_hand = list(columns.sku), list(columns.node_id), list(columns.on_hand)
+    count = len(skus)
+    problems.check_count("columns.sku", already + count, limits.max_levels)
+    for name, size in (("node_id", len(node_ids)), ("on_hand", len(on_hand))):
+        if size != count:
+            problems.add(f"columns.{name}", f"has {size} entries for {count} SKUs; give one per level")
+    damaged, quality_hold = list(columns.damaged) or [0] * count, list(columns.quality_hold) or [0] * count
+    as_of = list(columns.as_of_seconds) or [now] * count
+    for name, size in (
+        ("damaged", len(damaged)),
+        ("quality_hold", len(quality_hold)),
+        ("as_of_seconds", len(as_of)),
+    ):
+        if size != count:
+            problems.add(f"columns.{name}", f"has {size} entries for {count} levels; give none or one each")
+    problems.raise_if_any()
+    for name, ids in (("sku", skus), ("node_id", node_ids)):
+        for value in set(ids):  # each distinct id once; the first level with it named
+            found = Problems()
+            found.check_id(f"columns.{name}", value, limits)
+            for field, description in found.items:
+                problems.add(f"{field}[{ids.index(value)}]", description)
+    if len(set(zip(skus, node_ids, strict=True))) != count:
+        seen: set[tuple[str, str]] = set()
+        for i, key in enumerate(zip(skus, node_ids, strict=True)):
+            if key in seen:
+                problems.add(f"columns[{i}]", f"{key[0]} at {key[1]} appears twice in one call; merge them")
+            seen.add(key)
+    most, latest = limits.max_on_hand, now + 300
+    if count and (min(on_hand) < 0 or max(on_hand) > most):
+        for i, units in enumerate(on_hand):
+            if not 0 <= units <= most:
+                problems.add(f"columns.on_hand[{i}]", f"must be within 0..{most}, got {units}")
+    if any(d or q for d, q in zip(damaged, quality_hold, strict=True)):
+        for i, (units, d, q) in enumerate(zip(on_hand, damaged, quality_hold, strict=True)):
+            if d < 0 or q < 0 or d + q > units:
+                problems.add(
+                    f"columns[{i}]", "damaged and quality_hold must not be negative and must fit in on_hand"
+                )
+    if count and not (min(as_of) >= 0 and max(as_of) <= latest and math.isfinite(sum(as_of))):
+        for i, seconds in enumerate(as_of):
+            if not 0 <= seconds <= latest:
+                problems.add(
+                    f"columns.as_of_seconds[{i}]",
+                    "must not be before 1970 or more than 5 minutes in the future",
+                )
+    problems.raise_if_any()
+    return list(zip(skus, node_ids, on_hand, as_of, damaged, quality_hold, strict=True))
 
 
 def adjustments_problems(adjustments: Sequence[inventory_pb2.StockAdjustment], limits: Limits) -> None:

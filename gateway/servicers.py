@@ -28,6 +28,7 @@ from gateway.convert import (
     date_query_from_proto,
     extend_from_proto,
     groups_from_proto,
+    levels_from_columns,
     levels_from_proto,
     line_sourcing_to_proto,
     network_to_proto,
@@ -280,7 +281,12 @@ class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
 
         try:
             async for chunk in request_iterator:
-                levels = levels_from_proto(chunk.levels, self.backend.limits, time.time())
+                now, limits = time.time(), self.backend.limits
+                if chunk.HasField("columns"):
+                    levels = levels_from_proto(chunk.levels, limits, now) if chunk.levels else []
+                    levels += levels_from_columns(chunk.columns, limits, now, len(levels))
+                else:
+                    levels = levels_from_proto(chunk.levels, limits, now)
                 received += len(levels)
                 in_flight.add(asyncio.create_task(self.backend.set_levels(levels)))
                 if len(in_flight) >= LOAD_CHUNKS_IN_FLIGHT:

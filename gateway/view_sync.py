@@ -14,6 +14,7 @@ import ray.exceptions
 
 from availability.view import NetworkView
 from gateway.metrics import Metrics
+from reservations import wire
 from reservations.actor import BatchReply
 from reservations.shard import Changes
 
@@ -66,7 +67,7 @@ class ViewSync:
         asked_at = time.time()
         replies = await asyncio.gather(
             *(
-                self._handles[i].changes_since.remote(
+                self._handles[i].changes_since_packed.remote(
                     self.view.cursors[i].epoch, self.view.cursors[i].version
                 )
                 for i in chosen
@@ -75,8 +76,10 @@ class ViewSync:
         )
         changed: set[str] = set()
         for shard, reply in zip(chosen, replies, strict=True):
-            if isinstance(reply, Changes):
-                changed |= self.view.apply(shard, reply.epoch, reply.version, reply.positions, asked_at)
+            if isinstance(reply, bytes):
+                changes = wire.unpack(reply)
+                assert isinstance(changes, Changes)
+                changed |= self.view.apply(shard, changes.epoch, changes.version, changes.rows, asked_at)
             elif isinstance(reply, ray.exceptions.RayError):
                 log.debug("view sync of shard %d failed: %s", shard, reply)
             elif isinstance(reply, BaseException):

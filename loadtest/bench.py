@@ -38,7 +38,7 @@ import grpc
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.client import load_stock_requests
+from gateway.client import load_stock_column_requests, load_stock_requests
 from gateway.routing import partition_of, shard_of
 from loadtest.echo import ECHO_METHOD
 from protos.gen.omnistock.v1 import (
@@ -534,16 +534,16 @@ async def catalog_scale(
     )
     step = max(1, skus // 10)
 
-    def levels() -> Iterator[inventory_pb2.StockLevel]:
+    def levels() -> Iterator[tuple[str, str, int]]:
         for number in range(skus):
             sku = f"CAT-{number:08d}"
-            yield from (inventory_pb2.StockLevel(sku=sku, node_id=n, on_hand=number % 40) for n in nodes)
+            yield from ((sku, n, number % 40) for n in nodes)
             if number and number % step == 0:
                 say(f"  {number * CATALOG_NODES:,} positions sent ({time.perf_counter() - began:.0f} s)")
 
     before, _ = resident(service) if service else (0, {})
     began = time.perf_counter()
-    await inventory.LoadStock(load_stock_requests(levels()), timeout=None)
+    await inventory.LoadStock(load_stock_column_requests(levels()), timeout=None)
     load_seconds = time.perf_counter() - began
     say(f"  loaded in {load_seconds:.1f} s")
     total, by_name = resident(service) if service else (0, {})

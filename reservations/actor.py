@@ -17,7 +17,7 @@ import redis
 from reservations import wire
 from reservations.commands import Command, Result
 from reservations.journal import Journal, RedisJournal, RedisKeys
-from reservations.model import Event, PositionView
+from reservations.model import Event, PositionRow
 from reservations.shard import Changes, ShardState, WrongShard, count_expired
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class BatchReply:
     view whether there is something new to fetch."""
     since: int = 0
     """Version of the change feed before the batch."""
-    changed: list[PositionView] = field(default_factory=list)
+    changed: list[PositionRow] = field(default_factory=list)
     """Positions changed from `since` to `changes`: a view at `since` takes them as they
     are, with no call of its own (one at another version fetches with changes_since)."""
 
@@ -100,7 +100,7 @@ class Shard:
             self._expired_unreported += outcome.expired
             expired, self._expired_unreported = self._expired_unreported, 0
             journal_seconds = time.perf_counter() - applied if outcome.events else 0.0
-            changed = state.changes_since(state.epoch, since).positions
+            changed = state.changes_since(state.epoch, since).rows
             return BatchReply(
                 outcome.results,
                 applied - started,
@@ -115,6 +115,10 @@ class Shard:
         """Positions changed after `version` of `epoch` (everything after a restart)."""
         with self._lock:
             return self._healthy_state().changes_since(epoch, version)
+
+    def changes_since_packed(self, epoch: str, version: int) -> bytes:
+        """`changes_since` packed by reservations.wire (what the gateway's view calls)."""
+        return wire.pack(self.changes_since(epoch, version))
 
     def check(self) -> list[str]:
         """Conservation check of every partition (reserved and committed equal the open holds)."""

@@ -69,6 +69,7 @@ from reservations.model import (
     PartChanged,
     PartState,
     Position,
+    PositionRow,
     PositionView,
     StockAdjusted,
     StockSet,
@@ -76,6 +77,7 @@ from reservations.model import (
     SupplyExpected,
     UnitsReturned,
     line_key,
+    position_row,
 )
 
 
@@ -136,8 +138,18 @@ class Partition:
         rows.sort(key=_by_node)
         return iter(rows)
 
-    def views_of(self, sku: str, node_ids: Iterable[str]) -> Iterator[PositionView]:
-        return (self.view(sku, node_id) for node_id in node_ids)
+    def rows(self, sku: str) -> list[PositionRow]:
+        """`views` as plain tuples, in no particular order (what the view feed sends)."""
+        rows = [position_row(sku, node_id, p) for node_id, p in self.positions.get(sku, {}).items()]
+        rows.extend(self.loaded.rows(sku))
+        return rows
+
+    def rows_of(self, sku: str, node_ids: Iterable[str]) -> list[PositionRow]:
+        rows = []
+        for node_id in node_ids:
+            position = self.peek(sku, node_id) or Position()
+            rows.append(position_row(sku, node_id, position))
+        return rows
 
     def levels(self) -> Iterator[Level]:
         """The counts of every position (what a snapshot keeps; the rest follows from the parts)."""
@@ -639,8 +651,7 @@ class Partition:
     def apply(self, event: Event) -> None:
         match event:
             case LevelsSet():
-                for level in event.levels:
-                    self._set_level(*level)
+                self._set_levels(event.levels)
             case StockSet():
                 self._set_level(
                     event.sku, event.node_id, event.on_hand, event.as_of, event.damaged, event.quality_hold
@@ -728,6 +739,23 @@ class Partition:
                 del self.claims[event.reservation_id]
             case _:
                 raise TypeError(f"unknown event {event!r}")
+
+    def _set_levels(self, levels: Iterable[Level]) -> None:
+        """`_set_level` for each; a new SKU's plain counts go into `loaded` in one go."""
+        by_sku: dict[str, list[Level]] = {}
+        for level in levels:
+            by_sku.setdefault(level[0], []).append(level)
+        for sku, sku_levels in by_sku.items():
+            if (
+                sku not in self.positions
+                and not any(level[4] or level[5] for level in sku_levels)
+                and len({level[1] for level in sku_levels}) == len(sku_levels)
+                and self.loaded.put_new(sku, [(level[1], level[2], level[3]) for level in sku_levels])
+            ):
+                self.touched.setdefault(sku, set()).update(level[1] for level in sku_levels)
+                continue
+            for level in sku_levels:
+                self._set_level(*level)
 
     def _set_level(
         self, sku: str, node_id: str, on_hand: int, as_of: float, damaged: int, quality_hold: int

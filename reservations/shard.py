@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from reservations.commands import Command, Result
-from reservations.model import Event, PartChanged, PartState, PositionView
+from reservations.model import Event, PartChanged, PartState, PositionRow, PositionView
 from reservations.partition import Partition
 
 
@@ -43,7 +43,11 @@ class Changes:
     epoch: str
     """Identity of this incarnation of the shard; a new one means "resync from zero"."""
     version: int
-    positions: list[PositionView]
+    rows: list[PositionRow]
+
+    @property
+    def positions(self) -> list[PositionView]:
+        return [PositionView._make(row) for row in self.rows]
 
 
 class SkuChanges:
@@ -107,16 +111,16 @@ class ShardState:
         since = version if epoch == self.epoch else 0
         if since == self.version:
             return Changes(self.epoch, self.version, [])
-        positions: list[PositionView] = []
+        rows: list[PositionRow] = []
         for sku, entry in reversed(self._changed.items()):
             if entry.version <= since:
                 break
             partition = self.partitions[entry.partition]
             if entry.all_since > since:
-                positions.extend(partition.views(sku))
+                rows.extend(partition.rows(sku))
             else:
-                positions.extend(partition.views_of(sku, entry.nodes_after(since)))
-        return Changes(self.epoch, self.version, positions)
+                rows.extend(partition.rows_of(sku, entry.nodes_after(since)))
+        return Changes(self.epoch, self.version, rows)
 
     def expire_due(self, now: float) -> dict[int, list[Event]]:
         events: dict[int, list[Event]] = {}

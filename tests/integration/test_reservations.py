@@ -9,8 +9,8 @@ from typing import Any
 import grpc
 import pytest
 
-from gateway.client import OmnistockClient, OmnistockRpcError, level, line
-from protos.gen.omnistock.v1 import reservation_pb2
+from gateway.client import OmnistockClient, OmnistockRpcError, level, line, load_stock_column_requests
+from protos.gen.omnistock.v1 import inventory_pb2, reservation_pb2
 from tests.integration.conftest import skus_on_shards
 
 HELD = reservation_pb2.RESERVATION_STATE_HELD
@@ -194,6 +194,30 @@ async def test_load_stock_streams_a_catalog(client: OmnistockClient) -> None:
     assert (response.received, response.applied) == (12_000, 12_000)
     answer = await client.availability([f"BULK-{i:05d}" for i in (0, 6, 11_999)], consistent=True)
     assert [a.available for a in answer.skus] == [0, 6, 11_999 % 7]
+
+
+async def test_load_stock_takes_levels_in_columns_and_as_messages_together(client: OmnistockClient) -> None:
+    rows = [(f"COL-{i:05d}", node, i % 9) for i in range(6_000) for node in ("DC-1", "DC-2")]
+    response = await client.inventory.LoadStock(load_stock_column_requests(rows, chunk_size=5_000))
+    assert (response.received, response.applied) == (12_000, 12_000)
+    both = inventory_pb2.LoadStockRequest(
+        levels=[level("COL-MIX", "DC-1", 3)],
+        columns=inventory_pb2.StockColumns(sku=["COL-MIX"], node_id=["DC-2"], on_hand=[4], damaged=[1]),
+    )
+    response = await client.inventory.LoadStock(iter([both]))
+    assert (response.received, response.applied) == (2, 2)
+    answer = await client.availability(
+        ["COL-00000", "COL-05999", "COL-MIX"], include_nodes=True, consistent=True
+    )
+    assert [a.available for a in answer.skus] == [0, 2 * (5_999 % 9), 3 + 3]
+    assert [(n.node_id, n.damaged) for n in answer.skus[2].nodes] == [("DC-1", 0), ("DC-2", 1)]
+    # A bad column is refused as a whole, naming the level; nothing of it is applied.
+    bad = inventory_pb2.StockColumns(sku=["COL-BAD", "COL-BAD"], node_id=["DC-1", "DC 2"], on_hand=[1, -2])
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await client.inventory.LoadStock(iter([inventory_pb2.LoadStockRequest(columns=bad)]))
+    assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "columns.node_id[1]" in refused.value.details() and "columns.on_hand[1]" in refused.value.details()
+    assert (await client.availability(["COL-BAD"], consistent=True)).skus[0].available == 0
 
 
 async def test_disabled_node_sells_nothing(client: OmnistockClient) -> None:

@@ -148,11 +148,29 @@ class AdjustStockResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[AdjustmentResult]
     def __init__(self, results: _Optional[_Iterable[_Union[AdjustmentResult, _Mapping]]] = ...) -> None: ...
 
+class StockColumns(_message.Message):
+    __slots__ = ("sku", "node_id", "on_hand", "damaged", "quality_hold", "as_of_seconds")
+    SKU_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    ON_HAND_FIELD_NUMBER: _ClassVar[int]
+    DAMAGED_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_HOLD_FIELD_NUMBER: _ClassVar[int]
+    AS_OF_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    sku: _containers.RepeatedScalarFieldContainer[str]
+    node_id: _containers.RepeatedScalarFieldContainer[str]
+    on_hand: _containers.RepeatedScalarFieldContainer[int]
+    damaged: _containers.RepeatedScalarFieldContainer[int]
+    quality_hold: _containers.RepeatedScalarFieldContainer[int]
+    as_of_seconds: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, sku: _Optional[_Iterable[str]] = ..., node_id: _Optional[_Iterable[str]] = ..., on_hand: _Optional[_Iterable[int]] = ..., damaged: _Optional[_Iterable[int]] = ..., quality_hold: _Optional[_Iterable[int]] = ..., as_of_seconds: _Optional[_Iterable[float]] = ...) -> None: ...
+
 class LoadStockRequest(_message.Message):
-    __slots__ = ("levels",)
+    __slots__ = ("levels", "columns")
     LEVELS_FIELD_NUMBER: _ClassVar[int]
+    COLUMNS_FIELD_NUMBER: _ClassVar[int]
     levels: _containers.RepeatedCompositeFieldContainer[StockLevel]
-    def __init__(self, levels: _Optional[_Iterable[_Union[StockLevel, _Mapping]]] = ...) -> None: ...
+    columns: StockColumns
+    def __init__(self, levels: _Optional[_Iterable[_Union[StockLevel, _Mapping]]] = ..., columns: _Optional[_Union[StockColumns, _Mapping]] = ...) -> None: ...
 
 class CheckConservationRequest(_message.Message):
     __slots__ = ()
