@@ -1,0 +1,112 @@
+"""What a shard tells the gateway's metrics beyond each batch reply (pure).
+
+The shard keeps these figures; the gateway polls them with `Shard.stats()` and owns every
+Prometheus series, so a restarted shard never loses a series. Counts and observations are
+handed over once ("since the previous stats call"), so several gateways polling one shard
+add up to the truth; gauges are the shard's current values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from reservations.model import Event, Part, PartChanged, PartState, PositionView
+
+HOLD_ENDINGS = {
+    PartState.CONFIRMED: "confirmed",
+    PartState.RELEASED: "released",
+    PartState.EXPIRED: "expired",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ShardStats:
+    """One answer of `Shard.stats()`."""
+
+    incarnation: str
+    """Identity of the actor process: a new one means the actor was restarted."""
+    units_held: int
+    """Units in open holds (HELD) over every position of the shard."""
+    units_committed: int
+    """Units of confirmed reservations not yet shipped."""
+    sold_out: int
+    """Positions (SKU at a node) that sold out and have nothing to sell yet again."""
+    stockouts: int
+    """Positions that sold out since the previous call."""
+    expired: int
+    """Hold parts expired since the previous call and not yet told in a batch reply."""
+    hold_ages: list[tuple[str, float]]
+    """(how it ended, seconds from hold to end) of each hold part ended since the previous call."""
+    expiry_lags: list[float]
+    """Seconds past expires_at at which each hold part expired since the previous call."""
+    journal_failures: int
+    """Journal writes that failed since the previous call."""
+    recoveries: list[float]
+    """Seconds each rebuild from Redis took since the previous call (the start included)."""
+
+
+class StockWatch:
+    """Units held and committed and the positions sold out, kept from the positions the
+    shard changes (no scan of the whole shard after the first)."""
+
+    def __init__(self, positions: Iterable[PositionView]) -> None:
+        self._held: dict[tuple[str, str], tuple[int, int]] = {}
+        self._out: set[tuple[str, str]] = set()
+        self.units_held = 0
+        self.units_committed = 0
+        self.stockouts = 0
+        self.update(positions)
+        self.stockouts = 0  # positions already out at the start did not sell out now
+
+    @property
+    def sold_out(self) -> int:
+        return len(self._out)
+
+    def update(self, positions: Iterable[PositionView]) -> None:
+        for position in positions:
+            key = (position.sku, position.node_id)
+            reserved, committed = self._held.pop(key, (0, 0))
+            self.units_held += position.reserved - reserved
+            self.units_committed += position.committed - committed
+            if position.reserved or position.committed:
+                self._held[key] = (position.reserved, position.committed)
+            if position.available > 0:
+                self._out.discard(key)
+            elif position.on_hand > 0 and key not in self._out:
+                # Units on hand, none left to sell: the last one was held or committed (or
+                # written off). Shipping them later keeps the position sold out, not again.
+                self._out.add(key)
+                self.stockouts += 1
+
+    def take_stockouts(self) -> int:
+        taken, self.stockouts = self.stockouts, 0
+        return taken
+
+
+@dataclass(slots=True)
+class HoldEndings:
+    """How long holds lived and how late they expired, from the events a shard journaled."""
+
+    ages: list[tuple[str, float]] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)
+
+    def note(
+        self, events: Mapping[int, list[Event]], parts: Mapping[int, Mapping[str, Part]], now: float
+    ) -> None:
+        """`parts` by partition, after the events were applied (a part keeps its created_at)."""
+        for number, partition_events in events.items():
+            for event in partition_events:
+                if not isinstance(event, PartChanged) or event.state not in HOLD_ENDINGS:
+                    continue
+                part = parts[number].get(event.reservation_id)
+                if part is None:
+                    continue
+                self.ages.append((HOLD_ENDINGS[event.state], max(0.0, event.at - part.created_at)))
+                if event.state is PartState.EXPIRED:  # an expiry's `at` is the hold's expires_at
+                    self.lags.append(max(0.0, now - event.at))
+
+    def take(self) -> tuple[list[tuple[str, float]], list[float]]:
+        taken = self.ages, self.lags
+        self.ages, self.lags = [], []
+        return taken
