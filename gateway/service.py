@@ -105,7 +105,7 @@ class Service:
         self._metrics_server: Any = None
         self._health = health.aio.HealthServicer()
         self._view_sync: ViewSync | None = None
-        self._stats: ShardStatsPoller | None = None
+        self._stats: asyncio.Task[None] | None = None
         self.shards: list[Any] = []
         self.backend: Backend | None = None
 
@@ -145,9 +145,9 @@ class Service:
 
         router = ShardRouter(self.shards, partitions, self.metrics)
         self.metrics.watch_queues(router.queue_depths())
-        self._stats = ShardStatsPoller(self.shards, self.metrics, config.stats_interval)
-        await self._stats.poll_once()
-        self._stats.start()
+        stats = ShardStatsPoller(self.shards, self.metrics, config.stats_interval)
+        await stats.poll_once()
+        self._stats = asyncio.get_running_loop().create_task(stats.run())
         coordinator = ReservationCoordinator(
             router.execute, lambda key: partition_of(key, partitions), time.time
         )
@@ -256,7 +256,8 @@ class Service:
         if self._view_sync is not None:
             await self._view_sync.stop()
         if self._stats is not None:
-            await self._stats.stop()
+            self._stats.cancel()
+            await asyncio.gather(self._stats, return_exceptions=True)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()

@@ -29,7 +29,6 @@ class ShardStatsPoller:
         self._interval = interval
         self._timeout = timeout
         self._incarnations: list[str | None] = [None] * len(self._handles)
-        self._task: asyncio.Task[None] | None = None
 
     async def _ask(self, handle: Any) -> ShardStats | None:
         try:
@@ -49,15 +48,8 @@ class ShardStatsPoller:
             if stats is not None:
                 self._incarnations[shard] = stats.incarnation
 
-    def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
+        """Poll until cancelled."""
         while True:
             try:
                 await self.poll_once()

@@ -26,6 +26,7 @@ import argparse
 import json
 import math
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -236,71 +237,67 @@ def render(result: Plan) -> str:
     return "\n".join(lines)
 
 
-def positive(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
-    return value
+def number(low: float, high: float = math.inf, strict: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number from `low` up to `high`; `strict` leaves out the bound that is 0
+    for `low` (more than 0) or the finite `high` (below it)."""
+
+    def parse(text: str) -> float:
+        value = float(text)
+        above = value > low if strict and high == math.inf else value >= low
+        below = value < high if strict else value <= high
+        if not (above and below):
+            wanted = f"more than {low:g}" if strict and high == math.inf else f"at least {low:g}"
+            if high != math.inf:
+                wanted += f" and {'below' if strict else 'at most'} {high:g}"
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    return parse
 
 
-def at_least_zero(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-
-
-def share(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"must be a share from 0 up to (not including) 1, got {text}")
-    return value
+POSITIVE = number(0, strict=True)
+AT_LEAST_ZERO = number(0)
+SHARE = number(0, 1, strict=True)
+ARGUMENTS: tuple[tuple[str, str, Callable[[str], float], str], ...] = (
+    ("--lines-per-order", "lines_per_order", POSITIVE, "lines (SKU at a node) per order"),
+    (
+        "--checks-per-order",
+        "checks_per_order",
+        AT_LEAST_ZERO,
+        "availability calls per completed order: product pages, listings, cart",
+    ),
+    (
+        "--skus-per-check",
+        "skus_per_check",
+        POSITIVE,
+        "SKUs asked per availability call, e.g. 40 for listings",
+    ),
+    (
+        "--stock-updates",
+        "stock_updates_per_second",
+        AT_LEAST_ZERO,
+        "stock adjustments per second from tills and warehouses in the busy hour",
+    ),
+    ("--spike", "spike", POSITIVE, "peak-day multiple of it all"),
+    ("--abandon", "abandon", SHARE, "share of checkouts whose hold is released, not confirmed"),
+    ("--headroom", "headroom", SHARE, "share of every core left free at the spike"),
+)
+"""(option, Demand field, type, help) of every retailer's number but the orders."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Demand(orders_per_hour=1)
     parser.add_argument(
-        "--orders-per-hour", type=positive, required=True, help="orders in the normal busiest hour"
+        "--orders-per-hour", type=POSITIVE, required=True, help="orders in the normal busiest hour"
     )
-    parser.add_argument(
-        "--lines-per-order", type=positive, default=defaults.lines_per_order, help="(default %(default)s)"
-    )
-    parser.add_argument(
-        "--checks-per-order",
-        type=at_least_zero,
-        default=defaults.checks_per_order,
-        help="availability calls per completed order: product pages, listings, cart (default %(default)s)",
-    )
-    parser.add_argument(
-        "--skus-per-check",
-        type=positive,
-        default=defaults.skus_per_check,
-        help="SKUs asked per availability call, e.g. 40 for listing pages (default %(default)s)",
-    )
-    parser.add_argument(
-        "--stock-updates",
-        type=at_least_zero,
-        default=defaults.stock_updates_per_second,
-        help="stock adjustments per second from tills and warehouses in the busy hour (default %(default)s)",
-    )
-    parser.add_argument(
-        "--spike",
-        type=positive,
-        default=defaults.spike,
-        help="peak-day multiple of it all (default %(default)s)",
-    )
-    parser.add_argument(
-        "--abandon",
-        type=share,
-        default=defaults.abandon,
-        help="share of checkouts whose hold is released, not confirmed (default %(default)s)",
-    )
-    parser.add_argument(
-        "--headroom",
-        type=share,
-        default=defaults.headroom,
-        help="share of every core left free at the spike (default %(default)s)",
-    )
+    for option, name, kind, text in ARGUMENTS:
+        parser.add_argument(
+            option,
+            dest=name,
+            type=kind,
+            default=getattr(defaults, name),
+            help=f"{text} (default %(default)s)",
+        )
     parser.add_argument(
         "--bench",
         type=Path,
@@ -321,16 +318,7 @@ def run_size(args: argparse.Namespace) -> int:
         except (OSError, ValueError, AttributeError, TypeError) as error:
             print(f"omnistock size: cannot use {args.bench}: {error}", file=sys.stderr)
             return 2
-    demand = Demand(
-        orders_per_hour=args.orders_per_hour,
-        lines_per_order=args.lines_per_order,
-        checks_per_order=args.checks_per_order,
-        skus_per_check=args.skus_per_check,
-        stock_updates_per_second=args.stock_updates,
-        spike=args.spike,
-        abandon=args.abandon,
-        headroom=args.headroom,
-    )
+    demand = Demand(args.orders_per_hour, **{name: getattr(args, name) for _, name, _, _ in ARGUMENTS})
     result = plan(demand, capacity)
     print(json.dumps(asdict(result), indent=2) if args.json else render(result))
     return 0

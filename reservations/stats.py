@@ -64,19 +64,27 @@ class StockWatch:
         return len(self._out)
 
     def update(self, positions: Iterable[PositionView]) -> None:
-        for position in positions:
+        held, out = self._held, self._out
+        for position in positions:  # on every batch: kept to plain arithmetic
             key = (position.sku, position.node_id)
-            reserved, committed = self._held.pop(key, (0, 0))
-            self.units_held += position.reserved - reserved
-            self.units_committed += position.committed - committed
-            if position.reserved or position.committed:
-                self._held[key] = (position.reserved, position.committed)
-            if position.available > 0:
-                self._out.discard(key)
-            elif position.on_hand > 0 and key not in self._out:
+            reserved, committed = position.reserved, position.committed
+            before = held.get(key)
+            if before is not None:
+                self.units_held -= before[0]
+                self.units_committed -= before[1]
+            if reserved or committed:
+                held[key] = (reserved, committed)
+                self.units_held += reserved
+                self.units_committed += committed
+            elif before is not None:
+                del held[key]
+            on_hand = position.on_hand
+            if on_hand - position.damaged - position.quality_hold - reserved - committed > 0:
+                out.discard(key)
+            elif on_hand > 0 and key not in out:
                 # Units on hand, none left to sell: the last one was held or committed (or
                 # written off). Shipping them later keeps the position sold out, not again.
-                self._out.add(key)
+                out.add(key)
                 self.stockouts += 1
 
     def take_stockouts(self) -> int:
