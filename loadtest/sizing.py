@@ -288,13 +288,18 @@ ARGUMENTS: tuple[tuple[str, str, Callable[[str], float], str], ...] = (
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = Demand(orders_per_hour=1)
     parser.add_argument(
-        "--orders-per-hour", type=POSITIVE, required=True, help="orders in the normal busiest hour"
+        "--orders-per-hour",
+        type=POSITIVE,
+        required=True,
+        metavar="N",
+        help="orders in the normal busiest hour",
     )
     for option, name, kind, text in ARGUMENTS:
         parser.add_argument(
             option,
             dest=name,
             type=kind,
+            metavar="N",
             default=getattr(defaults, name),
             help=f"{text} (default %(default)s)",
         )
