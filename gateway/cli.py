@@ -74,6 +74,8 @@ from gateway.convert import (
 )
 from loadtest.bench import add_arguments as add_bench_arguments
 from loadtest.bench import run_bench
+from loadtest.sizing import add_arguments as add_size_arguments
+from loadtest.sizing import run_size
 from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, network_pb2, reservation_pb2
 from reservations.errors import InvalidArgument
 
@@ -3117,6 +3119,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_bench_arguments(bench_parser)
     bench_parser.set_defaults(handler=run_bench)
+
+    size_parser = commands.add_parser(
+        "size",
+        help="gateways, shards and cores for a retailer's busy hour times a spike",
+        description="Turns orders per busy hour, lines and availability checks per order, stock updates"
+        " and a spike factor into request rates per RPC, and, from the per-core capacity `omnistock bench`"
+        " measured, into the gateways, shards and cores needed with headroom (docs/sizing.md).",
+    )
+    add_size_arguments(size_parser)
+    size_parser.set_defaults(handler=run_size)
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(

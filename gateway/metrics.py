@@ -2,14 +2,37 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from reservations.actor import BatchReply
+from reservations.stats import HOLD_ENDINGS, ShardStats
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+HOLD_AGE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 14_400, 86_400)
+"""Seconds from hold to confirm, release or expiry (TTLs run 1 s .. 1 day, 900 s by default)."""
+EXPIRY_LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
+"""Seconds past expires_at; the expiry grace (1 s by default) is the floor."""
+RECOVERY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+RESERVATION_OUTCOMES = (
+    "held",
+    "replayed",
+    "refused_short",
+    "refused_limit",
+    "refused_sourcing",
+    "conflict",
+    "extended",
+    "confirmed",
+    "released",
+    "expired",
+    "fulfilled",
+    "lines_cancelled",
+    "returned",
+    "reassigned",
+)
 
 
 class Metrics:
@@ -33,8 +56,7 @@ class Metrics:
         )
         self.reservations = Counter(
             "omnistock_reservations_total",
-            "Reservation outcomes: held, replayed, refused_short, refused_limit, conflict, confirmed,"
-            " released, expired, extended, fulfilled, lines_cancelled, returned",
+            "Reservation outcomes: " + ", ".join(RESERVATION_OUTCOMES),
             ["outcome"],
             registry=r,
         )
@@ -81,6 +103,76 @@ class Metrics:
         self.queued = Gauge(
             "omnistock_gateway_queued_commands", "Commands waiting for a shard call", registry=r
         )
+        self.shard_queued = Gauge(
+            "omnistock_shard_queued_commands",
+            "Commands waiting in the gateway for a call to the shard",
+            ["shard"],
+            registry=r,
+        )
+        self.shard_up = Gauge(
+            "omnistock_shard_up",
+            "1 when the shard answered the last stats call, else 0",
+            ["shard"],
+            registry=r,
+        )
+        self.shard_restarts = Counter(
+            "omnistock_shard_restarts_total",
+            "Shard actor restarts (a new actor process answered)",
+            ["shard"],
+            registry=r,
+        )
+        self.shard_recovery = Histogram(
+            "omnistock_shard_recovery_seconds",
+            "Time a shard took to rebuild its partitions from Redis (start, restart, journal failure)",
+            ["shard"],
+            buckets=RECOVERY_BUCKETS,
+            registry=r,
+        )
+        self.journal_failures = Counter(
+            "omnistock_journal_write_failures_total",
+            "Journal writes to Redis that failed (the batch was refused and the shard rebuilt)",
+            ["shard"],
+            registry=r,
+        )
+        self.units_held = Gauge(
+            "omnistock_units_held", "Units in open holds (reserved, not yet confirmed)", ["shard"], registry=r
+        )
+        self.units_committed = Gauge(
+            "omnistock_units_committed",
+            "Units of confirmed reservations not yet shipped",
+            ["shard"],
+            registry=r,
+        )
+        self.hold_age = Histogram(
+            "omnistock_hold_age_seconds",
+            "Age of a hold when it was confirmed, released or expired (once per shard part)",
+            ["outcome"],
+            buckets=HOLD_AGE_BUCKETS,
+            registry=r,
+        )
+        self.expiry_lag = Histogram(
+            "omnistock_expiry_lag_seconds",
+            "How late a hold expired past its expires_at (the expiry grace included)",
+            ["shard"],
+            buckets=EXPIRY_LAG_BUCKETS,
+            registry=r,
+        )
+        self.stockouts = Counter(
+            "omnistock_stockouts_total",
+            "Positions (SKU at a node) that sold out: the last sellable unit was held or committed",
+            ["shard"],
+            registry=r,
+        )
+        self.sold_out = Gauge(
+            "omnistock_positions_sold_out",
+            "Positions that sold out and have nothing to sell yet again",
+            ["shard"],
+            registry=r,
+        )
+        for outcome in RESERVATION_OUTCOMES:  # every outcome exported from the start, at 0
+            self.reservations.labels(outcome=outcome)
+        for outcome in HOLD_ENDINGS.values():
+            self.hold_age.labels(outcome=outcome)
         self._rpc_series: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
@@ -94,6 +186,51 @@ class Metrics:
             )
         series[0].inc()
         series[1].observe(seconds)
+
+    def watch_queues(self, queued: list[Callable[[], int]]) -> None:
+        """Export every shard's queue (and their sum), read when scraped; also creates each
+        shard's series at zero, so rates and alerts work before the first event."""
+        self.queued.set_function(lambda: sum(depth() for depth in queued))
+        for index, depth in enumerate(queued):
+            label = str(index)
+            self.shard_queued.labels(shard=label).set_function(depth)
+            for labelled in (
+                self.shard_restarts,
+                self.shard_recovery,
+                self.journal_failures,
+                self.expiry_lag,
+                self.stockouts,
+                self.shard_errors,
+                self.batch_size,
+                self.shard_call,
+                self.shard_apply,
+                self.journal,
+            ):
+                labelled.labels(shard=label)
+
+    def observe_shard_stats(self, shard: int, stats: ShardStats | None, restarted: bool) -> None:
+        """A stats answer (None: the shard did not answer)."""
+        label = str(shard)
+        self.shard_up.labels(shard=label).set(0 if stats is None else 1)
+        if stats is None:
+            return
+        if restarted:
+            self.shard_restarts.labels(shard=label).inc()
+        for seconds in stats.recoveries:
+            self.shard_recovery.labels(shard=label).observe(seconds)
+        if stats.journal_failures:
+            self.journal_failures.labels(shard=label).inc(stats.journal_failures)
+        if stats.expired:
+            self.reservations.labels(outcome="expired").inc(stats.expired)
+        for outcome, seconds in stats.hold_ages:
+            self.hold_age.labels(outcome=outcome).observe(seconds)
+        for seconds in stats.expiry_lags:
+            self.expiry_lag.labels(shard=label).observe(seconds)
+        if stats.stockouts:
+            self.stockouts.labels(shard=label).inc(stats.stockouts)
+        self.units_held.labels(shard=label).set(stats.units_held)
+        self.units_committed.labels(shard=label).set(stats.units_committed)
+        self.sold_out.labels(shard=label).set(stats.sold_out)
 
     def observe_batch(self, shard: int, size: int, reply: BatchReply, seconds: float) -> None:
         label = str(shard)

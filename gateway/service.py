@@ -32,6 +32,7 @@ from gateway.servicers import (
     NetworkServicer,
     ReservationServicer,
 )
+from gateway.shard_stats import ShardStatsPoller
 from gateway.shards import ShardRouter
 from gateway.view_sync import ViewSync
 from gateway.watch import WatchHub
@@ -82,6 +83,8 @@ class ServiceConfig:
     view_heartbeat: float = 0.25
     """The gateway's network view fetches a shard's changes right after a batch that made
     some, and at least this often (for expiries and writes through other gateways)."""
+    stats_interval: float = 1.0
+    """Seconds between two polls of the shards' stats (units held, expiries, restarts, ...)."""
     limits: Limits = field(default_factory=Limits)
 
 
@@ -102,6 +105,7 @@ class Service:
         self._metrics_server: Any = None
         self._health = health.aio.HealthServicer()
         self._view_sync: ViewSync | None = None
+        self._stats: asyncio.Task[None] | None = None
         self.shards: list[Any] = []
         self.backend: Backend | None = None
 
@@ -140,6 +144,10 @@ class Service:
         await asyncio.gather(*(shard.ping.remote() for shard in self.shards))
 
         router = ShardRouter(self.shards, partitions, self.metrics)
+        self.metrics.watch_queues(router.queue_depths())
+        stats = ShardStatsPoller(self.shards, self.metrics, config.stats_interval)
+        await stats.poll_once()
+        self._stats = asyncio.get_running_loop().create_task(stats.run())
         coordinator = ReservationCoordinator(
             router.execute, lambda key: partition_of(key, partitions), time.time
         )
@@ -247,6 +255,9 @@ class Service:
             await self._server.stop(grace)
         if self._view_sync is not None:
             await self._view_sync.stop()
+        if self._stats is not None:
+            self._stats.cancel()
+            await asyncio.gather(self._stats, return_exceptions=True)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()

@@ -39,6 +39,14 @@ class ShardRouter:
     def queued(self) -> int:
         return sum(batcher.queued for batcher in self._batchers)
 
+    def queue_depths(self) -> list[Callable[[], int]]:
+        """Per shard, how many commands wait for its next call (read when metrics are scraped)."""
+
+        def depth(batcher: ShardBatcher[Command, Result]) -> Callable[[], int]:
+            return lambda: batcher.queued
+
+        return [depth(batcher) for batcher in self._batchers]
+
     def _caller(self, index: int, handle: Any):  # type: ignore[no-untyped-def]
         async def call(batch: list[Command]) -> list[Result]:
             started = time.perf_counter()

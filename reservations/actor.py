@@ -19,6 +19,7 @@ from reservations.commands import Command, Result
 from reservations.journal import Journal, RedisJournal, RedisKeys
 from reservations.model import Event, PositionRow
 from reservations.shard import Changes, ShardState, WrongShard, count_expired
+from reservations.stats import HoldEndings, ShardStats, StockWatch
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,12 @@ class Shard:
         self._state: ShardState | None = None
         self._recovery_seconds = 0.0
         self._expired_unreported = 0
+        # For stats(): who this actor process is, and what it saw since the last call.
+        self._incarnation = uuid.uuid4().hex
+        self._watch: StockWatch | None = None
+        self._endings = HoldEndings()
+        self._journal_failures = 0
+        self._recoveries: list[float] = []
         self._recover()
         self._stopping = threading.Event()
         self._timer = threading.Thread(target=self._tick_loop, name="expiry", daemon=True)
@@ -101,6 +108,8 @@ class Shard:
             expired, self._expired_unreported = self._expired_unreported, 0
             journal_seconds = time.perf_counter() - applied if outcome.events else 0.0
             changed = state.changes_since(state.epoch, since).rows
+            if self._watch is not None:
+                self._watch.update(changed)
             return BatchReply(
                 outcome.results,
                 applied - started,
@@ -128,6 +137,29 @@ class Shard:
     def ping(self) -> int:
         return self._config.index
 
+    def stats(self) -> ShardStats:
+        """Gauges now, and what happened since the previous call (polled by the gateway)."""
+        with self._lock:
+            state = self._healthy_state()
+            if self._watch is None:  # once per recovery: every position, then only changes
+                self._watch = StockWatch(state.touched_rows())
+            expired, self._expired_unreported = self._expired_unreported, 0
+            ages, lags = self._endings.take()
+            failures, self._journal_failures = self._journal_failures, 0
+            recoveries, self._recoveries = self._recoveries, []
+            return ShardStats(
+                self._incarnation,
+                self._watch.units_held,
+                self._watch.units_committed,
+                self._watch.sold_out,
+                self._watch.take_stockouts(),
+                expired,
+                ages,
+                lags,
+                failures,
+                recoveries,
+            )
+
     # --- internals ---
 
     def _healthy_state(self) -> ShardState:
@@ -146,7 +178,9 @@ class Shard:
             message = f"shard {self._config.index} cannot read its journal: {error}"
             raise JournalUnavailable(message) from error
         self._state = ShardState(partitions, self._config.expiry_grace, epoch=uuid.uuid4().hex)
+        self._watch = None
         self._recovery_seconds = time.perf_counter() - started
+        self._recoveries.append(self._recovery_seconds)
         log.info("shard %d recovered in %.3fs", self._config.index, self._recovery_seconds)
 
     def _commit(self, events: dict[int, list[Event]]) -> None:
@@ -157,12 +191,15 @@ class Shard:
             self._journal.append(events)
         except redis.RedisError as error:
             self._state = None
+            self._journal_failures += 1
             try:
                 self._recover()
             except JournalUnavailable:
                 log.warning("shard %d: journal down, will recover on next call", self._config.index)
             raise JournalUnavailable(f"journal write failed: {error}") from error
         assert self._state is not None
+        partitions = self._state.partitions
+        self._endings.note(events, {n: partitions[n].parts for n in events}, time.time())
         for number in self._journal.due_snapshots():
             try:
                 self._journal.snapshot(self._state.partitions[number])
@@ -174,8 +211,11 @@ class Shard:
             with self._lock:
                 try:
                     state = self._healthy_state()
+                    since = state.version
                     events = state.expire_due(time.time())
                     self._commit(events)
                     self._expired_unreported += count_expired(events)
+                    if events and self._watch is not None:
+                        self._watch.update(state.changes_since(state.epoch, since).rows)
                 except JournalUnavailable as error:
                     log.warning("expiry tick failed: %s", error)

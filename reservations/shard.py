@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from reservations.commands import Command, Result
-from reservations.model import Event, PartChanged, PartState, PositionRow, PositionView
+from reservations.model import Event, PartChanged, PartState, PositionRow, PositionView, position_row
 from reservations.partition import Partition
 
 
@@ -104,6 +104,14 @@ class ShardState:
                 entry.note(version, nodes, partition.node_count(sku))
                 changed[sku] = entry
             partition.touched = {}
+
+    def touched_rows(self) -> Iterator[PositionRow]:
+        """Rows of the positions that are more than a loaded count: the only ones that can
+        hold units or be sold out (a loaded count with units on hand has them to sell)."""
+        for partition in self.partitions.values():
+            for sku, nodes in partition.positions.items():
+                for node_id, position in nodes.items():
+                    yield position_row(sku, node_id, position)
 
     def changes_since(self, epoch: str, version: int) -> Changes:
         """Every position changed after `version` (all of them for another epoch)."""

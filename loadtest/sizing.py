@@ -1,0 +1,329 @@
+"""`omnistock size`: from a retailer's busy hour to the gateways, shards and cores it needs.
+
+    omnistock size --orders-per-hour 20000 [--lines-per-order 3] [--checks-per-order 30]
+                   [--stock-updates 10] [--spike 50] [--bench bench.json] [--json]
+
+The model (docs/sizing.md explains it with a worked example):
+
+1. Rates. Orders per second at the spike = orders per busy hour / 3600 x spike. Every
+   checkout holds stock (Reserve); the abandoned share is released (Release), the rest
+   confirmed (Confirm). Availability checks and stock updates scale with the spike too.
+2. Cost. The CPU time of one call, in core-milliseconds, comes from what `omnistock bench`
+   measured: the bench machine's cores divided by the calls per second it reached. A
+   Reserve's cost grows with its lines (between the 1-line and 5-line scenarios), an
+   availability check's with its SKUs (between 1 and 200), and a Confirm or Release costs
+   what a checkout cost beyond its Reserve. A stock update is costed as a 1-line Reserve.
+3. Where the time goes. Availability is answered by the gateway from its view. A write's
+   time splits between the gateway and the shard that owns the SKU, as profiled in
+   docs/performance.md.
+4. Processes. A gateway and a shard are each one Python process, about one core; with
+   headroom H, each is planned to be busy at most (1 - H). Redis gets a core of its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+RESERVE_LINES = (1, 5)
+"""Lines per Reserve in the bench's reserve_1 and reserve_5 scenarios."""
+CHECKOUT_LINES = 2
+"""Lines per Reserve in the bench's checkout scenario (then Confirm, or Release 1 in 5)."""
+PAGE_SKUS = (1, 200)
+"""SKUs per GetAvailability in the bench's availability_1 and availability_200 scenarios."""
+GATEWAY_SHARE_OF_WRITES = 0.75 / (0.75 + 2 * 0.30)
+"""docs/performance.md ("Where the time goes"): under Reserve load the gateway was 75% busy
+and each of the 2 shards 30%, so the gateway does about 56% of a write's work."""
+REDIS_CORES = 1
+MAX_SHARDS = 256
+"""Partitions by default: a shard owns whole partitions, so more shards would sit idle."""
+
+
+@dataclass(frozen=True)
+class Capacity:
+    """Calls per second `omnistock bench` reached on a machine of `cores` cores."""
+
+    source: str
+    cores: int
+    reserve_1: float
+    reserve_5: float
+    availability_1: float
+    availability_200: float
+    checkout: float
+    """Checkouts (a Reserve of 2 lines, then a Confirm or a Release) per second."""
+
+    def core_ms(self, per_second: float) -> float:
+        return self.cores * 1000 / per_second
+
+
+MEASURED = Capacity(
+    source="docs/performance.md: `omnistock bench --seconds 10 --catalog 1000000` at commit 288e37b,"
+    " 2-vCPU VM (load generator, gateway, 2 shards, Redis and Ray on the same 2 cores)",
+    cores=2,
+    reserve_1=603,
+    reserve_5=429,
+    availability_1=2403,
+    availability_200=721,
+    checkout=254,
+)
+"""The default figures: the latest full run in docs/performance.md."""
+
+
+def capacity_from_bench(report: dict[str, Any], source: str) -> Capacity:
+    """Figures from `omnistock bench --json`; a scenario it skipped (--only) keeps the default."""
+    rates = {s["key"]: s["per_second"] for s in report.get("scenarios", []) if s.get("per_second")}
+    cores = report.get("machine", {}).get("cpus")
+    if not isinstance(cores, int) or cores < 1:
+        raise ValueError("no machine.cpus in it: is it the output of `omnistock bench --json`?")
+    fields = ("reserve_1", "reserve_5", "availability_1", "availability_200", "checkout")
+    missing = [key for key in fields if key not in rates]
+    if len(missing) == len(fields):
+        raise ValueError("none of its scenarios is one sizing uses: run `omnistock bench --json` in full")
+    if missing:
+        source += f" ({', '.join(missing)} from the defaults, scaled to its cores)"
+    figures = {
+        key: rates[key] if key in rates else getattr(MEASURED, key) * cores / MEASURED.cores for key in fields
+    }
+    return Capacity(source=source, cores=cores, **figures)
+
+
+@dataclass(frozen=True)
+class Demand:
+    """A retailer's normal busy hour, and the spike to plan for."""
+
+    orders_per_hour: float
+    lines_per_order: float = 3
+    checks_per_order: float = 30
+    """GetAvailability calls per completed order (product pages, listings, cart, pickup)."""
+    skus_per_check: float = 1
+    stock_updates_per_second: float = 10
+    """AdjustStock calls from the stores' tills and the warehouses, at the normal busy hour."""
+    spike: float = 50
+    abandon: float = 0.2
+    """Share of checkouts that hold stock and are then released instead of confirmed."""
+    headroom: float = 0.3
+    """Share of each core left free at the spike."""
+
+
+@dataclass(frozen=True)
+class RpcLoad:
+    rpc: str
+    normal_per_second: float
+    peak_per_second: float
+    core_ms: float
+    """CPU time of one call, in core-milliseconds."""
+    gateway_cores: float
+    shard_cores: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    demand: Demand
+    capacity: Capacity
+    orders_per_second_peak: float
+    rpcs: list[RpcLoad]
+    gateway_cores: float
+    shard_cores: float
+    gateways: int
+    shards: int
+    redis_cores: int
+    cores: int
+
+
+def interpolate(at: float, between: tuple[float, float], values: tuple[float, float]) -> float:
+    """The straight line through (between[0], values[0]) and (between[1], values[1]), at `at`."""
+    (x0, x1), (y0, y1) = between, values
+    return y0 + (at - x0) * (y1 - y0) / (x1 - x0)
+
+
+def reserve_core_ms(capacity: Capacity, lines: float) -> float:
+    costs = (capacity.core_ms(capacity.reserve_1), capacity.core_ms(capacity.reserve_5))
+    return max(costs[0], interpolate(lines, RESERVE_LINES, costs))
+
+
+def availability_core_ms(capacity: Capacity, skus: float) -> float:
+    costs = (capacity.core_ms(capacity.availability_1), capacity.core_ms(capacity.availability_200))
+    return max(costs[0], interpolate(skus, PAGE_SKUS, costs))
+
+
+def close_core_ms(capacity: Capacity) -> float:
+    """A Confirm or a Release: what a checkout cost beyond its Reserve."""
+    return max(0.0, capacity.core_ms(capacity.checkout) - reserve_core_ms(capacity, CHECKOUT_LINES))
+
+
+def plan(demand: Demand, capacity: Capacity = MEASURED) -> Plan:
+    orders = demand.orders_per_hour / 3600
+    holds = orders / (1 - demand.abandon)  # every checkout holds; the abandoned ones never become orders
+    rows = [
+        (
+            "GetAvailability",
+            orders * demand.checks_per_order,
+            availability_core_ms(capacity, demand.skus_per_check),
+        ),
+        ("Reserve", holds, reserve_core_ms(capacity, demand.lines_per_order)),
+        ("Confirm", orders, close_core_ms(capacity)),
+        ("Release", holds * demand.abandon, close_core_ms(capacity)),
+        ("AdjustStock", demand.stock_updates_per_second, reserve_core_ms(capacity, 1)),
+    ]
+    rpcs = []
+    for rpc, normal, core_ms in rows:
+        peak = normal * demand.spike
+        cores = peak * core_ms / 1000
+        gateway_share = 1.0 if rpc == "GetAvailability" else GATEWAY_SHARE_OF_WRITES
+        rpcs.append(RpcLoad(rpc, normal, peak, core_ms, cores * gateway_share, cores * (1 - gateway_share)))
+    gateway_cores = sum(r.gateway_cores for r in rpcs)
+    shard_cores = sum(r.shard_cores for r in rpcs)
+    busy = 1 - demand.headroom
+    gateways = max(1, math.ceil(gateway_cores / busy))
+    shards = max(1, math.ceil(shard_cores / busy))
+    return Plan(
+        demand,
+        capacity,
+        orders * demand.spike,
+        rpcs,
+        gateway_cores,
+        shard_cores,
+        gateways,
+        shards,
+        REDIS_CORES,
+        gateways + shards + REDIS_CORES,
+    )
+
+
+def render(result: Plan) -> str:
+    d = result.demand
+    lines = [
+        f"busy hour: {d.orders_per_hour:,.0f} orders ({d.orders_per_hour / 3600:,.2f}/s),"
+        f" {d.lines_per_order:g} lines and {d.checks_per_order:g} availability checks"
+        f" ({d.skus_per_check:g} SKU each) per order,",
+        f"           {d.stock_updates_per_second:g} stock updates/s, {d.abandon:.0%} of checkouts abandoned",
+        f"spike: x{d.spike:g} = {result.orders_per_second_peak:,.1f} orders/s",
+        "",
+        f"{'RPC':<16}{'normal/s':>10}{'peak/s':>11}{'core ms':>9}{'gateway cores':>15}{'shard cores':>13}",
+    ]
+    for r in result.rpcs:
+        lines.append(
+            f"{r.rpc:<16}{r.normal_per_second:>10,.1f}{r.peak_per_second:>11,.1f}{r.core_ms:>9.2f}"
+            f"{r.gateway_cores:>15.2f}{r.shard_cores:>13.2f}"
+        )
+    normal = sum(r.normal_per_second for r in result.rpcs)
+    peak = sum(r.peak_per_second for r in result.rpcs)
+    lines.append(
+        f"{'total':<16}{normal:>10,.1f}{peak:>11,.1f}{'':>9}{result.gateway_cores:>15.2f}{result.shard_cores:>13.2f}"
+    )
+    busy = 1 - d.headroom
+    lines += [
+        "",
+        f"needed at the spike, each core busy at most {busy:.0%} ({d.headroom:.0%} headroom):",
+        f"  gateways  {result.gateways:>4}  (one process each, about one core)",
+        f"  shards    {result.shards:>4}  (one actor each, about one core)",
+        f"  redis     {result.redis_cores:>4}  core for the journal",
+        f"  cores     {result.cores:>4}",
+    ]
+    if result.gateways > 1:
+        lines.append(
+            "  note: one `omnistock serve` runs one gateway; gateways sharing the shards are the next step"
+            " (docs/performance.md, Growing with cores)"
+        )
+    if result.shards > MAX_SHARDS:
+        lines.append(f"  more than {MAX_SHARDS} shards: start with --partitions at least {result.shards}")
+    lines += ["", f"per-core figures: {result.capacity.source}"]
+    return "\n".join(lines)
+
+
+def number(low: float, high: float = math.inf, strict: bool = False) -> Callable[[str], float]:
+    """An argparse type: a number from `low` up to `high`; `strict` leaves out the bound that is 0
+    for `low` (more than 0) or the finite `high` (below it)."""
+
+    def parse(text: str) -> float:
+        value = float(text)
+        above = value > low if strict and high == math.inf else value >= low
+        below = value < high if strict else value <= high
+        if not (above and below):
+            wanted = f"more than {low:g}" if strict and high == math.inf else f"at least {low:g}"
+            if high != math.inf:
+                wanted += f" and {'below' if strict else 'at most'} {high:g}"
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    return parse
+
+
+POSITIVE = number(0, strict=True)
+AT_LEAST_ZERO = number(0)
+SHARE = number(0, 1, strict=True)
+ARGUMENTS: tuple[tuple[str, str, Callable[[str], float], str], ...] = (
+    ("--lines-per-order", "lines_per_order", POSITIVE, "lines (SKU at a node) per order"),
+    (
+        "--checks-per-order",
+        "checks_per_order",
+        AT_LEAST_ZERO,
+        "availability calls per completed order: product pages, listings, cart",
+    ),
+    (
+        "--skus-per-check",
+        "skus_per_check",
+        POSITIVE,
+        "SKUs asked per availability call, e.g. 40 for listings",
+    ),
+    (
+        "--stock-updates",
+        "stock_updates_per_second",
+        AT_LEAST_ZERO,
+        "stock adjustments per second from tills and warehouses in the busy hour",
+    ),
+    ("--spike", "spike", POSITIVE, "peak-day multiple of it all"),
+    ("--abandon", "abandon", SHARE, "share of checkouts whose hold is released, not confirmed"),
+    ("--headroom", "headroom", SHARE, "share of every core left free at the spike"),
+)
+"""(option, Demand field, type, help) of every retailer's number but the orders."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Demand(orders_per_hour=1)
+    parser.add_argument(
+        "--orders-per-hour",
+        type=POSITIVE,
+        required=True,
+        metavar="N",
+        help="orders in the normal busiest hour",
+    )
+    for option, name, kind, text in ARGUMENTS:
+        parser.add_argument(
+            option,
+            dest=name,
+            type=kind,
+            metavar="N",
+            default=getattr(defaults, name),
+            help=f"{text} (default %(default)s)",
+        )
+    parser.add_argument(
+        "--bench",
+        type=Path,
+        metavar="FILE",
+        help="per-core capacity from `omnistock bench --json > FILE` on your hardware"
+        " (default: the run in docs/performance.md)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
+
+
+def run_size(args: argparse.Namespace) -> int:
+    capacity = MEASURED
+    if args.bench is not None:
+        try:
+            capacity = capacity_from_bench(
+                json.loads(args.bench.read_text()), f"omnistock bench --json in {args.bench}"
+            )
+        except (OSError, ValueError, AttributeError, TypeError) as error:
+            print(f"omnistock size: cannot use {args.bench}: {error}", file=sys.stderr)
+            return 2
+    demand = Demand(args.orders_per_hour, **{name: getattr(args, name) for _, name, _, _ in ARGUMENTS})
+    result = plan(demand, capacity)
+    print(json.dumps(asdict(result), indent=2) if args.json else render(result))
+    return 0
