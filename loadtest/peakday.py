@@ -290,15 +290,17 @@ async def run_locust(args: argparse.Namespace, target: str, out: Path, say: Call
         locust = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
     began = time.monotonic()
     deadline = began + args.minutes * 60 + 180  # start-up, stop and the autoquit, generously
+    said = began
     try:
         while locust.poll() is None:
             if time.monotonic() > deadline:
                 say("Locust did not finish in time; stopping it")
                 locust.terminate()
                 break
-            await asyncio.sleep(PROGRESS_SECONDS if args.headless else 5)
-            if locust.poll() is None and (line := progress_line(out, began)):
+            await asyncio.sleep(0.5)
+            if time.monotonic() - said >= PROGRESS_SECONDS and (line := progress_line(out, began)):
                 say(line)
+                said = time.monotonic()
         return locust.wait(30)
     finally:
         if locust.poll() is None:
