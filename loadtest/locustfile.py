@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gevent
 import gevent.lock
 import grpc
 import grpc.experimental.gevent as grpc_gevent
@@ -59,6 +60,8 @@ ANSWERS = {"Reserve": {grpc.StatusCode.FAILED_PRECONDITION}}
 """Status codes that are business answers of a method, not errors."""
 HOLD_TTL_SECONDS = 600
 CALL_TIMEOUT = 30.0
+SPARE_THREADS = 16
+"""Threads of gevent's pool beyond one per user (the start-up read of the network, stragglers)."""
 SAFE_POS_SALE_AVAILABLE = 2
 """A walk-in sale takes a unit only where at least this many are free: the web and pickup
 channels keep at least one unit per store back, so a sale never takes a held unit."""
@@ -476,6 +479,10 @@ def plan_users(environment: Environment, **_: Any) -> None:
         options.stock_updates_per_second,
     )
     STATE.plan = peak.plan(normal, options.spike, options.minutes, options.ramp_minutes)
+    # gRPC on gevent waits for each call in gevent's thread pool (10 threads by default): one
+    # thread per user, or calls queue here and their time is the load generator's, not the service's.
+    users = STATE.plan.spike_users + peak.MARKETPLACE_STREAMS
+    gevent.get_hub().threadpool.maxsize = max(users + SPARE_THREADS, gevent.get_hub().threadpool.maxsize)
     STATE.demand = SkuDemand(options.skus)
     STATE.lines_per_order = normal.lines_per_order
     for scenario, user_class in USER_CLASSES.items():
