@@ -778,10 +778,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
 
-def command_line() -> str:
+def command_line(command: str = "bench") -> str:
+    """This run's command line as `omnistock COMMAND ...`, also when run as python -m loadtest.X."""
     argv = sys.argv[1:]
-    if argv[:1] != ["bench"]:  # run as python -m loadtest.bench
-        argv = ["bench", *argv]
+    if argv[:1] != [command]:
+        argv = [command, *argv]
     return shlex.join(["omnistock", *argv])
 
 

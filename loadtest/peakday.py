@@ -20,7 +20,6 @@ import asyncio
 import contextlib
 import csv
 import json
-import shlex
 import subprocess
 import sys
 import tempfile
@@ -366,7 +365,7 @@ async def loadtest(args: argparse.Namespace, say: Callable[[str], None]) -> Verd
     )
     errors = sum(r.errors for r in rpcs) + exceptions_count(out)
     return Verdict(
-        command=command_line(),
+        command=bench.command_line("loadtest"),
         target=args.target or "started by the load test",
         normal_peak=asdict(normal),
         spike=args.spike,
@@ -491,13 +490,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="partitions of the service it starts (default %(default)s)",
     )
     parser.add_argument("--json", action="store_true", help="print the verdict as JSON on stdout")
-
-
-def command_line() -> str:
-    argv = sys.argv[1:]
-    if argv[:1] != ["loadtest"]:  # run as python -m loadtest.peakday
-        argv = ["loadtest", *argv]
-    return shlex.join(["omnistock", *argv])
 
 
 def run_loadtest(args: argparse.Namespace) -> int:
