@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import csv
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -238,6 +239,32 @@ async def check_expired(client: OmnistockClient, expiring: list[list[Any]]) -> t
     return len(sample), still_open
 
 
+# --- the machine while it ran ---
+
+
+def cpu_ticks() -> list[int]:
+    """The machine's CPU time so far by kind (user nice system idle iowait irq softirq steal), in
+    ticks; empty where /proc/stat is not there."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        return [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return []
+
+
+def cpu_shares(before: list[int], after: list[int]) -> dict[str, float]:
+    """Share of the machine's CPU time between two readings that was busy, idle, and stolen by
+    the hypervisor (a shared VM's neighbours: the load generator and the service got less)."""
+    if len(before) < 8 or len(after) < 8:
+        return {}
+    spent = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(spent) or 1
+    idle, steal = spent[3] + spent[4], spent[7]
+    return {
+        "busy": round((total - idle - steal) / total, 3),
+        "idle": round(idle / total, 3),
+        "stolen": round(steal / total, 3),
+    }
+
+
 # --- running it ---
 
 
@@ -350,9 +377,9 @@ async def loadtest(args: argparse.Namespace, say: Callable[[str], None]) -> Verd
     say(f"plan at {args.spike:g}x: {users}, marketplace {peak.MARKETPLACE_STREAMS} streams")
     async with service_under_test(args, say) as target:
         await load_network(target, say)
-        began = time.monotonic()
+        began, ticks = time.monotonic(), cpu_ticks()
         exit_code = await run_locust(args, target, out, say)
-        ran = time.monotonic() - began
+        ran, cpu = time.monotonic() - began, cpu_shares(ticks, cpu_ticks())
         say("checking stock: conservation, every position, the holds left to expire ...")
         report: dict[str, Any] = {}
         with contextlib.suppress(OSError, ValueError):
@@ -386,8 +413,20 @@ async def loadtest(args: argparse.Namespace, say: Callable[[str], None]) -> Verd
         expiring_still_open=still_open,
         locust_exit_code=exit_code,
         out=str(out),
-        machine=bench.describe_machine(),
+        machine=bench.describe_machine() | {"cpu_during_run": cpu, "load_average_at_end": os.getloadavg()[0]},
     )
+
+
+def machine_lines(machine: dict[str, Any]) -> list[str]:
+    cpu = machine.get("cpu_during_run") or {}
+    if not cpu:
+        return []
+    return [
+        f"machine            {machine.get('cpus')} CPUs; during the run {cpu['busy']:.0%} busy,"
+        f" {cpu['idle']:.0%} idle, {cpu['stolen']:.0%} stolen by the hypervisor;"
+        f" load average {machine['load_average_at_start'][0]} at start,"
+        f" {machine['load_average_at_end']:.1f} at end"
+    ]
 
 
 def render(verdict: Verdict) -> str:
@@ -426,6 +465,7 @@ def render(verdict: Verdict) -> str:
         f" shards; {verdict.negative_available_positions} with available below zero)",
         f"holds left to expire  {verdict.expiring_checked} checked, {verdict.expiring_still_open} still open",
         f"report             {verdict.out}/report.html, {verdict.out}/{CSV_PREFIX}_*.csv",
+        *machine_lines(verdict.machine),
         "",
         "verdict: " + ("PASS" if verdict.passed else "FAIL"),
     ]

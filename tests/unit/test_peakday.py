@@ -180,3 +180,23 @@ def test_the_verdict_reads_as_a_table() -> None:
     assert "checkout" in text and "49.5" in text and "0.99" in text
     assert "Reserve" in text and "oversold units     0" in text
     assert text.endswith("verdict: PASS")
+
+
+def test_cpu_shares_of_the_run_say_what_the_hypervisor_took() -> None:
+    before = [100, 0, 50, 800, 50, 0, 0, 0]
+    after = [400, 0, 150, 1000, 50, 0, 0, 400]  # 400 busy, 200 idle, 400 stolen of 1000
+    assert peakday.cpu_shares(before, after) == {"busy": 0.4, "idle": 0.2, "stolen": 0.4}
+    assert peakday.cpu_shares([], after) == {}
+    ticks = peakday.cpu_ticks()
+    assert len(ticks) in (0, 8) and all(t >= 0 for t in ticks)
+
+
+def test_the_verdict_names_the_machines_share_of_cpu() -> None:
+    machine = {
+        "cpus": 2,
+        "load_average_at_start": [3.5, 2.0, 1.0],
+        "load_average_at_end": 9.25,
+        "cpu_during_run": {"busy": 0.4, "idle": 0.05, "stolen": 0.55},
+    }
+    text = peakday.render(verdict(machine=machine))
+    assert "40% busy, 5% idle, 55% stolen by the hypervisor" in text and "9.2 at end" in text
