@@ -92,7 +92,7 @@ def draw(series: dict[str, Series], target: Path, title: str) -> None:
     users.set_xlabel("seconds since start")
     users.grid(True, alpha=0.3)
     figure.tight_layout()
-    figure.savefig(target, dpi=80)
+    figure.savefig(target, dpi=72)
     plt.close(figure)
 
 
