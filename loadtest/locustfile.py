@@ -51,8 +51,8 @@ from protos.gen.omnistock.v1 import (
     reservation_pb2_grpc,
 )
 
-# gRPC on gevent's loop instead of its own threads: after Locust patched the standard
-# library (on import), before any channel is made.
+# gRPC made gevent-friendly (a call's wait yields to the other users): after Locust patched
+# the standard library (on import), before any channel is made.
 grpc_gevent.init_gevent()
 
 WEB, PICKUP, MARKETPLACE = "web", "store-pickup", "marketplace"
