@@ -74,6 +74,8 @@ from gateway.convert import (
 )
 from loadtest.bench import add_arguments as add_bench_arguments
 from loadtest.bench import run_bench
+from loadtest.peakday import add_arguments as add_loadtest_arguments
+from loadtest.peakday import run_loadtest
 from loadtest.sizing import add_arguments as add_size_arguments
 from loadtest.sizing import run_size
 from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, network_pb2, reservation_pb2
@@ -3129,6 +3131,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_size_arguments(size_parser)
     size_parser.set_defaults(handler=run_size)
+
+    loadtest_parser = commands.add_parser(
+        "loadtest",
+        help="the peak day: Locust scenarios ramped to a spike of the normal peak, with a verdict",
+        description="Starts an omnistock service (unless --target) with the demo network, runs Locust"
+        " (shoppers, checkouts, store associates, the POS / WMS feed, marketplaces on the live feed)"
+        " from the normal peak up to --spike x and holds it, writes Locust's CSV and HTML report into"
+        " --out, and prints achieved rates against targets, p50/p99 and errors per RPC, and the stock"
+        " checks at the end. Exit status 1 on any error, oversold unit or hold left open.",
+    )
+    add_loadtest_arguments(loadtest_parser)
+    loadtest_parser.set_defaults(handler=run_loadtest)
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument(

@@ -251,6 +251,19 @@ async def service_ready(channel: grpc.aio.Channel) -> None:
         raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata())
 
 
+def start_service(workdir: Path, shards: int, partitions: int, redis_fsync: str) -> tuple[Process, str]:
+    """`omnistock serve` in its own process (data and log under workdir); (process, HOST:PORT)."""
+    port = free_port()
+    argv = [
+        sys.executable, "-m", "gateway.cli", "serve",
+        "--port", str(port), "--metrics-port", str(free_port()),
+        "--shards", str(shards), "--partitions", str(partitions),
+        "--data-dir", str(workdir / "data"), "--log-level", "warning",
+        "--redis-fsync", redis_fsync,
+    ]  # fmt: skip
+    return start("omnistock", argv, workdir), f"127.0.0.1:{port}"
+
+
 @contextlib.asynccontextmanager
 async def processes_under_test(
     args: argparse.Namespace, say: Callable[[str], None]
@@ -268,18 +281,11 @@ async def processes_under_test(
             if args.target:
                 service_target, service = args.target, None
             else:
-                port = free_port()
                 say(f"starting omnistock ({args.shards} shards, journal on, fsync {args.redis_fsync}) ...")
-                argv = [
-                    sys.executable, "-m", "gateway.cli", "serve",
-                    "--port", str(port), "--metrics-port", str(free_port()),
-                    "--shards", str(args.shards), "--partitions", str(args.partitions),
-                    "--data-dir", str(workdir / "data"), "--log-level", "warning",
-                    "--redis-fsync", args.redis_fsync,
-                ]  # fmt: skip
-                service = start("omnistock", argv, workdir)
+                service, service_target = start_service(
+                    workdir, args.shards, args.partitions, args.redis_fsync
+                )
                 started.append(service)
-                service_target = f"127.0.0.1:{port}"
             await wait_until_serving(service, service_target, service_ready)
             yield echo_target, service_target, service
         finally:
@@ -774,10 +780,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the report as JSON on stdout")
 
 
-def command_line() -> str:
+def command_line(command: str = "bench") -> str:
+    """This run's command line as `omnistock COMMAND ...`, also when run as python -m loadtest.X."""
     argv = sys.argv[1:]
-    if argv[:1] != ["bench"]:  # run as python -m loadtest.bench
-        argv = ["bench", *argv]
+    if argv[:1] != [command]:
+        argv = [command, *argv]
     return shlex.join(["omnistock", *argv])
 
 

@@ -8,10 +8,16 @@ and mean the same thing everywhere.
     levels = demo_levels(skus=1000, nodes=nodes)   # lazy iterator of StockLevel
     await load_demo(client, progress=print)        # puts the nodes, streams the levels
     demo_network_text()                            # its groups and channels (TOML)
+
+Demand to match, for load tests: `SkuDemand` draws SKUs with Zipf-like popularity (a few
+hot SKUs take a large share of the views and orders) and `customer_location` draws
+shoppers around the same metros as the stores.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import random
 from collections.abc import Awaitable, Callable, Iterator, Sequence
@@ -185,6 +191,52 @@ def demo_levels(
                     mean = 40.0 + 2_000.0 * popularity
                     on_hand = max(1, int(rng.lognormvariate(math.log(mean), 0.6)))
             yield inventory_pb2.StockLevel(sku=sku, node_id=node.node_id, on_hand=on_hand)
+
+
+DEMAND_EXPONENT = 1.0
+"""Zipf exponent of demand: with 1000 SKUs the best seller takes ~13% of the demand, the top 1% ~40%."""
+
+
+def demand_shares(skus: int, exponent: float = DEMAND_EXPONENT) -> list[float]:
+    """Share of the demand of SKU number 1..skus (index 0 is SKU 1): Zipf-like, summing to 1."""
+    if skus < 1:
+        raise ValueError("skus must be at least 1")
+    if exponent < 0:
+        raise ValueError("exponent must not be negative")
+    weights = [number**-exponent for number in range(1, skus + 1)]
+    total = sum(weights)
+    return [weight / total for weight in weights]
+
+
+class SkuDemand:
+    """Draws SKU numbers (1..skus) by Zipf-like popularity: SKU 1 is the best seller."""
+
+    def __init__(self, skus: int, exponent: float = DEMAND_EXPONENT) -> None:
+        self.skus = skus
+        self._cumulative = list(itertools.accumulate(demand_shares(skus, exponent)))
+
+    def number(self, rng: random.Random) -> int:
+        index = bisect.bisect_left(self._cumulative, rng.random() * self._cumulative[-1])
+        return min(index, self.skus - 1) + 1
+
+    def sku(self, rng: random.Random) -> str:
+        return sku_id(self.number(rng))
+
+    def basket(self, rng: random.Random, size: int) -> list[str]:
+        """`size` distinct SKUs (at most the catalog), each drawn by popularity."""
+        size = min(size, self.skus)
+        chosen: dict[str, None] = {}
+        while len(chosen) < size:
+            chosen[self.sku(rng)] = None
+        return list(chosen)
+
+
+def customer_location(rng: random.Random) -> tuple[float, float]:
+    """Where a shopper is: around a metro (by population), like the stores (latitude, longitude)."""
+    metro = rng.choices(METROS, [metro.weight for metro in METROS])[0]
+    latitude = _clamp(metro.latitude + rng.gauss(0.0, 0.2), -90.0, 90.0)
+    longitude = _clamp(metro.longitude + rng.gauss(0.0, 0.25), -180.0, 180.0)
+    return round(latitude, 4), round(longitude, 4)
 
 
 class DemoClient(Protocol):

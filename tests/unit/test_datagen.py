@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import itertools
+import random
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from statistics import mean
 
 import pytest
 
-from loadtest.datagen import DEFAULT_SEED, demo_levels, demo_nodes, load_demo, sku_id
+from loadtest.datagen import (
+    DEFAULT_SEED,
+    METROS,
+    SkuDemand,
+    customer_location,
+    demand_shares,
+    demo_levels,
+    demo_nodes,
+    load_demo,
+    sku_id,
+)
 from protos.gen.omnistock.v1 import common_pb2, inventory_pb2
 
 
@@ -141,3 +153,46 @@ async def test_load_demo_puts_nodes_then_streams_levels() -> None:
     assert result.received == len(client.levels)
     assert said[0].startswith("nodes: 53")
     assert said[-1].startswith(f"levels: {len(client.levels)} received")
+
+
+def test_demand_is_skewed_to_a_few_hot_skus() -> None:
+    shares = demand_shares(1000)
+    assert sum(shares) == pytest.approx(1)
+    assert shares == sorted(shares, reverse=True)
+    assert shares[0] == pytest.approx(0.134, abs=0.001)  # the best seller
+    assert sum(shares[:10]) == pytest.approx(0.39, abs=0.01)  # the top 1% of SKUs
+    assert sum(shares[500:]) < 0.1  # the long tail half
+    assert demand_shares(5, exponent=0) == pytest.approx([0.2] * 5)  # no skew at all
+
+
+def test_drawn_skus_follow_the_demand() -> None:
+    demand = SkuDemand(1000)
+    rng = random.Random(7)
+    drawn = Counter(demand.number(rng) for _ in range(20_000))
+    assert set(drawn) <= set(range(1, 1001))
+    assert drawn[1] / 20_000 == pytest.approx(0.134, abs=0.01)
+    assert sum(drawn[n] for n in range(1, 11)) / 20_000 == pytest.approx(0.39, abs=0.02)
+    assert demand.sku(rng).startswith("SKU-")
+
+
+def test_a_basket_has_distinct_skus() -> None:
+    demand = SkuDemand(20)
+    rng = random.Random(3)
+    for size in (1, 3, 20, 25):
+        basket = demand.basket(rng, size)
+        assert len(basket) == len(set(basket)) == min(size, 20)
+
+
+def test_customers_live_around_the_metros() -> None:
+    rng = random.Random(11)
+    for _ in range(500):
+        latitude, longitude = customer_location(rng)
+        nearest = min(
+            METROS, key=lambda metro: abs(metro.latitude - latitude) + abs(metro.longitude - longitude)
+        )
+        assert abs(nearest.latitude - latitude) < 1.5 and abs(nearest.longitude - longitude) < 1.5
+
+
+def test_demand_needs_a_catalog() -> None:
+    with pytest.raises(ValueError, match="skus"):
+        demand_shares(0)
