@@ -100,6 +100,27 @@ class Problems:
             self.add(field, f"{sku} at {node_id} appears twice in one call; merge them")
         seen.add((sku, node_id))
 
+    def check_level(
+        self,
+        i: int,
+        fields: tuple[str, str, str],
+        counts: tuple[int, int, int, float],
+        most: int,
+        latest: float,
+    ) -> None:
+        """A stock level's rules. `counts`: on_hand, damaged, quality_hold, as_of; `fields`:
+        how the level, its on_hand and its as_of are named, each with {} for `i` (spelt
+        only for a problem: a load checks millions)."""
+        on_hand, damaged, quality_hold, as_of = counts
+        if not 0 <= on_hand <= most:
+            self.add(fields[1].format(i), f"must be within 0..{most}, got {on_hand}")
+        elif damaged < 0 or quality_hold < 0 or damaged + quality_hold > on_hand:
+            self.add(
+                fields[0].format(i), "damaged and quality_hold must not be negative and must fit in on_hand"
+            )
+        if not 0 <= as_of <= latest:
+            self.add(fields[2].format(i), "must not be before 1970 or more than 5 minutes in the future")
+
     def check_count(self, field: str, count: int, most: int, least: int = 1) -> None:
         if count < least:
             self.add(field, f"needs at least {least} item(s)")
@@ -195,6 +216,10 @@ def node_from_proto(message: common_pb2.Node) -> Node:
 # --- stock ---
 
 
+LEVEL_FIELDS = ("levels[{}]", "levels[{}].on_hand", "levels[{}].as_of")
+COLUMN_FIELDS = ("columns[{}]", "columns.on_hand[{}]", "columns.as_of_seconds[{}]")
+
+
 def levels_from_proto(levels: Sequence[inventory_pb2.StockLevel], limits: Limits, now: float) -> list[Level]:
     """Checked (sku, node_id, on_hand, as_of, damaged, quality_hold) rows. LoadStock sends
     millions: ids are checked once per call, and a field name is spelt only for a problem."""
@@ -217,15 +242,8 @@ def levels_from_proto(levels: Sequence[inventory_pb2.StockLevel], limits: Limits
         if key in seen:
             problems.add(f"levels[{i}]", f"{sku} at {node_id} appears twice in one call; merge them")
         seen.add(key)
-        if not 0 <= on_hand <= most:
-            problems.add(f"levels[{i}].on_hand", f"must be within 0..{most}, got {on_hand}")
-        if damaged < 0 or quality_hold < 0 or damaged + quality_hold > on_hand:
-            problems.add(
-                f"levels[{i}]", "damaged and quality_hold must not be negative and must fit in on_hand"
-            )
         as_of = to_seconds(level.as_of) if level.HasField("as_of") else now
-        if as_of < 0 or as_of > latest:
-            problems.add(f"levels[{i}].as_of", "must not be before 1970 or more than 5 minutes in the future")
+        problems.check_level(i, LEVEL_FIELDS, (on_hand, damaged, quality_hold, as_of), most, latest)
         rows.append((sku, node_id, on_hand, as_of, damaged, quality_hold))
     problems.raise_if_any()
     return rows
@@ -266,23 +284,15 @@ def levels_from_columns(
                 problems.add(f"columns[{i}]", f"{key[0]} at {key[1]} appears twice in one call; merge them")
             seen.add(key)
     most, latest = limits.max_on_hand, now + 300
-    if count and (min(on_hand) < 0 or max(on_hand) > most):
-        for i, units in enumerate(on_hand):
-            if not 0 <= units <= most:
-                problems.add(f"columns.on_hand[{i}]", f"must be within 0..{most}, got {units}")
-    if any(d or q for d, q in zip(damaged, quality_hold, strict=True)):
-        for i, (units, d, q) in enumerate(zip(on_hand, damaged, quality_hold, strict=True)):
-            if d < 0 or q < 0 or d + q > units:
-                problems.add(
-                    f"columns[{i}]", "damaged and quality_hold must not be negative and must fit in on_hand"
-                )
-    if count and not (min(as_of) >= 0 and max(as_of) <= latest and math.isfinite(sum(as_of))):
-        for i, seconds in enumerate(as_of):
-            if not 0 <= seconds <= latest:
-                problems.add(
-                    f"columns.as_of_seconds[{i}]",
-                    "must not be before 1970 or more than 5 minutes in the future",
-                )
+    # Whole columns first (at C speed); level by level only when one of them may be wrong.
+    if count and (
+        min(on_hand) < 0
+        or max(on_hand) > most
+        or any(d or q for d, q in zip(damaged, quality_hold, strict=True))
+        or not (min(as_of) >= 0 and max(as_of) <= latest and math.isfinite(sum(as_of)))
+    ):
+        for i, counts in enumerate(zip(on_hand, damaged, quality_hold, as_of, strict=True)):
+            problems.check_level(i, COLUMN_FIELDS, counts, most, latest)
     problems.raise_if_any()
     return list(zip(skus, node_ids, on_hand, as_of, damaged, quality_hold, strict=True))
 

@@ -142,7 +142,7 @@ class Shard:
         with self._lock:
             state = self._healthy_state()
             if self._watch is None:  # once per recovery: every position, then only changes
-                self._watch = StockWatch(state.touched_rows())
+                self._watch = StockWatch(state.object_rows())
             expired, self._expired_unreported = self._expired_unreported, 0
             ages, lags = self._endings.take()
             failures, self._journal_failures = self._journal_failures, 0

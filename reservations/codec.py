@@ -79,17 +79,6 @@ def event_to_proto(event: Event) -> pb.Event:
     match event:
         case LevelsSet():
             return pb.Event(levels_set=_levels_to_proto(event.levels))
-        case StockSet():
-            return pb.Event(
-                stock_set=pb.StockSet(
-                    sku=event.sku,
-                    node_id=event.node_id,
-                    on_hand=event.on_hand,
-                    as_of=event.as_of,
-                    damaged=event.damaged,
-                    quality_hold=event.quality_hold,
-                )
-            )
         case StockAdjusted():
             return pb.Event(
                 stock_adjusted=pb.StockAdjusted(

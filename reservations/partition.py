@@ -11,6 +11,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
+from operator import itemgetter
 
 from availability.atp import NO_LIMIT, ChannelLimit, future_free
 from reservations.commands import (
@@ -131,12 +132,9 @@ class Partition:
 
     def views(self, sku: str) -> Iterator[PositionView]:
         """Every position of the SKU, by node id."""
-        rows = [PositionView.of(sku, node_id, p) for node_id, p in self.positions.get(sku, {}).items()]
-        rows.extend(
-            PositionView(sku, n, on_hand, 0, 0, as_of) for n, on_hand, as_of in self.loaded.nodes(sku)
-        )
+        rows = self.rows(sku)
         rows.sort(key=_by_node)
-        return iter(rows)
+        return map(PositionView._make, rows)
 
     def rows(self, sku: str) -> list[PositionRow]:
         """`views` as plain tuples, in no particular order (what the view feed sends)."""
@@ -976,8 +974,7 @@ class Partition:
         return problems
 
 
-def _by_node(view: PositionView) -> str:
-    return view.node_id
+_by_node = itemgetter(1)  # a row's node_id
 
 
 def operation_key(operation_id: str, kind: str, content: str) -> str:

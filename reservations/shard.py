@@ -105,7 +105,7 @@ class ShardState:
                 changed[sku] = entry
             partition.touched = {}
 
-    def touched_rows(self) -> Iterator[PositionRow]:
+    def object_rows(self) -> Iterator[PositionRow]:
         """Rows of the positions that are more than a loaded count: the only ones that can
         hold units or be sold out (a loaded count with units on hand has them to sell)."""
         for partition in self.partitions.values():

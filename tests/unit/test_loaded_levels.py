@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from protos.gen.omnistock.journal.v1 import journal_pb2
 from reservations.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
 from reservations.commands import AdjustStock, LoadLevels, PlaceHold, SetStock
 from reservations.levels import LoadedLevels
@@ -89,6 +90,16 @@ def test_levels_set_and_snapshots_round_trip_with_loaded_and_touched_positions()
 
 def test_journals_with_one_event_per_count_still_replay() -> None:
     p = Partition(P)
-    for event in decode_entry(encode_entry([StockSet("a", "n1", 4, 1.0), StockSet("a", "n2", 6, 1.0, 1, 0)])):
+    old_entry = journal_pb2.JournalEntry(
+        events=[
+            journal_pb2.Event(stock_set=journal_pb2.StockSet(sku="a", node_id="n1", on_hand=4, as_of=1.0)),
+            journal_pb2.Event(
+                stock_set=journal_pb2.StockSet(sku="a", node_id="n2", on_hand=6, as_of=1.0, damaged=1)
+            ),
+        ]
+    )
+    events = decode_entry(old_entry.SerializeToString())
+    assert events == [StockSet("a", "n1", 4, 1.0), StockSet("a", "n2", 6, 1.0, 1, 0)]
+    for event in events:
         p.apply(event)
     assert [(v.node_id, v.on_hand, v.damaged) for v in p.views("a")] == [("n1", 4, 0), ("n2", 6, 1)]
