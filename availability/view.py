@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
 
-from reservations.model import PositionRow, PositionView
+from reservations.model import LoadedBlock, PositionRow, PositionView, loaded_rows
 
 
 @dataclass(slots=True)
@@ -71,6 +71,15 @@ class _SkuNodes:
         self.as_of = array("d", map(_as_of_of, rows))
         self.extras = {row[1]: (row[8], row[9]) for row in rows if row[8] or row[9]}
 
+    def fill_loaded(self, block: LoadedBlock, node_ids: dict[str, str]) -> None:
+        """All of a SKU's nodes from a block of loaded counts (nothing reserved or held)."""
+        _, nodes, on_hand, as_of = block
+        self.node_ids = list(map(node_ids.setdefault, nodes, nodes))
+        self.counts = array("q", bytes(40 * len(nodes)))
+        self.counts[0::5] = on_hand
+        self.as_of = array("d", as_of)
+        self.extras = {}
+
     def view(self, sku: str, i: int) -> PositionView:
         c, node_id, at = self.counts, self.node_ids[i], 5 * i
         by_channel, inbound = self.extras.get(node_id, ((), ())) if self.extras else ((), ())
@@ -100,10 +109,17 @@ class NetworkView:
         milliseconds keeps versions of a restarted gateway apart from the old ones."""
 
     def apply(
-        self, shard: int, epoch: str, version: int, rows: Iterable[PositionRow], synced_at: float
+        self,
+        shard: int,
+        epoch: str,
+        version: int,
+        rows: Iterable[PositionRow],
+        synced_at: float,
+        loaded: Iterable[LoadedBlock] = (),
     ) -> set[str]:
-        """Take a shard's changes; returns the SKUs that changed. Changes older than what
-        the view has of the shard (a fetch overtaken by a batch reply) are left out."""
+        """Take a shard's changes (rows, and blocks of loaded counts); returns the SKUs that
+        changed. Changes older than what the view has of the shard (a fetch overtaken by a
+        batch reply) are left out."""
         cursor = self.cursors[shard]
         if epoch == cursor.epoch and version < cursor.version:
             return set()
@@ -115,6 +131,16 @@ class NetworkView:
                 by_sku[row[0]] = [row]
             else:
                 sku_rows.append(row)
+        blocks: list[str] = []
+        for block in loaded:
+            sku = block[0]
+            nodes = skus.get(sku)
+            if sku not in by_sku and (nodes is None or set(block[1]).issuperset(nodes.node_ids)):
+                nodes = skus[sku] = _SkuNodes()
+                nodes.fill_loaded(block, node_ids)  # the usual case: a load of a whole SKU
+                blocks.append(sku)
+            else:  # with other rows of the SKU, or some nodes only: row by row
+                by_sku.setdefault(sku, []).extend(loaded_rows(block))
         for sku, sku_rows in by_sku.items():
             nodes = skus.get(sku)
             if nodes is None:
@@ -128,7 +154,7 @@ class NetworkView:
             else:  # the same node twice (the later row wins) or some nodes only
                 for row in sku_rows:
                     nodes.put(row, node_ids)
-        changed = set(by_sku)
+        changed = {*by_sku, *blocks}
         cursor.epoch, cursor.version, cursor.synced_at = epoch, version, synced_at
         if changed:
             self.version += 1

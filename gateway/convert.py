@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -32,7 +33,7 @@ from reservations.codec import reservation_event
 from reservations.commands import ShortLine
 from reservations.coordinator import ReservationView
 from reservations.errors import InvalidArgument
-from reservations.model import Level, Line, PartState, PositionView, StockState
+from reservations.model import Level, LevelColumns, Line, PartState, PositionView, StockState
 from reservations.sourcing import Destination, LineSourcing
 
 
@@ -220,9 +221,9 @@ LEVEL_FIELDS = ("levels[{}]", "levels[{}].on_hand", "levels[{}].as_of")
 COLUMN_FIELDS = ("columns[{}]", "columns.on_hand[{}]", "columns.as_of_seconds[{}]")
 
 
-def levels_from_proto(levels: Sequence[inventory_pb2.StockLevel], limits: Limits, now: float) -> list[Level]:
-    """Checked (sku, node_id, on_hand, as_of, damaged, quality_hold) rows. LoadStock sends
-    millions: ids are checked once per call, and a field name is spelt only for a problem."""
+def levels_from_proto(levels: Sequence[inventory_pb2.StockLevel], limits: Limits, now: float) -> LevelColumns:
+    """Checked levels. LoadStock sends millions: ids are checked once per call, and a field
+    name is spelt only for a problem."""
     problems = Problems()
     problems.check_count("levels", len(levels), limits.max_levels)
     seen: set[tuple[str, str]] = set()
@@ -246,55 +247,76 @@ def levels_from_proto(levels: Sequence[inventory_pb2.StockLevel], limits: Limits
         problems.check_level(i, LEVEL_FIELDS, (on_hand, damaged, quality_hold, as_of), most, latest)
         rows.append((sku, node_id, on_hand, as_of, damaged, quality_hold))
     problems.raise_if_any()
-    return rows
+    return LevelColumns.of(rows)
 
 
 def levels_from_columns(
     columns: inventory_pb2.StockColumns, limits: Limits, now: float, already: int = 0
-) -> list[Level]:
+) -> LevelColumns:
     """`levels_from_proto` for levels in columns, checked column by column. `already`:
     levels the same message carries as StockLevels (the limit counts both)."""
     problems = Problems()
-    skus, node_ids, on_hand = list(columns.sku), list(columns.node_id), list(columns.on_hand)
-    count = len(skus)
+    count = len(columns.sku)
     problems.check_count("columns.sku", already + count, limits.max_levels)
-    for name, size in (("node_id", len(node_ids)), ("on_hand", len(on_hand))):
+    for name, size in (("node_id", len(columns.node_id)), ("on_hand", len(columns.on_hand))):
         if size != count:
             problems.add(f"columns.{name}", f"has {size} entries for {count} SKUs; give one per level")
-    damaged, quality_hold = list(columns.damaged) or [0] * count, list(columns.quality_hold) or [0] * count
-    as_of = list(columns.as_of_seconds) or [now] * count
     for name, size in (
-        ("damaged", len(damaged)),
-        ("quality_hold", len(quality_hold)),
-        ("as_of_seconds", len(as_of)),
+        ("damaged", len(columns.damaged)),
+        ("quality_hold", len(columns.quality_hold)),
+        ("as_of_seconds", len(columns.as_of_seconds)),
     ):
-        if size != count:
+        if size not in (0, count):
             problems.add(f"columns.{name}", f"has {size} entries for {count} levels; give none or one each")
     problems.raise_if_any()
-    for name, ids in (("sku", skus), ("node_id", node_ids)):
+    zeros = array("q", bytes(8 * count))
+    # One string object per distinct id: everything downstream (pickling to the shards,
+    # the shards' arrays) then handles a SKU's or a node's id once, not once a level.
+    same: dict[str, str] = {}
+    levels = LevelColumns(
+        tuple(map(same.setdefault, columns.sku, columns.sku)),
+        tuple(map(same.setdefault, columns.node_id, columns.node_id)),
+        array("q", columns.on_hand),
+        array("d", columns.as_of_seconds) if len(columns.as_of_seconds) else array("d", [now]) * count,
+        array("q", columns.damaged) if len(columns.damaged) else zeros,
+        array("q", columns.quality_hold) if len(columns.quality_hold) else zeros,
+    )
+    for name, ids in (("sku", levels.sku), ("node_id", levels.node_id)):
         for value in set(ids):  # each distinct id once; the first level with it named
             found = Problems()
             found.check_id(f"columns.{name}", value, limits)
             for field, description in found.items:
                 problems.add(f"{field}[{ids.index(value)}]", description)
-    if len(set(zip(skus, node_ids, strict=True))) != count:
+    if _may_repeat(levels):
         seen: set[tuple[str, str]] = set()
-        for i, key in enumerate(zip(skus, node_ids, strict=True)):
+        for i, key in enumerate(zip(levels.sku, levels.node_id, strict=True)):
             if key in seen:
                 problems.add(f"columns[{i}]", f"{key[0]} at {key[1]} appears twice in one call; merge them")
             seen.add(key)
     most, latest = limits.max_on_hand, now + 300
+    on_hand, as_of = levels.on_hand, levels.as_of
     # Whole columns first (at C speed); level by level only when one of them may be wrong.
     if count and (
         min(on_hand) < 0
         or max(on_hand) > most
-        or any(d or q for d, q in zip(damaged, quality_hold, strict=True))
+        or any(levels.damaged)
+        or any(levels.quality_hold)
         or not (min(as_of) >= 0 and max(as_of) <= latest and math.isfinite(sum(as_of)))
     ):
-        for i, counts in enumerate(zip(on_hand, damaged, quality_hold, as_of, strict=True)):
+        for i, counts in enumerate(zip(on_hand, levels.damaged, levels.quality_hold, as_of, strict=True)):
             problems.check_level(i, COLUMN_FIELDS, counts, most, latest)
     problems.raise_if_any()
-    return list(zip(skus, node_ids, on_hand, as_of, damaged, quality_hold, strict=True))
+    return levels
+
+
+def _may_repeat(levels: LevelColumns) -> bool:
+    """Whether a SKU at a node may come twice. A SKU's nodes come together in a load, so
+    this looks at runs of one SKU, not at every level, unless a SKU comes in two runs."""
+    runs = levels.sku_runs()
+    if len({sku for sku, _, _ in runs}) != len(runs):
+        return True
+    node_ids = levels.node_id
+    return any(len(set(node_ids[start:end])) != end - start for _, start, end in runs)
 
 
 def adjustments_problems(adjustments: Sequence[inventory_pb2.StockAdjustment], limits: Limits) -> None:

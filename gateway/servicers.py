@@ -83,14 +83,20 @@ from reservations.errors import (
     InvalidArgument,
     PurchaseLimitExceeded,
 )
-from reservations.model import Level, Line, PartState, PositionView
+from reservations.model import LevelColumns, Line, PartState, PositionView
 from reservations.sourced import plan_from_shards, reserve_sourced, single_node
 from reservations.sourcing import Destination, LineSourcing, Wanted
 
 T = TypeVar("T")
 Handler = Callable[..., Awaitable[T]]
 
-LOAD_CHUNKS_IN_FLIGHT = 4
+LOAD_BATCH_LEVELS = 50_000
+"""Levels of a LoadStock stream the gateway gathers before passing them to the shards. A
+catalog spreads over every partition, and each partition's command costs about as much to
+pass on as a few hundred levels: a batch of several chunks gives each command more SKUs."""
+LOAD_GATHER_SECONDS = 0.05
+"""The longest a gathered chunk waits for more: a slow stream's counts still apply at once."""
+LOAD_BATCHES_IN_FLIGHT = 2
 MAX_WATCHED_SKUS = 10_000
 UNSPECIFIED = common_pb2.STOCK_STATUS_UNSPECIFIED
 NOTHING = ChannelLimit(cap_percent=0.0)
@@ -171,21 +177,14 @@ class Backend:
     def partition(self, key: str) -> int:
         return partition_of(key, self.router.partitions)
 
-    async def set_levels(self, levels: list[Level]) -> tuple[int, int]:
+    async def set_levels(self, levels: LevelColumns) -> tuple[int, int]:
         """Apply absolute counts; returns (applied, stale)."""
-        self.network.require({level[1] for level in levels})
-        by_partition: dict[int, list[Level]] = {}
-        partition_of_sku: dict[str, int] = {}  # a SKU's nodes come together: hash it once
-        for level in levels:
-            sku = level[0]
-            partition = partition_of_sku.get(sku)
-            if partition is None:
-                partition = partition_of_sku[sku] = self.partition(sku)
-            rows = by_partition.get(partition)
-            if rows is None:
-                rows = by_partition[partition] = []
-            rows.append(level)
-        results = await self.router.execute([LoadLevels(p, tuple(rows)) for p, rows in by_partition.items()])
+        self.network.require(set(levels.node_id))
+        # A SKU's nodes come together: one partition lookup a run of them.
+        by_partition: dict[int, list[tuple[int, int]]] = {}
+        for sku, start, end in levels.sku_runs():
+            by_partition.setdefault(self.partition(sku), []).append((start, end))
+        results = await self.router.execute([LoadLevels(p, levels.runs(r)) for p, r in by_partition.items()])
         loaded = [r for r in results if isinstance(r, LoadResult)]
         return sum(r.applied for r in loaded), sum(r.stale for r in loaded)
 
@@ -267,35 +266,55 @@ class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
     async def LoadStock(
         self, request_iterator: AsyncIterator[inventory_pb2.LoadStockRequest], context: Any
     ) -> inventory_pb2.LoadStockResponse:
-        # A few chunks in flight at once keep the shards busy while the next chunk arrives.
-        # Chunks may apply in any order; for one position the newest as_of wins.
+        # Batches in flight keep the shards busy while the next one arrives. They may apply
+        # in any order; for one position the newest as_of wins.
         in_flight: set[asyncio.Task[tuple[int, int]]] = set()
+        gathered: list[LevelColumns] = []
         received = applied = stale = 0
 
         def collect(done: set[asyncio.Task[tuple[int, int]]]) -> None:
             nonlocal applied, stale
             for task in done:
-                chunk_applied, chunk_stale = task.result()
-                applied += chunk_applied
-                stale += chunk_stale
+                batch_applied, batch_stale = task.result()
+                applied += batch_applied
+                stale += batch_stale
+
+        flush: asyncio.TimerHandle | None = None
+
+        def send() -> None:
+            nonlocal flush
+            if flush is not None:
+                flush.cancel()
+                flush = None
+            if gathered:
+                in_flight.add(asyncio.create_task(self.backend.set_levels(LevelColumns.join(gathered))))
+                gathered.clear()
 
         try:
             async for chunk in request_iterator:
                 now, limits = time.time(), self.backend.limits
                 if chunk.HasField("columns"):
-                    levels = levels_from_proto(chunk.levels, limits, now) if chunk.levels else []
-                    levels += levels_from_columns(chunk.columns, limits, now, len(levels))
+                    levels = levels_from_columns(chunk.columns, limits, now, len(chunk.levels))
+                    if chunk.levels:
+                        levels = LevelColumns.join([levels_from_proto(chunk.levels, limits, now), levels])
                 else:
                     levels = levels_from_proto(chunk.levels, limits, now)
+                gathered.append(levels)
                 received += len(levels)
-                in_flight.add(asyncio.create_task(self.backend.set_levels(levels)))
-                if len(in_flight) >= LOAD_CHUNKS_IN_FLIGHT:
+                if sum(map(len, gathered)) >= LOAD_BATCH_LEVELS:
+                    send()
+                elif flush is None:
+                    flush = asyncio.get_running_loop().call_later(LOAD_GATHER_SECONDS, send)
+                if len(in_flight) >= LOAD_BATCHES_IN_FLIGHT:
                     done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                     collect(done)
+            send()
             if in_flight:
                 done, in_flight = await asyncio.wait(in_flight)
                 collect(done)
         finally:
+            if flush is not None:
+                flush.cancel()
             for task in in_flight:
                 task.cancel()
         return inventory_pb2.LoadStockResponse(received=received, applied=applied, stale=stale)

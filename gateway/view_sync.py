@@ -54,7 +54,7 @@ class ViewSync:
         cursor = self.view.cursors[shard]
         epoch, version = reply.changes
         if epoch == cursor.epoch and reply.since == cursor.version < version:
-            changed = self.view.apply(shard, epoch, version, reply.changed, time.time())
+            changed = self.view.apply(shard, epoch, version, reply.changed, time.time(), reply.changed_loaded)
             self._metrics.view_version.set(self.view.version)
             if changed and self._on_change is not None:
                 self._on_change(changed)
@@ -79,7 +79,9 @@ class ViewSync:
             if isinstance(reply, bytes):
                 changes = wire.unpack(reply)
                 assert isinstance(changes, Changes)
-                changed |= self.view.apply(shard, changes.epoch, changes.version, changes.rows, asked_at)
+                changed |= self.view.apply(
+                    shard, changes.epoch, changes.version, changes.rows, asked_at, changes.loaded
+                )
             elif isinstance(reply, ray.exceptions.RayError):
                 log.debug("view sync of shard %d failed: %s", shard, reply)
             elif isinstance(reply, BaseException):

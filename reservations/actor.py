@@ -17,7 +17,7 @@ import redis
 from reservations import wire
 from reservations.commands import Command, Result
 from reservations.journal import Journal, RedisJournal, RedisKeys
-from reservations.model import Event, PositionRow
+from reservations.model import Event, LoadedBlock, PositionRow
 from reservations.shard import Changes, ShardState, WrongShard, count_expired
 from reservations.stats import HoldEndings, ShardStats, StockWatch
 
@@ -60,6 +60,8 @@ class BatchReply:
     changed: list[PositionRow] = field(default_factory=list)
     """Positions changed from `since` to `changes`: a view at `since` takes them as they
     are, with no call of its own (one at another version fetches with changes_since)."""
+    changed_loaded: list[LoadedBlock] = field(default_factory=list)
+    """The same for SKUs whose loaded counts all changed, a block each (Changes.loaded)."""
 
 
 wire.by_fields(BatchReply)
@@ -107,9 +109,9 @@ class Shard:
             self._expired_unreported += outcome.expired
             expired, self._expired_unreported = self._expired_unreported, 0
             journal_seconds = time.perf_counter() - applied if outcome.events else 0.0
-            changed = state.changes_since(state.epoch, since).rows
-            if self._watch is not None:
-                self._watch.update(changed)
+            changed = state.changes_since(state.epoch, since)
+            if self._watch is not None:  # loaded counts hold nothing and are never sold out
+                self._watch.update(changed.rows)
             return BatchReply(
                 outcome.results,
                 applied - started,
@@ -117,7 +119,8 @@ class Shard:
                 expired,
                 (state.epoch, state.version),
                 since,
-                changed,
+                changed.rows,
+                changed.loaded,
             )
 
     def changes_since(self, epoch: str, version: int) -> Changes:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from array import array
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -16,7 +16,7 @@ from reservations.model import (
     HoldAborted,
     HoldExtended,
     HoldPlaced,
-    Level,
+    LevelColumns,
     LevelsSet,
     Line,
     LineMoved,
@@ -61,18 +61,33 @@ def _from_lines(lines: object) -> tuple[Line, ...]:
     return tuple(Line(line.sku, line.node_id, line.quantity) for line in lines)  # type: ignore[attr-defined]
 
 
-def _levels_to_proto(levels: Iterable[Level]) -> pb.LevelsSet:
-    columns = list(zip(*levels, strict=True))
-    if not columns:
-        return pb.LevelsSet()
-    sku, node_id, on_hand, as_of, damaged, quality_hold = columns
+def _levels_to_proto(levels: LevelColumns) -> pb.LevelsSet:
+    # Columns of zeros are left out: a load rarely counts damaged or held units.
     return pb.LevelsSet(
-        sku=sku, node_id=node_id, on_hand=on_hand, as_of=as_of, damaged=damaged, quality_hold=quality_hold
+        sku=levels.sku,
+        node_id=levels.node_id,
+        on_hand=levels.on_hand,
+        as_of=levels.as_of,
+        damaged=levels.damaged if any(levels.damaged) else (),
+        quality_hold=levels.quality_hold if any(levels.quality_hold) else (),
     )
 
 
-def _levels_from_proto(m: pb.LevelsSet) -> tuple[Level, ...]:
-    return tuple(zip(m.sku, m.node_id, m.on_hand, m.as_of, m.damaged, m.quality_hold, strict=True))
+def _levels_from_proto(m: pb.LevelsSet) -> LevelColumns:
+    count = len(m.sku)
+    zeros = array("q", bytes(8 * count))
+    levels = LevelColumns(
+        tuple(m.sku),
+        tuple(m.node_id),
+        array("q", m.on_hand),
+        array("d", m.as_of),
+        array("q", m.damaged) if len(m.damaged) else zeros,
+        array("q", m.quality_hold) if len(m.quality_hold) else zeros,
+    )
+    lengths = {len(column) for column in (levels.node_id, levels.on_hand, levels.as_of, levels.damaged)}
+    if lengths | {len(levels.quality_hold)} != {count}:
+        raise ValueError(f"a LevelsSet's columns differ in length ({count} SKUs)")
+    return levels
 
 
 def event_to_proto(event: Event) -> pb.Event:
@@ -360,11 +375,12 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
     """The partition a snapshot describes and the id of the last entry it covers."""
     snapshot = pb.PartitionSnapshot.FromString(data)
     partition = Partition(snapshot.partition)
+    # Snapshots written before the levels were kept in columns have a message a position.
+    positions = (
+        (p.sku, p.node_id, p.on_hand, p.as_of, p.damaged, p.quality_hold) for p in snapshot.positions
+    )
     partition.restore(
-        positions=(
-            *((p.sku, p.node_id, p.on_hand, p.as_of, p.damaged, p.quality_hold) for p in snapshot.positions),
-            *_levels_from_proto(snapshot.levels),
-        ),
+        levels=LevelColumns.join([LevelColumns.of(positions), _levels_from_proto(snapshot.levels)]),
         parts=(
             Part(
                 p.reservation_id,

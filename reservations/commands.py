@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 
 from availability.atp import ChannelLimit
-from reservations.model import Claim, Line, Part, PartState, PositionView, StockState
+from reservations.model import Claim, LevelColumns, Line, Part, PartState, PositionView, StockState
 from reservations.sourcing import Destination, LineSourcing
 
 # --- commands ---
@@ -35,8 +35,7 @@ class LoadLevels:
     rule, answered with counts, not a position per level."""
 
     partition: int
-    levels: tuple[tuple[str, str, int, float, int, int], ...]
-    """(sku, node_id, on_hand, as_of, damaged, quality_hold) each."""
+    levels: LevelColumns
 
 
 @dataclass(frozen=True, slots=True)

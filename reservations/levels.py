@@ -12,10 +12,9 @@ from __future__ import annotations
 
 from array import array
 from bisect import bisect_left
-from collections.abc import Iterator
-from itertools import repeat
+from collections.abc import Iterator, Sequence
 
-from reservations.model import PositionRow
+from reservations.model import LevelColumns, LoadedBlock, PositionRow, loaded_rows
 
 
 class _SkuLevels:
@@ -23,10 +22,15 @@ class _SkuLevels:
 
     __slots__ = ("as_of", "node_ids", "on_hand")
 
-    def __init__(self) -> None:
-        self.node_ids: list[str] = []
-        self.on_hand = array("q")
-        self.as_of = array("d")
+    def __init__(
+        self,
+        node_ids: list[str] | None = None,
+        on_hand: array[int] | None = None,
+        as_of: array[float] | None = None,
+    ) -> None:
+        self.node_ids: list[str] = node_ids if node_ids is not None else []
+        self.on_hand = on_hand if on_hand is not None else array("q")
+        self.as_of = as_of if as_of is not None else array("d")
 
 
 class LoadedLevels:
@@ -91,29 +95,47 @@ class LoadedLevels:
             yield from zip(levels.node_ids, levels.on_hand, levels.as_of, strict=True)
 
     def rows(self, sku: str) -> Iterator[PositionRow]:
-        """The SKU's loaded positions as view rows (nothing reserved), built without a Python
-        call per row: a resync sends millions."""
-        levels = self._skus.get(sku)
-        if levels is None:
-            return iter(())
-        zero, none = repeat(0), repeat(())
-        return zip(
-            repeat(sku), levels.node_ids, levels.on_hand, zero, zero, levels.as_of, zero, zero, none, none
+        """The SKU's loaded positions as view rows (nothing reserved)."""
+        block = self.block(sku)
+        return loaded_rows(block) if block is not None else iter(())
+
+    def put_new(self, sku: str, node_ids: Sequence[str], on_hand: array[int], as_of: array[float]) -> bool:
+        """A SKU not here yet, in one go: its nodes, each once, and their counts in step (the
+        arrays are kept as they are). False, and nothing done, if the SKU is here already or
+        a node comes twice."""
+        if sku in self._skus or len(set(node_ids)) != len(node_ids):
+            return False
+        intern = self._node_ids.setdefault
+        ordered = sorted(node_ids)
+        if ordered != list(node_ids):  # a load usually sends a SKU's nodes in order
+            order = sorted(range(len(node_ids)), key=node_ids.__getitem__)
+            on_hand = array("q", [on_hand[i] for i in order])
+            as_of = array("d", [as_of[i] for i in order])
+        self._skus[sku] = _SkuLevels(list(map(intern, ordered, ordered)), on_hand, as_of)
+        self._count += len(ordered)
+        return True
+
+    def columns(self, sku: str) -> LevelColumns:
+        """The SKU's loaded levels (none damaged or held), by node id."""
+        levels = self._skus[sku]
+        count = len(levels.node_ids)
+        zeros = array("q", bytes(8 * count))
+        return LevelColumns(
+            (sku,) * count,
+            tuple(levels.node_ids),
+            array("q", levels.on_hand),
+            array("d", levels.as_of),
+            zeros,
+            zeros,
         )
 
-    def put_new(self, sku: str, levels: list[tuple[str, int, float]]) -> bool:
-        """(node_id, on_hand, as_of) of a SKU not here yet, nodes all different, in one go;
-        False (nothing done) if the SKU is here already."""
-        if sku in self._skus:
-            return False
-        levels.sort()
-        entry = self._skus[sku] = _SkuLevels()
-        node_ids = self._node_ids
-        entry.node_ids = [node_ids.setdefault(node_id, node_id) for node_id, _, _ in levels]
-        entry.on_hand = array("q", [on_hand for _, on_hand, _ in levels])
-        entry.as_of = array("d", [as_of for _, _, as_of in levels])
-        self._count += len(levels)
-        return True
+    def block(self, sku: str) -> LoadedBlock | None:
+        """The SKU's loaded positions for the view feed, copied: (sku, node ids, on_hand,
+        as_of), nothing reserved. A few arrays a SKU instead of a tuple a position."""
+        levels = self._skus.get(sku)
+        if levels is None:
+            return None
+        return sku, tuple(levels.node_ids), array("q", levels.on_hand), array("d", levels.as_of)
 
     def node_count(self, sku: str) -> int:
         levels = self._skus.get(sku)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterable
+from array import array
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from itertools import chain, groupby, repeat
+from typing import Any, NamedTuple
 
 from reservations.sourcing import Destination, LineSourcing
 
@@ -98,6 +100,18 @@ PositionRow = tuple[
 ]
 """A PositionView's fields as a plain tuple: what the view feed carries by the million, as
 the standard pickler writes and reads plain tuples without a Python call per row."""
+
+
+LoadedBlock = tuple[str, tuple[str, ...], "array[int]", "array[float]"]
+"""A SKU's positions that only have a loaded count, as the view feed carries them: (sku,
+node ids in order, on_hand of each, as_of of each); nothing reserved, damaged or held."""
+
+
+def loaded_rows(block: LoadedBlock) -> Iterator[PositionRow]:
+    """The block's positions as rows, built without a Python call per row."""
+    sku, node_ids, on_hand, as_of = block
+    zero, none = repeat(0), repeat(())
+    return zip(repeat(sku), node_ids, on_hand, zero, zero, as_of, zero, zero, none, none)
 
 
 def position_row(sku: str, node_id: str, position: Position) -> PositionRow:
@@ -277,11 +291,120 @@ Level = tuple[str, str, int, float, int, int]
 
 
 @dataclass(frozen=True, slots=True)
+class LevelColumns:
+    """Absolute counts in columns, entry i of each being one level: how a load travels to
+    a shard, is decided and is journaled. A catalog is millions of levels, and columns cost
+    a few bytes a level where a tuple each costs about a hundred; the counts are arrays,
+    which are copied and pickled whole. Nothing changes them once built."""
+
+    sku: tuple[str, ...]
+    node_id: tuple[str, ...]
+    on_hand: array[int]
+    """typecode q"""
+    as_of: array[float]
+    """typecode d"""
+    damaged: array[int]
+    quality_hold: array[int]
+
+    @classmethod
+    def of(cls, levels: Iterable[Level]) -> LevelColumns:
+        columns = list(zip(*levels, strict=True)) or [(), (), (), (), (), ()]
+        sku, node_id, on_hand, as_of, damaged, quality_hold = columns
+        return cls(
+            tuple(sku),
+            tuple(node_id),
+            array("q", on_hand),
+            array("d", as_of),
+            array("q", damaged),
+            array("q", quality_hold),
+        )
+
+    @classmethod
+    def join(cls, parts: Sequence[LevelColumns]) -> LevelColumns:
+        if len(parts) == 1:
+            return parts[0]
+        on_hand, as_of, damaged, quality_hold = array("q"), array("d"), array("q"), array("q")
+        for part in parts:
+            on_hand += part.on_hand
+            as_of += part.as_of
+            damaged += part.damaged
+            quality_hold += part.quality_hold
+        sku = tuple(chain.from_iterable(part.sku for part in parts))
+        node_id = tuple(chain.from_iterable(part.node_id for part in parts))
+        return cls(sku, node_id, on_hand, as_of, damaged, quality_hold)
+
+    def __len__(self) -> int:
+        return len(self.sku)
+
+    def rows(self) -> Iterator[Level]:
+        return zip(
+            self.sku, self.node_id, self.on_hand, self.as_of, self.damaged, self.quality_hold, strict=True
+        )
+
+    def part(self, start: int, end: int) -> LevelColumns:
+        """Levels start to end (not included)."""
+        return LevelColumns(
+            self.sku[start:end],
+            self.node_id[start:end],
+            self.on_hand[start:end],
+            self.as_of[start:end],
+            self.damaged[start:end],
+            self.quality_hold[start:end],
+        )
+
+    def runs(self, ranges: Sequence[tuple[int, int]]) -> LevelColumns:
+        """The levels of these (start, end) ranges, in their order."""
+        if len(ranges) == 1:
+            return self.part(*ranges[0])
+        on_hand, as_of, damaged, quality_hold = array("q"), array("d"), array("q"), array("q")
+        for start, end in ranges:
+            on_hand += self.on_hand[start:end]
+            as_of += self.as_of[start:end]
+            damaged += self.damaged[start:end]
+            quality_hold += self.quality_hold[start:end]
+        sku = tuple(chain.from_iterable(self.sku[start:end] for start, end in ranges))
+        node_id = tuple(chain.from_iterable(self.node_id[start:end] for start, end in ranges))
+        return LevelColumns(sku, node_id, on_hand, as_of, damaged, quality_hold)
+
+    def take(self, indices: Sequence[int]) -> LevelColumns:
+        """The levels at these indices, in their order."""
+        sku, node_id, on_hand, as_of, damaged, quality_hold = (
+            [column[i] for i in indices] for column in self._columns()
+        )
+        return LevelColumns(
+            tuple(sku),
+            tuple(node_id),
+            array("q", on_hand),
+            array("d", as_of),
+            array("q", damaged),
+            array("q", quality_hold),
+        )
+
+    def sku_runs(self) -> list[tuple[str, int, int]]:
+        """(sku, start, end) of each run of levels of one SKU: a load sends a SKU's nodes
+        together, so most work is done once a run instead of once a level."""
+        runs: list[tuple[str, int, int]] = []
+        start = 0
+        for sku, group in groupby(self.sku):
+            end = start + sum(1 for _ in group)
+            runs.append((sku, start, end))
+            start = end
+        return runs
+
+    def unsellable_in(self, start: int, end: int) -> bool:
+        """Whether any of the levels start to end counts damaged or quality-held units."""
+        return any(self.damaged[start:end]) or any(self.quality_hold[start:end])
+
+    def _columns(self) -> tuple[Sequence[Any], ...]:
+        return self.sku, self.node_id, self.on_hand, self.as_of, self.damaged, self.quality_hold
+
+
+@dataclass(frozen=True, slots=True)
 class LevelsSet:
     """Absolute counts set by SetStock or LoadStock: one event for a whole load's levels in
     a partition, as one object per level would cost more than the level."""
 
-    levels: tuple[Level, ...]
+    levels: LevelColumns
 
 
 @dataclass(frozen=True, slots=True)

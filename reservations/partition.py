@@ -9,6 +9,7 @@ journal through the very same `apply`.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from operator import itemgetter
@@ -61,7 +62,7 @@ from reservations.model import (
     HoldAborted,
     HoldExtended,
     HoldPlaced,
-    Level,
+    LevelColumns,
     LevelsSet,
     Line,
     LineMoved,
@@ -137,10 +138,15 @@ class Partition:
         return map(PositionView._make, rows)
 
     def rows(self, sku: str) -> list[PositionRow]:
-        """`views` as plain tuples, in no particular order (what the view feed sends)."""
-        rows = [position_row(sku, node_id, p) for node_id, p in self.positions.get(sku, {}).items()]
+        """`views` as plain tuples, in no particular order."""
+        rows = self.object_rows(sku)
         rows.extend(self.loaded.rows(sku))
         return rows
+
+    def object_rows(self, sku: str) -> list[PositionRow]:
+        """Rows of the SKU's positions that are more than a loaded count (the view feed sends
+        the loaded ones as a block)."""
+        return [position_row(sku, node_id, p) for node_id, p in self.positions.get(sku, {}).items()]
 
     def rows_of(self, sku: str, node_ids: Iterable[str]) -> list[PositionRow]:
         rows = []
@@ -149,14 +155,17 @@ class Partition:
             rows.append(position_row(sku, node_id, position))
         return rows
 
-    def levels(self) -> Iterator[Level]:
+    def levels(self) -> LevelColumns:
         """The counts of every position (what a snapshot keeps; the rest follows from the parts)."""
-        for sku, nodes in self.positions.items():
-            for node_id, p in nodes.items():
-                yield sku, node_id, p.on_hand, p.as_of, p.damaged, p.quality_hold
-        for sku in self.loaded.skus():
-            for node_id, on_hand, as_of in self.loaded.nodes(sku):
-                yield sku, node_id, on_hand, as_of, 0, 0
+        parts = [
+            LevelColumns.of(
+                (sku, node_id, p.on_hand, p.as_of, p.damaged, p.quality_hold)
+                for sku, nodes in self.positions.items()
+                for node_id, p in nodes.items()
+            )
+        ]
+        parts.extend(self.loaded.columns(sku) for sku in self.loaded.skus())
+        return LevelColumns.join(parts)
 
     def node_count(self, sku: str) -> int:
         return len(self.positions.get(sku, ())) + self.loaded.node_count(sku)
@@ -274,44 +283,62 @@ class Partition:
             command.damaged,
             command.quality_hold,
         )
-        loaded, events = self._load_levels(LoadLevels(command.partition, (level,)))
+        loaded, events = self._load_levels(LoadLevels(command.partition, LevelColumns.of((level,))))
         assert isinstance(loaded, LoadResult)
         return StockResult(loaded.applied == 1, self.view(command.sku, command.node_id)), events
 
     def _load_levels(self, command: LoadLevels) -> tuple[Result, list[Event]]:
         """SetStock's rule for each level, deciding all before any applies: a position
-        counted twice in one load keeps the later count, as with two SetStocks."""
-        changed: list[Level] = []
+        counted twice in one load keeps the later count, as with two SetStocks. A SKU new
+        to the partition, sent in one run with each node once, is taken whole: there is
+        nothing to compare its levels with, and a catalog load is mostly such SKUs."""
+        levels = command.levels
+        runs = levels.sku_runs()
+        runs_of_sku = Counter(sku for sku, _, _ in runs)
+        changed: list[int] = []  # indices of the levels that change something
         stale = 0
         decided: dict[tuple[str, str], float] = {}
         hot, loaded = self.positions, self.loaded
-        for level in command.levels:
-            sku, node_id, on_hand, as_of, damaged, quality_hold = level
-            key = (sku, node_id)
-            if key in decided:
-                newest, same = decided[key], False
-            else:
-                current = hot.get(sku, {}).get(node_id)
-                if current is not None:
-                    newest = current.as_of
-                    same = (current.on_hand, current.as_of, current.damaged, current.quality_hold) == (
-                        on_hand,
-                        as_of,
-                        damaged,
-                        quality_hold,
-                    )
-                else:
-                    count = loaded.get(sku, node_id)
-                    newest = count[1] if count is not None else float("-inf")
-                    same = count == (on_hand, as_of) and not damaged and not quality_hold
-            if as_of < newest:
-                stale += 1
+        node_ids = levels.node_id
+        for sku, start, end in runs:
+            if (
+                sku not in hot
+                and not loaded.node_count(sku)
+                and runs_of_sku[sku] == 1
+                and len(set(node_ids[start:end])) == end - start
+            ):
+                changed.extend(range(start, end))
                 continue
-            decided[key] = as_of
-            if not same:
-                changed.append(level)
-        events: list[Event] = [LevelsSet(tuple(changed))] if changed else []
-        return LoadResult(len(command.levels) - stale, stale), events
+            for i in range(start, end):
+                node_id, on_hand, as_of = node_ids[i], levels.on_hand[i], levels.as_of[i]
+                damaged, quality_hold = levels.damaged[i], levels.quality_hold[i]
+                key = (sku, node_id)
+                if key in decided:
+                    newest, same = decided[key], False
+                else:
+                    current = hot.get(sku, {}).get(node_id)
+                    if current is not None:
+                        newest = current.as_of
+                        same = (current.on_hand, current.as_of, current.damaged, current.quality_hold) == (
+                            on_hand,
+                            as_of,
+                            damaged,
+                            quality_hold,
+                        )
+                    else:
+                        count = loaded.get(sku, node_id)
+                        newest = count[1] if count is not None else float("-inf")
+                        same = count == (on_hand, as_of) and not damaged and not quality_hold
+                if as_of < newest:
+                    stale += 1
+                    continue
+                decided[key] = as_of
+                if not same:
+                    changed.append(i)
+        if not changed:
+            return LoadResult(len(levels) - stale, stale), []
+        taken = levels if len(changed) == len(levels) else levels.take(changed)
+        return LoadResult(len(levels) - stale, stale), [LevelsSet(taken)]
 
     def _adjust(self, command: AdjustStock) -> tuple[Result, list[Event]]:
         current = self.view(command.sku, command.node_id)
@@ -738,22 +765,32 @@ class Partition:
             case _:
                 raise TypeError(f"unknown event {event!r}")
 
-    def _set_levels(self, levels: Iterable[Level]) -> None:
-        """`_set_level` for each; a new SKU's plain counts go into `loaded` in one go."""
-        by_sku: dict[str, list[Level]] = {}
-        for level in levels:
-            by_sku.setdefault(level[0], []).append(level)
-        for sku, sku_levels in by_sku.items():
+    def _set_levels(self, levels: LevelColumns) -> None:
+        """`_set_level` for each; a SKU new to the partition with plain counts, each node
+        once, goes into `loaded` in one go."""
+        node_ids = levels.node_id
+        for sku, start, end in levels.sku_runs():
+            nodes = node_ids[start:end]
             if (
                 sku not in self.positions
-                and not any(level[4] or level[5] for level in sku_levels)
-                and len({level[1] for level in sku_levels}) == len(sku_levels)
-                and self.loaded.put_new(sku, [(level[1], level[2], level[3]) for level in sku_levels])
+                and not levels.unsellable_in(start, end)
+                and self.loaded.put_new(sku, nodes, levels.on_hand[start:end], levels.as_of[start:end])
             ):
-                self.touched.setdefault(sku, set()).update(level[1] for level in sku_levels)
+                touched = self.touched.get(sku)
+                if touched is None:
+                    self.touched[sku] = set(nodes)
+                else:
+                    touched.update(nodes)
                 continue
-            for level in sku_levels:
-                self._set_level(*level)
+            for i in range(start, end):
+                self._set_level(
+                    sku,
+                    node_ids[i],
+                    levels.on_hand[i],
+                    levels.as_of[i],
+                    levels.damaged[i],
+                    levels.quality_hold[i],
+                )
 
     def _set_level(
         self, sku: str, node_id: str, on_hand: int, as_of: float, damaged: int, quality_hold: int
@@ -899,15 +936,14 @@ class Partition:
 
     def restore(
         self,
-        positions: Iterable[tuple[str, str, int, float, int, int]],
+        levels: LevelColumns,
         parts: Iterable[Part],
         claims: Iterable[Claim],
         adjustments: Iterable[StockAdjusted],
         supplies: Iterable[SupplyExpected] = (),
     ) -> None:
         """Load a snapshot; reserved and committed are recomputed from the parts."""
-        for level in positions:
-            self._set_level(*level)
+        self._set_levels(levels)
         for part in parts:
             self._add_part(part)
         for claim in claims:

@@ -4,10 +4,19 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from reservations.commands import Command, Result
-from reservations.model import Event, PartChanged, PartState, PositionRow, PositionView, position_row
+from reservations.model import (
+    Event,
+    LoadedBlock,
+    PartChanged,
+    PartState,
+    PositionRow,
+    PositionView,
+    loaded_rows,
+    position_row,
+)
 from reservations.partition import Partition
 
 
@@ -44,10 +53,17 @@ class Changes:
     """Identity of this incarnation of the shard; a new one means "resync from zero"."""
     version: int
     rows: list[PositionRow]
+    loaded: list[LoadedBlock] = field(default_factory=list)
+    """SKUs whose loaded counts all changed (a load, a resync): their loaded positions as one
+    block each; their other positions are in `rows`."""
 
     @property
     def positions(self) -> list[PositionView]:
-        return [PositionView._make(row) for row in self.rows]
+        """Every changed position (rows, then blocks), one PositionView each."""
+        views = [PositionView._make(row) for row in self.rows]
+        for block in self.loaded:
+            views.extend(map(PositionView._make, loaded_rows(block)))
+        return views
 
 
 class SkuChanges:
@@ -120,15 +136,19 @@ class ShardState:
         if since == self.version:
             return Changes(self.epoch, self.version, [])
         rows: list[PositionRow] = []
+        loaded: list[LoadedBlock] = []
         for sku, entry in reversed(self._changed.items()):
             if entry.version <= since:
                 break
             partition = self.partitions[entry.partition]
             if entry.all_since > since:
-                rows.extend(partition.rows(sku))
+                rows.extend(partition.object_rows(sku))
+                block = partition.loaded.block(sku)
+                if block is not None:
+                    loaded.append(block)
             else:
                 rows.extend(partition.rows_of(sku, entry.nodes_after(since)))
-        return Changes(self.epoch, self.version, rows)
+        return Changes(self.epoch, self.version, rows, loaded)
 
     def expire_due(self, now: float) -> dict[int, list[Event]]:
         events: dict[int, list[Event]] = {}

@@ -197,9 +197,10 @@ async def test_load_stock_streams_a_catalog(client: OmnistockClient) -> None:
 
 
 async def test_load_stock_takes_levels_in_columns_and_as_messages_together(client: OmnistockClient) -> None:
-    rows = [(f"COL-{i:05d}", node, i % 9) for i in range(6_000) for node in ("DC-1", "DC-2")]
-    response = await client.inventory.LoadStock(load_stock_column_requests(rows, chunk_size=5_000))
-    assert (response.received, response.applied) == (12_000, 12_000)
+    # More levels than the gateway gathers into one batch for the shards.
+    rows = [(f"COL-{i:05d}", node, i % 9) for i in range(30_000) for node in ("DC-1", "DC-2")]
+    response = await client.inventory.LoadStock(load_stock_column_requests(rows, chunk_size=10_000))
+    assert (response.received, response.applied) == (60_000, 60_000)
     both = inventory_pb2.LoadStockRequest(
         levels=[level("COL-MIX", "DC-1", 3)],
         columns=inventory_pb2.StockColumns(sku=["COL-MIX"], node_id=["DC-2"], on_hand=[4], damaged=[1]),
@@ -207,9 +208,9 @@ async def test_load_stock_takes_levels_in_columns_and_as_messages_together(clien
     response = await client.inventory.LoadStock(iter([both]))
     assert (response.received, response.applied) == (2, 2)
     answer = await client.availability(
-        ["COL-00000", "COL-05999", "COL-MIX"], include_nodes=True, consistent=True
+        ["COL-00000", "COL-29999", "COL-MIX"], include_nodes=True, consistent=True
     )
-    assert [a.available for a in answer.skus] == [0, 2 * (5_999 % 9), 3 + 3]
+    assert [a.available for a in answer.skus] == [0, 2 * (29_999 % 9), 3 + 3]
     assert [(n.node_id, n.damaged) for n in answer.skus[2].nodes] == [("DC-1", 0), ("DC-2", 1)]
     # A bad column is refused as a whole, naming the level; nothing of it is applied.
     bad = inventory_pb2.StockColumns(sku=["COL-BAD", "COL-BAD"], node_id=["DC-1", "DC 2"], on_hand=[1, -2])
@@ -218,6 +219,30 @@ async def test_load_stock_takes_levels_in_columns_and_as_messages_together(clien
     assert refused.value.code() is grpc.StatusCode.INVALID_ARGUMENT
     assert "columns.node_id[1]" in refused.value.details() and "columns.on_hand[1]" in refused.value.details()
     assert (await client.availability(["COL-BAD"], consistent=True)).skus[0].available == 0
+
+
+async def test_a_slow_load_stream_applies_each_chunk_as_it_comes(client: OmnistockClient) -> None:
+    # The gateway gathers chunks into batches for the shards, but never waits on a slow
+    # stream: a store's counts sent one chunk at a time show before the stream ends.
+    more = asyncio.Event()
+
+    async def chunks() -> Any:
+        yield inventory_pb2.LoadStockRequest(levels=[level("SLOW-1", "DC-1", 4)])
+        await more.wait()
+        yield inventory_pb2.LoadStockRequest(levels=[level("SLOW-2", "DC-1", 5)])
+
+    call = client.inventory.LoadStock(chunks())
+    try:
+        deadline = time.monotonic() + 10
+        while (await client.availability(["SLOW-1"], consistent=True)).skus[0].available != 4:
+            assert time.monotonic() < deadline, "the first chunk was not applied while the stream was open"
+            await asyncio.sleep(0.05)
+        assert (await client.availability(["SLOW-2"], consistent=True)).skus[0].available == 0
+    finally:
+        more.set()
+    response = await call
+    assert (response.received, response.applied) == (2, 2)
+    assert (await client.availability(["SLOW-2"], consistent=True)).skus[0].available == 5
 
 
 async def test_disabled_node_sells_nothing(client: OmnistockClient) -> None:

@@ -30,6 +30,7 @@ from reservations.model import (
     Claim,
     HoldAborted,
     HoldPlaced,
+    LevelColumns,
     LevelsSet,
     Line,
     Part,
@@ -92,7 +93,7 @@ def test_set_stock_applies_and_returns_new_position():
     result, events = stock(p, "sku", "n1", 7, as_of=10.0)
     assert result.applied is True
     assert (result.position.on_hand, result.position.as_of) == (7, 10.0)
-    assert events == [LevelsSet((("sku", "n1", 7, 10.0, 0, 0),))]
+    assert events == [LevelsSet(LevelColumns.of((("sku", "n1", 7, 10.0, 0, 0),)))]
     assert pos(p, "sku", "n1") == (7, 0, 0, 10.0)
 
 
@@ -666,7 +667,7 @@ def test_replaying_events_rebuilds_identical_state():
     assert {part.state for part in live.parts.values()} == set(PartState)
     rebuilt = replay(log)
     assert state(rebuilt) == state(live)
-    assert sorted(rebuilt.levels()) == sorted(live.levels())
+    assert sorted(rebuilt.levels().rows()) == sorted(live.levels().rows())
     assert rebuilt.parts == live.parts
     assert rebuilt.claims == live.claims
     assert rebuilt.adjustments == live.adjustments
@@ -701,7 +702,9 @@ def test_restore_recomputes_reserved_and_committed_from_parts():
     ]
     claims = [Claim("h1", "f", (P,), 100.0)]
     adjustments = [StockAdjusted("adj1", "a", "n1", 5, "count")]
-    p.restore([("a", "n1", 20, 7.0, 0, 0), ("b", "n1", 3, 8.0, 0, 0)], parts, claims, adjustments)
+    p.restore(
+        LevelColumns.of([("a", "n1", 20, 7.0, 0, 0), ("b", "n1", 3, 8.0, 0, 0)]), parts, claims, adjustments
+    )
     assert pos(p, "a", "n1") == (20, 5, 4, 7.0)
     assert pos(p, "b", "n1") == (3, 1, 0, 8.0)
     assert p.parts == {part.reservation_id: part for part in parts}
@@ -720,7 +723,7 @@ def test_restore_recomputes_reserved_and_committed_from_parts():
 def test_restore_from_a_dump_of_a_live_partition_equals_it():
     live, _ = _busy_partition()
     dump = (
-        list(live.levels()),
+        live.levels(),
         list(live.parts.values()),
         list(live.claims.values()),
         list(live.adjustments.values()),
@@ -843,9 +846,11 @@ def test_a_load_takes_each_level_by_the_set_stock_rule_and_answers_with_counts()
         ("d", "n2", 2, 2.0, 0, 0),
         ("d", "n2", 8, 2.0, 0, 1),  # same as_of as the level before it: the later one wins
     )
-    result, events = p.handle(LoadLevels(P, levels))
+    result, events = p.handle(LoadLevels(P, LevelColumns.of(levels)))
     assert result == LoadResult(applied=4, stale=2)
-    assert [(level[0], level[2]) for e in events if isinstance(e, LevelsSet) for level in e.levels] == [
+    assert [
+        (level[0], level[2]) for e in events if isinstance(e, LevelsSet) for level in e.levels.rows()
+    ] == [
         ("c", 4),
         ("d", 2),
         ("d", 8),

@@ -30,6 +30,7 @@ from reservations.commands import (
 )
 from reservations.model import (
     HoldPlaced,
+    LevelColumns,
     LevelsSet,
     Line,
     Part,
@@ -78,8 +79,8 @@ def state_of(p: Partition) -> tuple:
     return positions, dict(p.parts), dict(p.claims), dict(p.adjustments)
 
 
-def snapshot_tuples(p: Partition) -> list[tuple[str, str, int, float, int, int]]:
-    return list(p.levels())
+def snapshot_tuples(p: Partition) -> LevelColumns:
+    return p.levels()
 
 
 def exact_cap(limit: ChannelLimit, sellable: int) -> int:
@@ -275,7 +276,9 @@ def test_set_stock_carries_the_unsellable_counts() -> None:
     stock(p, "a", "n1", 10, damaged=1, quality_hold=1, as_of=5.0)
     # the same count again changes nothing; a changed damaged count is a change
     assert p.handle(SetStock(P, "a", "n1", 10, 5.0, 1, 1))[1] == []
-    assert p.handle(SetStock(P, "a", "n1", 10, 5.0, 2, 1))[1] == [LevelsSet((("a", "n1", 10, 5.0, 2, 1),))]
+    assert p.handle(SetStock(P, "a", "n1", 10, 5.0, 2, 1))[1] == [
+        LevelsSet(LevelColumns.of((("a", "n1", 10, 5.0, 2, 1),)))
+    ]
     # an older count is refused whatever its states
     result, events = p.handle(SetStock(P, "a", "n1", 10, 4.0, 0, 0))
     assert not result.applied and events == []
@@ -284,7 +287,7 @@ def test_set_stock_carries_the_unsellable_counts() -> None:
 
 def test_check_notices_unsellable_units_beyond_on_hand() -> None:
     p = Partition(P)
-    p.restore([("a", "n1", 3, 1.0, 2, 2)], [], [], [])
+    p.restore(LevelColumns.of([("a", "n1", 3, 1.0, 2, 2)]), [], [], [])
     assert any("negative" in problem for problem in p.check())
 
 
@@ -405,10 +408,10 @@ def test_a_channel_hold_succeeds_iff_every_position_fits_its_limit(
 ) -> None:
     p = Partition(P)
     p.restore(
-        [
+        LevelColumns.of(
             (sku, node, on_hand, 1.0, damaged, hold)
             for (sku, node), (on_hand, damaged, hold) in zip(KEYS, levels, strict=True)
-        ],
+        ),
         parts,
         [],
         [],

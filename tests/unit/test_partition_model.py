@@ -382,7 +382,7 @@ class PartitionMachine(RuleBasedStateMachine):
         live = self.p
         restored = Partition(P)
         restored.restore(
-            list(live.levels()),
+            live.levels(),
             list(live.parts.values()),
             list(live.claims.values()),
             list(live.adjustments.values()),

@@ -36,7 +36,11 @@ def test_columns_give_the_rows_that_stock_levels_give() -> None:
         message.as_of.FromNanoseconds(int(seconds * 1e9))
     assert levels_from_columns(given, Limits(), NOW) == levels_from_proto(as_levels, Limits(), NOW)
     # Columns left out mean no damaged units and the server's receive time.
-    assert levels_from_columns(columns(), Limits(), NOW) == [
+    # A SKU may come in two runs, at different nodes.
+    assert (
+        len(levels_from_columns(columns(sku=["A", "B", "A"], node_id=["N1", "N1", "N2"]), Limits(), NOW)) == 3
+    )
+    assert list(levels_from_columns(columns(), Limits(), NOW).rows()) == [
         ("A", "N1", 5, NOW, 0, 0),
         ("A", "N2", 0, NOW, 0, 0),
         ("B", "N1", 7, NOW, 0, 0),
@@ -51,6 +55,7 @@ def test_columns_give_the_rows_that_stock_levels_give() -> None:
         ({"sku": ["A", "A b", "B"]}, ["columns.sku[1]"]),
         ({"node_id": ["N1", "", "N1"]}, ["columns.node_id[1]"]),
         ({"node_id": ["N1", "N1", "N1"]}, ["columns[1]"]),
+        ({"sku": ["A", "B", "A"], "node_id": ["N1", "N1", "N1"]}, ["columns[2]"]),  # a SKU in two runs
         ({"on_hand": [5, -1, 10**12]}, ["columns.on_hand[1]", "columns.on_hand[2]"]),
         ({"damaged": [6, 0, 0]}, ["columns[0]"]),
         (

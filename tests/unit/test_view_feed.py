@@ -11,12 +11,13 @@ from reservations.commands import (
     ConfirmPart,
     GetPart,
     HoldOutcome,
+    LoadLevels,
     PlaceHold,
     ReadPositions,
     ReleasePart,
     SetStock,
 )
-from reservations.model import Line, PositionView, StockState, fingerprint
+from reservations.model import LevelColumns, Line, PositionView, StockState, fingerprint
 from reservations.partition import Partition
 from reservations.shard import ShardState, WrongShard
 
@@ -185,8 +186,15 @@ def commands(draw: st.DrawFn, partition: int, step: int) -> list:
         # every node of a SKU lives in one partition: the SKU names its partition
         sku, node = f"{partition}{draw(st.sampled_from(SKUS))}", draw(st.sampled_from(NODES))
         rid = f"r{draw(st.integers(0, 5))}"
-        kind = draw(st.sampled_from(["set", "adjust", "hold", "confirm", "release"]))
-        if kind == "set":
+        kind = draw(st.sampled_from(["set", "load", "adjust", "hold", "confirm", "release"]))
+        if kind == "load":  # a SKU's nodes counted in one go, as a catalog load sends them
+            nodes = draw(st.sampled_from([NODES, NODES[:1], NODES[::-1]]))
+            counts = [draw(st.integers(0, 8)) for _ in nodes]
+            levels = LevelColumns.of(
+                (sku, n, h, float(step), 0, 0) for n, h in zip(nodes, counts, strict=True)
+            )
+            batch.append(LoadLevels(partition, levels))
+        elif kind == "set":
             batch.append(
                 SetStock(partition, sku, node, draw(st.integers(0, 8)), float(step), draw(st.integers(0, 1)))
             )
@@ -237,7 +245,7 @@ def test_a_view_synced_from_the_feed_matches_the_shards(data: st.DataObject, ste
         for v in truth:
             if before.get((v.sku, v.node_id)) != v:
                 assert (v.sku, v.node_id) in sent, (v, answer)
-        view.apply(s, answer.epoch, answer.version, answer.positions, now)
+        view.apply(s, answer.epoch, answer.version, answer.rows, now, answer.loaded)
         last_version[s] = answer.version
 
     for step in range(1, steps + 1):
