@@ -74,6 +74,7 @@ class ServiceConfig:
     """Prefix of every Redis key and of the shard actors' names."""
     expiry_grace: float = 1.0
     snapshot_every: int = 10_000
+    snapshot_levels: int = 20_000
     ray_cpus: int | None = None
     """CPUs of a local Ray runtime (default: all)."""
     redis_fsync: str = "always"
@@ -225,6 +226,7 @@ class Service:
             prefix=config.prefix,
             expiry_grace=config.expiry_grace,
             snapshot_every=config.snapshot_every,
+            snapshot_levels=config.snapshot_levels,
         )
         deadline = time.monotonic() + wait
         while True:

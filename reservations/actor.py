@@ -41,6 +41,11 @@ class ShardConfig:
     """Seconds past expires_at before the timer expires a hold (see Partition.expire_due)."""
     snapshot_every: int = 10_000
     """Journal entries of a partition between two snapshots."""
+    snapshot_levels: int = 20_000
+    """Counts loaded into a partition since its snapshot from which a load earns a snapshot of
+    its own, once they are also as many as the partition's positions: replaying them would
+    then cost more than reading the partition whole. A growing catalog is snapshotted at
+    doubling sizes."""
     tick_seconds: float = 0.1
     """How often the expiry timer runs when no batch arrives."""
 
@@ -77,6 +82,7 @@ class Shard:
             redis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5),
             RedisKeys(config.prefix),
             config.snapshot_every,
+            config.snapshot_levels,
         )
         self._state: ShardState | None = None
         self._recovery_seconds = 0.0
@@ -203,7 +209,7 @@ class Shard:
         assert self._state is not None
         partitions = self._state.partitions
         self._endings.note(events, {n: partitions[n].parts for n in events}, time.time())
-        for number in self._journal.due_snapshots():
+        for number in self._journal.due_snapshots(self._state.partitions):
             try:
                 self._journal.snapshot(self._state.partitions[number])
             except redis.RedisError as error:  # the entries are safe; recovery is just longer

@@ -8,6 +8,7 @@ entry it covers; recovery loads it and replays the entries after it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, cast
 
@@ -20,7 +21,7 @@ from reservations.codec import (
     encode_snapshot,
     published_events,
 )
-from reservations.model import Event
+from reservations.model import Event, LevelsSet
 from reservations.partition import Partition
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,7 @@ class Journal(Protocol):
 
     def load(self, number: int) -> Partition: ...
 
-    def due_snapshots(self) -> list[int]: ...
+    def due_snapshots(self, partitions: Mapping[int, Partition]) -> list[int]: ...
 
     def snapshot(self, partition: Partition) -> None: ...
 
@@ -75,12 +76,16 @@ def _next_id(entry_id: str) -> str:
 class RedisJournal:
     """Journal on Redis streams; one instance per shard actor."""
 
-    def __init__(self, client: redis.Redis, keys: RedisKeys, snapshot_every: int) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: RedisKeys, snapshot_every: int, snapshot_levels: int = 20_000
+    ) -> None:
         self._client = client
         self._keys = keys
         self._snapshot_every = snapshot_every
+        self._snapshot_levels = snapshot_levels
         self._last_id: dict[int, str] = {}
         self._since_snapshot: dict[int, int] = {}
+        self._levels_since_snapshot: dict[int, int] = {}
 
     def append(self, events: dict[int, list[Event]]) -> None:
         """Write every partition's entry atomically; raises if Redis did not take them."""
@@ -95,6 +100,7 @@ class RedisJournal:
         for number, entry_id in zip(numbers, ids, strict=True):
             self._last_id[number] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
             self._since_snapshot[number] = self._since_snapshot.get(number, 0) + 1
+            self._count_levels(number, events[number])
 
     def load(self, number: int) -> Partition:
         """Rebuild a partition: its snapshot, then every journal entry after it."""
@@ -103,6 +109,7 @@ class RedisJournal:
             partition, last_id = decode_snapshot(data)
         else:
             partition, last_id = Partition(number), "0-0"
+        self._levels_since_snapshot[number] = 0
         replayed = 0
         while True:
             entries = cast(
@@ -110,8 +117,10 @@ class RedisJournal:
                 self._client.xrange(self._keys.log(number), min=f"({last_id}", count=REPLAY_CHUNK),
             )
             for entry_id, fields in entries:
-                for event in decode_entry(fields[b"e"]):
+                events = decode_entry(fields[b"e"])
+                for event in events:
                     partition.apply(event)
+                self._count_levels(number, events)
                 last_id = entry_id.decode()
             replayed += len(entries)
             if len(entries) < REPLAY_CHUNK:
@@ -120,8 +129,22 @@ class RedisJournal:
         self._since_snapshot[number] = replayed
         return partition
 
-    def due_snapshots(self) -> list[int]:
-        return [n for n, count in self._since_snapshot.items() if count >= self._snapshot_every]
+    def due_snapshots(self, partitions: Mapping[int, Partition]) -> list[int]:
+        """Partitions with `snapshot_every` entries since their snapshot, or with a bulk load
+        since (see ShardConfig.snapshot_levels)."""
+        due = []
+        for number, count in self._since_snapshot.items():
+            levels = self._levels_since_snapshot.get(number, 0)
+            if count >= self._snapshot_every or (
+                levels >= self._snapshot_levels and levels >= partitions[number].position_count()
+            ):
+                due.append(number)
+        return due
+
+    def _count_levels(self, number: int, events: list[Event]) -> None:
+        levels = sum(len(event.levels) for event in events if isinstance(event, LevelsSet))
+        if levels:
+            self._levels_since_snapshot[number] = self._levels_since_snapshot.get(number, 0) + levels
 
     def snapshot(self, partition: Partition) -> None:
         """Store the partition as of its last journaled entry and trim the entries it covers."""
@@ -133,3 +156,4 @@ class RedisJournal:
             pipe.xtrim(self._keys.log(number), minid=_next_id(last_id), approximate=False)
         pipe.execute()
         self._since_snapshot[number] = 0
+        self._levels_since_snapshot[number] = 0

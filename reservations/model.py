@@ -386,7 +386,7 @@ class LevelColumns:
         runs: list[tuple[str, int, int]] = []
         start = 0
         for sku, group in groupby(self.sku):
-            end = start + sum(1 for _ in group)
+            end = start + len(list(group))
             runs.append((sku, start, end))
             start = end
         return runs

@@ -167,6 +167,9 @@ class Partition:
         parts.extend(self.loaded.columns(sku) for sku in self.loaded.skus())
         return LevelColumns.join(parts)
 
+    def position_count(self) -> int:
+        return len(self.loaded) + sum(map(len, self.positions.values()))
+
     def node_count(self, sku: str) -> int:
         return len(self.positions.get(sku, ())) + self.loaded.node_count(sku)
 
