@@ -308,7 +308,11 @@ class LevelColumns:
 
     @classmethod
     def of(cls, levels: Iterable[Level]) -> LevelColumns:
-        columns = list(zip(*levels, strict=True)) or [(), (), (), (), (), ()]
+        return cls._typed(*(list(zip(*levels, strict=True)) or [(), (), (), (), (), ()]))
+
+    @classmethod
+    def _typed(cls, *columns: Iterable[Any]) -> LevelColumns:
+        """Columns of any iterables, in field order, as tuples and arrays."""
         sku, node_id, on_hand, as_of, damaged, quality_hold = columns
         return cls(
             tuple(sku),
@@ -354,31 +358,11 @@ class LevelColumns:
 
     def runs(self, ranges: Sequence[tuple[int, int]]) -> LevelColumns:
         """The levels of these (start, end) ranges, in their order."""
-        if len(ranges) == 1:
-            return self.part(*ranges[0])
-        on_hand, as_of, damaged, quality_hold = array("q"), array("d"), array("q"), array("q")
-        for start, end in ranges:
-            on_hand += self.on_hand[start:end]
-            as_of += self.as_of[start:end]
-            damaged += self.damaged[start:end]
-            quality_hold += self.quality_hold[start:end]
-        sku = tuple(chain.from_iterable(self.sku[start:end] for start, end in ranges))
-        node_id = tuple(chain.from_iterable(self.node_id[start:end] for start, end in ranges))
-        return LevelColumns(sku, node_id, on_hand, as_of, damaged, quality_hold)
+        return LevelColumns.join([self.part(start, end) for start, end in ranges])
 
     def take(self, indices: Sequence[int]) -> LevelColumns:
         """The levels at these indices, in their order."""
-        sku, node_id, on_hand, as_of, damaged, quality_hold = (
-            [column[i] for i in indices] for column in self._columns()
-        )
-        return LevelColumns(
-            tuple(sku),
-            tuple(node_id),
-            array("q", on_hand),
-            array("d", as_of),
-            array("q", damaged),
-            array("q", quality_hold),
-        )
+        return LevelColumns._typed(*([column[i] for i in indices] for column in self._columns()))
 
     def sku_runs(self) -> list[tuple[str, int, int]]:
         """(sku, start, end) of each run of levels of one SKU: a load sends a SKU's nodes
