@@ -43,9 +43,9 @@ class ShardConfig:
     """Journal entries of a partition between two snapshots."""
     snapshot_levels: int = 20_000
     """Counts loaded into a partition since its snapshot from which a load earns a snapshot of
-    its own, once they are also as many as the partition's positions: replaying them would
-    then cost more than reading the partition whole. A growing catalog is snapshotted at
-    doubling sizes."""
+    its own, once they are also as many as the partition's positions. A reload then does not
+    leave its entries to pile up in Redis and be replayed on every restart; a growing
+    catalog is snapshotted at doubling sizes."""
     tick_seconds: float = 0.1
     """How often the expiry timer runs when no batch arrives."""
 
