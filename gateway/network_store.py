@@ -70,8 +70,12 @@ class NetworkStore:
         """Until cancelled: take the changes other gateways make, as soon as they announce
         them and at least every `every` seconds; `on_change` is told after each."""
         pubsub: Any = None
+        task = asyncio.current_task()
         while True:
             try:
+                if task is not None and task.cancelling():
+                    # redis-py may swallow a cancel that lands while it waits for a message.
+                    raise asyncio.CancelledError
                 if pubsub is None:
                     pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                     await pubsub.subscribe(self._keys.network_changes)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import faulthandler
 import json
 import logging
 import os
@@ -463,6 +464,8 @@ async def serve_gateway(settings: str) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.5)
     finally:
+        # A stop that hangs (Ray gone with a killed serve) must not leave this process behind.
+        faulthandler.dump_traceback_later(60, exit=True)
         await gateway.stop(grace=5)
         ray.shutdown()
         sys.stdout.flush()

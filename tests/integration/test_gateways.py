@@ -31,7 +31,7 @@ from gateway.convert import Limits
 from gateway.metrics import Metrics
 from gateway.network_store import NetworkStore
 from gateway.redis_server import EmbeddedRedis, free_port
-from gateway.service import ServiceConfig, first_view_version, gateway_metrics_port
+from gateway.service import ServiceConfig, first_view_version, gateway_metrics_port, unshared_port
 from gateway.servicers import Servicer, rpc
 from gateway.supervisor import READY, GatewaySupervisor
 from protos.gen.omnistock.v1 import network_pb2
@@ -96,6 +96,17 @@ async def test_new_connections_spread_over_both_gateways(service: Any) -> None:
     served = await spread(service, 24)
     assert sum(served) == 24
     assert min(served) > 0, served  # all 24 on one of two listeners: about 1 in 8 million
+
+
+async def test_another_service_cannot_take_the_shared_port(service: Any) -> None:
+    # Several gateways (SO_REUSEPORT) check the port with a plain bind first...
+    with pytest.raises(RuntimeError, match="in use"):
+        unshared_port("127.0.0.1", service.port)
+    # ...and one gateway listens without SO_REUSEPORT, which the kernel refuses here.
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    with pytest.raises(RuntimeError, match="bind"):
+        server.add_insecure_port(f"127.0.0.1:{service.port}")
+    assert unshared_port("127.0.0.1", 0) > 0
 
 
 async def test_a_hold_made_at_one_gateway_is_retried_and_confirmed_at_the_other(service: Any) -> None:
