@@ -2764,6 +2764,7 @@ def service_config(args: argparse.Namespace) -> ServiceConfig:
         ray_address=args.ray_address,
         data_dir=Path(args.data_dir),
         redis_fsync=args.redis_fsync,
+        gateways=args.gateways,
         # With --demo the file is applied once the demo nodes are there (see serve_async).
         network_file=Path(args.network) if args.network and not args.demo else None,
     )
@@ -2827,13 +2828,16 @@ def banner(service: Service) -> str:
     redis = redact(service.redis_url) + (
         f" (embedded, data in {(config.data_dir / 'redis').resolve()})" if not config.redis_url else ""
     )
-    metrics = (
-        f"http://{client_target(config.host, service.metrics_port)}/metrics"
-        if service.metrics_port
-        else "off"
+    ports = [port for port in service.metrics_ports if port]
+    metrics = ", ".join(f"http://{client_target(config.host, port)}/metrics" for port in ports) or "off"
+    if len(ports) > 1:
+        metrics += " (one per gateway)"
+    gateways = (
+        f"{config.gateways} processes sharing the port (SO_REUSEPORT)" if config.gateways > 1 else "1 process"
     )
     rows = [
         ("gRPC", f"{client_target(config.host, service.port)} (listening on {config.host})"),
+        ("gateways", gateways),
         ("metrics", metrics),
         ("shards", f"{config.shards} Ray actor(s) on {config.ray_address or 'a local Ray runtime'}"),
         ("redis", redis),
@@ -3002,6 +3006,37 @@ def serve(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
 
 
+def run_gateway(args: argparse.Namespace) -> int:
+    from gateway.service import serve_gateway
+
+    settings = sys.stdin.readline()
+    if not settings.strip():
+        print("error: omnistock gateway reads its settings on stdin (serve starts it)", file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        import uvloop
+    except ImportError:
+        runner: Callable[[Awaitable[None]], None] = asyncio.run  # type: ignore[assignment]
+    else:
+        runner = uvloop.run
+    code = EXIT_OK
+    try:
+        runner(serve_gateway(settings))
+    except Exception:
+        logging.getLogger(__name__).exception("gateway failed")
+        code = EXIT_REFUSED
+    # As serve: leave without tearing down the loop (grpc/grpc#40989).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 # --- the parser ---
 
 
@@ -3068,6 +3103,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="shard actors owning the partitions (default: CPU count, %(default)s)",
     )
     serve_parser.add_argument(
+        "--gateways",
+        type=positive_int,
+        default=1,
+        help="gateway processes sharing the gRPC port (SO_REUSEPORT); gateway i serves its metrics"
+        " on --metrics-port + i (default %(default)s)",
+    )
+    serve_parser.add_argument(
         "--partitions",
         type=positive_int,
         default=256,
@@ -3110,6 +3152,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="(default %(default)s)",
     )
     serve_parser.set_defaults(handler=serve)
+
+    gateway_parser = commands.add_parser(
+        "gateway",
+        help="one more gateway of a running `omnistock serve --gateways N` (serve starts it)",
+        description="Started by `omnistock serve --gateways N` for each gateway beyond its own:"
+        " reads its settings as one JSON line on stdin, joins serve's Ray runtime and Redis, and"
+        " serves the same port until SIGTERM or until serve is gone. Not meant to be run by hand.",
+    )
+    gateway_parser.add_argument(
+        "--log-level",
+        default="info",
+        type=str.lower,
+        choices=["debug", "info", "warning", "error"],
+        help="(default %(default)s)",
+    )
+    gateway_parser.set_defaults(handler=run_gateway)
 
     bench_parser = commands.add_parser(
         "bench",

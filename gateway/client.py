@@ -163,7 +163,12 @@ class OmnistockClient:
     Every method raises OmnistockRpcError on a refused call.
     """
 
-    def __init__(self, target: str = DEFAULT_TARGET, timeout: float = 30.0) -> None:
+    def __init__(
+        self, target: str = DEFAULT_TARGET, timeout: float = 30.0, options: Sequence[tuple[str, Any]] = ()
+    ) -> None:
+        """`options` are more gRPC channel options, e.g. ("grpc.use_local_subchannel_pool", 1)
+        for a connection of its own (channels of one process otherwise share one, and so
+        reach one gateway of several)."""
         self.target = target
         self.timeout = timeout
         self.channel = grpc.aio.insecure_channel(
@@ -171,6 +176,7 @@ class OmnistockClient:
             options=[
                 ("grpc.max_receive_message_length", 8 * 1024 * 1024),
                 ("grpc.max_send_message_length", 8 * 1024 * 1024),
+                *options,
             ],
         )
         self.inventory = inventory_pb2_grpc.InventoryServiceStub(self.channel)

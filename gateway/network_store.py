@@ -1,16 +1,22 @@
 """The network (nodes, groups, channels) kept in Redis as one protobuf value, cached here.
 
 Every change builds a whole new Network, validates it and only then writes it:
-nothing applies partially.
+nothing applies partially. Several gateways share the stored network: a change is
+decided on the stored version and written only if no other gateway wrote in between
+(WATCH/MULTI), then announced on a pub/sub channel so the others reload it at once;
+each also polls the version key, in case an announcement was missed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
-from typing import cast
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, cast
 
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from availability.network import Channel, Network, NodeGroup
 from availability.nodes import Node
@@ -18,6 +24,11 @@ from gateway.convert import Limits, network_from_proto, network_to_proto
 from protos.gen.omnistock.v1 import network_pb2
 from reservations.errors import InvalidArgument, NotFound
 from reservations.journal import RedisKeys
+
+log = logging.getLogger(__name__)
+
+NETWORK_KINDS = frozenset({"node", "group", "channel"})
+"""What NotFound names when a request refers to a part of the network."""
 
 
 class NetworkStore:
@@ -30,9 +41,60 @@ class NetworkStore:
 
     async def load(self) -> Network:
         data = cast(bytes | None, await self._client.get(self._keys.network))
+        self.network = self._decoded(data)
         if data:
-            self.network = network_from_proto(network_pb2.NetworkConfig.FromString(data), self._limits)
+            # A network stored before the version key existed: give it one to poll.
+            await self._client.set(self._keys.network_version, self.network.version, nx=True)
         return self.network
+
+    def _decoded(self, data: bytes | None) -> Network:
+        """The stored network; the one in hand when it is that version (no rebuild)."""
+        if not data:
+            return Network()
+        config = network_pb2.NetworkConfig.FromString(data)
+        if config.version == self.network.version and self.network.version:
+            return self.network
+        return network_from_proto(config, self._limits)
+
+    async def refresh(self) -> bool:
+        """Take the stored network if another gateway changed it; True when it did."""
+        stored = cast(bytes | None, await self._client.get(self._keys.network_version))
+        if stored is None or int(stored) == self.network.version:
+            return False
+        async with self._lock:
+            before = self.network
+            await self.load()
+            return self.network is not before
+
+    async def follow(self, on_change: Callable[[], None], every: float = 1.0) -> None:
+        """Until cancelled: take the changes other gateways make, as soon as they announce
+        them and at least every `every` seconds; `on_change` is told after each."""
+        pubsub: Any = None
+        task = asyncio.current_task()
+        while True:
+            try:
+                if task is not None and task.cancelling():
+                    # redis-py may swallow a cancel that lands while it waits for a message.
+                    raise asyncio.CancelledError
+                if pubsub is None:
+                    pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                    await pubsub.subscribe(self._keys.network_changes)
+                await pubsub.get_message(timeout=every)
+                if await self.refresh():
+                    on_change()
+            except asyncio.CancelledError:
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+                raise
+            except (redis.exceptions.RedisError, OSError) as error:
+                # Redis away: keep the network in hand and try again; answers go on meanwhile.
+                log.warning("cannot follow network changes in Redis: %s", error)
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        await pubsub.aclose()
+                    pubsub = None
+                await asyncio.sleep(every)
 
     async def change(
         self,
@@ -44,29 +106,41 @@ class NetworkStore:
         purchase_limits: Mapping[str, int] | None = None,
     ) -> Network:
         """Apply a change whole, or raise InvalidArgument naming every problem."""
+        nodes, groups, channels = list(nodes), list(groups), list(channels)
         drop_groups, drop_channels = list(drop_groups), list(drop_channels)
-        async with self._lock:
-            current = self.network
-            for group_id in drop_groups:
-                if group_id not in current.groups:
-                    raise NotFound("group", group_id)
-            for channel_id in drop_channels:
-                if channel_id not in current.channels:
-                    raise NotFound("channel", channel_id)
-            in_use = current.groups_in_use(drop_groups, drop_channels)
-            if in_use:
-                raise InvalidArgument(in_use)
-            candidate = current.with_changes(
-                nodes, groups, channels, drop_groups, drop_channels, purchase_limits
-            )
-            if candidate.same_as(current):
-                return current
-            problems = candidate.problems()
-            if problems:
-                raise InvalidArgument(problems)
-            await self._client.set(self._keys.network, network_to_proto(candidate).SerializeToString())
-            self.network = candidate
-            return candidate
+        async with self._lock, self._client.pipeline(transaction=True) as pipe:
+            while True:
+                await pipe.watch(self._keys.network)
+                current = self._decoded(cast(bytes | None, await pipe.get(self._keys.network)))
+                self.network = current
+                for group_id in drop_groups:
+                    if group_id not in current.groups:
+                        raise NotFound("group", group_id)
+                for channel_id in drop_channels:
+                    if channel_id not in current.channels:
+                        raise NotFound("channel", channel_id)
+                in_use = current.groups_in_use(drop_groups, drop_channels)
+                if in_use:
+                    raise InvalidArgument(in_use)
+                candidate = current.with_changes(
+                    nodes, groups, channels, drop_groups, drop_channels, purchase_limits
+                )
+                if candidate.same_as(current):
+                    await pipe.unwatch()
+                    return current
+                problems = candidate.problems()
+                if problems:
+                    raise InvalidArgument(problems)
+                pipe.multi()
+                pipe.set(self._keys.network, network_to_proto(candidate).SerializeToString())
+                pipe.set(self._keys.network_version, candidate.version)
+                pipe.publish(self._keys.network_changes, candidate.version)
+                try:
+                    await pipe.execute()
+                except redis.exceptions.WatchError:
+                    continue  # another gateway stored a change meanwhile: decide again on it
+                self.network = candidate
+                return candidate
 
     # --- reads used on every request ---
 

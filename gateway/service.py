@@ -1,10 +1,23 @@
-"""Start-up and shutdown of a whole omnistock service: Redis, Ray shards, gRPC, metrics."""
+"""Start-up and shutdown of a whole omnistock service: Redis, Ray shards, gateways, metrics.
+
+`Service` is `omnistock serve`: Redis, Ray and the shard actors, then its own gateway and,
+with several gateways, the supervisor of the others. `serve_gateway` is one of those
+others: it joins the running Ray and Redis, finds the shards by name and serves the same
+port (SO_REUSEPORT lets the kernel spread new connections over the gateways).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
+import faulthandler
+import json
 import logging
 import os
+import signal
+import socket
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +47,7 @@ from gateway.servicers import (
 )
 from gateway.shard_stats import ShardStatsPoller
 from gateway.shards import ShardRouter
+from gateway.supervisor import READY, GatewaySupervisor
 from gateway.view_sync import ViewSync
 from gateway.watch import WatchHub
 from protos.gen.omnistock.v1 import (
@@ -87,28 +101,217 @@ class ServiceConfig:
     stats_interval: float = 1.0
     """Seconds between two polls of the shards' stats (units held, expiries, restarts, ...)."""
     limits: Limits = field(default_factory=Limits)
+    gateways: int = 1
+    """Gateway processes serving the port; more than one share it with SO_REUSEPORT, and
+    gateway i serves its metrics on metrics_port + i."""
+    network_refresh: float = 1.0
+    """Seconds between two checks of the stored network's version by each gateway, in case
+    it missed another gateway's announcement of a change."""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> ServiceConfig:
+        data = json.loads(text)
+        data["data_dir"] = Path(data["data_dir"])
+        data["network_file"] = Path(data["network_file"]) if data["network_file"] else None
+        data["limits"] = Limits(**data["limits"])
+        return cls(**data)
+
+
+VIEW_VERSIONS_PER_GATEWAY = 10**13
+"""Gateway i numbers its view versions from i times this plus the clock in milliseconds
+(below 10**13 until the year 2286), so no two gateways, nor two runs of one, hand out the
+same version: a watch resumed at another gateway starts again from the whole state
+instead of skipping changes it never saw."""
+
+
+def first_view_version(index: int, now: float) -> int:
+    return index * VIEW_VERSIONS_PER_GATEWAY + int(now * 1000)
+
+
+def gateway_metrics_port(config: ServiceConfig, index: int) -> int | None:
+    """Gateway i's metrics port: metrics_port + i (0: any free port; None: no metrics)."""
+    if config.metrics_port is None or config.metrics_port == 0:
+        return config.metrics_port
+    return config.metrics_port + index
+
+
+def unshared_port(host: str, port: int) -> int:
+    """`port` (0: a free one) if no one listens on it. Listening with SO_REUSEPORT would
+    share a port someone else serves (a second omnistock there would take half the calls),
+    so the first gateway checks with a plain bind, which fails on a taken port."""
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+            try:
+                probe.bind((address[0], port, *address[2:]))
+            except OSError as error:
+                raise RuntimeError(
+                    f"cannot listen on {host}:{port}: {error.strerror}; is the port in use?"
+                ) from None
+            port = int(probe.getsockname()[1])
+    return port
 
 
 ShardActor = ray.remote(Shard)
 
 
-class Service:
-    def __init__(self, config: ServiceConfig) -> None:
+class Gateway:
+    """One gateway: the gRPC server and what answers behind it (batchers per shard, the
+    network view, answer cache and watch hub, the shard-stats poller), with its metrics.
+    Nothing in it is shared with other gateways but the shards and Redis."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        index: int,
+        redis_url: str,
+        shards: list[Any],
+        partitions: int,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.config = config
-        self.metrics = Metrics()
+        self.index = index
+        self.metrics = metrics or Metrics()
         self.port = 0
         self.metrics_port = 0
-        self.redis_url = ""
-        self._embedded: EmbeddedRedis | None = None
+        self._redis_url = redis_url
+        self._shards = shards
+        self._partitions = partitions
         self._redis: aioredis.Redis | None = None
-        self._started_ray = False
         self._server: grpc.aio.Server | None = None
         self._metrics_server: Any = None
         self._health = health.aio.HealthServicer()
         self._view_sync: ViewSync | None = None
-        self._stats: asyncio.Task[None] | None = None
-        self.shards: list[Any] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self.backend: Backend | None = None
+
+    async def start(self, apply_network_file: bool = False) -> Gateway:
+        config, shards, partitions = self.config, self._shards, self._partitions
+        loop = asyncio.get_running_loop()
+        self._redis = aioredis.Redis.from_url(self._redis_url)
+        router = ShardRouter(shards, partitions, self.metrics)
+        self.metrics.watch_queues(router.queue_depths())
+        stats = ShardStatsPoller(shards, self.metrics, config.stats_interval)
+        await stats.poll_once()
+        self._tasks.append(loop.create_task(stats.run()))
+        coordinator = ReservationCoordinator(
+            router.execute, lambda key: partition_of(key, partitions), time.time
+        )
+        network = NetworkStore(self._redis, RedisKeys(config.prefix), config.limits)
+        await network.load()
+        if apply_network_file and config.network_file is not None:
+            parsed = parse_network_file(config.network_file.read_text())
+            await network.change(
+                parsed.nodes, parsed.groups, parsed.channels, purchase_limits=parsed.purchase_limits
+            )
+        first_version = first_view_version(self.index, time.time())
+        view = NetworkView(len(shards), first_version)
+        watch = WatchHub(view, ChangeHistory(first_version))
+        self._view_sync = ViewSync(view, shards, self.metrics, config.view_heartbeat, watch.on_change)
+        await self._view_sync.sync_once()
+        router.on_changes = self._view_sync.note
+        self._view_sync.start()
+        # A rule changed through another gateway applies to this one's open feeds too.
+        self._tasks.append(loop.create_task(network.follow(watch.rules_changed, config.network_refresh)))
+        self.backend = Backend(router, coordinator, network, view, watch, self.metrics, config.limits)
+
+        shared = config.gateways > 1
+        port = unshared_port(config.host, config.port) if shared and self.index == 0 else config.port
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", config.limits.max_message_bytes),
+                ("grpc.max_send_message_length", config.limits.max_message_bytes),
+                # One gateway owns its port alone, so a second service on it fails loudly.
+                ("grpc.so_reuseport", 1 if shared else 0),
+            ]
+        )
+        inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(self.backend), server)
+        availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(
+            AvailabilityServicer(self.backend), server
+        )
+        reservation_pb2_grpc.add_ReservationServiceServicer_to_server(
+            ReservationServicer(self.backend), server
+        )
+        network_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkServicer(self.backend), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        services = [
+            inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
+            availability_pb2.DESCRIPTOR.services_by_name["AvailabilityService"].full_name,
+            reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"].full_name,
+            network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        ]
+        reflection.enable_server_reflection(services, server)
+        self.port = server.add_insecure_port(f"{config.host}:{port}")
+        if self.port == 0:
+            raise RuntimeError(f"cannot listen on {config.host}:{port}; is the port in use?")
+        await server.start()
+        self._server = server
+        for name in ["", *services[:4]]:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        metrics_port = gateway_metrics_port(config, self.index)
+        if metrics_port is not None:
+            self._metrics_server, _ = start_http_server(
+                metrics_port, addr=config.host, registry=self.metrics.registry
+            )
+            self.metrics_port = self._metrics_server.server_port
+        return self
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking calls and drain those in flight; the shards are left as they are."""
+        await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+        if self._view_sync is not None:
+            await self._view_sync.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+class Service:
+    def __init__(self, config: ServiceConfig) -> None:
+        if config.gateways < 1:
+            raise ValueError(f"gateways must be at least 1, got {config.gateways}")
+        self.config = config
+        self.metrics = Metrics()
+        self.redis_url = ""
+        self._embedded: EmbeddedRedis | None = None
+        self._redis: aioredis.Redis | None = None
+        self._started_ray = False
+        self.gateway: Gateway | None = None
+        self.supervisor: GatewaySupervisor | None = None
+        self.shards: list[Any] = []
+
+    @property
+    def port(self) -> int:
+        return self.gateway.port if self.gateway else 0
+
+    @property
+    def metrics_port(self) -> int:
+        """Gateway 0's metrics port (0: none)."""
+        return self.gateway.metrics_port if self.gateway else 0
+
+    @property
+    def metrics_ports(self) -> list[int | None]:
+        """Every gateway's metrics port, gateway 0 first."""
+        others = self.supervisor.metrics_ports if self.supervisor else []
+        return [self.metrics_port or None, *others]
+
+    @property
+    def backend(self) -> Backend | None:
+        return self.gateway.backend if self.gateway else None
 
     async def start(self) -> Service:
         config = self.config
@@ -144,71 +347,30 @@ class Service:
         self.shards = [await self._start_shard(index, partitions) for index in range(config.shards)]
         await asyncio.gather(*(shard.ping.remote() for shard in self.shards))
 
-        router = ShardRouter(self.shards, partitions, self.metrics)
-        self.metrics.watch_queues(router.queue_depths())
-        stats = ShardStatsPoller(self.shards, self.metrics, config.stats_interval)
-        await stats.poll_once()
-        self._stats = asyncio.get_running_loop().create_task(stats.run())
-        coordinator = ReservationCoordinator(
-            router.execute, lambda key: partition_of(key, partitions), time.time
-        )
-        network = NetworkStore(self._redis, keys, config.limits)
-        await network.load()
-        if config.network_file is not None:
-            parsed = parse_network_file(config.network_file.read_text())
-            await network.change(
-                parsed.nodes, parsed.groups, parsed.channels, purchase_limits=parsed.purchase_limits
+        self.gateway = Gateway(config, 0, self.redis_url, self.shards, partitions, self.metrics)
+        await self.gateway.start(apply_network_file=True)
+        if config.gateways > 1:
+            context = ray.get_runtime_context()
+            joined = dataclasses.replace(
+                config,
+                port=self.gateway.port,
+                redis_url=self.redis_url,
+                ray_address=context.gcs_address,
+                partitions=partitions,
+                network_file=None,
             )
-        first_version = int(time.time() * 1000)
-        view = NetworkView(len(self.shards), first_version)
-        watch = WatchHub(view, ChangeHistory(first_version))
-        self._view_sync = ViewSync(view, self.shards, self.metrics, config.view_heartbeat, watch.on_change)
-        await self._view_sync.sync_once()
-        router.on_changes = self._view_sync.note
-        self._view_sync.start()
-        self.backend = Backend(router, coordinator, network, view, watch, self.metrics, config.limits)
-
-        server = grpc.aio.server(
-            options=[
-                ("grpc.max_receive_message_length", config.limits.max_message_bytes),
-                ("grpc.max_send_message_length", config.limits.max_message_bytes),
-                ("grpc.so_reuseport", 0),
-            ]
-        )
-        inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(self.backend), server)
-        availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(
-            AvailabilityServicer(self.backend), server
-        )
-        reservation_pb2_grpc.add_ReservationServiceServicer_to_server(
-            ReservationServicer(self.backend), server
-        )
-        network_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkServicer(self.backend), server)
-        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        services = [
-            inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
-            availability_pb2.DESCRIPTOR.services_by_name["AvailabilityService"].full_name,
-            reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"].full_name,
-            network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
-            health.SERVICE_NAME,
-            reflection.SERVICE_NAME,
-        ]
-        reflection.enable_server_reflection(services, server)
-        self.port = server.add_insecure_port(f"{config.host}:{config.port}")
-        if self.port == 0:
-            raise RuntimeError(f"cannot listen on {config.host}:{config.port}; is the port in use?")
-        await server.start()
-        self._server = server
-        for name in ["", *services[:4]]:
-            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        if config.metrics_port is not None:
-            self._metrics_server, _ = start_http_server(
-                config.metrics_port, addr=config.host, registry=self.metrics.registry
+            self.supervisor = GatewaySupervisor(
+                lambda index: json.dumps(
+                    {"config": joined.to_json(), "index": index, "namespace": context.namespace}
+                ),
+                range(1, config.gateways),
             )
-            self.metrics_port = self._metrics_server.server_port
+            await self.supervisor.start()
         log.info(
-            "omnistock serving on %s:%d (%d shards, %d partitions) in %.1fs",
+            "omnistock serving on %s:%d (%d gateway(s), %d shards, %d partitions) in %.1fs",
             config.host,
             self.port,
+            config.gateways,
             config.shards,
             partitions,
             time.perf_counter() - started,
@@ -232,7 +394,7 @@ class Service:
         while True:
             try:
                 return ShardActor.options(
-                    name=f"{config.prefix}-shard-{index}",
+                    name=shard_name(config.prefix, index),
                     max_restarts=-1,
                     max_task_retries=3,
                     num_cpus=0,
@@ -240,8 +402,8 @@ class Service:
             except ValueError as error:  # the name is taken
                 if time.monotonic() > deadline:
                     raise RuntimeError(
-                        f"shard actor {config.prefix}-shard-{index} already exists on this Ray cluster:"
-                        " is another omnistock with the same --prefix running?"
+                        f"shard actor {shard_name(config.prefix, index)} already exists on this Ray"
+                        " cluster: is another omnistock with the same --prefix running?"
                     ) from error
                 await asyncio.sleep(0.5)
 
@@ -251,18 +413,13 @@ class Service:
         return await self.backend.router.check()
 
     async def stop(self, grace: float = 5.0) -> None:
-        """Stop taking calls, drain those in flight, then stop shards and Redis."""
-        await self._health.enter_graceful_shutdown()
-        if self._server is not None:
-            await self._server.stop(grace)
-        if self._view_sync is not None:
-            await self._view_sync.stop()
-        if self._stats is not None:
-            self._stats.cancel()
-            await asyncio.gather(self._stats, return_exceptions=True)
-        if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()
+        """Stop taking calls at every gateway, drain those in flight, then stop shards and Redis."""
+        gateways = []
+        if self.supervisor is not None:
+            gateways.append(self.supervisor.stop(grace))
+        if self.gateway is not None:
+            gateways.append(self.gateway.stop(grace))
+        await asyncio.gather(*gateways)
         for shard in self.shards:
             ray.kill(shard, no_restart=True)
         self.shards = []
@@ -272,3 +429,46 @@ class Service:
             ray.shutdown()
         if self._embedded is not None:
             self._embedded.stop()
+
+
+def shard_name(prefix: str, index: int) -> str:
+    return f"{prefix}-shard-{index}"
+
+
+async def serve_gateway(settings: str) -> None:
+    """One more gateway of a running `omnistock serve` (see gateway/supervisor.py): join its
+    Ray and Redis, find its shards, serve its port until SIGTERM or until serve is gone."""
+    about = json.loads(settings)
+    config = ServiceConfig.from_json(about["config"])
+    index, namespace = int(about["index"]), about["namespace"]
+    parent = os.getppid()
+    ray.init(
+        address=config.ray_address,
+        namespace=namespace,
+        logging_level=logging.WARNING,
+        log_to_driver=False,  # serve prints the shards' logs once
+    )
+    stop = asyncio.Event()
+    # Installed after ray.init, which replaces the SIGTERM handler. Ctrl-C reaches the whole
+    # process group: serve stops its gateways itself, in order, so this one ignores SIGINT.
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    shards = [ray.get_actor(shard_name(config.prefix, i), namespace=namespace) for i in range(config.shards)]
+    gateway = Gateway(config, index, config.redis_url or "", shards, config.partitions)
+    try:
+        await gateway.start()
+        print(READY + json.dumps({"metrics_port": gateway.metrics_port or None}), flush=True)
+        while not stop.is_set():
+            if os.getppid() != parent:  # serve is gone (killed): no one would stop this gateway
+                log.warning("gateway %d: omnistock serve is gone; stopping", index)
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        # A stop that hangs (Ray gone with a killed serve) must not leave this process behind.
+        faulthandler.dump_traceback_later(60, exit=True)
+        await gateway.stop(grace=5)
+        ray.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()

@@ -49,7 +49,7 @@ from gateway.convert import (
 )
 from gateway.errors import to_status
 from gateway.metrics import Metrics
-from gateway.network_store import NetworkStore
+from gateway.network_store import NETWORK_KINDS, NetworkStore
 from gateway.routing import partition_of
 from gateway.shards import ShardRouter
 from gateway.watch import WatchHub
@@ -81,6 +81,7 @@ from reservations.errors import (
     FailedPrecondition,
     InsufficientStock,
     InvalidArgument,
+    NotFound,
     PurchaseLimitExceeded,
 )
 from reservations.model import LevelColumns, Line, PartState, PositionView
@@ -144,7 +145,19 @@ def rpc(method: str) -> Callable[[Handler[T]], Handler[T]]:
         @functools.wraps(handler)
         async def wrapper(self: Servicer, request: Any, context: grpc.aio.ServicerContext) -> T:
             async with Served(self.metrics, method, context):
-                return await handler(self, request, context)
+                try:
+                    return await handler(self, request, context)
+                except NotFound as error:
+                    # Another gateway may have just added that node, group or channel: with the
+                    # stored network, ask once more. A refusal for an unknown part of the
+                    # network comes before any change, so a unary call is safe to run again.
+                    if (
+                        error.kind in NETWORK_KINDS
+                        and not hasattr(request, "__aiter__")
+                        and await self.backend.network.refresh()
+                    ):
+                        return await handler(self, request, context)
+                    raise
             raise AssertionError("unreachable")  # Served re-raises every refusal
 
         return wrapper

@@ -65,7 +65,13 @@ START_TIMEOUT = 240.0
 CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", 8 * 1024 * 1024),
     ("grpc.max_send_message_length", 8 * 1024 * 1024),
+    # Each channel its own connection (channels of one process share one otherwise): with
+    # several gateways, the kernel gives each new connection to one of them.
+    ("grpc.use_local_subchannel_pool", 1),
 ]
+CONNECTIONS_PER_GATEWAY = 8
+"""Connections the callers share when the service has several gateways, per gateway: enough
+for the kernel's choice of gateway per connection to even out."""
 
 
 @dataclass
@@ -251,7 +257,9 @@ async def service_ready(channel: grpc.aio.Channel) -> None:
         raise grpc.aio.AioRpcError(grpc.StatusCode.UNAVAILABLE, grpc.aio.Metadata(), grpc.aio.Metadata())
 
 
-def start_service(workdir: Path, shards: int, partitions: int, redis_fsync: str) -> tuple[Process, str]:
+def start_service(
+    workdir: Path, shards: int, partitions: int, redis_fsync: str, gateways: int = 1
+) -> tuple[Process, str]:
     """`omnistock serve` in its own process (data and log under workdir); (process, HOST:PORT)."""
     port = free_port()
     argv = [
@@ -259,7 +267,7 @@ def start_service(workdir: Path, shards: int, partitions: int, redis_fsync: str)
         "--port", str(port), "--metrics-port", str(free_port()),
         "--shards", str(shards), "--partitions", str(partitions),
         "--data-dir", str(workdir / "data"), "--log-level", "warning",
-        "--redis-fsync", redis_fsync,
+        "--redis-fsync", redis_fsync, "--gateways", str(gateways),
     ]  # fmt: skip
     return start("omnistock", argv, workdir), f"127.0.0.1:{port}"
 
@@ -281,9 +289,12 @@ async def processes_under_test(
             if args.target:
                 service_target, service = args.target, None
             else:
-                say(f"starting omnistock ({args.shards} shards, journal on, fsync {args.redis_fsync}) ...")
+                say(
+                    f"starting omnistock ({args.gateways} gateway(s), {args.shards} shards, journal on,"
+                    f" fsync {args.redis_fsync}) ..."
+                )
                 service, service_target = start_service(
-                    workdir, args.shards, args.partitions, args.redis_fsync
+                    workdir, args.shards, args.partitions, args.redis_fsync, args.gateways
                 )
                 started.append(service)
             await wait_until_serving(service, service_target, service_ready)
@@ -364,12 +375,25 @@ def one_line(catalog: Catalog, reservation_id: str, n: int) -> reservation_pb2.R
     return hold(reservation_id, [(catalog.skus[n * 7919 % len(catalog.skus)], NODES[n % len(NODES)])])
 
 
+class Stubs:
+    """The n-th call's stubs: calls take the connections in turn."""
+
+    def __init__(self, channels: list[grpc.aio.Channel]) -> None:
+        self._reservations = [reservation_pb2_grpc.ReservationServiceStub(c) for c in channels]
+        self._availability = [availability_pb2_grpc.AvailabilityServiceStub(c) for c in channels]
+
+    def reservations(self, n: int) -> reservation_pb2_grpc.ReservationServiceStub:
+        return self._reservations[n % len(self._reservations)]
+
+    def availability(self, n: int) -> availability_pb2_grpc.AvailabilityServiceStub:
+        return self._availability[n % len(self._availability)]
+
+
 def scenarios(
-    channel: grpc.aio.Channel, echo: grpc.aio.Channel, catalog: Catalog, run: str
+    channels: list[grpc.aio.Channel], echo: grpc.aio.Channel, catalog: Catalog, run: str
 ) -> list[tuple[str, str, Call, dict[str, int]]]:
     """(key, name, call of the n-th request, extra fields) of each closed-loop scenario."""
-    reservations = reservation_pb2_grpc.ReservationServiceStub(channel)
-    availability = availability_pb2_grpc.AvailabilityServiceStub(channel)
+    stubs = Stubs(channels)
     skus, node_count = catalog.skus, len(NODES)
     echo_call = echo.unary_unary(
         ECHO_METHOD,
@@ -383,6 +407,7 @@ def scenarios(
     async def checkout(n: int) -> None:
         reservation_id = f"{run}-co-{n}"
         lines = [(sku, NODES[n % node_count]) for sku in catalog.spread(n, 2)]
+        reservations = stubs.reservations(n)
         await reservations.Reserve(hold(reservation_id, lines))
         if n % 5:  # 4 in 5 checkouts are paid; the 5th is abandoned
             await reservations.Confirm(reservation_pb2.ConfirmRequest(reservation_id=reservation_id))
@@ -392,11 +417,11 @@ def scenarios(
     page = availability_pb2.GetAvailabilityRequest(skus=catalog.page)
     return [
         ("echo", "echo (gRPC ceiling)", lambda n: echo_call(one(n)), {}),
-        ("reserve_1", "reserve 1 line", lambda n: reservations.Reserve(one(n)), {}),
+        ("reserve_1", "reserve 1 line", lambda n: stubs.reservations(n).Reserve(one(n)), {}),
         (
             "reserve_5",
             "reserve 5 lines, all shards",
-            lambda n: reservations.Reserve(
+            lambda n: stubs.reservations(n).Reserve(
                 hold(f"{run}-r5-{n}", [(sku, NODES[n % node_count]) for sku in catalog.spread(n, 5)])
             ),
             {},
@@ -404,7 +429,7 @@ def scenarios(
         (
             "availability_1",
             "availability 1 SKU",
-            lambda n: availability.GetAvailability(
+            lambda n: stubs.availability(n).GetAvailability(
                 availability_pb2.GetAvailabilityRequest(skus=[skus[n * 7919 % len(skus)]])
             ),
             {"skus_each": 1},
@@ -412,13 +437,13 @@ def scenarios(
         (
             "availability_200",
             f"availability {PAGE} SKUs",
-            lambda n: availability.GetAvailability(page),
+            lambda n: stubs.availability(n).GetAvailability(page),
             {"skus_each": PAGE},
         ),
         (
             "hot_sku",
             "reserve 1 line, one hot SKU",
-            lambda n: reservations.Reserve(hold(f"{run}-hot-{n}", [(HOT_SKU, NODES[0])])),
+            lambda n: stubs.reservations(n).Reserve(hold(f"{run}-hot-{n}", [(HOT_SKU, NODES[0])])),
             {},
         ),
         ("checkout", "checkout (reserve, confirm 4/5)", checkout, {"calls_each": 2}),
@@ -429,16 +454,22 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
     run = os.urandom(3).hex()
     catalog = Catalog(args.skus, args.partitions, args.shards)
     machine = describe_machine()
+    connections = args.connections or (1 if args.gateways == 1 else CONNECTIONS_PER_GATEWAY * args.gateways)
     async with (
         processes_under_test(args, say) as (echo_target, target, service),
-        grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel,
+        contextlib.AsyncExitStack() as stack,
         grpc.aio.insecure_channel(echo_target) as echo,
     ):
+        channels = [
+            await stack.enter_async_context(grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS))
+            for _ in range(connections)
+        ]
+        channel = channels[0]
         load_seconds = await prepare(channel, catalog, say)
         results: list[Measurement] = []
         chosen = [
             s
-            for s in scenarios(channel, echo, catalog, run)
+            for s in scenarios(channels, echo, catalog, run)
             if not args.only or s[0] in args.only or s[0] == "echo"
         ]
         for key, name, call, extra in chosen:
@@ -448,11 +479,11 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
         single = next((r for r in results if r.key == "reserve_1"), None)
         if single is not None and single.per_second > 0:
             rate = single.per_second / 2
-            reservations = reservation_pb2_grpc.ReservationServiceStub(channel)
+            stubs = Stubs(channels)
             say(f"reserve 1 line at half that rate ({rate:.0f}/s, open loop), {args.seconds:g} s ...")
 
             def half_rate_call(n: int) -> Awaitable[Any]:
-                return reservations.Reserve(one_line(catalog, f"{run}-half-{n}", n))
+                return stubs.reservations(n).Reserve(one_line(catalog, f"{run}-half-{n}", n))
 
             recorder = await open_loop(half_rate_call, rate, args.warmup, args.seconds)
             results.append(recorder.measurement("reserve_1_half_rate", f"reserve 1 line at {rate:.0f}/s", 0))
@@ -473,6 +504,8 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
             "warmup": args.warmup,
             "concurrency": args.concurrency,
             "shards": args.shards if not args.target else None,
+            "gateways": args.gateways if not args.target else None,
+            "connections": connections,
             "redis_fsync": args.redis_fsync if not args.target else None,
             "skus": args.skus,
             "positions": (args.skus + 1) * len(NODES),
@@ -516,6 +549,8 @@ def resident(process: Process) -> tuple[int, dict[str, int]]:
             name = command[0].split()[0] if command and command[0].startswith("ray::") else member.name()
             if member.pid == root.pid:
                 name = "gateway (omnistock serve)"
+            elif "gateway.cli gateway" in " ".join(command):
+                name = "gateways (omnistock gateway)"
             by_name[name.split(".")[0]] += member.memory_info().rss  # ray::Shard.apply -> ray::Shard
     return sum(by_name.values()), dict(by_name)
 
@@ -747,6 +782,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=os.cpu_count() or 1,
         help="shards of the service it starts (default: CPU count)",
+    )
+    parser.add_argument(
+        "--gateways",
+        type=int,
+        default=1,
+        help="gateway processes of the service it starts, sharing its port (default %(default)s)",
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=0,
+        help="gRPC connections the callers take in turn (default: 1, or"
+        f" {CONNECTIONS_PER_GATEWAY} per gateway with several)",
     )
     parser.add_argument(
         "--partitions", type=int, default=256, help="partitions of the service (default %(default)s)"

@@ -228,8 +228,8 @@ def render(result: Plan) -> str:
     ]
     if result.gateways > 1:
         lines.append(
-            "  note: one `omnistock serve` runs one gateway; gateways sharing the shards are the next step"
-            " (docs/performance.md, Growing with cores)"
+            f"  run: omnistock serve --gateways {result.gateways} --shards {result.shards}"
+            f" (one host of {result.cores} cores; the gateways share the port and the shards)"
         )
     if result.shards > MAX_SHARDS:
         lines.append(f"  more than {MAX_SHARDS} shards: start with --partitions at least {result.shards}")

@@ -178,7 +178,8 @@ class ReservationCoordinator:
         self._partition_of = partition_of
         self._clock = clock
         # reservation id -> partitions of its parts, for reservations known to exist
-        # (a claim whose Reserve succeeded never changes).
+        # (a claim whose Reserve succeeded never changes, so other gateways cannot make
+        # it wrong; everything else is asked of the shards every time).
         self._known: OrderedDict[str, tuple[int, ...]] = OrderedDict()
         self._cache_size = claim_cache_size
 

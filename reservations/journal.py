@@ -46,6 +46,16 @@ class RedisKeys:
         return f"{self.prefix}:network"
 
     @property
+    def network_version(self) -> str:
+        """The stored network's version alone: what a gateway polls to see a change."""
+        return f"{self.prefix}:network:version"
+
+    @property
+    def network_changes(self) -> str:
+        """Pub/sub channel on which a gateway announces the network version it stored."""
+        return f"{self.prefix}:network:changes"
+
+    @property
     def events(self) -> str:
         return f"{self.prefix}:events"
 

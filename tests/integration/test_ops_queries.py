@@ -55,6 +55,24 @@ def test_dashboard_has_the_on_call_overview_then_one_row_per_part() -> None:
     assert all(panel["targets"] for panel in panels())
 
 
+SEEN_BY_EVERY_GATEWAY = (
+    "omnistock_units_held",
+    "omnistock_units_committed",
+    "omnistock_positions_sold_out",
+    "omnistock_shard_up",
+    "omnistock_shard_restarts_total",
+)
+"""Shard figures each gateway exports alike (README, Metrics and health): with several
+gateways a sum over them would count each shard once per gateway."""
+
+
+def test_figures_every_gateway_sees_are_taken_once_per_shard() -> None:
+    queries = [t["expr"] for panel in panels() for t in panel["targets"]] + [r["expr"] for r in rules()]
+    for expr in queries:
+        if metric_names(expr) & set(SEEN_BY_EVERY_GATEWAY):
+            assert "max by (shard)" in expr, expr
+
+
 def test_rules_cover_what_pages_the_on_call() -> None:
     alerts = {rule["alert"] for rule in rules() if "alert" in rule}
     assert alerts >= {

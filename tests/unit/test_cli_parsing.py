@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 from datetime import UTC, datetime
@@ -138,6 +139,7 @@ def test_serve_defaults() -> None:
     "argv",
     [
         ["serve", "--shards", "0"],
+        ["serve", "--gateways", "0"],
         ["serve", "--port", "70000"],
         ["serve", "--redis-fsync", "never"],
         ["nodes", "list", "--type", "warehouse"],
@@ -150,6 +152,14 @@ def test_argparse_refuses_bad_usage_with_exit_2(argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args(argv)
     assert exited.value.code == 2
+
+
+def test_a_gateway_started_by_hand_says_who_starts_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    assert cli.main(["gateway"]) == 2
+    assert "serve starts it" in capsys.readouterr().err
 
 
 def test_passwords_stay_out_of_the_banner() -> None:
