@@ -49,7 +49,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence, Sized
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import grpc
@@ -2989,21 +2989,38 @@ def serve(args: argparse.Namespace) -> int:
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
+    start_logging(args)
+    try:
+        return cast(int, loop_runner()(serve_async(args, network)))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def add_log_level(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        type=str.lower,
+        choices=["debug", "info", "warning", "error"],
+        help="(default %(default)s)",
+    )
+
+
+def start_logging(args: argparse.Namespace) -> None:
     logging.basicConfig(
         level=args.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+
+
+def loop_runner() -> Callable[[Awaitable[Any]], Any]:
+    """uvloop's runner when it is installed (a faster event loop), else asyncio's."""
     try:
         import uvloop
     except ImportError:
-        runner: Callable[[Awaitable[int]], int] = asyncio.run  # type: ignore[assignment]
-    else:
-        runner = uvloop.run
-    try:
-        return runner(serve_async(args, network))
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        return asyncio.run  # type: ignore[return-value]
+    return uvloop.run
 
 
 def run_gateway(args: argparse.Namespace) -> int:
@@ -3013,20 +3030,10 @@ def run_gateway(args: argparse.Namespace) -> int:
     if not settings.strip():
         print("error: omnistock gateway reads its settings on stdin (serve starts it)", file=sys.stderr)
         return EXIT_USAGE
-    logging.basicConfig(
-        level=args.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    try:
-        import uvloop
-    except ImportError:
-        runner: Callable[[Awaitable[None]], None] = asyncio.run  # type: ignore[assignment]
-    else:
-        runner = uvloop.run
+    start_logging(args)
     code = EXIT_OK
     try:
-        runner(serve_gateway(settings))
+        loop_runner()(serve_gateway(settings))
     except Exception:
         logging.getLogger(__name__).exception("gateway failed")
         code = EXIT_REFUSED
@@ -3144,13 +3151,7 @@ def build_parser() -> argparse.ArgumentParser:
         default="always",
         help="AOF fsync of the embedded Redis: always loses no acknowledged write (default %(default)s)",
     )
-    serve_parser.add_argument(
-        "--log-level",
-        default="info",
-        type=str.lower,
-        choices=["debug", "info", "warning", "error"],
-        help="(default %(default)s)",
-    )
+    add_log_level(serve_parser)
     serve_parser.set_defaults(handler=serve)
 
     gateway_parser = commands.add_parser(
@@ -3160,13 +3161,7 @@ def build_parser() -> argparse.ArgumentParser:
         " reads its settings as one JSON line on stdin, joins serve's Ray runtime and Redis, and"
         " serves the same port until SIGTERM or until serve is gone. Not meant to be run by hand.",
     )
-    gateway_parser.add_argument(
-        "--log-level",
-        default="info",
-        type=str.lower,
-        choices=["debug", "info", "warning", "error"],
-        help="(default %(default)s)",
-    )
+    add_log_level(gateway_parser)
     gateway_parser.set_defaults(handler=run_gateway)
 
     bench_parser = commands.add_parser(
