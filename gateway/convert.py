@@ -363,8 +363,12 @@ def position_to_proto(position: PositionView, available: int) -> common_pb2.Posi
 
 
 def skus_from_proto(skus: Sequence[str], limits: Limits, most: int = 0, least: int = 1) -> list[str]:
+    most = most or limits.max_skus
+    longest, fullmatch = limits.max_id_length, ID_PATTERN.fullmatch
+    if least <= len(skus) <= most and all(len(sku) <= longest and fullmatch(sku) for sku in skus):
+        return list(skus)  # every id well formed (a page asks hundreds): no problem to name
     problems = Problems()
-    problems.check_count("skus", len(skus), most or limits.max_skus, least)
+    problems.check_count("skus", len(skus), most, least)
     for i, sku in enumerate(skus):
         problems.check_id(f"skus[{i}]", sku, limits)
     problems.raise_if_any()

@@ -44,6 +44,7 @@ from gateway.servicers import (
     InventoryServicer,
     NetworkServicer,
     ReservationServicer,
+    add_availability_service,
 )
 from gateway.shard_stats import ShardStatsPoller
 from gateway.shards import ShardRouter
@@ -52,7 +53,6 @@ from gateway.view_sync import ViewSync
 from gateway.watch import WatchHub
 from protos.gen.omnistock.v1 import (
     availability_pb2,
-    availability_pb2_grpc,
     inventory_pb2,
     inventory_pb2_grpc,
     network_pb2,
@@ -231,9 +231,7 @@ class Gateway:
             ]
         )
         inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(self.backend), server)
-        availability_pb2_grpc.add_AvailabilityServiceServicer_to_server(
-            AvailabilityServicer(self.backend), server
-        )
+        add_availability_service(AvailabilityServicer(self.backend), server)
         reservation_pb2_grpc.add_ReservationServiceServicer_to_server(
             ReservationServicer(self.backend), server
         )

@@ -353,7 +353,12 @@ class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
 
 class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceServicer):
     @rpc("GetAvailability")
-    async def GetAvailability(self, request: Any, context: Any) -> availability_pb2.GetAvailabilityResponse:
+    async def GetAvailability(
+        self, request: Any, context: Any
+    ) -> availability_pb2.GetAvailabilityResponse | bytes:
+        """From the view, answers that do not depend on the clock come from the answer cache
+        as serialized fragments, joined (see gateway/answer_cache.py); the method's serializer
+        passes bytes through (`add_availability_service`)."""
         skus = skus_from_proto(request.skus, self.backend.limits)
         by_date, quantity = date_query_from_proto(request, self.backend.limits)
         store = self.backend.network
@@ -369,24 +374,28 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
             return availability_to_proto(found, request.include_nodes, by_date, quantity, time.time())
 
         if request.consistent:
-            as_of, version = time.time(), 0
+            read_at = time.time()
             read = await self.backend.positions(skus)
-            answers = [answer(sku, read[sku]) for sku in skus]
-        else:
-            view, cache = self.backend.view, self.backend.answers
-            as_of, version = view.as_of, view.version
-            if by_date is None and not quantity:  # answers that do not depend on the clock
-                key = (request.channel_id, request.include_nodes)
-                answers = [
-                    cache.get(sku, key, view.stamp(sku), network)
-                    or cache.put(sku, key, view.stamp(sku), network, answer(sku, view.positions(sku)))
-                    for sku in skus
-                ]
-            else:
-                answers = [answer(sku, view.positions(sku)) for sku in skus]
-        return availability_pb2.GetAvailabilityResponse(
-            skus=answers, as_of=to_timestamp(as_of), version=version, consistent=request.consistent
-        )
+            return availability_pb2.GetAvailabilityResponse(
+                skus=[answer(sku, read[sku]) for sku in skus],
+                as_of=to_timestamp(read_at),
+                consistent=True,
+            )
+        view = self.backend.view
+        if by_date is not None or quantity:
+            return availability_pb2.GetAvailabilityResponse(
+                skus=[answer(sku, view.positions(sku)) for sku in skus],
+                as_of=to_timestamp(view.as_of),
+                version=view.version,
+            )
+        cache, key, stamp = self.backend.answers, (request.channel_id, request.include_nodes), view.stamp
+        parts = [
+            cache.get(sku, key, stamp(sku), network)
+            or cache.put(sku, key, stamp(sku), network, answer(sku, view.positions(sku)))
+            for sku in skus
+        ]
+        parts.append(cache.response_tail(view.as_of, view.version))
+        return b"".join(parts)
 
     @rpc("FindPickupStores")
     async def FindPickupStores(self, request: Any, context: Any) -> availability_pb2.FindPickupStoresResponse:
@@ -457,6 +466,37 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
                     )
             finally:
                 self.metrics.watchers.dec()
+
+
+def serialize_availability(response: availability_pb2.GetAvailabilityResponse | bytes) -> bytes:
+    """GetAvailability's response serializer: a response joined from cached fragments is
+    already bytes."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+def add_availability_service(servicer: AvailabilityServicer, server: grpc.aio.Server) -> None:
+    """The generated registration (availability_pb2_grpc), with GetAvailability's
+    serializer taking bytes as they are."""
+    service = "omnistock.v1.AvailabilityService"
+    handlers = {
+        "GetAvailability": grpc.unary_unary_rpc_method_handler(
+            servicer.GetAvailability,
+            request_deserializer=availability_pb2.GetAvailabilityRequest.FromString,
+            response_serializer=serialize_availability,
+        ),
+        "FindPickupStores": grpc.unary_unary_rpc_method_handler(
+            servicer.FindPickupStores,
+            request_deserializer=availability_pb2.FindPickupStoresRequest.FromString,
+            response_serializer=availability_pb2.FindPickupStoresResponse.SerializeToString,
+        ),
+        "WatchAvailability": grpc.unary_stream_rpc_method_handler(
+            servicer.WatchAvailability,
+            request_deserializer=availability_pb2.WatchAvailabilityRequest.FromString,
+            response_serializer=availability_pb2.AvailabilityUpdate.SerializeToString,
+        ),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+    server.add_registered_method_handlers(service, handlers)
 
 
 class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServicer):

@@ -115,3 +115,21 @@ async def test_oversized_message_is_refused_and_server_lives(client: OmnistockCl
         await client.set_stock(huge)
     assert refused.value.code in (INVALID, grpc.StatusCode.RESOURCE_EXHAUSTED)
     assert (await client.availability(["S"])).skus[0].sku == "S"
+
+
+@pytest.mark.parametrize(
+    ("skus", "field"),
+    [
+        (["S", "a b"], "skus[1]"),
+        (["x" * 129], "skus[0]"),
+        (["S", ""], "skus[1]"),
+        (["S", "caf\u00e9"], "skus[1]"),
+    ],
+)
+async def test_a_bad_sku_in_an_availability_ask_is_named(
+    client: OmnistockClient, skus: list[str], field: str
+) -> None:
+    with pytest.raises(OmnistockRpcError) as refused:
+        await client.availability(skus)
+    assert refused.value.code is INVALID
+    assert [f for f, _ in refused.value.field_violations] == [field]

@@ -5,7 +5,8 @@ from __future__ import annotations
 from availability.network import Network
 from availability.view import NetworkView
 from gateway.answer_cache import AnswerCache
-from protos.gen.omnistock.v1 import availability_pb2
+from gateway.convert import to_timestamp
+from protos.gen.omnistock.v1 import availability_pb2, common_pb2
 from reservations.model import PositionView
 
 
@@ -35,3 +36,31 @@ def test_the_cache_starts_again_when_full() -> None:
         cache.put(sku, ("", False), 1, network, availability_pb2.SkuAvailability(sku=sku))
     assert len(cache) == 1
     assert cache.get("c", ("", False), 1, network) is not None
+
+
+def test_joined_fragments_parse_as_the_response_built_whole() -> None:
+    cache, network = AnswerCache(), Network()
+    answers = [
+        availability_pb2.SkuAvailability(sku="a", available=5, on_hand=7, reserved=2),
+        availability_pb2.SkuAvailability(sku="b"),  # an unknown SKU answers zero
+        availability_pb2.SkuAvailability(
+            sku="c", available=1, nodes=[common_pb2.Position(node_id="n1", on_hand=1)]
+        ),
+    ]
+    parts = [cache.put(a.sku, ("", True), 1, network, a) for a in answers]
+    joined = b"".join([*parts, cache.response_tail(1_700_000_000.25, 42)])
+    whole = availability_pb2.GetAvailabilityResponse(
+        skus=answers, as_of=to_timestamp(1_700_000_000.25), version=42
+    )
+    assert availability_pb2.GetAvailabilityResponse.FromString(joined) == whole
+    # The same SKU twice in one ask answers twice, in the order asked.
+    twice = availability_pb2.GetAvailabilityResponse.FromString(parts[0] + parts[0])
+    assert [a.sku for a in twice.skus] == ["a", "a"]
+
+
+def test_the_response_tail_follows_the_view() -> None:
+    cache = AnswerCache()
+    first = cache.response_tail(10.0, 1)
+    assert cache.response_tail(10.0, 1) is first
+    later = availability_pb2.GetAvailabilityResponse.FromString(cache.response_tail(11.5, 2))
+    assert (later.version, later.as_of.seconds, later.as_of.nanos) == (2, 11, 500_000_000)
