@@ -72,6 +72,7 @@ from gateway.convert import (
     nodes_from_proto,
     purchase_limits_from_proto,
 )
+from gateway.routing import default_shards
 from loadtest.bench import add_arguments as add_bench_arguments
 from loadtest.bench import run_bench
 from loadtest.peakday import add_arguments as add_loadtest_arguments
@@ -2897,6 +2898,7 @@ async def load_demo_if_empty(
 
 async def serve_async(args: argparse.Namespace, network: tuple[str, NetworkFile] | None = None) -> int:
     from gateway.service import Service
+    from reservations.actor import settle_heap
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
@@ -2920,6 +2922,7 @@ async def serve_async(args: argparse.Namespace, network: tuple[str, NetworkFile]
             return EXIT_REFUSED
         raise
 
+    settle_heap()
     # Installed after start: ray.init() replaces the SIGTERM handler with its own sys.exit.
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
@@ -3106,8 +3109,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument(
         "--shards",
         type=positive_int,
-        default=os.cpu_count() or 1,
-        help="shard actors owning the partitions (default: CPU count, %(default)s)",
+        default=default_shards(),
+        help="shard actors owning the partitions (default: one per CPU but one, %(default)s)",
     )
     serve_parser.add_argument(
         "--gateways",

@@ -37,7 +37,7 @@ from gateway.convert import Limits
 from gateway.metrics import Metrics
 from gateway.network_store import NetworkStore
 from gateway.redis_server import EmbeddedRedis
-from gateway.routing import partition_of, partitions_of_shard
+from gateway.routing import default_shards, partition_of, partitions_of_shard
 from gateway.servicers import (
     AvailabilityServicer,
     Backend,
@@ -60,7 +60,7 @@ from protos.gen.omnistock.v1 import (
     reservation_pb2,
     reservation_pb2_grpc,
 )
-from reservations.actor import Shard, ShardConfig
+from reservations.actor import Shard, ShardConfig, settle_heap
 from reservations.coordinator import ReservationCoordinator
 from reservations.journal import RedisKeys
 
@@ -75,7 +75,7 @@ class ServiceConfig:
     """gRPC port; 0 picks a free one."""
     metrics_port: int | None = 9464
     """Prometheus /metrics port; None disables it, 0 picks a free one."""
-    shards: int = field(default_factory=lambda: os.cpu_count() or 1)
+    shards: int = field(default_factory=default_shards)
     """Shard actors; partitions are spread over them."""
     partitions: int = 256
     """Partitions, fixed at the first start and stored in Redis."""
@@ -456,6 +456,7 @@ async def serve_gateway(settings: str) -> None:
     gateway = Gateway(config, index, config.redis_url or "", shards, config.partitions)
     try:
         await gateway.start()
+        settle_heap()
         print(READY + json.dumps({"metrics_port": gateway.metrics_port or None}), flush=True)
         while not stop.is_set():
             if os.getppid() != parent:  # serve is gone (killed): no one would stop this gateway

@@ -39,7 +39,7 @@ import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.client import load_stock_column_requests, load_stock_requests
-from gateway.routing import partition_of, shard_of
+from gateway.routing import default_shards, partition_of, shard_of
 from loadtest.echo import ECHO_METHOD
 from protos.gen.omnistock.v1 import (
     availability_pb2,
@@ -780,8 +780,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shards",
         type=int,
-        default=os.cpu_count() or 1,
-        help="shards of the service it starts (default: CPU count)",
+        default=max(2, default_shards()),
+        help="shards of the service it starts (default: serve's, at least 2 so that the 5-line"
+        " Reserve spans shards: %(default)s)",
     )
     parser.add_argument(
         "--gateways",

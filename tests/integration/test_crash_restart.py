@@ -36,7 +36,9 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 def start_service(redis_url: str, port: int, log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "RAY_ADDRESS": ""}
     args = [OMNISTOCK, "serve", "--redis-url", redis_url, "--port", str(port)]
-    args += ["--metrics-port", str(free_port()), "--shards", "2", "--data-dir", str(log.parent)]
+    # Metrics on any free port, picked when bound: a port chosen beforehand may be taken by
+    # one of Ray's processes, which start first.
+    args += ["--metrics-port", "0", "--shards", "2", "--data-dir", str(log.parent)]
     with log.open("ab") as out:
         return subprocess.Popen(args, stdout=out, stderr=out, env=env, start_new_session=True)
 
