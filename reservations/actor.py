@@ -26,10 +26,11 @@ log = logging.getLogger(__name__)
 
 
 def settle_heap() -> None:
-    """Collect once, then leave what the process holds after its start (modules, Ray's
-    runtime, recovered state) out of every later collection. Objects frozen this way are
-    still freed when no longer referenced; only the full collections, which scanned all of
-    it and stalled every call in flight for tens of milliseconds, no longer see them."""
+    """Collect, then leave what the process holds now (modules, Ray's runtime, recovered
+    state, open holds) out of every later collection. Objects frozen this way are still
+    freed when no longer referenced; only the full collections, which scanned all of it and
+    stalled every call in flight for tens of milliseconds, no longer see them. Run once
+    after start, and by a shard every `ShardConfig.settle_seconds` it takes batches."""
     gc.collect()
     gc.freeze()
 
@@ -58,6 +59,10 @@ class ShardConfig:
     catalog is snapshotted at doubling sizes."""
     tick_seconds: float = 0.1
     """How often the expiry timer runs when no batch arrives."""
+    settle_seconds: float = 10.0
+    """How often, at most, a batch first settles the heap (settle_heap): open holds pile up
+    by the hundred thousand, and a full collection that scanned them all would stall every
+    batch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +110,7 @@ class Shard:
         self._recoveries: list[float] = []
         self._recover()
         settle_heap()
+        self._settled = time.monotonic()
         self._stopping = threading.Event()
         self._timer = threading.Thread(target=self._tick_loop, name="expiry", daemon=True)
         self._timer.start()
@@ -113,6 +119,11 @@ class Shard:
 
     def apply_packed(self, batch: bytes) -> bytes:
         """`apply` with the batch and reply packed by reservations.wire (what the gateway calls)."""
+        if time.monotonic() - self._settled >= self._config.settle_seconds:
+            # On the thread that runs the batches and outside the lock, where the collector
+            # may run at any allocation anyway; it scans only what came since the last time.
+            settle_heap()
+            self._settled = time.monotonic()
         return wire.pack(self.apply(wire.unpack(batch)))
 
     def apply(self, commands: list[Command]) -> BatchReply:
@@ -156,6 +167,11 @@ class Shard:
 
     def ping(self) -> int:
         return self._config.index
+
+    def close(self) -> None:
+        """Stop the expiry timer (an actor process just ends; this is for a Shard in process)."""
+        self._stopping.set()
+        self._timer.join()
 
     def stats(self) -> ShardStats:
         """Gauges now, and what happened since the previous call (polled by the gateway)."""
