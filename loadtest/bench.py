@@ -8,9 +8,9 @@ process, loads a catalog through LoadStock, then measures each scenario in turn 
 a closed-loop asyncio load generator (N callers issuing calls back to back): calls/s,
 p50/p99/max latency, errors, and the ratio of its calls/s to the echo ceiling measured
 in the same run (echo runs first and again after the other closed-loop scenarios; the
-ratio is over the mean of the two). The last scenario is open loop: single-line Reserve at half the rate
-the closed loop reached, timed from when each call was due (so a stall shows). The
-targets of docs/performance.md are checked at the end.
+ratio is over the mean of the two). The last scenario is open loop: single-line
+Reserve at half the rate the closed loop reached, timed from when each call was due
+(so a stall shows). The targets of docs/performance.md are checked at the end.
 """
 
 from __future__ import annotations
