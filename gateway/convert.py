@@ -29,7 +29,7 @@ from availability.network import (
 from availability.nodes import Node, NodeType, node_problems
 from availability.pickup import BasketItem, PickupStore
 from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, network_pb2, reservation_pb2
-from reservations.codec import reservation_event
+from reservations.codec import fill_reservation_event
 from reservations.commands import ShortLine
 from reservations.coordinator import ReservationView
 from reservations.errors import InvalidArgument
@@ -139,9 +139,14 @@ def to_seconds(timestamp: Timestamp) -> float:
 
 def to_timestamp(seconds: float) -> Timestamp:
     timestamp = Timestamp()
-    if seconds > 0:
-        timestamp.FromNanoseconds(round(seconds * 1e9))
+    set_timestamp(timestamp, seconds)
     return timestamp
+
+
+def set_timestamp(timestamp: Timestamp, seconds: float) -> None:
+    """Unix seconds into `timestamp` (left unset, i.e. zero, for 0 or less)."""
+    if seconds > 0:
+        timestamp.seconds, timestamp.nanos = divmod(round(seconds * 1e9), 1_000_000_000)
 
 
 # --- nodes ---
@@ -519,30 +524,35 @@ def reservation_id_from_proto(reservation_id: str, limits: Limits, field: str = 
     return reservation_id
 
 
-def reservation_to_proto(view: ReservationView) -> reservation_pb2.Reservation:
-    message = reservation_pb2.Reservation(
-        reservation_id=view.reservation_id,
-        state=STATES[view.state],
-        lines=[
-            reservation_pb2.ReservationLine(
-                sku=line.sku,
-                node_id=line.node_id,
-                quantity=line.quantity,
-                fulfilled=done[0],
-                cancelled=done[1],
-                returned=done[2],
-            )
-            for line, done in zip(view.lines, view.progress or [(0, 0, 0)] * len(view.lines), strict=True)
-        ],
-        created_at=to_timestamp(view.created_at),
-        expires_at=to_timestamp(view.expires_at),
-        channel_id=view.channel,
-        customer_id=view.customer,
-        history=[reservation_event(None, view.reservation_id, what, at) for what, at in view.history],
-        sourcing=[line_sourcing_to_proto(line) for line in view.sourcing],
-    )
+def reservation_to_proto(
+    view: ReservationView, message: reservation_pb2.Reservation | None = None
+) -> reservation_pb2.Reservation:
+    """The public form of a reservation, written into `message` when given (the field of
+    a response: filling it in place saves building each part apart and copying it in)."""
+    if message is None:
+        message = reservation_pb2.Reservation()
+    message.reservation_id = view.reservation_id
+    message.state = STATES[view.state]
+    message.channel_id = view.channel
+    message.customer_id = view.customer
+    progress = view.progress or ((0, 0, 0),) * len(view.lines)
+    for line, (fulfilled, cancelled, returned) in zip(view.lines, progress, strict=True):
+        message.lines.add(
+            sku=line.sku,
+            node_id=line.node_id,
+            quantity=line.quantity,
+            fulfilled=fulfilled,
+            cancelled=cancelled,
+            returned=returned,
+        )
+    set_timestamp(message.created_at, view.created_at)
+    set_timestamp(message.expires_at, view.expires_at)
     if view.changed_at:
-        message.changed_at.CopyFrom(to_timestamp(view.changed_at))
+        set_timestamp(message.changed_at, view.changed_at)
+    for what, at in view.history:
+        fill_reservation_event(message.history.add(), None, view.reservation_id, what, at)
+    if view.sourcing:
+        message.sourcing.extend(line_sourcing_to_proto(line) for line in view.sourcing)
     if view.destination is not None:
         message.destination.CopyFrom(destination_to_proto(view.destination))
     return message

@@ -169,8 +169,10 @@ class Metrics:
             ["shard"],
             registry=r,
         )
-        for outcome in RESERVATION_OUTCOMES:  # every outcome exported from the start, at 0
-            self.reservations.labels(outcome=outcome)
+        # Every outcome exported from the start, at 0; looked up once (see observe_rpc).
+        self._outcomes = {
+            outcome: self.reservations.labels(outcome=outcome) for outcome in RESERVATION_OUTCOMES
+        }
         for outcome in HOLD_ENDINGS.values():
             self.hold_age.labels(outcome=outcome)
         self._rpc_series: dict[tuple[str, str], tuple[Any, Any]] = {}
@@ -186,6 +188,10 @@ class Metrics:
             )
         series[0].inc()
         series[1].observe(seconds)
+
+    def count_reservation(self, outcome: str) -> None:
+        """One Reserve's outcome (one of RESERVATION_OUTCOMES)."""
+        self._outcomes[outcome].inc()
 
     def watch_queues(self, queued: list[Callable[[], int]]) -> None:
         """Export every shard's queue (and their sum), read when scraped; also creates each

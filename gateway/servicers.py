@@ -505,7 +505,7 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         self.coordinator = backend.coordinator
 
     def _count(self, outcome: str) -> None:
-        self.metrics.reservations.labels(outcome=outcome).inc()
+        self.metrics.count_reservation(outcome)
 
     @rpc("Reserve")
     async def Reserve(self, request: Any, context: Any) -> reservation_pb2.ReserveResponse:
@@ -528,7 +528,9 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
             self._count("refused_limit")
             raise
         self._count("replayed" if replayed else "held")
-        return reservation_pb2.ReserveResponse(reservation=reservation_to_proto(view), replayed=replayed)
+        response = reservation_pb2.ReserveResponse(replayed=replayed)
+        reservation_to_proto(view, response.reservation)
+        return response
 
     async def _reserve_at_nodes(
         self, request: Any, reservation_id: str, lines: list[Line], ttl: int
@@ -676,7 +678,9 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         view, replayed = await self.coordinator.confirm(reservation_id)
         if not replayed:
             self._count("confirmed")
-        return reservation_pb2.ConfirmResponse(reservation=reservation_to_proto(view), replayed=replayed)
+        response = reservation_pb2.ConfirmResponse(replayed=replayed)
+        reservation_to_proto(view, response.reservation)
+        return response
 
     @rpc("Release")
     async def Release(self, request: Any, context: Any) -> reservation_pb2.ReleaseResponse:
@@ -684,7 +688,9 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         view, replayed = await self.coordinator.release(reservation_id)
         if not replayed:
             self._count("released")
-        return reservation_pb2.ReleaseResponse(reservation=reservation_to_proto(view), replayed=replayed)
+        response = reservation_pb2.ReleaseResponse(replayed=replayed)
+        reservation_to_proto(view, response.reservation)
+        return response
 
     @rpc("Extend")
     async def Extend(self, request: Any, context: Any) -> reservation_pb2.ExtendResponse:

@@ -83,6 +83,9 @@ class ShardRouter:
         by_shard: dict[int, list[int]] = {}
         for position, command in enumerate(commands):
             by_shard.setdefault(shard_of(command.partition, shards), []).append(position)
+        if len(by_shard) == 1:  # all on one shard (always, with one): no gather, no reordering
+            (shard,) = by_shard
+            return await self._batchers[shard].submit(commands)
         replies = await asyncio.gather(
             *(
                 self._batchers[shard].submit([commands[i] for i in positions])

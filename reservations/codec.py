@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from array import array
 
-from google.protobuf.timestamp_pb2 import Timestamp
-
 from protos.gen.omnistock.journal.v1 import journal_pb2 as pb
 from protos.gen.omnistock.v1 import reservation_pb2 as v1
 from reservations.model import (
@@ -430,16 +428,21 @@ _EVENT_TYPES = {
 def reservation_event(partition: int | None, rid: str, what: str, at: float) -> v1.ReservationEvent:
     """The public form of a transition: of one part (published), or of the whole
     reservation (its history; partition None)."""
-    stamp = Timestamp()
-    stamp.FromNanoseconds(round(at * 1e9))
+    return fill_reservation_event(v1.ReservationEvent(), partition, rid, what, at)
+
+
+def fill_reservation_event(
+    message: v1.ReservationEvent, partition: int | None, rid: str, what: str, at: float
+) -> v1.ReservationEvent:
+    """`reservation_event` written into `message` (e.g. one just added to a repeated
+    field, which saves building it apart and copying it in)."""
     where = "" if partition is None else f"{partition}/"
-    return v1.ReservationEvent(
-        event_id=f"{rid}/{where}{what}/{round(at * 1000)}",
-        reservation_id=rid,
-        partition=partition or 0,
-        type=_EVENT_TYPES[what],
-        at=stamp,
-    )
+    message.event_id = f"{rid}/{where}{what}/{round(at * 1000)}"
+    message.reservation_id = rid
+    message.partition = partition or 0
+    message.type = _EVENT_TYPES[what]
+    message.at.seconds, message.at.nanos = divmod(round(at * 1e9), 1_000_000_000)
+    return message
 
 
 def published_events(partition: int, events: list[Event]) -> list[bytes]:
