@@ -72,6 +72,7 @@ from gateway.convert import (
     nodes_from_proto,
     purchase_limits_from_proto,
 )
+from gateway.event_loop import loop_runner
 from gateway.routing import default_shards
 from loadtest.bench import add_arguments as add_bench_arguments
 from loadtest.bench import run_bench
@@ -3015,15 +3016,6 @@ def start_logging(args: argparse.Namespace) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-
-
-def loop_runner() -> Callable[[Awaitable[Any]], Any]:
-    """uvloop's runner when it is installed (a faster event loop), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run  # type: ignore[return-value]
-    return uvloop.run
 
 
 def run_gateway(args: argparse.Namespace) -> int:

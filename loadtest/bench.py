@@ -40,6 +40,7 @@ import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.client import load_stock_column_requests, load_stock_requests
+from gateway.event_loop import loop_name
 from gateway.routing import default_shards, partition_of, shard_of
 from loadtest.echo import ECHO_METHOD
 from protos.gen.omnistock.v1 import (
@@ -287,6 +288,7 @@ async def processes_under_test(
             started.append(echo)
             echo_target = f"127.0.0.1:{echo_port}"
             await wait_until_serving(echo, echo_target, echo_ready)
+            say(f"echo server: {echo.tail(1).strip()}")
             if args.target:
                 service_target, service = args.target, None
             else:
@@ -720,6 +722,7 @@ def describe_machine() -> dict[str, Any]:
         "memory_mib": memory,
         "python": platform.python_version(),
         "grpcio": grpc.__version__,
+        "event_loop": loop_name(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
@@ -729,7 +732,8 @@ def render(report: dict[str, Any]) -> str:
     cpu = machine["cpu_model"] or "unknown"
     lines = [
         f"machine: {machine['cpus']} CPUs ({cpu}), {machine['memory_mib']:,} MiB, Python {machine['python']},"
-        f" grpcio {machine['grpcio']}, load average at start {machine['load_average_at_start'][0]}",
+        f" grpcio {machine['grpcio']}, {machine.get('event_loop', 'asyncio')} servers,"
+        f" load average at start {machine['load_average_at_start'][0]}",
         f"catalog: {settings['positions']:,} positions loaded in {report['load_stock_seconds']:.1f} s",
         "",
         f"{'scenario':<34}{'per s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}{'x echo':>8}",

@@ -11,6 +11,8 @@ import sys
 
 import pytest
 
+from gateway.event_loop import loop_name
+
 pytestmark = pytest.mark.slow
 
 SCENARIOS = {
@@ -56,3 +58,6 @@ def test_every_scenario_runs_without_errors() -> None:
     assert report["command"].startswith("omnistock bench --seconds 1")
     # A person reads the progress on stderr; stdout is only the JSON.
     assert "loading 804 positions" in done.stderr
+    # The ceiling runs on the event loop the gateway runs on (uvloop carries more calls).
+    assert report["machine"]["event_loop"] == loop_name() == "uvloop"
+    assert f"with {loop_name()}" in done.stderr
