@@ -48,6 +48,7 @@ from gateway.convert import (
     to_timestamp,
 )
 from gateway.errors import to_status
+from gateway.load_batches import LoadBatches
 from gateway.metrics import Metrics
 from gateway.network_store import NETWORK_KINDS, NetworkStore
 from gateway.routing import partition_of
@@ -91,13 +92,6 @@ from reservations.sourcing import Destination, LineSourcing, Wanted
 T = TypeVar("T")
 Handler = Callable[..., Awaitable[T]]
 
-LOAD_BATCH_LEVELS = 50_000
-"""Levels of a LoadStock stream the gateway gathers before passing them to the shards. A
-catalog spreads over every partition, and each partition's command costs about as much to
-pass on as a few hundred levels: a batch of several chunks gives each command more SKUs."""
-LOAD_GATHER_SECONDS = 0.05
-"""The longest a gathered chunk waits for more: a slow stream's counts still apply at once."""
-LOAD_BATCHES_IN_FLIGHT = 2
 MAX_WATCHED_SKUS = 10_000
 UNSPECIFIED = common_pb2.STOCK_STATUS_UNSPECIFIED
 NOTHING = ChannelLimit(cap_percent=0.0)
@@ -279,30 +273,7 @@ class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
     async def LoadStock(
         self, request_iterator: AsyncIterator[inventory_pb2.LoadStockRequest], context: Any
     ) -> inventory_pb2.LoadStockResponse:
-        # Batches in flight keep the shards busy while the next one arrives. They may apply
-        # in any order; for one position the newest as_of wins.
-        in_flight: set[asyncio.Task[tuple[int, int]]] = set()
-        gathered: list[LevelColumns] = []
-        received = applied = stale = 0
-
-        def collect(done: set[asyncio.Task[tuple[int, int]]]) -> None:
-            nonlocal applied, stale
-            for task in done:
-                batch_applied, batch_stale = task.result()
-                applied += batch_applied
-                stale += batch_stale
-
-        flush: asyncio.TimerHandle | None = None
-
-        def send() -> None:
-            nonlocal flush
-            if flush is not None:
-                flush.cancel()
-                flush = None
-            if gathered:
-                in_flight.add(asyncio.create_task(self.backend.set_levels(LevelColumns.join(gathered))))
-                gathered.clear()
-
+        batches = LoadBatches(self.backend.set_levels)
         try:
             async for chunk in request_iterator:
                 now, limits = time.time(), self.backend.limits
@@ -312,25 +283,13 @@ class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
                         levels = LevelColumns.join([levels_from_proto(chunk.levels, limits, now), levels])
                 else:
                     levels = levels_from_proto(chunk.levels, limits, now)
-                gathered.append(levels)
-                received += len(levels)
-                if sum(map(len, gathered)) >= LOAD_BATCH_LEVELS:
-                    send()
-                elif flush is None:
-                    flush = asyncio.get_running_loop().call_later(LOAD_GATHER_SECONDS, send)
-                if len(in_flight) >= LOAD_BATCHES_IN_FLIGHT:
-                    done, in_flight = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                    collect(done)
-            send()
-            if in_flight:
-                done, in_flight = await asyncio.wait(in_flight)
-                collect(done)
+                await batches.add(levels)
+            await batches.finish()
         finally:
-            if flush is not None:
-                flush.cancel()
-            for task in in_flight:
-                task.cancel()
-        return inventory_pb2.LoadStockResponse(received=received, applied=applied, stale=stale)
+            batches.cancel()
+        return inventory_pb2.LoadStockResponse(
+            received=batches.received, applied=batches.applied, stale=batches.stale
+        )
 
     @rpc("ExpectSupply")
     async def ExpectSupply(self, request: Any, context: Any) -> inventory_pb2.ExpectSupplyResponse:
