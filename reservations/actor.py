@@ -236,7 +236,7 @@ class Shard:
         assert self._state is not None
         partitions = self._state.partitions
         self._endings.note(events, {n: partitions[n].parts for n in events}, time.time())
-        for number in self._journal.due_snapshots(self._state.partitions):
+        for number in self._journal.due_snapshots({n: partitions[n] for n in events}):
             try:
                 self._journal.snapshot(self._state.partitions[number])
             except redis.RedisError as error:  # the entries are safe; recovery is just longer

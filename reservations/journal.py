@@ -140,13 +140,15 @@ class RedisJournal:
         return partition
 
     def due_snapshots(self, partitions: Mapping[int, Partition]) -> list[int]:
-        """Partitions with `snapshot_every` entries since their snapshot, or with a bulk load
-        since (see ShardConfig.snapshot_levels)."""
+        """Of `partitions`, those with `snapshot_every` entries since their snapshot, or with a
+        bulk load since (see ShardConfig.snapshot_levels). A shard asks about the partitions
+        it has just appended to: only an append brings a partition's snapshot due."""
         due = []
-        for number, count in self._since_snapshot.items():
+        for number, partition in partitions.items():
+            count = self._since_snapshot.get(number, 0)
             levels = self._levels_since_snapshot.get(number, 0)
             if count >= self._snapshot_every or (
-                levels >= self._snapshot_levels and levels >= partitions[number].position_count()
+                levels >= self._snapshot_levels and levels >= partition.position_count()
             ):
                 due.append(number)
         return due

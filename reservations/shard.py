@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import math
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -107,9 +109,28 @@ class ShardState:
             partition.touched.clear()
             for sku in partition.skus():
                 self._changed[sku] = SkuChanges(self.version, number, self.version)
+        # When each partition's next hold is due: (expires_at, number), earliest first. A
+        # batch then looks at the partitions with something due, not at every partition.
+        # An entry may be early (its hold was settled or extended: expiring finds nothing
+        # and schedules the next); none is ever late, since a hold only comes with a command
+        # of apply_batch, which schedules its partition.
+        self._agenda: list[tuple[float, int]] = []
+        self._scheduled: dict[int, float] = {}
+        for number in self.partitions:
+            self._schedule(number)
 
-    def _note_changes(self) -> None:
-        touched = [(n, p) for n, p in self.partitions.items() if p.touched]
+    def _schedule(self, number: int) -> None:
+        due = self.partitions[number].next_expiry()
+        if due is not None and due < self._scheduled.get(number, math.inf):
+            self._scheduled[number] = due
+            heapq.heappush(self._agenda, (due, number))
+
+    def _note_changes(self, numbers: Iterable[int] | None = None) -> None:
+        """Put what the partitions touched on the feed: those numbered, or all of them."""
+        if numbers is None:
+            touched = [(n, p) for n, p in self.partitions.items() if p.touched]
+        else:
+            touched = [(n, p) for n in numbers if (p := self.partitions[n]).touched]
         if not touched:
             return
         self.version += 1
@@ -151,14 +172,18 @@ class ShardState:
         return Changes(self.epoch, self.version, rows, loaded)
 
     def expire_due(self, now: float) -> dict[int, list[Event]]:
+        """Expire every hold `expiry_grace` seconds past its expiry; the events by partition."""
         events: dict[int, list[Event]] = {}
-        for number, partition in self.partitions.items():
-            next_expiry = partition.next_expiry()
-            if next_expiry is not None and next_expiry + self.expiry_grace <= now:
-                expired = partition.expire_due(now, self.expiry_grace)
-                if expired:
-                    events[number] = expired
-        self._note_changes()
+        agenda, grace = self._agenda, self.expiry_grace
+        while agenda and agenda[0][0] + grace <= now:
+            due, number = heapq.heappop(agenda)
+            if self._scheduled.get(number) == due:
+                del self._scheduled[number]
+            expired = self.partitions[number].expire_due(now, grace)
+            if expired:
+                events[number] = expired
+            self._schedule(number)
+        self._note_changes(events)
         return events
 
     def apply_batch(self, commands: list[Command], now: float) -> BatchOutcome:
@@ -174,8 +199,9 @@ class ShardState:
             result, new_events = partition.handle(command)
             if new_events:
                 events.setdefault(command.partition, []).extend(new_events)
+                self._schedule(command.partition)
             results.append(result)
-        self._note_changes()
+        self._note_changes(events)
         return BatchOutcome(results, events, expired)
 
     def check(self) -> list[str]:

@@ -39,12 +39,17 @@ async def make_history(service: Any, client: OmnistockClient) -> tuple[list[str]
 
 
 @pytest.mark.parametrize("snapshot_every", [10_000, 2], ids=["journal-only", "snapshots"])
-async def test_killed_shard_is_restarted_and_rebuilt(make_service: Any, snapshot_every: int) -> None:
+async def test_killed_shard_is_restarted_and_rebuilt(
+    make_service: Any, redis_server: EmbeddedRedis, snapshot_every: int
+) -> None:
     service = await make_service(snapshot_every=snapshot_every)
     async with OmnistockClient(f"127.0.0.1:{service.port}") as client:
         await client.put_nodes(NODES)
         skus, rids = await make_history(service, client)
         before = await snapshot_of_state(client, skus, rids)
+        admin, keys = redis.Redis.from_url(redis_server.url), RedisKeys(service.config.prefix)
+        snapshots = sum(admin.exists(keys.snapshot(n)) for n in range(service.backend.router.partitions))
+        assert (snapshots > 0) == (snapshot_every == 2)  # partitions with 2 entries took one
 
         for shard in service.shards:
             ray.kill(shard, no_restart=False)
