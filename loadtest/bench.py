@@ -109,7 +109,8 @@ class Target:
     what: str
     goal: str
     measured: str
-    met: bool
+    met: bool | None
+    """None: not judged, the figure is projected from a smaller catalog."""
 
 
 class Recorder:
@@ -685,22 +686,36 @@ def targets(results: list[Measurement], scale: CatalogScale | None = None) -> li
     if "reserve_1_half_rate" in by_key:
         p99 = by_key["reserve_1_half_rate"].p99_ms
         found.append(Target("Reserve p99 at half the maximum rate", "<= 10 ms", f"{p99:.1f} ms", p99 <= 10))
-    # Below 10 M positions the figures are projected linearly; at 10 M they are measured.
-    how = "measured" if scale is not None and scale.positions == 10_000_000 else "projected"
+    # At 10 M positions the catalog targets are measured and judged. From a smaller catalog the
+    # figures are projected linearly and not judged: fixed costs (the first arrays, Ray's 3-4 s
+    # to start an actor process) make them overstate by up to twice.
     if scale is not None:
+        measured = scale.positions == 10_000_000
+        how = "measured" if measured else "projected"
+
+        def judged(ok: bool) -> bool | None:
+            return ok if measured else None
+
         projected = scale.load_seconds * 10_000_000 / scale.positions
         found.append(
-            Target("LoadStock of 10M positions", "<= 60 s", f"{projected:.0f} s ({how})", projected <= 60)
+            Target(
+                "LoadStock of 10M positions", "<= 60 s", f"{projected:.0f} s ({how})", judged(projected <= 60)
+            )
         )
-    if scale is not None and scale.resident_bytes:  # weighed only when the bench started the service
-        per_position = (scale.resident_bytes - scale.resident_before_bytes) / scale.positions
-        gib = (scale.resident_before_bytes + per_position * 10_000_000) / 2**30
-        found.append(Target("memory with 10M positions", "<= 3 GiB", f"{gib:.2f} GiB ({how})", gib <= 3))
-        if scale.recovery_seconds is not None:
+        if scale.resident_bytes:  # weighed only when the bench started the service
+            per_position = (scale.resident_bytes - scale.resident_before_bytes) / scale.positions
+            gib = (scale.resident_before_bytes + per_position * 10_000_000) / 2**30
+            found.append(
+                Target("memory with 10M positions", "<= 3 GiB", f"{gib:.2f} GiB ({how})", judged(gib <= 3))
+            )
+        if scale.resident_bytes and scale.recovery_seconds is not None:
             per_million = scale.recovery_seconds / (scale.shard_positions / 1_000_000)
             found.append(
                 Target(
-                    "shard restart", "<= 5 s per million positions", f"{per_million:.1f} s", per_million <= 5
+                    "shard restart",
+                    "<= 5 s per million positions",
+                    f"{per_million:.1f} s" + ("" if measured else f" (at {scale.shard_positions:,})"),
+                    judged(per_million <= 5),
                 )
             )
     return found
@@ -775,7 +790,10 @@ def render(report: dict[str, Any]) -> str:
         lines.append("")
         lines.append(f"{'target':<40}{'goal':<30}{'measured':>20}  met")
         for t in report["targets"]:
-            lines.append(f"{t['what']:<40}{t['goal']:<30}{t['measured']:>20}  {'yes' if t['met'] else 'NO'}")
+            met = "-" if t["met"] is None else "yes" if t["met"] else "NO"
+            lines.append(f"{t['what']:<40}{t['goal']:<30}{t['measured']:>20}  {met}")
+        if any(t["met"] is None for t in report["targets"]):
+            lines.append("-: projected from a smaller catalog, not judged; --catalog 10000000 measures it")
     return "\n".join(lines)
 
 
