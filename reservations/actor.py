@@ -239,7 +239,7 @@ class Shard:
         for number in self._journal.due_snapshots({n: partitions[n] for n in events}):
             try:
                 self._journal.snapshot(self._state.partitions[number])
-            except redis.RedisError as error:  # the entries are safe; recovery is just longer
+            except redis.RedisError as error:  # the entries are safe; retried at its next append
                 log.warning("snapshot of partition %d failed: %s", number, error)
 
     def _tick_loop(self) -> None:
