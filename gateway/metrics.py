@@ -6,6 +6,8 @@ from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from reservations.actor import BatchReply
 from reservations.stats import HOLD_ENDINGS, ShardStats
@@ -17,6 +19,8 @@ HOLD_AGE_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 14_400, 86
 EXPIRY_LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0)
 """Seconds past expires_at; the expiry grace (1 s by default) is the floor."""
 RECOVERY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+Count = Callable[[], int]
+"""A count read when the metrics are scraped."""
 RESERVATION_OUTCOMES = (
     "held",
     "replayed",
@@ -70,6 +74,14 @@ class Metrics:
         self.shard_call = Histogram(
             "omnistock_shard_call_seconds",
             "Round trip of one shard actor call as seen by the gateway",
+            ["shard"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.shard_transport = Histogram(
+            "omnistock_shard_transport_seconds",
+            "Of one shard call's round trip, the time outside the shard's own work: packing,"
+            " Ray's transport and queues, waiting for a core",
             ["shard"],
             buckets=LATENCY_BUCKETS,
             registry=r,
@@ -189,6 +201,11 @@ class Metrics:
         series[0].inc()
         series[1].observe(seconds)
 
+    def watch_answer_cache(self, hits: Count, misses: Count, entries: Count) -> None:
+        """Export the availability answer cache's lookups and size, read when scraped: a page
+        looks up hundreds of SKUs, and a counter increment each would cost more than a hit."""
+        self.registry.register(_AnswerCacheCollector(hits, misses, entries))
+
     def count_reservation(self, outcome: str) -> None:
         """One Reserve's outcome (one of RESERVATION_OUTCOMES)."""
         self._outcomes[outcome].inc()
@@ -209,6 +226,7 @@ class Metrics:
                 self.shard_errors,
                 self.batch_size,
                 self.shard_call,
+                self.shard_transport,
                 self.shard_apply,
                 self.journal,
             ):
@@ -242,8 +260,29 @@ class Metrics:
         label = str(shard)
         self.batch_size.labels(shard=label).observe(size)
         self.shard_call.labels(shard=label).observe(seconds)
+        # Two durations, each on its own clock: no clock skew between hosts enters.
+        self.shard_transport.labels(shard=label).observe(max(0.0, seconds - reply.busy_seconds))
         self.shard_apply.labels(shard=label).observe(reply.apply_seconds)
         if reply.journal_seconds > 0:
             self.journal.labels(shard=label).observe(reply.journal_seconds)
         if reply.expired:
             self.reservations.labels(outcome="expired").inc(reply.expired)
+
+
+class _AnswerCacheCollector(Collector):
+    def __init__(self, hits: Count, misses: Count, entries: Count) -> None:
+        self._hits, self._misses, self._entries = hits, misses, entries
+
+    def collect(self) -> list[Metric]:
+        lookups = CounterMetricFamily(
+            "omnistock_answer_cache_lookups",
+            "SKU answers looked up in the availability answer cache, by whether one held",
+            labels=["result"],
+        )
+        lookups.add_metric(["hit"], self._hits())
+        lookups.add_metric(["miss"], self._misses())
+        entries = GaugeMetricFamily(
+            "omnistock_answer_cache_entries", "Serialized SKU answers the availability answer cache holds"
+        )
+        entries.add_metric([], self._entries())
+        return [lookups, entries]

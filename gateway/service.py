@@ -219,6 +219,8 @@ class Gateway:
         # A rule changed through another gateway applies to this one's open feeds too.
         self._tasks.append(loop.create_task(network.follow(watch.rules_changed, config.network_refresh)))
         self.backend = Backend(router, coordinator, network, view, watch, self.metrics, config.limits)
+        answers = self.backend.answers
+        self.metrics.watch_answer_cache(lambda: answers.hits, lambda: answers.misses, lambda: len(answers))
 
         shared = config.gateways > 1
         port = unshared_port(config.host, config.port) if shared and self.index == 0 else config.port

@@ -82,6 +82,11 @@ class BatchReply:
     are, with no call of its own (one at another version fetches with changes_since)."""
     changed_loaded: list[LoadedBlock] = field(default_factory=list)
     """The same for SKUs whose loaded counts all changed, a block each (Changes.loaded)."""
+    busy_seconds: float = 0.0
+    """Time the shard spent on the call, on its own clock: from the batch arriving (still
+    packed) to the reply made, not yet packed. The gateway's round trip less this is what
+    the call spent outside the shard's own work: packing, Ray's transport and queues, and
+    waiting for a core."""
 
 
 wire.by_fields(BatchReply)
@@ -119,14 +124,17 @@ class Shard:
 
     def apply_packed(self, batch: bytes) -> bytes:
         """`apply` with the batch and reply packed by reservations.wire (what the gateway calls)."""
+        received = time.perf_counter()
         if time.monotonic() - self._settled >= self._config.settle_seconds:
             # On the thread that runs the batches and outside the lock, where the collector
             # may run at any allocation anyway; it scans only what came since the last time.
             settle_heap()
             self._settled = time.monotonic()
-        return wire.pack(self.apply(wire.unpack(batch)))
+        return wire.pack(self.apply(wire.unpack(batch), received))
 
-    def apply(self, commands: list[Command]) -> BatchReply:
+    def apply(self, commands: list[Command], received: float | None = None) -> BatchReply:
+        """`received`: the perf_counter() at which the call arrived (by default, now)."""
+        received = time.perf_counter() if received is None else received
         with self._lock:
             state = self._healthy_state()
             since = state.version
@@ -149,6 +157,7 @@ class Shard:
                 since,
                 changed.rows,
                 changed.loaded,
+                time.perf_counter() - received,
             )
 
     def changes_since(self, epoch: str, version: int) -> Changes:

@@ -136,3 +136,24 @@ async def test_failed_journal_writes_are_counted(make_service: Any, redis_server
     assert 1 <= failures <= 2
     assert total(samples, "omnistock_shard_recovery_seconds_count") == 2 + failures
     assert total(samples, "omnistock_rpc_requests_total", method="Reserve", code="UNAVAILABLE") == 1
+
+
+async def test_a_shard_call_splits_into_the_shards_work_and_its_transport(make_service: Any) -> None:
+    service = await make_service(metrics_port=0)
+    async with OmnistockClient(f"127.0.0.1:{service.port}") as client:
+        await client.put_nodes(NODES)
+        await client.set_stock([level(f"MT-{i}", "DC-1", 5) for i in range(20)])
+        for i in range(20):
+            await client.reserve(f"mt-{i}", [line(f"MT-{i}", "DC-1", 1)])
+    samples = scrape(service.metrics_port)
+    calls = total(samples, "omnistock_shard_call_seconds_count")
+    assert calls >= 20
+    # One transport figure for every call observed, each the round trip less the shard's own time.
+    assert total(samples, "omnistock_shard_transport_seconds_count") == calls
+    round_trips = total(samples, "omnistock_shard_call_seconds_sum")
+    transport = total(samples, "omnistock_shard_transport_seconds_sum")
+    assert 0 < transport < round_trips
+    # What the shard said it spent covers at least its apply and journal write.
+    shard_work = round_trips - transport
+    applied = total(samples, "omnistock_shard_apply_seconds_sum")
+    assert shard_work >= applied + total(samples, "omnistock_journal_write_seconds_sum")

@@ -6,6 +6,7 @@ from availability.network import Network
 from availability.view import NetworkView
 from gateway.answer_cache import AnswerCache
 from gateway.convert import to_timestamp
+from gateway.metrics import Metrics
 from protos.gen.omnistock.v1 import availability_pb2, common_pb2
 from reservations.model import PositionView
 
@@ -64,3 +65,21 @@ def test_the_response_tail_follows_the_view() -> None:
     assert cache.response_tail(10.0, 1) is first
     later = availability_pb2.GetAvailabilityResponse.FromString(cache.response_tail(11.5, 2))
     assert (later.version, later.as_of.seconds, later.as_of.nanos) == (2, 11, 500_000_000)
+
+
+def test_lookups_and_entries_are_exported_when_scraped() -> None:
+    metrics, cache, network = Metrics(), AnswerCache(), Network()
+    metrics.watch_answer_cache(lambda: cache.hits, lambda: cache.misses, lambda: len(cache))
+    key = ("", False)
+
+    def sample(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+
+    assert sample("omnistock_answer_cache_lookups_total", result="hit") == 0
+    assert cache.get("a", key, 1, network) is None
+    cache.put("a", key, 1, network, availability_pb2.SkuAvailability(sku="a", available=5))
+    cache.get("a", key, 1, network)
+    cache.get("a", key, 1, network)
+    assert sample("omnistock_answer_cache_lookups_total", result="miss") == 1
+    assert sample("omnistock_answer_cache_lookups_total", result="hit") == 2
+    assert sample("omnistock_answer_cache_entries") == 1

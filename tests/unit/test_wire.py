@@ -52,6 +52,7 @@ def test_a_batch_and_its_reply_come_back_equal() -> None:
         ("epoch", 12),
         11,
         [PositionView("SKU-1", "DC-1", 10, 2, 1, 9.0, by_channel=(("web", 2),))],
+        busy_seconds=0.004,
     )
     assert wire.unpack(wire.pack(batch)) == batch
     back = wire.unpack(wire.pack(reply))
