@@ -87,6 +87,27 @@ async def test_failed_journal_write_keeps_nothing(make_service: Any, redis_serve
         assert await service.check() == []
 
 
+async def test_a_journal_write_survives_a_flushed_script_cache(
+    make_service: Any, redis_server: EmbeddedRedis
+) -> None:
+    """The journal appends through a server-side script; a Redis that restarted or failed
+    over has forgotten it. The next write loads it again, is journaled and survives."""
+    service = await make_service()
+    admin = redis.Redis.from_url(redis_server.url)
+    async with OmnistockClient(f"127.0.0.1:{service.port}") as client:
+        await client.put_nodes(NODES)
+        await client.set_stock([level("FLUSH", "DC-1", 5)])
+        admin.script_flush()
+        held = await client.reserve("after-flush", [line("FLUSH", "DC-1", 2)])
+        assert held.reservation.state == reservation_pb2.RESERVATION_STATE_HELD
+        for shard in service.shards:
+            ray.kill(shard, no_restart=False)
+        answer = await client.availability(["FLUSH"], consistent=True)
+        assert (answer.skus[0].available, answer.skus[0].reserved) == (3, 2)
+        assert (await client.get_reservation("after-flush")).state == reservation_pb2.RESERVATION_STATE_HELD
+        assert await service.check() == []
+
+
 async def test_expiry_survives_restart(make_service: Any) -> None:
     service = await make_service()
     async with OmnistockClient(f"127.0.0.1:{service.port}") as client:
