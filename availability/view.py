@@ -107,6 +107,10 @@ class NetworkView:
         self.version = first_version
         """Goes up by one with every sync that changed something. Starting from the clock in
         milliseconds keeps versions of a restarted gateway apart from the old ones."""
+        self.skus_built = 0
+        """SKUs whose columns were built anew (new, loaded or rebuilt whole) since the view
+        began: how much long-lived data it made, which the gateway leaves out of the
+        garbage collector's scans once it is settled (gateway/view_sync.py)."""
 
     def apply(
         self,
@@ -132,6 +136,7 @@ class NetworkView:
             else:
                 sku_rows.append(row)
         blocks: list[str] = []
+        built = 0
         for block in loaded:
             sku = block[0]
             nodes = skus.get(sku)
@@ -139,22 +144,27 @@ class NetworkView:
                 nodes = skus[sku] = _SkuNodes()
                 nodes.fill_loaded(block, node_ids)  # the usual case: a load of a whole SKU
                 blocks.append(sku)
+                built += 1
             else:  # with other rows of the SKU, or some nodes only: row by row
                 by_sku.setdefault(sku, []).extend(loaded_rows(block))
         for sku, sku_rows in by_sku.items():
             nodes = skus.get(sku)
+            fresh = nodes is None
             if nodes is None:
                 nodes = skus[sku] = _SkuNodes()
+                built += 1
             if len(sku_rows) == 1:
                 nodes.put(sku_rows[0], node_ids)
                 continue
             named = {row[1] for row in sku_rows}
             if len(named) == len(sku_rows) and named.issuperset(nodes.node_ids):
                 nodes.fill(sku_rows, node_ids)  # every node of the SKU: rebuilt in one go
+                built += not fresh
             else:  # the same node twice (the later row wins) or some nodes only
                 for row in sku_rows:
                     nodes.put(row, node_ids)
         changed = {*by_sku, *blocks}
+        self.skus_built += built
         cursor.epoch, cursor.version, cursor.synced_at = epoch, version, synced_at
         if changed:
             self.version += 1

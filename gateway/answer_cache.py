@@ -29,7 +29,12 @@ def fragment(answer: availability_pb2.SkuAvailability) -> bytes:
 
 class AnswerCache:
     def __init__(self, max_entries: int = 500_000) -> None:
-        self._entries: dict[tuple[str, Key], tuple[int, Network, bytes]] = {}
+        # An entry names its network by a number, not the object: a tuple of ints and bytes
+        # is left alone by the garbage collector, so a full cache adds nothing to what each
+        # full collection scans while every call in flight waits.
+        self._entries: dict[tuple[str, Key], tuple[int, int, bytes]] = {}
+        self._network: Network | None = None
+        self._network_number = 0
         self._max_entries = max_entries
         self._tail: tuple[float, int, bytes] = (0.0, 0, b"")
         self.hits = 0
@@ -37,7 +42,7 @@ class AnswerCache:
 
     def get(self, sku: str, key: Key, stamp: int, network: Network) -> bytes | None:
         entry = self._entries.get((sku, key))
-        if entry is not None and entry[0] == stamp and entry[1] is network:
+        if entry is not None and entry[0] == stamp and entry[1] == self._number(network):
             self.hits += 1
             return entry[2]
         self.misses += 1
@@ -49,8 +54,15 @@ class AnswerCache:
         if len(self._entries) >= self._max_entries:
             self._entries.clear()  # rare (a catalog larger than the cache): start again
         built = fragment(answer)
-        self._entries[(sku, key)] = (stamp, network, built)
+        self._entries[(sku, key)] = (stamp, self._number(network), built)
         return built
+
+    def _number(self, network: Network) -> int:
+        """The number of `network` here: a new one for each network object seen in turn."""
+        if network is not self._network:
+            self._network = network
+            self._network_number += 1
+        return self._network_number
 
     def response_tail(self, as_of: float, version: int) -> bytes:
         """A view-served response's own fields (as_of, version), serialized; they change a few

@@ -212,7 +212,9 @@ class Gateway:
         first_version = first_view_version(self.index, time.time())
         view = NetworkView(len(shards), first_version)
         watch = WatchHub(view, ChangeHistory(first_version))
-        self._view_sync = ViewSync(view, shards, self.metrics, config.view_heartbeat, watch.on_change)
+        self._view_sync = ViewSync(
+            view, shards, self.metrics, config.view_heartbeat, watch.on_change, settle=settle_heap
+        )
         await self._view_sync.sync_once()
         router.on_changes = self._view_sync.note
         self._view_sync.start()

@@ -20,6 +20,15 @@ from reservations.shard import Changes
 
 log = logging.getLogger(__name__)
 
+SETTLE_AFTER_SKUS = 2_000
+"""SKUs built anew in the view since the heap was last settled from which it is settled
+again: a catalog loaded while serving is then left out of every later full collection
+(each SKU's columns are four tracked objects; 200,000 SKUs would otherwise be scanned by
+every one of them, stalling each call in flight)."""
+SETTLE_INTERVAL = 5.0
+"""Seconds between two settles at least, so that a long load settles a few times, not
+after each of its batches."""
+
 
 class ViewSync:
     """Fetches a shard's changes as soon as a batch reply says it has some, and every
@@ -35,6 +44,9 @@ class ViewSync:
         heartbeat: float = 0.25,
         on_change: Callable[[set[str]], None] | None = None,
         min_interval: float = 0.01,
+        settle: Callable[[], None] | None = None,
+        settle_after_skus: int = SETTLE_AFTER_SKUS,
+        settle_interval: float = SETTLE_INTERVAL,
     ) -> None:
         self.view = view
         self._handles = list(handles)
@@ -44,6 +56,13 @@ class ViewSync:
         # view's calls a small share of the shards' work.
         self._min_interval = min_interval
         self._on_change = on_change
+        # Called from the sync loop once the view has grown: gateway.service passes
+        # reservations.actor.settle_heap.
+        self._settle = settle
+        self._settle_after_skus = settle_after_skus
+        self._settle_interval = settle_interval
+        self._settled_skus = view.skus_built
+        self._settled_at = time.monotonic()
         self._dirty: set[int] = set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -115,4 +134,16 @@ class ViewSync:
                 await self.sync_once(shards)
             except Exception:  # keep the view alive; the staleness metric shows the gap
                 log.exception("view sync failed")
+            self.settle_if_grown()
             await asyncio.sleep(self._min_interval)
+
+    def settle_if_grown(self) -> bool:
+        """Settle the heap once the view has built `settle_after_skus` SKUs since the last
+        time and `settle_interval` seconds have passed; returns whether it did."""
+        if self._settle is None or self.view.skus_built - self._settled_skus < self._settle_after_skus:
+            return False
+        if time.monotonic() - self._settled_at < self._settle_interval:
+            return False
+        self._settle()
+        self._settled_skus, self._settled_at = self.view.skus_built, time.monotonic()
+        return True

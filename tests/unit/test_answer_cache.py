@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from availability.network import Network
 from availability.view import NetworkView
 from gateway.answer_cache import AnswerCache
@@ -29,6 +31,21 @@ def test_an_answer_holds_until_its_sku_or_the_network_changes() -> None:
     cache.put("a", key, view.stamp("a"), network, availability_pb2.SkuAvailability(sku="a", available=4))
     # The network is replaced on every change: every answer is rebuilt.
     assert cache.get("a", key, view.stamp("a"), Network()) is None
+
+
+def test_a_full_cache_leaves_nothing_for_the_garbage_collector_to_scan() -> None:
+    """A full collection stalls every call in flight for as long as it scans; the cache
+    holds up to 500,000 answers, so its entries may not stay tracked."""
+    cache, network = AnswerCache(), Network()
+    for n in range(2_000):
+        cache.put(
+            f"SKU-{n}", ("web", n % 2 == 0), 7, network, availability_pb2.SkuAvailability(sku=f"SKU-{n}")
+        )
+    gc.collect()
+    gc.collect()  # a tuple is untracked once what it holds was found untracked
+    entries = cache._entries
+    assert not [e for e in (*entries, *entries.values()) if gc.is_tracked(e)]
+    assert cache.get("SKU-3", ("web", False), 7, network) is not None
 
 
 def test_the_cache_starts_again_when_full() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 from availability.feed import ChangeHistory
 
 
@@ -26,3 +28,15 @@ def test_versions_this_history_cannot_vouch_for_ask_for_a_snapshot() -> None:
     assert history.changed_since(1_001) == {"s1002", "s1003"}
     assert history.changed_since(1_000) is None  # trimmed away: the history no longer reaches back
     assert history.changed_since(5_000) is None
+
+
+def test_a_full_history_leaves_nothing_for_the_garbage_collector_to_scan() -> None:
+    """A full collection stalls every call in flight for as long as it scans; the history
+    keeps up to 100,000 versions, so none of its entries may stay tracked."""
+    history = ChangeHistory(first_version=0, capacity=1_000)
+    for version in range(1, 3_001):
+        history.record(version, {f"SKU-{version % 97}", f"SKU-{version % 13}"})
+    gc.collect()
+    gc.collect()  # an entry is untracked once the SKUs it holds were found untracked
+    assert not [entry for entry in history._entries if gc.is_tracked(entry) or gc.is_tracked(entry[1])]
+    assert history.changed_since(2_998) == {"SKU-89", "SKU-9", "SKU-90", "SKU-10"}
