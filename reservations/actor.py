@@ -59,10 +59,11 @@ class ShardConfig:
     catalog is snapshotted at doubling sizes."""
     tick_seconds: float = 0.1
     """How often the expiry timer runs when no batch arrives."""
-    settle_seconds: float = 10.0
+    settle_seconds: float = 1.0
     """How often, at most, a batch first settles the heap (settle_heap): open holds pile up
     by the hundred thousand, and a full collection that scanned them all would stall every
-    batch."""
+    batch. Each settle scans what came since the last one, so settling often makes the same
+    work into short pauses: at peak rate 2-7 ms a second against 25-48 ms every 10 s."""
 
 
 @dataclass(frozen=True, slots=True)
