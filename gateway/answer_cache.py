@@ -42,7 +42,12 @@ class AnswerCache:
 
     def get(self, sku: str, key: Key, stamp: int, network: Network) -> bytes | None:
         entry = self._entries.get((sku, key))
-        if entry is not None and entry[0] == stamp and entry[1] == self._number(network):
+        if entry is None or entry[0] != stamp:
+            self.misses += 1
+            return None
+        # Inline for the usual case, the network of the last call: a page asks per SKU.
+        number = self._network_number if network is self._network else self._number(network)
+        if entry[1] == number:
             self.hits += 1
             return entry[2]
         self.misses += 1
