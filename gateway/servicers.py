@@ -12,7 +12,7 @@ import grpc
 
 from availability.answer import SkuAvailability, channel_availability, network_availability, promisable_at
 from availability.atp import ChannelLimit
-from availability.network import Network
+from availability.network import Channel, Network
 from availability.pickup import find_pickup_stores
 from availability.view import NetworkView
 from gateway.answer_cache import AnswerCache
@@ -107,8 +107,7 @@ ADJUSTMENT_OUTCOMES = {
 
 
 class Served:
-    """Count and time one call; turn any refusal into its gRPC status. A plain class, not
-    a generator-based context manager: it wraps every call, so its cost counts."""
+    """Count and time a stream; turn any refusal into its gRPC status."""
 
     __slots__ = ("context", "method", "metrics", "started")
 
@@ -133,17 +132,21 @@ class Served:
 
 
 def rpc(method: str) -> Callable[[Handler[T]], Handler[T]]:
-    """A unary handler, served (counted, timed, refusals turned into statuses)."""
+    """A unary handler, served as Served serves a stream (counted, timed, refusals turned
+    into statuses), but inline: it wraps every call, and an async context manager costs
+    two more coroutines a call."""
 
     def decorate(handler: Handler[T]) -> Handler[T]:
         @functools.wraps(handler)
         async def wrapper(self: Servicer, request: Any, context: grpc.aio.ServicerContext) -> T:
-            async with Served(self.metrics, method, context):
+            started = time.perf_counter()
+            code = "OK"
+            try:
                 try:
                     return await handler(self, request, context)
                 except NotFound as error:
-                    # Another gateway may have just added that node, group or channel: with the
-                    # stored network, ask once more. A refusal for an unknown part of the
+                    # Another gateway may have just added that node, group or channel: with
+                    # the stored network, ask once more. A refusal for an unknown part of the
                     # network comes before any change, so a unary call is safe to run again.
                     if (
                         error.kind in NETWORK_KINDS
@@ -152,7 +155,16 @@ def rpc(method: str) -> Callable[[Handler[T]], Handler[T]]:
                     ):
                         return await handler(self, request, context)
                     raise
-            raise AssertionError("unreachable")  # Served re-raises every refusal
+            except asyncio.CancelledError:
+                code = "CANCELLED"
+                raise
+            except Exception as error:
+                status_code, status = to_status(error)
+                code = status_code.name
+                await context.abort_with_status(status)  # always raises
+                raise
+            finally:
+                self.metrics.observe_rpc(method, code, time.perf_counter() - started)
 
         return wrapper
 
@@ -318,6 +330,35 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
         """From the view, answers that do not depend on the clock come from the answer cache
         as serialized fragments, joined (see gateway/answer_cache.py); the method's serializer
         passes bytes through (`add_availability_service`)."""
+        if request.consistent or request.quantity or request.HasField("by_date"):
+            return await self._availability_by_request(request)
+        skus, limits, view = request.skus, self.backend.limits, self.backend.view
+        if not 1 <= len(skus) <= limits.max_skus:
+            skus_from_proto(skus, limits)  # raises, naming the problem
+        store, cache = self.backend.network, self.backend.answers
+        key, stamp, network = (request.channel_id, request.include_nodes), view.stamp, store.network
+        channel: Channel | None = None
+        checked = False
+        parts = []
+        for sku in skus:
+            part = cache.get(sku, key, stamp(sku), network)
+            if part is None:
+                # A cached answer was made for a well-formed SKU and a channel of this very
+                # network (the entry holds the network's number), so checks wait for a miss.
+                if not checked:
+                    skus_from_proto(skus, limits)
+                    channel = store.channel(request.channel_id) if request.channel_id else None
+                    checked = True
+                found = self._availability(sku, view.positions(sku), network, channel)
+                part = cache.put(
+                    sku, key, stamp(sku), network, availability_to_proto(found, request.include_nodes)
+                )
+            parts.append(part)
+        parts.append(cache.response_tail(view.as_of, view.version))
+        return b"".join(parts)
+
+    async def _availability_by_request(self, request: Any) -> availability_pb2.GetAvailabilityResponse:
+        """Answers that depend on the clock (a date or quantity asked) or on a fresh read."""
         skus = skus_from_proto(request.skus, self.backend.limits)
         by_date, quantity = date_query_from_proto(request, self.backend.limits)
         store = self.backend.network
@@ -325,11 +366,7 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
         network = store.network
 
         def answer(sku: str, positions: list[PositionView]) -> availability_pb2.SkuAvailability:
-            found = (
-                channel_availability(sku, positions, network, channel)
-                if channel
-                else network_availability(sku, positions, network)
-            )
+            found = self._availability(sku, positions, network, channel)
             return availability_to_proto(found, request.include_nodes, by_date, quantity, time.time())
 
         if request.consistent:
@@ -341,20 +378,19 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
                 consistent=True,
             )
         view = self.backend.view
-        if by_date is not None or quantity:
-            return availability_pb2.GetAvailabilityResponse(
-                skus=[answer(sku, view.positions(sku)) for sku in skus],
-                as_of=to_timestamp(view.as_of),
-                version=view.version,
-            )
-        cache, key, stamp = self.backend.answers, (request.channel_id, request.include_nodes), view.stamp
-        parts = [
-            cache.get(sku, key, stamp(sku), network)
-            or cache.put(sku, key, stamp(sku), network, answer(sku, view.positions(sku)))
-            for sku in skus
-        ]
-        parts.append(cache.response_tail(view.as_of, view.version))
-        return b"".join(parts)
+        return availability_pb2.GetAvailabilityResponse(
+            skus=[answer(sku, view.positions(sku)) for sku in skus],
+            as_of=to_timestamp(view.as_of),
+            version=view.version,
+        )
+
+    @staticmethod
+    def _availability(
+        sku: str, positions: list[PositionView], network: Network, channel: Channel | None
+    ) -> SkuAvailability:
+        if channel:
+            return channel_availability(sku, positions, network, channel)
+        return network_availability(sku, positions, network)
 
     @rpc("FindPickupStores")
     async def FindPickupStores(self, request: Any, context: Any) -> availability_pb2.FindPickupStoresResponse:

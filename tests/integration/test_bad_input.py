@@ -133,3 +133,16 @@ async def test_a_bad_sku_in_an_availability_ask_is_named(
         await client.availability(skus)
     assert refused.value.code is INVALID
     assert [f for f, _ in refused.value.field_violations] == [field]
+
+
+async def test_a_bad_sku_is_named_even_beside_cached_answers(client: OmnistockClient) -> None:
+    await client.set_stock([level("CACHED", "DC-1", 4)])
+    for _ in range(2):  # the second answer comes from the gateway's answer cache
+        assert (await client.availability(["CACHED"])).skus[0].available == 4
+    with pytest.raises(OmnistockRpcError) as refused:
+        await client.availability(["CACHED", "CACHED", "a b"])
+    assert refused.value.code is INVALID
+    assert [f for f, _ in refused.value.field_violations] == ["skus[2]"]
+    with pytest.raises(OmnistockRpcError) as refused:
+        await client.availability(["CACHED"] * 1001)
+    assert [f for f, _ in refused.value.field_violations] == ["skus"]

@@ -447,6 +447,18 @@ async def test_a_change_that_changes_nothing_keeps_the_version(client: Omnistock
     assert refused.value.field_violations == [("groups[pickup]", "is still used by channel(s) store-pickup")]
 
 
+async def test_a_deleted_channel_is_refused_though_its_answers_were_cached(
+    client: OmnistockClient, shop: Admin
+) -> None:
+    await client.set_stock([level("R", "DC-1", 20)])
+    for _ in range(2):  # the second answer comes from the gateway's answer cache
+        assert (await client.availability(["R"], channel_id="marketplace")).skus[0].available == 18
+    await shop("DeleteChannels", network_pb2.DeleteChannelsRequest(channel_ids=["marketplace"]))
+    with pytest.raises(OmnistockRpcError) as missing:
+        await client.availability(["R"], channel_id="marketplace")
+    assert missing.value.code is grpc.StatusCode.NOT_FOUND
+
+
 async def test_expiry_reaches_the_view_without_any_write(client: OmnistockClient, shop: Admin) -> None:
     await client.set_stock([level("X", "DC-1", 3)])
     await client.reserve("x", [line("X", "DC-1", 3)], ttl_seconds=1)
