@@ -8,9 +8,9 @@ process, loads a catalog through LoadStock, then measures each scenario in turn 
 a closed-loop asyncio load generator (N callers issuing calls back to back): calls/s,
 p50/p99/max latency, errors, and the ratio of its calls/s to the echo ceiling measured
 in the same run (echo runs first and again after the other closed-loop scenarios; the
-ratio is over the mean of the two). The last scenario is open loop: single-line
-Reserve at half the rate the closed loop reached, timed from when each call was due
-(so a stall shows). The targets of docs/performance.md are checked at the end.
+ratio is over the mean of the two). The last scenarios are open loop: single-line
+Reserve at half the rate the closed loop reached (and at each of --rates), timed from
+when each call was due (so a stall shows). The targets of docs/performance.md are checked at the end.
 """
 
 from __future__ import annotations
@@ -484,16 +484,18 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
             recorder = await closed_loop(call, args.concurrency, args.warmup, args.seconds)
             results.append(recorder.measurement(key, name, args.concurrency, **extra))
         single = next((r for r in results if r.key == "reserve_1"), None)
+        paced: list[tuple[str, float]] = [(f"reserve_1_at_{rate:g}", rate) for rate in args.rates]
         if single is not None and single.per_second > 0:
-            rate = single.per_second / 2
-            stubs = Stubs(channels)
-            say(f"reserve 1 line at half that rate ({rate:.0f}/s, open loop), {args.seconds:g} s ...")
+            paced.insert(0, ("reserve_1_half_rate", single.per_second / 2))
+        stubs = Stubs(channels)
+        for i, (key, rate) in enumerate(paced):
+            say(f"reserve 1 line at {rate:.0f}/s (open loop), {args.seconds:g} s ...")
 
-            def half_rate_call(n: int) -> Awaitable[Any]:
-                return stubs.reservations(n).Reserve(one_line(catalog, f"{run}-half-{n}", n))
+            def paced_call(n: int, prefix: str = f"{run}-paced{i}") -> Awaitable[Any]:
+                return stubs.reservations(n).Reserve(one_line(catalog, f"{prefix}-{n}", n))
 
-            recorder = await open_loop(half_rate_call, rate, args.warmup, args.seconds)
-            results.append(recorder.measurement("reserve_1_half_rate", f"reserve 1 line at {rate:.0f}/s", 0))
+            recorder = await open_loop(paced_call, rate, args.warmup, args.seconds)
+            results.append(recorder.measurement(key, f"reserve 1 line at {rate:.0f}/s", 0))
         if not args.only or "view_freshness" in args.only:
             say(f"view write-to-visible: adjust, then read until it shows, {args.seconds:g} s ...")
             results.append(await view_freshness(channel, catalog, run, args.seconds))
@@ -797,6 +799,17 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def rates(text: str) -> list[float]:
+    """`--rates`: comma-separated calls per second, each above 0."""
+    try:
+        found = [float(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+    if not all(0 < rate <= 100_000 for rate in found):
+        raise argparse.ArgumentTypeError(f"each rate must be within (0, 100000] calls a second, got {text!r}")
+    return found
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", help="HOST:PORT of a running omnistock (default: start one)")
     parser.add_argument(
@@ -840,6 +853,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=lambda text: set(text.split(",")),
         default=set(),
         help="comma-separated scenario keys (echo always runs)",
+    )
+    parser.add_argument(
+        "--rates",
+        type=rates,
+        default=[],
+        metavar="R1,R2,...",
+        help="also time single-line Reserves in an open loop at each of these rates per second"
+        " (how p99 grows with load; default: only at half the closed loop's rate)",
     )
     parser.add_argument(
         "--catalog",

@@ -25,13 +25,15 @@ SCENARIOS = {
     "hot_sku",
     "checkout",
     "reserve_1_half_rate",
+    "reserve_1_at_50",
     "view_freshness",
 }
 
 
 def test_every_scenario_runs_without_errors() -> None:
     argv = [sys.executable, "-m", "loadtest.bench", "--seconds", "1", "--warmup", "0.3"]
-    argv += ["--concurrency", "4", "--skus", "200", "--shards", "2", "--catalog", "5000", "--json"]
+    argv += ["--concurrency", "4", "--skus", "200", "--shards", "2", "--catalog", "5000", "--rates", "50"]
+    argv += ["--json"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     report = json.loads(done.stdout)
@@ -46,6 +48,7 @@ def test_every_scenario_runs_without_errors() -> None:
     assert by_key["checkout"]["grpc_per_second"] == pytest.approx(2 * by_key["checkout"]["per_second"])
     assert {t["what"] for t in report["targets"]} >= {"single-line Reserve", "hot SKU Reserve"}
     assert report["settings"]["positions"] == 201 * 4
+    assert by_key["reserve_1_at_50"]["per_second"] == pytest.approx(50, rel=0.2)  # the rate asked
     catalog = report["catalog"]
     assert (catalog["positions"], catalog["nodes"]) == (5000, 50)
     assert catalog["load_seconds"] > 0 and catalog["recovery_seconds"] > 0
