@@ -799,6 +799,30 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+ONLY_KEYS = (
+    "echo",
+    "reserve_1",
+    "reserve_5",
+    "availability_1",
+    "availability_200",
+    "hot_sku",
+    "checkout",
+    "view_freshness",
+)
+"""What --only can name (echo always runs; reserve_1 brings its half-rate run)."""
+
+
+def scenario_keys(text: str) -> set[str]:
+    """`--only`: comma-separated scenario keys, each one the bench has."""
+    keys = set(text.split(","))
+    unknown = sorted(keys - set(ONLY_KEYS))
+    if unknown:
+        raise argparse.ArgumentTypeError(
+            f"unknown scenario {', '.join(unknown)}; choose from {', '.join(ONLY_KEYS)}"
+        )
+    return keys
+
+
 def rates(text: str) -> list[float]:
     """`--rates`: comma-separated calls per second, each above 0."""
     try:
@@ -850,7 +874,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--only",
-        type=lambda text: set(text.split(",")),
+        type=scenario_keys,
         default=set(),
         help="comma-separated scenario keys (echo always runs)",
     )

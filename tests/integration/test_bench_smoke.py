@@ -12,6 +12,7 @@ import sys
 import pytest
 
 from gateway.event_loop import loop_name
+from loadtest.bench import ONLY_KEYS
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +40,8 @@ def test_every_scenario_runs_without_errors() -> None:
     report = json.loads(done.stdout)
     by_key = {s["key"]: s for s in report["scenarios"]}
     assert set(by_key) == SCENARIOS
+    # --only can name every scenario but those it brings along
+    assert {*ONLY_KEYS, "echo_end", "reserve_1_half_rate", "reserve_1_at_50"} == SCENARIOS
     for key, scenario in by_key.items():
         assert scenario["calls"] > 0 and scenario["errors"] == 0, (key, scenario)
         assert 0 < scenario["p50_ms"] <= scenario["p99_ms"] <= scenario["max_ms"], (key, scenario)

@@ -1,4 +1,4 @@
-"""`omnistock bench --rates`: open-loop rates a person types, refused clearly when malformed."""
+"""`omnistock bench --rates` and `--only`: what a person types, refused clearly when malformed."""
 
 from __future__ import annotations
 
@@ -24,3 +24,9 @@ def test_rates_are_read_in_the_order_given() -> None:
 def test_a_malformed_rate_is_refused(text: str) -> None:
     with pytest.raises(argparse.ArgumentError, match=r"rate|numbers"):
         parse("--rates", text)
+
+
+def test_only_refuses_a_typo_and_names_the_choices() -> None:
+    assert parse("--only", "reserve_1,hot_sku").only == {"reserve_1", "hot_sku"}
+    with pytest.raises(argparse.ArgumentError, match="unknown scenario reserve1; choose from echo, "):
+        parse("--only", "reserve_1,reserve1")
