@@ -63,14 +63,14 @@ class Capacity:
 
 
 MEASURED = Capacity(
-    source="docs/performance.md: `omnistock bench --seconds 10 --catalog 1000000` at commit 288e37b,"
+    source="docs/performance.md: `omnistock bench --seconds 10 --catalog 1000000 --json` at commit e89772b,"
     " 2-vCPU VM (load generator, gateway, 2 shards, Redis and Ray on the same 2 cores)",
     cores=2,
-    reserve_1=603,
-    reserve_5=429,
-    availability_1=2403,
-    availability_200=721,
-    checkout=254,
+    reserve_1=1394.6,
+    reserve_5=1017.8,
+    availability_1=3648.9,
+    availability_200=2699.2,
+    checkout=647.4,
 )
 """The default figures: the latest full run in docs/performance.md."""
 
