@@ -66,6 +66,13 @@ class NetworkStore:
             await self.load()
             return self.network is not before
 
+    async def latest(self) -> Network:
+        """The stored network, for a caller that may have just changed it through another
+        gateway; with Redis away, the one in hand (what this gateway answers with)."""
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            await self.refresh()
+        return self.network
+
     async def follow(self, on_change: Callable[[], None], every: float = 1.0) -> None:
         """Until cancelled: take the changes other gateways make, as soon as they announce
         them and at least every `every` seconds; `on_change` is told after each."""

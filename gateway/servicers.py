@@ -756,7 +756,7 @@ class NetworkServicer(Servicer, network_pb2_grpc.NetworkServiceServicer):
 
     @rpc("GetNetwork")
     async def GetNetwork(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
-        return network_to_proto(self.backend.network.network)
+        return network_to_proto(await self.backend.network.latest())
 
     @rpc("PutGroups")
     async def PutGroups(self, request: Any, context: Any) -> network_pb2.NetworkConfig:

@@ -236,6 +236,17 @@ async def test_a_gateway_takes_network_changes_stored_by_another(redis_server: E
         with pytest.raises(Refused):
             await require_node(servicer, "DC-404", context)
         assert context.refused == [grpc.StatusCode.NOT_FOUND]
+
+        # GetNetwork's read is the stored network, not the copy in hand.
+        await first.change(nodes=[Node("DC-11", NodeType.DC)])
+        assert "DC-11" not in second.network.nodes
+        assert "DC-11" in (await second.latest()).nodes
+        # With Redis away, the copy in hand: what the gateway answers with meanwhile.
+        away = aioredis.Redis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=1)
+        cut_off = NetworkStore(away, keys, Limits())
+        cut_off.network = second.network
+        assert await cut_off.latest() is second.network
+        await away.aclose()
     finally:
         following.cancel()
         await asyncio.gather(following, return_exceptions=True)
