@@ -23,7 +23,6 @@ import os
 import platform
 import shlex
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from gateway.client import load_stock_column_requests, load_stock_requests
 from gateway.event_loop import loop_name
+from gateway.redis_server import free_port
 from gateway.routing import default_shards, partition_of, shard_of
 from loadtest.echo import ECHO_METHOD
 from protos.gen.omnistock.v1 import (
@@ -191,12 +191,6 @@ async def open_loop(
 
 
 # --- the processes under test ---
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass
