@@ -106,8 +106,28 @@ ADJUSTMENT_OUTCOMES = {
 }
 
 
+async def end_call(
+    metrics: Metrics,
+    method: str,
+    context: grpc.aio.ServicerContext,
+    started: float,
+    error: BaseException | None,
+) -> None:
+    """Count and time a call that ended; a refusal becomes its gRPC status (raised)."""
+    code = "OK"
+    try:
+        if isinstance(error, asyncio.CancelledError):
+            code = "CANCELLED"
+        elif isinstance(error, Exception):
+            status_code, status = to_status(error)
+            code = status_code.name
+            await context.abort_with_status(status)  # always raises
+    finally:
+        metrics.observe_rpc(method, code, time.perf_counter() - started)
+
+
 class Served:
-    """Count and time a stream; turn any refusal into its gRPC status."""
+    """A stream, served (counted, timed, refusals turned into statuses)."""
 
     __slots__ = ("context", "method", "metrics", "started")
 
@@ -119,52 +139,37 @@ class Served:
         self.started = time.perf_counter()
 
     async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, _: Any) -> None:
-        code = "OK"
-        try:
-            if isinstance(error, asyncio.CancelledError):
-                code = "CANCELLED"
-            elif isinstance(error, Exception):
-                status_code, status = to_status(error)
-                code = status_code.name
-                await self.context.abort_with_status(status)  # always raises
-        finally:
-            self.metrics.observe_rpc(self.method, code, time.perf_counter() - self.started)
+        await end_call(self.metrics, self.method, self.context, self.started, error)
 
 
 def rpc(method: str) -> Callable[[Handler[T]], Handler[T]]:
-    """A unary handler, served as Served serves a stream (counted, timed, refusals turned
-    into statuses), but inline: it wraps every call, and an async context manager costs
-    two more coroutines a call."""
+    """A unary handler, served (counted, timed, refusals turned into statuses). Not through
+    Served: it wraps every call, and an async context manager costs two more coroutines a
+    call, so an answered call is counted here and only a refused one awaits `end_call`."""
 
     def decorate(handler: Handler[T]) -> Handler[T]:
         @functools.wraps(handler)
         async def wrapper(self: Servicer, request: Any, context: grpc.aio.ServicerContext) -> T:
             started = time.perf_counter()
-            code = "OK"
             try:
                 try:
-                    return await handler(self, request, context)
+                    answer = await handler(self, request, context)
                 except NotFound as error:
                     # Another gateway may have just added that node, group or channel: with
                     # the stored network, ask once more. A refusal for an unknown part of the
                     # network comes before any change, so a unary call is safe to run again.
-                    if (
+                    if not (
                         error.kind in NETWORK_KINDS
                         and not hasattr(request, "__aiter__")
                         and await self.backend.network.refresh()
                     ):
-                        return await handler(self, request, context)
-                    raise
-            except asyncio.CancelledError:
-                code = "CANCELLED"
+                        raise
+                    answer = await handler(self, request, context)
+            except BaseException as error:
+                await end_call(self.metrics, method, context, started, error)
                 raise
-            except Exception as error:
-                status_code, status = to_status(error)
-                code = status_code.name
-                await context.abort_with_status(status)  # always raises
-                raise
-            finally:
-                self.metrics.observe_rpc(method, code, time.perf_counter() - started)
+            self.metrics.observe_rpc(method, "OK", time.perf_counter() - started)
+            return answer
 
         return wrapper
 

@@ -10,7 +10,8 @@ p50/p99/max latency, errors, and the ratio of its calls/s to the echo ceiling me
 in the same run (echo runs first and again after the other closed-loop scenarios; the
 ratio is over the mean of the two). The last scenarios are open loop: single-line
 Reserve at half the rate the closed loop reached (and at each of --rates), timed from
-when each call was due (so a stall shows). The targets of docs/performance.md are checked at the end.
+when each call was due (so a stall shows). The targets of docs/performance.md are
+checked at the end.
 """
 
 from __future__ import annotations
