@@ -7,7 +7,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -317,8 +319,24 @@ async def test_a_gateway_that_cannot_serve_fails_the_start_and_leaves_nothing(tm
     assert not alive([psutil.Process(pid) for pid in pids if psutil.pid_exists(pid)])
 
 
+def free_port_pair() -> int:
+    """A port free with the next one too (gateway i serves metrics on --metrics-port + i),
+    below the kernel's ephemeral range, so that Ray and Redis, starting meanwhile, are not
+    given either, and above Ray's worker ports (10002-19999)."""
+    for base in random.sample(range(20_000, 32_000, 2), 100):
+        with contextlib.ExitStack() as held:
+            try:
+                for candidate in (base, base + 1):
+                    probe = held.enter_context(socket.socket())
+                    probe.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return base
+    raise RuntimeError("no two free ports in a row in 20000-32000")
+
+
 async def test_stopping_serve_stops_every_gateway_ray_and_redis(tmp_path: Path) -> None:
-    port, metrics_port = free_port(), free_port()
+    port, metrics_port = free_port(), free_port_pair()
     log = tmp_path / "serve.log"
     args = [OMNISTOCK, "serve", "--gateways", "2", "--port", str(port), "--metrics-port", str(metrics_port)]
     args += ["--shards", "2", "--data-dir", str(tmp_path / "var")]
