@@ -42,7 +42,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from gateway.client import load_stock_column_requests, load_stock_requests
 from gateway.event_loop import loop_name
 from gateway.redis_server import free_port
-from gateway.routing import default_shards, partition_of, shard_of
+from gateway.routing import default_shards, partition_of, shard_of, usable_cpus
 from loadtest.echo import ECHO_METHOD
 from protos.gen.omnistock.v1 import (
     availability_pb2,
@@ -729,7 +729,7 @@ def describe_machine() -> dict[str, Any]:
     with contextlib.suppress(OSError, ValueError, IndexError):
         memory = int(Path("/proc/meminfo").read_text().split()[1]) // 1024
     return {
-        "cpus": os.cpu_count(),
+        "cpus": usable_cpus(),
         "cpu_model": model,
         "memory_mib": memory,
         "python": platform.python_version(),
