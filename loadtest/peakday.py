@@ -353,7 +353,8 @@ async def service_under_test(args: argparse.Namespace, say: Callable[[str], None
 
 async def load_network(target: str, say: Callable[[str], None]) -> None:
     """The demo network and stock, unless nodes are registered (then its channels only)."""
-    from gateway.cli import load_demo_if_empty, parse_network_text
+    from gateway.cli.network_args import parse_network_text
+    from gateway.cli.serve import load_demo_if_empty
     from loadtest.datagen import DEMO_NETWORK_FILE, demo_network_text
 
     where = f"loadtest/{DEMO_NETWORK_FILE}"

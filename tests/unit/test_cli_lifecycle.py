@@ -10,20 +10,12 @@ from typing import Any
 import grpc
 import pytest
 
-from gateway import cli
-from gateway.cli import (
-    Output,
-    UsageError,
-    build_parser,
-    event_name,
-    format_reservation,
-    history_table,
-    line_rows,
-    main,
-    operation_id,
-    parse_closing_lines,
-    state_name,
-)
+from gateway.cli import main
+from gateway.cli.app import build_parser
+from gateway.cli.commands import cmd_cancel_lines, cmd_extend, cmd_fulfil, cmd_get
+from gateway.cli.common import UsageError, to_timestamp
+from gateway.cli.output import Output, event_name, format_reservation, history_table, line_rows, state_name
+from gateway.cli.parsing import operation_id, parse_closing_lines
 from gateway.client import OmnistockRpcError
 from protos.gen.omnistock.v1 import reservation_pb2
 
@@ -87,7 +79,7 @@ def test_event_and_state_names() -> None:
 
 
 def stamp(seconds: int) -> Any:
-    return cli.to_timestamp(seconds)
+    return to_timestamp(seconds)
 
 
 def reservation(
@@ -203,10 +195,10 @@ async def run(argv: list[str], client: LifeClient) -> tuple[int, str, str]:
 
 
 COMMANDS = {
-    "extend": cli.cmd_extend,
-    "fulfil": cli.cmd_fulfil,
-    "cancel-lines": cli.cmd_cancel_lines,
-    "get": cli.cmd_get,
+    "extend": cmd_extend,
+    "fulfil": cmd_fulfil,
+    "cancel-lines": cmd_cancel_lines,
+    "get": cmd_get,
 }
 
 

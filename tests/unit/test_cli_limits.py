@@ -12,21 +12,22 @@ import grpc
 import pytest
 
 from availability.network_file import NetworkFile
-from gateway import cli
-from gateway.cli import (
-    Output,
-    ProblemsError,
-    UsageError,
-    build_parser,
+from gateway.cli import main
+from gateway.cli.app import build_parser
+from gateway.cli.commands import cmd_reserve
+from gateway.cli.common import ProblemsError, UsageError
+from gateway.cli.network_args import (
     describe_limit_changes,
-    format_reservation,
-    limits_table,
-    main,
+    limit_field_by_sku,
     network_problems,
     parse_limit_pairs,
     parse_quota_subject,
     quota_text,
+    read_network_file,
 )
+from gateway.cli.network_commands import cmd_limits_list, cmd_limits_put, cmd_network_apply, cmd_network_show
+from gateway.cli.output import Output, format_reservation, limits_table
+from gateway.cli.serve import serve_network, serve_network_file
 from gateway.client import OmnistockRpcError
 from protos.gen.omnistock.v1 import common_pb2, inventory_pb2, network_pb2, reservation_pb2
 
@@ -181,7 +182,7 @@ class ReserveClient:
 async def reserve(argv: list[str], client: ReserveClient) -> tuple[int, str, str]:
     args = build_parser().parse_args(["reserve", *argv])
     stdout, stderr = io.StringIO(), io.StringIO()
-    code = await cli.cmd_reserve(client, args, Output(args.json, stdout=stdout, stderr=stderr))  # type: ignore[arg-type]
+    code = await cmd_reserve(client, args, Output(args.json, stdout=stdout, stderr=stderr))  # type: ignore[arg-type]
     return code, stdout.getvalue(), stderr.getvalue()
 
 
@@ -277,7 +278,7 @@ async def run(command: Any, argv: list[str], client: LimitsClient) -> str:
 
 async def test_limits_put_and_list() -> None:
     client = LimitsClient({"SKU-00007": 1})
-    text = await run(cli.cmd_limits_put, ["limits", "put", "SKU-00042", "2", "SKU-00007", "0"], client)
+    text = await run(cmd_limits_put, ["limits", "put", "SKU-00042", "2", "SKU-00007", "0"], client)
     assert client.calls == [("limits", {"SKU-00042": 2, "SKU-00007": 0})]
     assert [line.split() for line in text.splitlines()] == [
         ["purchase", "limits:", "SKU-00042", "2,", "SKU-00007", "removed"],
@@ -285,26 +286,23 @@ async def test_limits_put_and_list() -> None:
         ["SKU-00042", "2"],
         ["network", "version", "5"],
     ]
-    data = json.loads(await run(cli.cmd_limits_list, ["limits", "list", "--json"], client))
+    data = json.loads(await run(cmd_limits_list, ["limits", "list", "--json"], client))
     assert data == {"version": 5, "purchase_limits": [{"sku": "SKU-00042", "max_per_customer": 2}]}
-    put = json.loads(await run(cli.cmd_limits_put, ["limits", "put", "SKU-00042", "0", "--json"], client))
+    put = json.loads(await run(cmd_limits_put, ["limits", "put", "SKU-00042", "0", "--json"], client))
     assert put == {
         "version": 6,
         "changed": [{"sku": "SKU-00042", "max_per_customer": 0}],
         "purchase_limits": [],
     }
-    assert (
-        await run(cli.cmd_limits_list, ["limits", "list"], client)
-        == "no purchase limits\nnetwork version 6\n"
-    )
+    assert await run(cmd_limits_list, ["limits", "list"], client) == "no purchase limits\nnetwork version 6\n"
 
 
 def test_refused_limits_are_named_by_sku() -> None:
     skus = ["SKU-00042", "SKU 9"]
-    assert cli.limit_field_by_sku("limits[0].max_per_customer", skus) == "limits[SKU-00042].max_per_customer"
-    assert cli.limit_field_by_sku("limits[1].sku", skus) == "limits[SKU 9].sku"
-    assert cli.limit_field_by_sku("limits[7].sku", skus) == "limits[7].sku"
-    assert cli.limit_field_by_sku("limits", skus) == "limits"
+    assert limit_field_by_sku("limits[0].max_per_customer", skus) == "limits[SKU-00042].max_per_customer"
+    assert limit_field_by_sku("limits[1].sku", skus) == "limits[SKU 9].sku"
+    assert limit_field_by_sku("limits[7].sku", skus) == "limits[7].sku"
+    assert limit_field_by_sku("limits", skus) == "limits"
 
 
 async def test_limits_put_refused_names_each_sku(capsys: pytest.CaptureFixture[str]) -> None:
@@ -317,7 +315,7 @@ async def test_limits_put_refused_names_each_sku(capsys: pytest.CaptureFixture[s
             )
 
     args = build_parser().parse_args(["limits", "put", "SKU-00042", "2", "SKU-00043", "2000000"])
-    assert await cli.cmd_limits_put(Refusing({}), args, Output(False)) == 2  # type: ignore[arg-type]
+    assert await cmd_limits_put(Refusing({}), args, Output(False)) == 2  # type: ignore[arg-type]
     assert capsys.readouterr().err.splitlines() == [
         "error: INVALID_ARGUMENT: 1 problem, nothing was changed",
         "  limits[SKU-00043].max_per_customer: must be within 0..1000000 (0 removes it)",
@@ -326,13 +324,13 @@ async def test_limits_put_refused_names_each_sku(capsys: pytest.CaptureFixture[s
 
 async def test_network_show_lists_the_purchase_limits() -> None:
     client = LimitsClient({"SKU-00042": 2})
-    text = await run(cli.cmd_network_show, ["network", "show"], client)
+    text = await run(cmd_network_show, ["network", "show"], client)
     blocks = text.split("\n\n")
     assert blocks[0] == "network version 4: 0 nodes, 0 groups, 0 channels, 1 purchase limit"
     assert blocks[-1].splitlines()[1].split() == ["SKU-00042", "2"]
-    data = json.loads(await run(cli.cmd_network_show, ["network", "show", "--json"], client))
+    data = json.loads(await run(cmd_network_show, ["network", "show", "--json"], client))
     assert data["purchase_limits"] == [{"sku": "SKU-00042", "max_per_customer": 2}]
-    empty = await run(cli.cmd_network_show, ["network", "show"], LimitsClient({}))
+    empty = await run(cmd_network_show, ["network", "show"], LimitsClient({}))
     assert empty.split("\n\n")[0] == "network version 4: 0 nodes, 0 groups, 0 channels"
     assert empty.rstrip().endswith("no purchase limits")
 
@@ -351,7 +349,7 @@ async def test_network_apply_puts_the_limits_last(tmp_path: Path) -> None:
     path = tmp_path / "drop.toml"
     path.write_text(DROP_FILE)
     client = LimitsClient({"SKU-00007": 5})
-    text = await run(cli.cmd_network_apply, ["network", "apply", str(path)], client)
+    text = await run(cmd_network_apply, ["network", "apply", str(path)], client)
     assert client.calls == [
         ("nodes", ["DC-09"]),
         ("groups", ["dc9"]),
@@ -366,7 +364,7 @@ async def test_a_file_of_limits_alone_applies(tmp_path: Path) -> None:
     path = tmp_path / "limits.toml"
     path.write_text('[purchase_limits]\n"SKU-00042" = 3\n')
     client = LimitsClient({})
-    data = json.loads(await run(cli.cmd_network_apply, ["network", "apply", str(path), "--json"], client))
+    data = json.loads(await run(cmd_network_apply, ["network", "apply", str(path), "--json"], client))
     assert client.calls == [("limits", {"SKU-00042": 3})]
     assert data == {"purchase_limits": {"SKU-00042": 3}, "version": 5}
 
@@ -396,13 +394,13 @@ def test_limits_are_checked_with_the_servers_rules_and_named_as_in_the_file() ->
 def test_serve_takes_a_network_file_with_purchase_limits(tmp_path: Path) -> None:
     path = tmp_path / "drop.toml"
     path.write_text(DROP_FILE)
-    found = cli.serve_network_file(build_parser().parse_args(["serve", "--network", str(path)]))
+    found = serve_network_file(build_parser().parse_args(["serve", "--network", str(path)]))
     assert found is not None
     where, parsed = found
     assert where == str(path) and isinstance(parsed, NetworkFile)
     assert parsed.purchase_limits == {"SKU-00042": 2, "SKU-00043": 1, "SKU-00007": 0}
     # The older form keeps its nodes, groups and channels.
-    old = cli.serve_network(build_parser().parse_args(["serve", "--network", str(path)]))
+    old = serve_network(build_parser().parse_args(["serve", "--network", str(path)]))
     assert old is not None and [len(part) for part in old[1]] == [1, 1, 1]
 
 
@@ -434,5 +432,5 @@ def test_a_problems_error_is_what_a_bad_file_raises(tmp_path: Path) -> None:
     path = tmp_path / "drop.toml"
     path.write_text("[purchase_limits]\nSKU = true\n")
     with pytest.raises(ProblemsError) as error:
-        cli.read_network_file(str(path), ", nothing was applied")
+        read_network_file(str(path), ", nothing was applied")
     assert error.value.problems == [("purchase_limits[SKU]", "must be a whole number of units, got True")]

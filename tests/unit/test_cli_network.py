@@ -19,25 +19,30 @@ import pytest
 
 from availability.network import Network
 from availability.network_file import parse_network
-from gateway import cli
-from gateway.cli import (
-    Output,
-    ProblemsError,
-    UsageError,
-    build_parser,
+from gateway.cli import main
+from gateway.cli.app import build_parser
+from gateway.cli.commands import cmd_availability, cmd_pickup
+from gateway.cli.common import TARGET_ENV, ProblemsError, UsageError
+from gateway.cli.network_args import (
+    cap_precedence,
     channel_from_args,
+    describe_group,
     format_cap_rule,
     format_safety_rule,
     group_from_args,
-    main,
     network_messages,
     network_problems,
     parse_cap_rule,
     parse_safety_rule,
     parse_yes_no,
+    safety_precedence,
 )
+from gateway.cli.network_commands import NetworkReading
+from gateway.cli.output import Output
+from gateway.cli.serve import serve_network, service_config
+from gateway.cli.watch import WatchPrinter, _plain, cmd_watch, resume_command
 from gateway.client import OmnistockRpcError
-from gateway.convert import nodes_from_proto
+from gateway.convert import Limits, nodes_from_proto
 from loadtest import datagen
 from loadtest.datagen import demo_network_text, demo_nodes, load_demo
 from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, network_pb2
@@ -51,7 +56,7 @@ CLOSED = "127.0.0.1:1"  # never an omnistock: a call would fail with UNAVAILABLE
 
 
 def demo_network() -> Network:
-    nodes = nodes_from_proto(demo_nodes(), cli.Limits())
+    nodes = nodes_from_proto(demo_nodes(), Limits())
     _, groups, channels = parse_network(demo_network_text())
     return Network().with_changes(nodes, groups, channels)
 
@@ -105,12 +110,12 @@ def test_demo_network_file_ships_with_the_package() -> None:
 
 def test_demo_network_passes_the_serve_checks() -> None:
     args = build_parser().parse_args(["serve", "--demo"])
-    found = cli.serve_network(args)
+    found = serve_network(args)
     assert found is not None
     where, (nodes, groups, channels) = found
     assert where == "loadtest/demo-network.toml"
     assert (len(nodes), len(groups), len(channels)) == (0, 4, 4)
-    assert cli.serve_network(build_parser().parse_args(["serve"])) is None
+    assert serve_network(build_parser().parse_args(["serve"])) is None
 
 
 async def test_load_demo_runs_the_network_between_nodes_and_levels() -> None:
@@ -255,10 +260,10 @@ def test_precedence_orders_rules_most_specific_first() -> None:
         "units=6,sku=S,node=STORE-001",
     ]
     rules = [parse_safety_rule(t) for t in texts]
-    ordered = sorted(rules, key=cli.safety_precedence, reverse=True)
+    ordered = sorted(rules, key=safety_precedence, reverse=True)
     assert [r.units for r in ordered] == [6, 5, 4, 3, 2, 1]
     caps = [parse_cap_rule(t) for t in ["percent=1", "percent=2,node=A", "percent=3,node_type=dc"]]
-    assert [c.percent for c in sorted(caps, key=cli.cap_precedence, reverse=True)] == [2, 3, 1]
+    assert [c.percent for c in sorted(caps, key=cap_precedence, reverse=True)] == [2, 3, 1]
 
 
 # --- yes/no flags, lists, groups and channels from arguments ---
@@ -299,15 +304,15 @@ def test_group_selector_from_flags() -> None:
         False,
     )
     assert list(group.node_ids) == []
-    assert cli.describe_group(group) == "types=store,dc ships=yes pickup=no"
+    assert describe_group(group) == "types=store,dc ships=yes pickup=no"
 
 
 def test_a_group_without_selector_flags_leaves_them_unset() -> None:
     group = group_from_args("few", nodes="DC-01,STORE-002")
     assert list(group.node_ids) == ["DC-01", "STORE-002"]
     assert not group.HasField("ships") and not group.HasField("pickup") and not group.types
-    assert cli.describe_group(group) == "nodes=DC-01,STORE-002"
-    assert cli.describe_group(network_pb2.NodeGroup(group_id="x")) == "(empty)"
+    assert describe_group(group) == "nodes=DC-01,STORE-002"
+    assert describe_group(network_pb2.NodeGroup(group_id="x")) == "(empty)"
 
 
 @pytest.mark.parametrize(
@@ -451,10 +456,10 @@ def test_serve_leaves_references_to_the_stored_network_for_later(tmp_path: Path)
     path = tmp_path / "network.toml"
     path.write_text('[channels.web]\ngroups = ["dcs"]\nsafety = [{ node_id = "STORE-001", units = 1 }]\n')
     args = build_parser().parse_args(["serve", "--network", str(path)])
-    assert cli.serve_network(args) is not None
-    assert cli.service_config(args).network_file == path
+    assert serve_network(args) is not None
+    assert service_config(args).network_file == path
     demo_args = build_parser().parse_args(["serve", "--demo", "--network", str(path)])
-    assert cli.service_config(demo_args).network_file is None  # applied after the demo nodes
+    assert service_config(demo_args).network_file is None  # applied after the demo nodes
 
 
 def stored(*nodes: common_pb2.Node, groups: list[network_pb2.NodeGroup] | None = None) -> Any:
@@ -520,7 +525,7 @@ def demo_config() -> network_pb2.NetworkConfig:
 
 
 def test_network_tables() -> None:
-    reading = cli.NetworkReading(demo_config())
+    reading = NetworkReading(demo_config())
     assert (
         reading.summary() == "network version 3: 53 nodes (3 dc, 50 store; 0 disabled), 4 groups, 4 channels"
     )
@@ -538,7 +543,7 @@ def test_channel_text_lists_rules_most_specific_first() -> None:
     config = demo_config()
     web = next(c for c in config.channels if c.channel_id == "web")
     web.safety.append(network_pb2.SafetyRule(percent=10, sku="SKU-00001"))
-    text = cli.NetworkReading(config).show_channel("web")
+    text = NetworkReading(config).show_channel("web")
     lines = text.splitlines()
     assert lines[0].split() == ["channel", "web"]
     safety = next(i for i, line in enumerate(lines) if line.startswith("safety"))
@@ -584,7 +589,7 @@ async def run(argv: list[str], response: availability_pb2.GetAvailabilityRespons
     args = build_parser().parse_args(argv)
     client = FakeClient(response)
     stdout = io.StringIO()
-    assert await cli.cmd_availability(client, args, Output(args.json, stdout=stdout)) == 0  # type: ignore[arg-type]
+    assert await cmd_availability(client, args, Output(args.json, stdout=stdout)) == 0  # type: ignore[arg-type]
     return stdout.getvalue(), client
 
 
@@ -684,7 +689,7 @@ def test_channels_put_takes_future_supply_holds() -> None:
 def test_channel_text_and_tables_tell_future_supply_holds() -> None:
     config = demo_config()
     config.channels.add(channel_id="preorder", name="Preorders", groups=["dcs"], future_supply_holds=True)
-    reading = cli.NetworkReading(config)
+    reading = NetworkReading(config)
     assert "future supply  holds may take expected inbound supply (preorders)" in reading.show_channel(
         "preorder"
     )
@@ -738,7 +743,7 @@ async def pickup(
     args = build_parser().parse_args(["pickup", *argv])
     client = PickupClient(response)
     stdout = io.StringIO()
-    assert await cli.cmd_pickup(client, args, Output(args.json, stdout=stdout)) == 0  # type: ignore[arg-type]
+    assert await cmd_pickup(client, args, Output(args.json, stdout=stdout)) == 0  # type: ignore[arg-type]
     return stdout.getvalue(), client
 
 
@@ -823,7 +828,7 @@ def update(
 
 
 def test_watch_text_marks_catch_up_and_status_crossings() -> None:
-    printer = cli.WatchPrinter(Output(False))
+    printer = WatchPrinter(Output(False))
     first = printer.format(update(6, True, ("SKU-00001", 728, IN, 0), ("SKU-00432", 18, IN, 0))).splitlines()
     assert first[0].startswith("version 6, as of ") and first[0].endswith(" (catch-up: 2 SKUs)")
     assert first[1:] == ["  SKU-00001  IN_STOCK  available 728", "  SKU-00432  IN_STOCK  available 18"]
@@ -840,23 +845,23 @@ def test_watch_text_marks_catch_up_and_status_crossings() -> None:
 
 
 def test_watch_text_without_a_channel_has_no_status() -> None:
-    printer = cli.WatchPrinter(Output(False))
+    printer = WatchPrinter(Output(False))
     text = printer.format(update(3, True, ("A", 5, 0, 0), ("LONG-SKU", 0, 0, 0)))
     assert text.splitlines()[1:] == ["  A         available 5", "  LONG-SKU  available 0"]
 
 
 def test_watch_colors_only_crossings() -> None:
-    printer = cli.WatchPrinter(Output(False), color=True)
+    printer = WatchPrinter(Output(False), color=True)
     printer.format(update(1, True, ("A", 5, IN, 0)))
     text = printer.format(update(2, False, ("A", 2, LOW, IN), ("B", 9, IN, IN)))
     crossing, steady = text.splitlines()[1:]
     assert "\033[1;33mIN_STOCK -> LOW_STOCK\033[0m" in crossing
     assert "\033[" not in steady
-    assert cli._plain(crossing) == "  A  IN_STOCK -> LOW_STOCK  available 2 (was 5)"
+    assert _plain(crossing) == "  A  IN_STOCK -> LOW_STOCK  available 2 (was 5)"
 
 
 def test_a_large_catch_up_is_counted_by_status() -> None:
-    printer = cli.WatchPrinter(Output(False), summarise_over=3)
+    printer = WatchPrinter(Output(False), summarise_over=3)
     big = update(9, True, *[(f"S-{i}", i % 3, [OUT, LOW, IN][i % 3], 0) for i in range(10)])
     lines = printer.format(big).splitlines()
     assert lines[0].endswith("(catch-up: 10 SKUs)")
@@ -864,9 +869,9 @@ def test_a_large_catch_up_is_counted_by_status() -> None:
     assert printer.format(big).splitlines()[1] == "  IN_STOCK 3, LOW_STOCK 3, OUT_OF_STOCK 4"  # hint once
     later = printer.format(update(10, False, ("S-2", 0, OUT, IN))).splitlines()
     assert later[1] == "  S-2  IN_STOCK -> OUT_OF_STOCK  available 0 (was 2)"  # remembered from the summary
-    full = cli.WatchPrinter(Output(False), full=True, summarise_over=3)
+    full = WatchPrinter(Output(False), full=True, summarise_over=3)
     assert len(full.format(big).splitlines()) == 11
-    small_live = cli.WatchPrinter(Output(False), summarise_over=3)
+    small_live = WatchPrinter(Output(False), summarise_over=3)
     assert len(small_live.format(update(9, False, *big_changes(10))).splitlines()) == 11  # live: every change
 
 
@@ -876,7 +881,7 @@ def big_changes(count: int) -> list[tuple[str, int, int, int]]:
 
 def test_watch_json_prints_one_object_per_line() -> None:
     stdout = io.StringIO()
-    printer = cli.WatchPrinter(Output(True, stdout=stdout))
+    printer = WatchPrinter(Output(True, stdout=stdout))
     printer.show(update(6, True, ("A", 5, IN, 0)))
     printer.show(update(7, False, ("A", 2, LOW, IN)))
     lines = stdout.getvalue().splitlines()
@@ -895,13 +900,13 @@ def test_watch_json_prints_one_object_per_line() -> None:
 
 
 def test_resume_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(cli.TARGET_ENV, raising=False)
+    monkeypatch.delenv(TARGET_ENV, raising=False)
     args = build_parser().parse_args(["watch", "SKU-1", "SKU 2", "--channel", "web"])
-    assert cli.resume_command(args, 42) == "omnistock watch SKU-1 'SKU 2' --channel web --from-version 42"
+    assert resume_command(args, 42) == "omnistock watch SKU-1 'SKU 2' --channel web --from-version 42"
     args = build_parser().parse_args(["watch", "--target", "h:1", "--json", "--from-version", "3"])
-    assert cli.resume_command(args, 9) == "omnistock watch --target h:1 --json --from-version 9"
+    assert resume_command(args, 9) == "omnistock watch --target h:1 --json --from-version 9"
     args = build_parser().parse_args(["watch", *[f"S-{i}" for i in range(11)]])
-    assert cli.resume_command(args, 9) == "omnistock watch <the same 11 SKUs> --from-version 9"
+    assert resume_command(args, 9) == "omnistock watch <the same 11 SKUs> --from-version 9"
 
 
 class WatchClient:
@@ -929,7 +934,7 @@ async def watch(argv: list[str], client: WatchClient, interrupt: bool = False) -
     stdout, stderr = io.StringIO(), io.StringIO()
     if interrupt:
         asyncio.get_running_loop().call_later(0.2, os.kill, os.getpid(), signal.SIGINT)
-    code = await cli.cmd_watch(client, args, Output(args.json, stdout=stdout, stderr=stderr))  # type: ignore[arg-type]
+    code = await cmd_watch(client, args, Output(args.json, stdout=stdout, stderr=stderr))  # type: ignore[arg-type]
     return code, stdout.getvalue(), stderr.getvalue()
 
 

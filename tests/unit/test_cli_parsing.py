@@ -9,19 +9,21 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway import cli
-from gateway.cli import (
-    UsageError,
-    build_parser,
-    format_reservation,
+from gateway.cli import main
+from gateway.cli.app import build_parser
+from gateway.cli.common import TARGET_ENV, UsageError
+from gateway.cli.output import format_position, format_reservation, table, to_dict
+from gateway.cli.parsing import (
     iter_levels,
-    main,
+    parse_int,
+    parse_item,
+    parse_items,
+    parse_lat_lon,
     parse_line,
     parse_nodes,
     parse_time,
-    table,
-    to_dict,
 )
+from gateway.cli.serve import client_target, redact
 from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, reservation_pb2
 
 # --- SKU:NODE:QTY ---
@@ -65,7 +67,7 @@ def test_out_of_range_numbers_are_usage_errors() -> None:
     with pytest.raises(UsageError, match="out of range"):
         parse_line(f"SKU-1:DC-1:{2**63}")
     with pytest.raises(UsageError, match="out of range"):
-        cli.parse_int(str(2**64), "ON_HAND")
+        parse_int(str(2**64), "ON_HAND")
     with pytest.raises(UsageError, match="out of range"):
         parse_time("0001-01-01T00:00:00")
     with pytest.raises(SystemExit):
@@ -115,9 +117,9 @@ def test_negative_delta_is_a_value_not_an_option() -> None:
 
 
 def test_target_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(cli.TARGET_ENV, raising=False)
+    monkeypatch.delenv(TARGET_ENV, raising=False)
     assert build_parser().parse_args(["get", "x"]).target == "127.0.0.1:50051"
-    monkeypatch.setenv(cli.TARGET_ENV, "inventory.internal:443")
+    monkeypatch.setenv(TARGET_ENV, "inventory.internal:443")
     assert build_parser().parse_args(["get", "x"]).target == "inventory.internal:443"
     assert build_parser().parse_args(["get", "x", "--target", "h:1"]).target == "h:1"
 
@@ -158,20 +160,20 @@ def test_a_gateway_started_by_hand_says_who_starts_it(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr("sys.stdin", io.StringIO(""))
-    assert cli.main(["gateway"]) == 2
+    assert main(["gateway"]) == 2
     assert "serve starts it" in capsys.readouterr().err
 
 
 def test_passwords_stay_out_of_the_banner() -> None:
-    assert cli.redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
-    assert cli.redact("redis://:s3cret@redis.internal:6379/0") == "redis://:***@redis.internal:6379/0"
-    assert cli.redact("rediss://app:pw@[::1]:6380/1") == "rediss://app:***@[::1]:6380/1"
+    assert redact("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+    assert redact("redis://:s3cret@redis.internal:6379/0") == "redis://:***@redis.internal:6379/0"
+    assert redact("rediss://app:pw@[::1]:6380/1") == "rediss://app:***@[::1]:6380/1"
 
 
 def test_client_target_of_a_wildcard_host() -> None:
-    assert cli.client_target("0.0.0.0", 50051) == "127.0.0.1:50051"
-    assert cli.client_target("::1", 7) == "[::1]:7"
-    assert cli.client_target("10.0.0.5", 7) == "10.0.0.5:7"
+    assert client_target("0.0.0.0", 50051) == "127.0.0.1:50051"
+    assert client_target("::1", 7) == "[::1]:7"
+    assert client_target("10.0.0.5", 7) == "10.0.0.5:7"
 
 
 # --- node files ---
@@ -405,9 +407,9 @@ def test_reserve_and_availability_take_a_channel() -> None:
 
 def test_position_text_shows_states_only_when_there_are_some() -> None:
     plain = common_pb2.Position(sku="S", node_id="N", on_hand=5, available=5)
-    assert cli.format_position(plain) == "S at N: on_hand 5, reserved 0, committed 0, available 5"
+    assert format_position(plain) == "S at N: on_hand 5, reserved 0, committed 0, available 5"
     damaged = common_pb2.Position(sku="S", node_id="N", on_hand=5, damaged=2, available=3)
-    assert "on_hand 5 (damaged 2, quality_hold 0)," in cli.format_position(damaged)
+    assert "on_hand 5 (damaged 2, quality_hold 0)," in format_position(damaged)
 
 
 def test_reservation_text_names_its_channel() -> None:
@@ -449,7 +451,7 @@ def test_reservation_text() -> None:
     ],
 )
 def test_basket_items_that_parse(text: str, sku: str, quantity: int) -> None:
-    item = cli.parse_item(text)
+    item = parse_item(text)
     assert (item.sku, item.quantity) == (sku, quantity)
 
 
@@ -468,14 +470,14 @@ def test_basket_items_that_parse(text: str, sku: str, quantity: int) -> None:
 )
 def test_bad_basket_items(text: str, complaint: str) -> None:
     with pytest.raises(UsageError, match=complaint):
-        cli.parse_item(text)
+        parse_item(text)
 
 
 def test_a_basket_names_each_sku_once() -> None:
-    items = cli.parse_items(["A:2", "B"])
+    items = parse_items(["A:2", "B"])
     assert [(i.sku, i.quantity) for i in items] == [("A", 2), ("B", 1)]
     with pytest.raises(UsageError, match="A is in the basket twice \\('A:2', 'A'\\); give it once"):
-        cli.parse_items(["A:2", "B", "A"])
+        parse_items(["A:2", "B", "A"])
 
 
 # --- places: LAT,LON ---
@@ -492,7 +494,7 @@ def test_a_basket_names_each_sku_once() -> None:
     ],
 )
 def test_places(text: str, latitude: float, longitude: float) -> None:
-    assert cli.parse_lat_lon(text) == (latitude, longitude)
+    assert parse_lat_lon(text) == (latitude, longitude)
 
 
 @pytest.mark.parametrize(
@@ -510,7 +512,7 @@ def test_places(text: str, latitude: float, longitude: float) -> None:
 )
 def test_bad_places(text: str, complaint: str) -> None:
     with pytest.raises(UsageError, match=complaint):
-        cli.parse_lat_lon(text)
+        parse_lat_lon(text)
 
 
 def test_pickup_arguments() -> None:
@@ -658,4 +660,4 @@ def test_table_rows_may_continue_the_row_above() -> None:
 
 def test_position_text_shows_inbound_supply_when_there_is_some() -> None:
     position = common_pb2.Position(sku="S", node_id="N", on_hand=5, available=5, inbound=20)
-    assert cli.format_position(position).endswith("available 5, inbound 20")
+    assert format_position(position).endswith("available 5, inbound 20")

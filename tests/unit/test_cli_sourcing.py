@@ -12,25 +12,23 @@ import grpc
 import pytest
 
 from availability.network_file import parse_network_file
-from gateway import cli
-from gateway.cli import (
+from gateway.cli import main
+from gateway.cli.app import build_parser
+from gateway.cli.commands import cmd_get, cmd_nodes_list, cmd_reassign, cmd_reserve, cmd_return
+from gateway.cli.common import UsageError, to_timestamp
+from gateway.cli.network_args import channel_from_args, describe_sourcing, network_messages, network_problems
+from gateway.cli.network_commands import NetworkReading, cmd_channels_put
+from gateway.cli.output import (
     Output,
-    UsageError,
-    build_parser,
-    channel_from_args,
-    describe_sourcing,
     destination_text,
     format_reservation,
     history_table,
     line_rows,
-    main,
-    network_messages,
-    network_problems,
-    parse_reserve_lines,
-    parse_sourced_line,
     short_why,
     sourcing_text,
+    to_dict,
 )
+from gateway.cli.parsing import parse_nodes, parse_reserve_lines, parse_sourced_line
 from gateway.client import OmnistockRpcError
 from protos.gen.omnistock.v1 import common_pb2, network_pb2, reservation_pb2
 
@@ -146,7 +144,7 @@ def test_ship_to_and_pickup_at_exclude_each_other() -> None:
 
 
 def stamp(seconds: int) -> Any:
-    return cli.to_timestamp(seconds)
+    return to_timestamp(seconds)
 
 
 def verdict(node_id: str, units: int, reason: str, km: float | None = None) -> reservation_pb2.NodeVerdict:
@@ -340,10 +338,10 @@ class SourcingClient:
 
 
 COMMANDS = {
-    "reserve": cli.cmd_reserve,
-    "get": cli.cmd_get,
-    "reassign": cli.cmd_reassign,
-    "return": cli.cmd_return,
+    "reserve": cmd_reserve,
+    "get": cmd_get,
+    "reassign": cmd_reassign,
+    "return": cmd_return,
 }
 
 
@@ -676,12 +674,12 @@ def test_sourcing_policies_in_words() -> None:
     assert describe_sourcing(network_pb2.SourcingPolicy()).startswith("single_node,nearest,priority;")
 
 
-def demo_reading() -> cli.NetworkReading:
+def demo_reading() -> NetworkReading:
     from loadtest.datagen import demo_network_text, demo_nodes
 
     parsed = parse_network_file(demo_network_text())
     _, groups, channels = network_messages([], parsed.groups, parsed.channels)
-    return cli.NetworkReading(
+    return NetworkReading(
         network_pb2.NetworkConfig(nodes=demo_nodes(), groups=groups, channels=channels, version=3)
     )
 
@@ -738,23 +736,23 @@ class NodesClient:
 async def test_nodes_list_shows_priority_cost_and_daily_capacity() -> None:
     args = build_parser().parse_args(["nodes", "list"])
     stdout = io.StringIO()
-    assert await cli.cmd_nodes_list(NodesClient(), args, Output(False, stdout=stdout)) == 0  # type: ignore[arg-type]
+    assert await cmd_nodes_list(NodesClient(), args, Output(False, stdout=stdout)) == 0  # type: ignore[arg-type]
     header, dc, store = stdout.getvalue().splitlines()
     assert header.split()[-3:] == ["PRIORITY", "SHIPMENT_COST", "DAILY_CAPACITY"]
     assert dc.split()[-3:] == ["1", "4.50", "-"]  # 0: no limit
     assert store.split()[-3:] == ["2", "7.00", "200"]
     args = build_parser().parse_args(["nodes", "list", "--json"])
     stdout = io.StringIO()
-    await cli.cmd_nodes_list(NodesClient(), args, Output(True, stdout=stdout))  # type: ignore[arg-type]
+    await cmd_nodes_list(NodesClient(), args, Output(True, stdout=stdout))  # type: ignore[arg-type]
     node = json.loads(stdout.getvalue())["nodes"][1]
     assert (node["priority"], node["shipment_cost"], node["daily_capacity"]) == (2, 7.0, 200)
 
 
 def test_a_node_file_round_trips_the_sourcing_settings() -> None:
-    nodes = cli.parse_nodes("node_id,type,priority,shipment_cost,daily_capacity\nSTORE-9,store,2,7.25,150\n")
+    nodes = parse_nodes("node_id,type,priority,shipment_cost,daily_capacity\nSTORE-9,store,2,7.25,150\n")
     assert (nodes[0].priority, nodes[0].shipment_cost, nodes[0].daily_capacity) == (2, 7.25, 150)
-    listed = json.dumps({"nodes": [cli.to_dict(node) for node in nodes]})
-    assert cli.parse_nodes(listed) == nodes  # `nodes list --json` reads back with `nodes put`
+    listed = json.dumps({"nodes": [to_dict(node) for node in nodes]})
+    assert parse_nodes(listed) == nodes  # `nodes list --json` reads back with `nodes put`
 
 
 class RefusingChannels:
@@ -776,7 +774,7 @@ async def test_a_refused_sourcing_rule_is_named_by_channel_id() -> None:
         ["channels", "put", "web", "--groups", "dcs", "--sourcing", "nearest,fastest"]
     )
     stderr = io.StringIO()
-    code = await cli.cmd_channels_put(RefusingChannels(), args, Output(False, stderr=stderr))  # type: ignore[arg-type]
+    code = await cmd_channels_put(RefusingChannels(), args, Output(False, stderr=stderr))  # type: ignore[arg-type]
     assert code == 2
     assert stderr.getvalue().splitlines() == [
         "error: INVALID_ARGUMENT: 1 problem, nothing was changed",

@@ -12,8 +12,13 @@ from typing import Any
 
 import pytest
 
-from gateway import cli
-from gateway.cli import Output, ProblemsError, UsageError, build_parser, main, read_supplies
+from gateway.cli import main
+from gateway.cli.app import build_parser
+from gateway.cli.commands import cmd_availability, cmd_stock_adjust
+from gateway.cli.common import ProblemsError, UsageError
+from gateway.cli.network_commands import cmd_supply_expect, cmd_supply_load
+from gateway.cli.output import Output, local_time
+from gateway.cli.parsing import read_supplies
 from gateway.client import OmnistockClient, basket_item, supply, to_timestamp
 from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2
 
@@ -166,10 +171,10 @@ async def run(argv: list[str], client: Recorder) -> tuple[int, str, str]:
     args = build_parser().parse_args(argv)
     stdout, stderr = io.StringIO(), io.StringIO()
     handler = {
-        ("supply", "expect"): cli.cmd_supply_expect,
-        ("supply", "load"): cli.cmd_supply_load,
-        ("stock", "adjust"): cli.cmd_stock_adjust,
-        ("availability", None): cli.cmd_availability,
+        ("supply", "expect"): cmd_supply_expect,
+        ("supply", "load"): cmd_supply_load,
+        ("stock", "adjust"): cmd_stock_adjust,
+        ("availability", None): cmd_availability,
     }[(argv[0], argv[1] if argv[0] in ("supply", "stock") else None)]
     code = await handler(client, args, Output(args.json, stdout=stdout, stderr=stderr))  # type: ignore[arg-type]
     return code, stdout.getvalue(), stderr.getvalue()
@@ -317,10 +322,9 @@ async def test_availability_by_date_and_earliest_columns() -> None:
     header, row, *footer = out.splitlines()
     assert header.split()[-3:] == ["INBOUND", "BY_DATE", "EARLIEST"]
     assert row.split()[-3:-1] == ["200", "634"]
-    assert row.split()[-1] == cli.local_time(to_timestamp(DEC_1))
+    assert row.split()[-1] == local_time(to_timestamp(DEC_1))
     assert (
-        footer[0]
-        == f"channel preorder; as of {cli.local_time(client.availability_answer.as_of)}, view version 9"
+        footer[0] == f"channel preorder; as of {local_time(client.availability_answer.as_of)}, view version 9"
     )
     assert footer[1].startswith("BY_DATE: promisable by ") and footer[2].startswith(
         "EARLIEST: when 500 unit(s)"

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from gateway.cli import build_parser, main
+from gateway.cli import main
+from gateway.cli.app import build_parser
 from loadtest import peak, peakday
 from loadtest.peakday import RpcVerdict, ScenarioVerdict, Verdict
 from protos.gen.omnistock.v1 import common_pb2
