@@ -109,6 +109,10 @@ def port_number(text: str) -> int:
     return value
 
 
+Commands = Any
+"""argparse's subcommands of a parser (`add_subparsers`; its class is private)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="omnistock",
@@ -116,7 +120,43 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Run `omnistock COMMAND --help` for the options of a command.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_service_commands(commands)
+    client_command = ClientCommands()
+    add_stock_commands(commands, client_command)
+    add_availability_commands(commands, client_command)
+    add_reservation_commands(commands, client_command)
+    add_network_commands(commands, client_command)
+    return parser
 
+
+class ClientCommands:
+    """Adds a command that calls a running service: it takes --target, --json and --timeout,
+    and runs through `run_client`."""
+
+    def __init__(self) -> None:
+        self.options = argparse.ArgumentParser(add_help=False)
+        self.options.add_argument(
+            "--target",
+            default=os.environ.get(TARGET_ENV, DEFAULT_TARGET),
+            help=f"omnistock gRPC address (default: ${TARGET_ENV} or {DEFAULT_TARGET})",
+        )
+        self.options.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+        self.options.add_argument(
+            "--timeout", type=float, default=30.0, help="seconds per call (default %(default)s)"
+        )
+
+    def __call__(
+        self, group: Commands, name: str, command: Command, help_text: str, **kwargs: Any
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(
+            name, parents=[self.options], help=help_text, **kwargs
+        )
+        sub.set_defaults(handler=lambda args: run_client(args, command))
+        return sub
+
+
+def add_service_commands(commands: Commands) -> None:
+    """serve, gateway, bench, size, loadtest: the commands that run something here."""
     serve_parser = commands.add_parser("serve", help="run the service (gRPC, shard actors, Redis journal)")
     serve_parser.add_argument(
         "--host", default="127.0.0.1", help="interface to listen on (default %(default)s)"
@@ -224,22 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_loadtest_arguments(loadtest_parser)
     loadtest_parser.set_defaults(handler=run_loadtest)
 
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--target",
-        default=os.environ.get(TARGET_ENV, DEFAULT_TARGET),
-        help=f"omnistock gRPC address (default: ${TARGET_ENV} or {DEFAULT_TARGET})",
-    )
-    common.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
-    common.add_argument("--timeout", type=float, default=30.0, help="seconds per call (default %(default)s)")
 
-    def client_command(
-        group: Any, name: str, command: Command, help_text: str, **kwargs: Any
-    ) -> argparse.ArgumentParser:
-        sub: argparse.ArgumentParser = group.add_parser(name, parents=[common], help=help_text, **kwargs)
-        sub.set_defaults(handler=lambda args: run_client(args, command))
-        return sub
-
+def add_stock_commands(commands: Commands, client_command: ClientCommands) -> None:
+    """nodes, stock, supply, check: where stock is, how much, what is coming, whether it adds up."""
     nodes = commands.add_parser("nodes", help="stocking locations: put, list")
     node_commands = nodes.add_subparsers(dest="nodes_command", metavar="ACTION", required=True)
     put = client_command(
@@ -352,6 +379,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--chunk", type=positive_int, default=10_000, help="lines per call (default and most %(default)s)"
     )
 
+    client_command(
+        commands,
+        "check",
+        cmd_check,
+        "conservation check: reserved and committed match the holds, no negative on_hand",
+        description="Exits 1 when any position breaks conservation.",
+    )
+
+
+def add_availability_commands(commands: Commands, client_command: ClientCommands) -> None:
+    """availability, pickup, watch: what can be promised, and where."""
     availability = client_command(
         commands,
         "availability",
@@ -432,6 +470,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="list every SKU of a catch-up; without it a catch-up of more than 50 SKUs is counted by status",
     )
 
+
+def add_reservation_commands(commands: Commands, client_command: ClientCommands) -> None:
+    """reserve, then each step of a reservation's life."""
     reserve = client_command(
         commands,
         "reserve",
@@ -479,6 +520,110 @@ def build_parser() -> argparse.ArgumentParser:
         " this customer's open reservations",
     )
 
+    for name, command, help_text in (
+        ("confirm", cmd_confirm, "HELD -> CONFIRMED: the hold no longer expires"),
+        ("release", cmd_release, "HELD or CONFIRMED -> RELEASED: the units return to availability"),
+        ("get", cmd_get, "show a reservation, its fulfilled and cancelled units and its history"),
+    ):
+        sub = client_command(commands, name, command, help_text)
+        sub.add_argument("id", metavar="ID")
+        if name == "get":
+            sub.add_argument(
+                "--explain",
+                action="store_true",
+                help="for a sourced reservation, every node considered for each line and why it won or lost",
+            )
+
+    reassign = client_command(
+        commands,
+        "reassign",
+        cmd_reassign,
+        "move the open units of a line to another node in one step (the store cannot find them)",
+        description="The open units of the line of SKU at FROM_NODE (HELD or CONFIRMED) move to"
+        " TO_NODE: the new node is held before the old one is freed, and a refusal changes nothing."
+        " Without TO_NODE the reservation's channel's sourcing rules choose the node (never one the"
+        " SKU is at already); the answer says why (--explain: every node considered). Units already"
+        " fulfilled or cancelled stay where they were. The same --id again returns the answer as it"
+        " stands and changes nothing.",
+    )
+    reassign.add_argument("reservation_id", metavar="ID")
+    reassign.add_argument("sku", metavar="SKU")
+    reassign.add_argument("from_node", metavar="FROM_NODE", help="the node the line is at now")
+    reassign.add_argument(
+        "to_node", metavar="TO_NODE", nargs="?", help="the node to move it to (default: sourced)"
+    )
+    reassign.add_argument(
+        "--id", metavar="REASSIGNMENT_ID", help="reassignment id (default: a new one, printed)"
+    )
+    reassign.add_argument(
+        "--explain", action="store_true", help="when sourced, every node considered and why it won or lost"
+    )
+
+    returning = client_command(
+        commands,
+        "return",
+        cmd_return,
+        "fulfilled units of a line come back, at any node (buy online, return in store)",
+        description="LINE is SKU:NODE:QTY: the reservation's line (the node it was fulfilled at) and"
+        " the units that come back, at most those fulfilled and not yet returned. They go on hand at"
+        " --at (default: the line's node), sellable at once, or as damaged with --damaged. The same"
+        " --id again returns the answer as it stands and changes nothing.",
+    )
+    returning.add_argument("reservation_id", metavar="ID")
+    returning.add_argument("line", metavar="LINE", help="SKU:NODE:QTY")
+    returning.add_argument(
+        "--at", metavar="NODE", help="where the units come back (default: the line's node)"
+    )
+    returning.add_argument(
+        "--damaged", action="store_true", help="not sellable: the units go on hand as damaged"
+    )
+    returning.add_argument("--id", metavar="RETURN_ID", help="return id (default: a new one, printed)")
+
+    extend = client_command(
+        commands,
+        "extend",
+        cmd_extend,
+        "a HELD reservation now expires SECONDS from now",
+        description="The hold's expiry moves to now + SECONDS (1..86400) on the server's clock, for"
+        " every line alike. A retry is safe: it moves the expiry to the retry's now + SECONDS."
+        " Only a HELD reservation can be extended (FAILED_PRECONDITION, exit 1, otherwise).",
+    )
+    extend.add_argument("id", metavar="ID")
+    extend.add_argument(
+        "--ttl", type=int32, required=True, metavar="SECONDS", help="seconds from now (1..86400)"
+    )
+    fulfil = client_command(
+        commands,
+        "fulfil",
+        cmd_fulfil,
+        "units of CONFIRMED lines shipped or picked up: they leave on_hand",
+        description="Each LINE is SKU:NODE:QTY, a line of the reservation and the units of it that"
+        " left, whole or in part; each SKU:NODE once. Once every unit of every line is fulfilled or"
+        " cancelled the reservation is FULFILLED. The same --id again returns the answer as it stands"
+        " and changes nothing. More units than are open is refused (FAILED_PRECONDITION, exit 1).",
+    )
+    fulfil.add_argument("reservation_id", metavar="ID")
+    fulfil.add_argument("lines", metavar="LINE", nargs="+", help="SKU:NODE:QTY")
+    fulfil.add_argument("--id", metavar="FULFILMENT_ID", help="fulfilment id (default: a new one, printed)")
+    cancel = client_command(
+        commands,
+        "cancel-lines",
+        cmd_cancel_lines,
+        "cancel units of some lines of a HELD or CONFIRMED reservation: they return to availability",
+        description="Each LINE is SKU:NODE:QTY, a line of the reservation and the units of it to"
+        " cancel; each SKU:NODE once. The rest of the reservation stays as it is (`release` cancels"
+        " all of it). The same --id again returns the answer as it stands and changes nothing."
+        " More units than are open is refused (FAILED_PRECONDITION, exit 1).",
+    )
+    cancel.add_argument("reservation_id", metavar="ID")
+    cancel.add_argument("lines", metavar="LINE", nargs="+", help="SKU:NODE:QTY")
+    cancel.add_argument(
+        "--id", metavar="CANCELLATION_ID", help="cancellation id (default: a new one, printed)"
+    )
+
+
+def add_network_commands(commands: Commands, client_command: ClientCommands) -> None:
+    """groups, channels, limits, network: how the network sells its stock."""
     groups = commands.add_parser("groups", help="node groups: list, put, delete")
     group_commands = groups.add_subparsers(dest="groups_command", metavar="ACTION", required=True)
     client_command(group_commands, "list", cmd_groups_list, "list node groups and their members")
@@ -607,116 +752,6 @@ def build_parser() -> argparse.ArgumentParser:
         " in that order. - reads stdin.",
     )
     network_apply.add_argument("file", metavar="FILE")
-
-    client_command(
-        commands,
-        "check",
-        cmd_check,
-        "conservation check: reserved and committed match the holds, no negative on_hand",
-        description="Exits 1 when any position breaks conservation.",
-    )
-
-    for name, command, help_text in (
-        ("confirm", cmd_confirm, "HELD -> CONFIRMED: the hold no longer expires"),
-        ("release", cmd_release, "HELD or CONFIRMED -> RELEASED: the units return to availability"),
-        ("get", cmd_get, "show a reservation, its fulfilled and cancelled units and its history"),
-    ):
-        sub = client_command(commands, name, command, help_text)
-        sub.add_argument("id", metavar="ID")
-        if name == "get":
-            sub.add_argument(
-                "--explain",
-                action="store_true",
-                help="for a sourced reservation, every node considered for each line and why it won or lost",
-            )
-
-    reassign = client_command(
-        commands,
-        "reassign",
-        cmd_reassign,
-        "move the open units of a line to another node in one step (the store cannot find them)",
-        description="The open units of the line of SKU at FROM_NODE (HELD or CONFIRMED) move to"
-        " TO_NODE: the new node is held before the old one is freed, and a refusal changes nothing."
-        " Without TO_NODE the reservation's channel's sourcing rules choose the node (never one the"
-        " SKU is at already); the answer says why (--explain: every node considered). Units already"
-        " fulfilled or cancelled stay where they were. The same --id again returns the answer as it"
-        " stands and changes nothing.",
-    )
-    reassign.add_argument("reservation_id", metavar="ID")
-    reassign.add_argument("sku", metavar="SKU")
-    reassign.add_argument("from_node", metavar="FROM_NODE", help="the node the line is at now")
-    reassign.add_argument(
-        "to_node", metavar="TO_NODE", nargs="?", help="the node to move it to (default: sourced)"
-    )
-    reassign.add_argument(
-        "--id", metavar="REASSIGNMENT_ID", help="reassignment id (default: a new one, printed)"
-    )
-    reassign.add_argument(
-        "--explain", action="store_true", help="when sourced, every node considered and why it won or lost"
-    )
-
-    returning = client_command(
-        commands,
-        "return",
-        cmd_return,
-        "fulfilled units of a line come back, at any node (buy online, return in store)",
-        description="LINE is SKU:NODE:QTY: the reservation's line (the node it was fulfilled at) and"
-        " the units that come back, at most those fulfilled and not yet returned. They go on hand at"
-        " --at (default: the line's node), sellable at once, or as damaged with --damaged. The same"
-        " --id again returns the answer as it stands and changes nothing.",
-    )
-    returning.add_argument("reservation_id", metavar="ID")
-    returning.add_argument("line", metavar="LINE", help="SKU:NODE:QTY")
-    returning.add_argument(
-        "--at", metavar="NODE", help="where the units come back (default: the line's node)"
-    )
-    returning.add_argument(
-        "--damaged", action="store_true", help="not sellable: the units go on hand as damaged"
-    )
-    returning.add_argument("--id", metavar="RETURN_ID", help="return id (default: a new one, printed)")
-
-    extend = client_command(
-        commands,
-        "extend",
-        cmd_extend,
-        "a HELD reservation now expires SECONDS from now",
-        description="The hold's expiry moves to now + SECONDS (1..86400) on the server's clock, for"
-        " every line alike. A retry is safe: it moves the expiry to the retry's now + SECONDS."
-        " Only a HELD reservation can be extended (FAILED_PRECONDITION, exit 1, otherwise).",
-    )
-    extend.add_argument("id", metavar="ID")
-    extend.add_argument(
-        "--ttl", type=int32, required=True, metavar="SECONDS", help="seconds from now (1..86400)"
-    )
-    fulfil = client_command(
-        commands,
-        "fulfil",
-        cmd_fulfil,
-        "units of CONFIRMED lines shipped or picked up: they leave on_hand",
-        description="Each LINE is SKU:NODE:QTY, a line of the reservation and the units of it that"
-        " left, whole or in part; each SKU:NODE once. Once every unit of every line is fulfilled or"
-        " cancelled the reservation is FULFILLED. The same --id again returns the answer as it stands"
-        " and changes nothing. More units than are open is refused (FAILED_PRECONDITION, exit 1).",
-    )
-    fulfil.add_argument("reservation_id", metavar="ID")
-    fulfil.add_argument("lines", metavar="LINE", nargs="+", help="SKU:NODE:QTY")
-    fulfil.add_argument("--id", metavar="FULFILMENT_ID", help="fulfilment id (default: a new one, printed)")
-    cancel = client_command(
-        commands,
-        "cancel-lines",
-        cmd_cancel_lines,
-        "cancel units of some lines of a HELD or CONFIRMED reservation: they return to availability",
-        description="Each LINE is SKU:NODE:QTY, a line of the reservation and the units of it to"
-        " cancel; each SKU:NODE once. The rest of the reservation stays as it is (`release` cancels"
-        " all of it). The same --id again returns the answer as it stands and changes nothing."
-        " More units than are open is refused (FAILED_PRECONDITION, exit 1).",
-    )
-    cancel.add_argument("reservation_id", metavar="ID")
-    cancel.add_argument("lines", metavar="LINE", nargs="+", help="SKU:NODE:QTY")
-    cancel.add_argument(
-        "--id", metavar="CANCELLATION_ID", help="cancellation id (default: a new one, printed)"
-    )
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
