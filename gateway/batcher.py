@@ -1,10 +1,10 @@
-"""Micro-batching: concurrent requests for one shard become one actor call.
+"""Micro-batching: concurrent requests for one shard become one call (a batch).
 
 While a call to the shard is in flight, new commands queue up; when it returns,
 everything queued goes out as the next call. Under no load a command leaves at
 once; under load batches grow by themselves, with no timer to tune. One call in
-flight per shard is the default: the actor applies one batch at a time anyway, and
-fewer, larger calls cost the gateway less (see docs/performance.md).
+flight per shard is the default: the shard applies one batch at a time anyway, and
+fewer, larger calls cost less than two in flight (see docs/performance.md).
 """
 
 from __future__ import annotations

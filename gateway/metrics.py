@@ -66,14 +66,14 @@ class Metrics:
         )
         self.batch_size = Histogram(
             "omnistock_shard_batch_commands",
-            "Commands per shard actor call",
+            "Commands per shard call (one batch)",
             ["shard"],
             buckets=BATCH_BUCKETS,
             registry=r,
         )
         self.shard_call = Histogram(
             "omnistock_shard_call_seconds",
-            "Round trip of one shard actor call as seen by the gateway",
+            "Round trip of one shard call (a batch) as seen by the gateway",
             ["shard"],
             buckets=LATENCY_BUCKETS,
             registry=r,
@@ -81,7 +81,7 @@ class Metrics:
         self.shard_transport = Histogram(
             "omnistock_shard_transport_seconds",
             "Of one shard call's round trip, the time outside the shard's own work: packing,"
-            " Ray's transport and queues, waiting for a core",
+            " the batch port's socket, waiting for a core",
             ["shard"],
             buckets=LATENCY_BUCKETS,
             registry=r,
@@ -101,7 +101,14 @@ class Metrics:
             registry=r,
         )
         self.shard_errors = Counter(
-            "omnistock_shard_call_errors_total", "Shard actor calls that failed", ["shard"], registry=r
+            "omnistock_shard_call_errors_total", "Shard calls (batches) that failed", ["shard"], registry=r
+        )
+        self.shard_link_connects = Counter(
+            "omnistock_shard_link_connects_total",
+            "Connections opened to a shard's batch port (more than one: the shard restarted"
+            " or the link broke)",
+            ["shard"],
+            registry=r,
         )
         self.view_staleness = Gauge(
             "omnistock_view_staleness_seconds",
@@ -224,6 +231,7 @@ class Metrics:
                 self.expiry_lag,
                 self.stockouts,
                 self.shard_errors,
+                self.shard_link_connects,
                 self.batch_size,
                 self.shard_call,
                 self.shard_transport,

@@ -278,6 +278,8 @@ class Gateway:
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
+        if self.backend is not None:
+            self.backend.router.close()
         if self._redis is not None:
             await self._redis.aclose()
 

@@ -12,6 +12,7 @@ import ray.exceptions
 from gateway.batcher import ShardBatcher
 from gateway.metrics import Metrics
 from gateway.routing import shard_of
+from gateway.shard_link import LinkLost, ShardFailed, ShardLink
 from reservations import wire
 from reservations.actor import BatchReply
 from reservations.commands import Command, Result
@@ -31,8 +32,12 @@ class ShardRouter:
         """Told (shard, reply) after every batch, so the view takes or fetches what is new."""
         self.handles = list(handles)
         self._metrics = metrics
+        self.links = [
+            ShardLink(index, handle, on_connect=metrics.shard_link_connects.labels(shard=str(index)).inc)
+            for index, handle in enumerate(self.handles)
+        ]
         self._batchers: list[ShardBatcher[Command, Result]] = [
-            ShardBatcher(self._caller(index, handle)) for index, handle in enumerate(self.handles)
+            ShardBatcher(self._caller(link)) for link in self.links
         ]
 
     @property
@@ -47,14 +52,20 @@ class ShardRouter:
 
         return [depth(batcher) for batcher in self._batchers]
 
-    def _caller(self, index: int, handle: Any):  # type: ignore[no-untyped-def]
+    def close(self) -> None:
+        for link in self.links:
+            link.close()
+
+    def _caller(self, link: ShardLink):  # type: ignore[no-untyped-def]
+        index = link.index
+
         async def call(batch: list[Command]) -> list[Result]:
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(self._call_timeout):
-                    packed = await handle.apply_packed.remote(wire.pack(batch))
+                    packed = await link.call(wire.pack(batch))
                 reply: BatchReply = wire.unpack(packed)
-            except (ray.exceptions.RayError, TimeoutError) as error:
+            except (ShardFailed, LinkLost, ray.exceptions.RayError, OSError, TimeoutError) as error:
                 # The outcome is unknown (it may have been applied); a retry with the same ids is safe.
                 self._metrics.shard_errors.labels(shard=str(index)).inc()
                 raise Unavailable(

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import redis
 
 from reservations import wire
+from reservations.batch_port import BatchPort
 from reservations.commands import Command, Result
 from reservations.journal import Journal, RedisJournal, RedisKeys
 from reservations.model import Event, LoadedBlock, PositionRow
@@ -33,6 +34,14 @@ def settle_heap() -> None:
     after start, and by a shard every `ShardConfig.settle_seconds` it takes batches."""
     gc.collect()
     gc.freeze()
+
+
+def _node_address() -> str:
+    """The address of the Ray node this actor runs on (where Ray's own workers listen)."""
+    import ray  # only inside an actor process; a Shard in process is given batch_host
+
+    address: str = ray.util.get_node_ip_address()
+    return address
 
 
 class JournalUnavailable(Exception):
@@ -59,6 +68,9 @@ class ShardConfig:
     catalog is snapshotted at doubling sizes."""
     tick_seconds: float = 0.1
     """How often the expiry timer runs when no batch arrives."""
+    batch_host: str = ""
+    """Address the batch port listens on (reservations/batch_port.py); empty: this Ray
+    node's address, where the gateways reach it."""
     settle_seconds: float = 1.0
     """How often, at most, a batch first settles the heap (settle_heap): open holds pile up
     by the hundred thousand, and a full collection that scanned them all would stall every
@@ -86,7 +98,7 @@ class BatchReply:
     busy_seconds: float = 0.0
     """Time the shard spent on the call, on its own clock: from the batch arriving (still
     packed) to the reply made, not yet packed. The gateway's round trip less this is what
-    the call spent outside the shard's own work: packing, Ray's transport and queues, and
+    the call spent outside the shard's own work: packing, the batch port's socket, and
     waiting for a core."""
 
 
@@ -117,20 +129,34 @@ class Shard:
         self._recover()
         settle_heap()
         self._settled = time.monotonic()
+        self._settling = threading.Lock()
+        self._port: BatchPort | None = None
         self._stopping = threading.Event()
         self._timer = threading.Thread(target=self._tick_loop, name="expiry", daemon=True)
         self._timer.start()
 
     # --- called by the gateway ---
 
+    def batch_endpoint(self) -> tuple[str, int, bytes]:
+        """(host, port, token) of this process's batch port, opened at the first ask: the
+        gateway sends its batches there (apply_packed), not through Ray."""
+        if self._port is None:
+            self._port = BatchPort(self.apply_packed, self._config.batch_host or _node_address())
+        return self._port.endpoint
+
     def apply_packed(self, batch: bytes) -> bytes:
-        """`apply` with the batch and reply packed by reservations.wire (what the gateway calls)."""
+        """`apply` with the batch and reply packed by reservations.wire (what the gateway sends)."""
         received = time.perf_counter()
-        if time.monotonic() - self._settled >= self._config.settle_seconds:
-            # On the thread that runs the batches and outside the lock, where the collector
-            # may run at any allocation anyway; it scans only what came since the last time.
-            settle_heap()
-            self._settled = time.monotonic()
+        if time.monotonic() - self._settled >= self._config.settle_seconds and self._settling.acquire(
+            blocking=False
+        ):
+            # Outside the lock, where the collector may run at any allocation anyway; it scans
+            # only what came since the last time. One thread settles; the others go on.
+            try:
+                settle_heap()
+                self._settled = time.monotonic()
+            finally:
+                self._settling.release()
         return wire.pack(self.apply(wire.unpack(batch), received))
 
     def apply(self, commands: list[Command], received: float | None = None) -> BatchReply:
@@ -179,9 +205,12 @@ class Shard:
         return self._config.index
 
     def close(self) -> None:
-        """Stop the expiry timer (an actor process just ends; this is for a Shard in process)."""
+        """Stop the expiry timer and the batch port (an actor process just ends; this is for a
+        Shard in process)."""
         self._stopping.set()
         self._timer.join()
+        if self._port is not None:
+            self._port.close()
 
     def stats(self) -> ShardStats:
         """Gauges now, and what happened since the previous call (polled by the gateway)."""
