@@ -51,8 +51,7 @@ class _Connection:
     def send(self, frame: bytes) -> asyncio.Future[bytes]:
         if not self.usable:
             raise ConnectionError(f"connection closed ({self.broken})")
-        self._writer.write(HEADER.pack(len(frame)))
-        self._writer.write(frame)
+        self._writer.writelines((HEADER.pack(len(frame)), frame))  # one send, no copy
         reply: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._waiting.append(reply)
         return reply
@@ -134,8 +133,7 @@ class ShardLink:
             host, port, token = await self._handle.batch_endpoint.remote()
             reader, writer = await asyncio.open_connection(host, port)
             try:
-                writer.write(HEADER.pack(len(token)))
-                writer.write(token)
+                writer.writelines((HEADER.pack(len(token)), token))
             except BaseException:
                 with contextlib.suppress(Exception):
                     writer.close()
