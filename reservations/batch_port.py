@@ -32,6 +32,8 @@ HEADER = struct.Struct("!I")
 TOKEN_BYTES = 32
 MAX_FRAME = 1 << 30
 """Largest frame either end accepts (a 50,000-level load batch is a few MiB)."""
+TOKEN_SECONDS = 10.0
+"""How long a new connection has to show the token: one that never does holds a thread."""
 OK = b"\x00"
 FAILED = b"\x01"
 
@@ -64,8 +66,11 @@ class BatchPort:
     """Listens on `host` (an ephemeral port); each connection gets a thread that hands its
     frames to `handle` in turn. `handle` raising becomes a FAILED reply, not a dropped link."""
 
-    def __init__(self, handle: Callable[[bytes], bytes], host: str) -> None:
+    def __init__(
+        self, handle: Callable[[bytes], bytes], host: str, token_seconds: float = TOKEN_SECONDS
+    ) -> None:
         self._handle = handle
+        self._token_seconds = token_seconds
         self.token = secrets.token_bytes(TOKEN_BYTES)
         self._listener = socket.create_server((host, 0))
         self.host = host
@@ -116,9 +121,11 @@ class BatchPort:
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         stream = connection.makefile("rb")
         try:
+            connection.settimeout(self._token_seconds)
             if not hmac.compare_digest(read_frame(stream, TOKEN_BYTES) or b"", self.token):
                 log.warning("batch port: a connection without the token was closed")
                 return
+            connection.settimeout(None)  # a gateway may stay quiet between batches for long
             while (batch := read_frame(stream, MAX_FRAME)) is not None:
                 try:
                     reply = self._handle(batch)

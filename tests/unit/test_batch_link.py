@@ -179,3 +179,11 @@ def test_a_frame_over_the_limit_ends_the_connection_not_the_port(ports: list[Bat
     with raw_connection(port) as connection:
         connection.sendall(frame(port.token) + frame(b"ok"))
         assert read_reply(connection) == b"\x00re:ok"
+
+
+def test_a_connection_that_never_shows_the_token_is_closed_after_a_while(ports: list[BatchPort]) -> None:
+    port = BatchPort(echo, "127.0.0.1", token_seconds=0.2)
+    ports.append(port)
+    with raw_connection(port) as silent:
+        silent.sendall(HEADER.pack(TOKEN_BYTES) + b"x" * 5)  # and then nothing more
+        assert silent.recv(1) == b""  # closed by the port, not by the 5 s test timeout
