@@ -99,6 +99,8 @@ class Measurement:
     ratio: float | None = None
     """gRPC calls/s over the echo ceiling's."""
     error_codes: dict[str, int] = field(default_factory=dict)
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    """Core-milliseconds per gRPC call over the measured window, by role (CpuMeter)."""
 
     @property
     def grpc_per_second(self) -> float:
@@ -153,6 +155,65 @@ class Recorder:
             error_codes=dict(self.errors),
             **extra,
         )
+
+
+class CpuMeter:
+    """CPU time the bench's processes spend over a window, by role: the load generator (this
+    process), the echo server, and omnistock with every process it started (its gateways,
+    Ray, the shard actors, Redis). A process that starts or ends inside the window is left
+    out of it. Read from the kernel's counters (/proc), so the figures hold however busy the
+    machine is: what a call costs, where a rate says only what it reached."""
+
+    def __init__(self, roles: dict[str, Callable[[], list[psutil.Process]]]) -> None:
+        self._roles = roles
+
+    def snapshot(self) -> dict[str, dict[int, float]]:
+        """CPU seconds (user and system) so far of each role's processes, by pid."""
+        taken: dict[str, dict[int, float]] = {}
+        for role, members in self._roles.items():
+            seconds: dict[int, float] = {}
+            with contextlib.suppress(psutil.Error):
+                for process in members():
+                    with contextlib.suppress(psutil.Error):
+                        times = process.cpu_times()
+                        seconds[process.pid] = times.user + times.system
+            taken[role] = seconds
+        return taken
+
+    @staticmethod
+    def spent(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+        """CPU seconds by role between two snapshots, over the processes in both."""
+        return {
+            role: sum(
+                after[role][pid] - started for pid, started in seconds.items() if pid in after.get(role, {})
+            )
+            for role, seconds in before.items()
+        }
+
+    async def over(self, warmup: float, seconds: float) -> dict[str, float]:
+        """CPU seconds by role from `warmup` seconds from now, for `seconds`: a scenario's
+        measured window when started beside it."""
+        await asyncio.sleep(warmup)
+        before = self.snapshot()
+        await asyncio.sleep(seconds)
+        return self.spent(before, self.snapshot())
+
+
+def cpu_ms_per_call(spent: dict[str, float], measurement: Measurement) -> dict[str, float]:
+    calls = measurement.calls * measurement.calls_each
+    return {role: round(seconds * 1000 / calls, 3) for role, seconds in spent.items()} if calls else {}
+
+
+def process_tree(process: Process | None) -> Callable[[], list[psutil.Process]]:
+    """The process and its descendants at the time of asking (Ray starts and ends workers)."""
+
+    def members() -> list[psutil.Process]:
+        if process is None:
+            return []
+        root = psutil.Process(process.popen.pid)
+        return [root, *root.children(recursive=True)]
+
+    return members
 
 
 async def closed_loop(
@@ -273,8 +334,9 @@ def start_service(
 @contextlib.asynccontextmanager
 async def processes_under_test(
     args: argparse.Namespace, say: Callable[[str], None]
-) -> AsyncIterator[tuple[str, str, Process | None]]:
-    """(echo target, omnistock target, the omnistock process when started here); stopped after."""
+) -> AsyncIterator[tuple[str, str, Process | None, Process]]:
+    """(echo target, omnistock target, the omnistock process when started here, the echo
+    process); stopped after."""
     with tempfile.TemporaryDirectory(prefix="omnistock-bench-") as scratch:
         workdir = Path(scratch)
         started: list[Process] = []
@@ -297,7 +359,7 @@ async def processes_under_test(
                 )
                 started.append(service)
             await wait_until_serving(service, service_target, service_ready)
-            yield echo_target, service_target, service
+            yield echo_target, service_target, service, echo
         finally:
             for process in reversed(started):
                 process.stop()
@@ -455,7 +517,7 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
     machine = describe_machine()
     connections = args.connections or (1 if args.gateways == 1 else CONNECTIONS_PER_GATEWAY * args.gateways)
     async with (
-        processes_under_test(args, say) as (echo_target, target, service),
+        processes_under_test(args, say) as (echo_target, target, service, echo_process),
         contextlib.AsyncExitStack() as stack,
         grpc.aio.insecure_channel(echo_target) as echo,
     ):
@@ -466,6 +528,10 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
         channel = channels[0]
         load_seconds = await prepare(channel, catalog, say)
         results: list[Measurement] = []
+        roles = {"load generator": lambda: [psutil.Process()], "echo server": process_tree(echo_process)}
+        if service is not None:  # with --target, omnistock's processes may be on other machines
+            roles["omnistock"] = process_tree(service)
+        meter = CpuMeter(roles)
         chosen = [
             s
             for s in scenarios(channels, echo, catalog, run)
@@ -476,8 +542,12 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
             chosen.append(("echo_end", "echo again, at the end", echo_call, {}))
         for key, name, call, extra in chosen:
             say(f"{name}: {args.concurrency} callers, {args.seconds:g} s ...")
-            recorder = await closed_loop(call, args.concurrency, args.warmup, args.seconds)
+            recorder, spent = await asyncio.gather(
+                closed_loop(call, args.concurrency, args.warmup, args.seconds),
+                meter.over(args.warmup, args.seconds),
+            )
             results.append(recorder.measurement(key, name, args.concurrency, **extra))
+            results[-1].cpu_ms = cpu_ms_per_call(spent, results[-1])
         single = next((r for r in results if r.key == "reserve_1"), None)
         paced: list[tuple[str, float]] = [(f"reserve_1_at_{rate:g}", rate) for rate in args.rates]
         if single is not None and single.per_second > 0:
@@ -489,8 +559,11 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
             def paced_call(n: int, prefix: str = f"{run}-paced{i}") -> Awaitable[Any]:
                 return stubs.reservations(n).Reserve(one_line(catalog, f"{prefix}-{n}", n))
 
-            recorder = await open_loop(paced_call, rate, args.warmup, args.seconds)
+            recorder, spent = await asyncio.gather(
+                open_loop(paced_call, rate, args.warmup, args.seconds), meter.over(args.warmup, args.seconds)
+            )
             results.append(recorder.measurement(key, f"reserve 1 line at {rate:.0f}/s", 0))
+            results[-1].cpu_ms = cpu_ms_per_call(spent, results[-1])
         if not args.only or "view_freshness" in args.only:
             say(f"view write-to-visible: adjust, then read until it shows, {args.seconds:g} s ...")
             results.append(await view_freshness(channel, catalog, run, args.seconds))
@@ -748,13 +821,15 @@ def render(report: dict[str, Any]) -> str:
         f" load average at start {machine['load_average_at_start'][0]}",
         f"catalog: {settings['positions']:,} positions loaded in {report['load_stock_seconds']:.1f} s",
         "",
-        f"{'scenario':<34}{'per s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}{'x echo':>8}",
+        f"{'scenario':<34}{'per s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}{'x echo':>8}"
+        f"{'CPU ms':>8}",
     ]
     for s in report["scenarios"]:
         ratio = "" if s["ratio"] is None else f"{s['ratio']:.2f}"
+        cpu = cpu_total(s)
         lines.append(
             f"{s['scenario']:<34}{s['per_second']:>9,.0f}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}{s['max_ms']:>9.2f}"
-            f"{s['errors']:>8}{ratio:>8}"
+            f"{s['errors']:>8}{ratio:>8}{'' if cpu is None else f'{cpu:.2f}':>8}"
         )
         if s["error_codes"]:
             lines.append(
@@ -764,6 +839,10 @@ def render(report: dict[str, Any]) -> str:
     lines.append(
         "per s: calls (checkouts) per second; x echo: gRPC calls per second over the echo server's"
         " (the mean of its runs at the start and at the end)"
+    )
+    lines.append(
+        "CPU ms: core-milliseconds per gRPC call of the load generator, the echo server and omnistock"
+        " with all it started (Ray, shards, Redis), over the measured window (--json: each apart)"
     )
     scale = report.get("catalog")
     if scale:
@@ -805,6 +884,15 @@ ONLY_KEYS = (
     "view_freshness",
 )
 """What --only can name (echo always runs; reserve_1 brings its half-rate run)."""
+
+
+def cpu_total(scenario: dict[str, Any]) -> float | None:
+    """A scenario's CPU per call over all the bench's processes; None when not all were
+    measured (with --target only the echo scenarios are whole: omnistock's are elsewhere)."""
+    cpu = scenario.get("cpu_ms") or {}
+    if not cpu or ("omnistock" not in cpu and not scenario["key"].startswith("echo")):
+        return None
+    return sum(cpu.values())
 
 
 def scenario_keys(text: str) -> set[str]:

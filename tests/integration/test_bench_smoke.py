@@ -46,6 +46,13 @@ def test_every_scenario_runs_without_errors() -> None:
     for key, scenario in by_key.items():
         assert scenario["calls"] > 0 and scenario["errors"] == 0, (key, scenario)
         assert 0 < scenario["p50_ms"] <= scenario["p99_ms"] <= scenario["max_ms"], (key, scenario)
+    # What each call cost in CPU, by role, over every timed scenario (not the view's probe).
+    for key, scenario in by_key.items():
+        if key != "view_freshness":
+            assert set(scenario["cpu_ms"]) == {"load generator", "echo server", "omnistock"}, key
+            assert scenario["cpu_ms"]["load generator"] > 0, key
+    assert by_key["echo"]["cpu_ms"]["echo server"] > by_key["echo"]["cpu_ms"]["omnistock"]
+    assert by_key["reserve_1"]["cpu_ms"]["omnistock"] > by_key["reserve_1"]["cpu_ms"]["echo server"]
     # Ratios are over the mean of the two echo runs (start and end).
     assert (by_key["echo"]["ratio"] + by_key["echo_end"]["ratio"]) / 2 == pytest.approx(1.0, abs=0.002)
     assert by_key["reserve_1"]["ratio"] > 0
