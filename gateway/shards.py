@@ -65,7 +65,7 @@ class ShardRouter:
                 async with asyncio.timeout(self._call_timeout):
                     packed = await link.call(wire.pack(batch))
                 reply: BatchReply = wire.unpack(packed)
-            except (ShardFailed, LinkLost, ray.exceptions.RayError, OSError, TimeoutError) as error:
+            except (ShardFailed, LinkLost, ray.exceptions.RayError, TimeoutError) as error:
                 # The outcome is unknown (it may have been applied); a retry with the same ids is safe.
                 self._metrics.shard_errors.labels(shard=str(index)).inc()
                 raise Unavailable(

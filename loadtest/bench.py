@@ -204,12 +204,10 @@ def cpu_ms_per_call(spent: dict[str, float], measurement: Measurement) -> dict[s
     return {role: round(seconds * 1000 / calls, 3) for role, seconds in spent.items()} if calls else {}
 
 
-def process_tree(process: Process | None) -> Callable[[], list[psutil.Process]]:
+def process_tree(process: Process) -> Callable[[], list[psutil.Process]]:
     """The process and its descendants at the time of asking (Ray starts and ends workers)."""
 
     def members() -> list[psutil.Process]:
-        if process is None:
-            return []
         root = psutil.Process(process.popen.pid)
         return [root, *root.children(recursive=True)]
 
@@ -546,8 +544,9 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
                 closed_loop(call, args.concurrency, args.warmup, args.seconds),
                 meter.over(args.warmup, args.seconds),
             )
-            results.append(recorder.measurement(key, name, args.concurrency, **extra))
-            results[-1].cpu_ms = cpu_ms_per_call(spent, results[-1])
+            measured = recorder.measurement(key, name, args.concurrency, **extra)
+            measured.cpu_ms = cpu_ms_per_call(spent, measured)
+            results.append(measured)
         single = next((r for r in results if r.key == "reserve_1"), None)
         paced: list[tuple[str, float]] = [(f"reserve_1_at_{rate:g}", rate) for rate in args.rates]
         if single is not None and single.per_second > 0:
@@ -562,8 +561,9 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
             recorder, spent = await asyncio.gather(
                 open_loop(paced_call, rate, args.warmup, args.seconds), meter.over(args.warmup, args.seconds)
             )
-            results.append(recorder.measurement(key, f"reserve 1 line at {rate:.0f}/s", 0))
-            results[-1].cpu_ms = cpu_ms_per_call(spent, results[-1])
+            measured = recorder.measurement(key, f"reserve 1 line at {rate:.0f}/s", 0)
+            measured.cpu_ms = cpu_ms_per_call(spent, measured)
+            results.append(measured)
         if not args.only or "view_freshness" in args.only:
             say(f"view write-to-visible: adjust, then read until it shows, {args.seconds:g} s ...")
             results.append(await view_freshness(channel, catalog, run, args.seconds))
@@ -618,9 +618,10 @@ class CatalogScale:
 
 def resident(process: Process) -> tuple[int, dict[str, int]]:
     """RSS of the process and all its descendants, in all and by process name."""
-    root = psutil.Process(process.popen.pid)
+    members = process_tree(process)()
+    root = members[0]
     by_name: Counter[str] = Counter()
-    for member in (root, *root.children(recursive=True)):
+    for member in members:
         with contextlib.suppress(psutil.Error):
             command = member.cmdline()
             name = command[0].split()[0] if command and command[0].startswith("ray::") else member.name()

@@ -2,7 +2,7 @@
 
 A Ray actor call costs about 1 ms on an idle 2-core machine and 3-4 ms under load (the
 submit, two hops through Ray's core workers and a GIL handoff at each end); a frame on a
-socket costs about 0.05 ms (docs/performance.md). Batches are the hot path, so they take
+socket about 0.1 ms (docs/performance.md, The batch port). Batches are the hot path, so they take
 this port; Ray still places, names and restarts the shard and carries every other call,
 including the one that hands the gateway this port's address and token.
 
@@ -10,8 +10,9 @@ Frames are a 4-byte big-endian length and that many bytes. A connection opens wi
 port's token (random bytes the gateway got from the actor through Ray): nothing is
 unpickled from a connection before it has shown the token. Each later frame is one packed
 batch, answered by one frame whose first byte says what follows: OK and the packed reply,
-or FAILED and a message (the batch was not kept; see Shard.apply). A connection carries
-one batch at a time, answered in order.
+or FAILED and a message (the batch was not kept; see Shard.apply). A gateway may send the
+next batch before the last is answered: a connection's batches are applied one at a time
+and answered in order.
 """
 
 from __future__ import annotations
