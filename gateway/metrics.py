@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from reservations.actor import BatchReply
+from reservations.audit import AuditReport
 from reservations.stats import HOLD_ENDINGS, ShardStats
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -171,9 +172,26 @@ class Metrics:
         )
         self.expiry_lag = Histogram(
             "omnistock_expiry_lag_seconds",
-            "How late a hold expired past its expires_at (the expiry grace included)",
+            "How late a hold's units came back past its expires_at (the home's decision carried to the part)",
             ["shard"],
             buckets=EXPIRY_LAG_BUCKETS,
+            registry=r,
+        )
+        self.handoffs_carried = Counter(
+            "omnistock_handoffs_carried_total",
+            "Decisions a shard handed out (an expiry, a timeout, one its gateway did not finish)"
+            " whose steps this gateway carried to the parts in other shards",
+            registry=r,
+        )
+        self.disagreeing = Gauge(
+            "omnistock_reservations_disagreeing",
+            "Reservations whose parts disagree with each other or with their home's decision, as of"
+            " the last audit (0 unless something is broken)",
+            registry=r,
+        )
+        self.in_doubt = Gauge(
+            "omnistock_reservations_in_doubt",
+            "Reservations undecided or with decided steps still on their way, as of the last audit",
             registry=r,
         )
         self.stockouts = Counter(
@@ -263,6 +281,10 @@ class Metrics:
         self.units_held.labels(shard=label).set(stats.units_held)
         self.units_committed.labels(shard=label).set(stats.units_committed)
         self.sold_out.labels(shard=label).set(stats.sold_out)
+
+    def observe_audit(self, report: AuditReport) -> None:
+        self.disagreeing.set(len(report.disagreements))
+        self.in_doubt.set(report.in_doubt)
 
     def observe_batch(self, shard: int, size: int, reply: BatchReply, seconds: float) -> None:
         label = str(shard)

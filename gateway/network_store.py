@@ -5,6 +5,11 @@ nothing applies partially. Several gateways share the stored network: a change i
 decided on the stored version and written only if no other gateway wrote in between
 (WATCH/MULTI), then announced on a pub/sub channel so the others reload it at once;
 each also polls the version key, in case an announcement was missed.
+
+A change one gateway acknowledged is seen by the next call at any other: a call refused for
+a part of the network it did not know asks `refreshed_since` whether the network in hand
+was replaced since the call started (by that very look at Redis, by the follower or by
+another call meanwhile) and, if so, is run again.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
@@ -22,7 +28,7 @@ from availability.network import Channel, Network, NodeGroup
 from availability.nodes import Node
 from gateway.convert import Limits, network_from_proto, network_to_proto
 from protos.gen.omnistock.v1 import network_pb2
-from reservations.errors import InvalidArgument, NotFound
+from reservations.errors import InvalidArgument, NotFound, Unavailable
 from reservations.journal import RedisKeys
 
 log = logging.getLogger(__name__)
@@ -38,10 +44,19 @@ class NetworkStore:
         self._limits = limits
         self._lock = asyncio.Lock()
         self.network = Network()
+        self.replaced_at = 0.0
+        """When (time.perf_counter) `network` was last replaced by another version."""
+        self._told = self.network
+        """The network the follower's `on_change` (or a change's caller) last told of."""
+
+    def _take(self, network: Network) -> None:
+        if network is not self.network:
+            self.network = network
+            self.replaced_at = time.perf_counter()
 
     async def load(self) -> Network:
         data = cast(bytes | None, await self._client.get(self._keys.network))
-        self.network = self._decoded(data)
+        self._take(self._decoded(data))
         if data:
             # A network stored before the version key existed: give it one to poll.
             await self._client.set(self._keys.network_version, self.network.version, nx=True)
@@ -57,7 +72,8 @@ class NetworkStore:
         return network_from_proto(config, self._limits)
 
     async def refresh(self) -> bool:
-        """Take the stored network if another gateway changed it; True when it did."""
+        """Take the stored network if another gateway changed it; True when this call took
+        it (False also when the follower or another call took it meanwhile)."""
         stored = cast(bytes | None, await self._client.get(self._keys.network_version))
         if stored is None or int(stored) == self.network.version:
             return False
@@ -65,6 +81,17 @@ class NetworkStore:
             before = self.network
             await self.load()
             return self.network is not before
+
+    async def refreshed_since(self, since: float) -> bool:
+        """Take the stored network if another gateway changed it; True when the network in
+        hand was replaced at or after `since` (a time.perf_counter() reading): a call that
+        started then and was refused for an unknown node, group or channel may see it now.
+        Whoever took the new network (this look, the follower, another call), the answer is
+        the same: a refresh that found the newer network already in hand counts too. With
+        Redis away, only what was taken meanwhile counts."""
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            await self.refresh()
+        return self.replaced_at >= since
 
     async def latest(self) -> Network:
         """The stored network, for a caller that may have just changed it through another
@@ -78,6 +105,7 @@ class NetworkStore:
         them and at least every `every` seconds; `on_change` is told after each."""
         pubsub: Any = None
         task = asyncio.current_task()
+        self._told = self.network  # what the feeds start with
         while True:
             try:
                 if task is not None and task.cancelling():
@@ -87,7 +115,10 @@ class NetworkStore:
                     pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                     await pubsub.subscribe(self._keys.network_changes)
                 await pubsub.get_message(timeout=every)
-                if await self.refresh():
+                await self.refresh()
+                # Also when a call's refresh took the new network before this one did.
+                if self.network is not self._told:
+                    self._told = self.network
                     on_change()
             except asyncio.CancelledError:
                 if pubsub is not None:
@@ -112,14 +143,29 @@ class NetworkStore:
         drop_channels: Iterable[str] = (),
         purchase_limits: Mapping[str, int] | None = None,
     ) -> Network:
-        """Apply a change whole, or raise InvalidArgument naming every problem."""
+        """Apply a change whole, or raise InvalidArgument naming every problem (Unavailable
+        when Redis cannot store it: nothing changed)."""
+        try:
+            return await self._change(nodes, groups, channels, drop_groups, drop_channels, purchase_limits)
+        except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
+            raise Unavailable(f"the network cannot be stored now ({type(error).__name__}); retry") from error
+
+    async def _change(
+        self,
+        nodes: Iterable[Node],
+        groups: Iterable[NodeGroup],
+        channels: Iterable[Channel],
+        drop_groups: Iterable[str],
+        drop_channels: Iterable[str],
+        purchase_limits: Mapping[str, int] | None,
+    ) -> Network:
         nodes, groups, channels = list(nodes), list(groups), list(channels)
         drop_groups, drop_channels = list(drop_groups), list(drop_channels)
         async with self._lock, self._client.pipeline(transaction=True) as pipe:
             while True:
                 await pipe.watch(self._keys.network)
                 current = self._decoded(cast(bytes | None, await pipe.get(self._keys.network)))
-                self.network = current
+                self._take(current)
                 for group_id in drop_groups:
                     if group_id not in current.groups:
                         raise NotFound("group", group_id)
@@ -146,7 +192,8 @@ class NetworkStore:
                     await pipe.execute()
                 except redis.exceptions.WatchError:
                     continue  # another gateway stored a change meanwhile: decide again on it
-                self.network = candidate
+                self._take(candidate)
+                self._told = candidate  # the caller tells its feeds (NetworkServicer._changed)
                 return candidate
 
     # --- reads used on every request ---

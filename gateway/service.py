@@ -26,14 +26,18 @@ from typing import Any
 import grpc
 import ray
 import redis.asyncio as aioredis
+import redis.exceptions
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
 from availability.feed import ChangeHistory
 from availability.network_file import parse_network_file
 from availability.view import NetworkView
 from gateway.convert import Limits
+from gateway.courier import Courier
 from gateway.metrics import Metrics
 from gateway.network_store import NetworkStore
 from gateway.redis_server import EmbeddedRedis
@@ -44,25 +48,24 @@ from gateway.servicers import (
     InventoryServicer,
     NetworkServicer,
     ReservationServicer,
-    add_availability_service,
+    add_service,
 )
 from gateway.shard_stats import ShardStatsPoller
 from gateway.shards import ShardRouter
-from gateway.supervisor import READY, GatewaySupervisor
+from gateway.supervisor import READY, GatewaySupervisor, exit_text
 from gateway.view_sync import ViewSync
 from gateway.watch import WatchHub
 from protos.gen.omnistock.v1 import (
     availability_pb2,
     inventory_pb2,
-    inventory_pb2_grpc,
     network_pb2,
-    network_pb2_grpc,
     reservation_pb2,
-    reservation_pb2_grpc,
 )
 from reservations.actor import Shard, ShardConfig, settle_heap
 from reservations.coordinator import ReservationCoordinator
+from reservations.errors import Unavailable
 from reservations.journal import RedisKeys
+from reservations.partition import PENDING_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +89,11 @@ class ServiceConfig:
     data_dir: Path = Path("var")
     prefix: str = "omnistock"
     """Prefix of every Redis key and of the shard actors' names."""
-    expiry_grace: float = 1.0
+    pending_seconds: float = PENDING_SECONDS
+    """How long a Reserve attempt may stay undecided before its home aborts it."""
+    audit_interval: float = 30.0
+    """Seconds between two audits of every reservation's parts by gateway 0 (the metric
+    omnistock_reservations_disagreeing); 0 turns it off."""
     snapshot_every: int = 10_000
     snapshot_levels: int = 20_000
     ray_cpus: int | None = None
@@ -159,6 +166,19 @@ def unshared_port(host: str, port: int) -> int:
 
 ShardActor = ray.remote(Shard)
 
+REDIS_CHECK = 0.5
+"""Seconds between two writes by which each gateway checks that Redis takes writes; health
+says NOT_SERVING from the first that fails to the next that succeeds."""
+REDIS_CHECK_TIMEOUT = 2.0
+"""A check write not answered within this many seconds failed (a Redis that hangs)."""
+REDIS_WATCH = 0.2
+"""Seconds between two looks at whether the embedded redis-server still runs."""
+REDIS_RESTART_MAX_DELAY = 5.0
+"""Longest wait between two tries to start the embedded redis-server again."""
+REDIS_QUICK_EXIT = 30.0
+"""An embedded redis-server that ends sooner than this after its start is started again
+after a wait, growing each time, instead of at once."""
+
 
 class Gateway:
     """One gateway: the gRPC server and what answers behind it (batchers per shard, the
@@ -187,6 +207,7 @@ class Gateway:
         self._metrics_server: Any = None
         self._health = health.aio.HealthServicer()
         self._view_sync: ViewSync | None = None
+        self._courier: Courier | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self.backend: Backend | None = None
 
@@ -200,8 +221,13 @@ class Gateway:
         await stats.poll_once()
         self._tasks.append(loop.create_task(stats.run()))
         coordinator = ReservationCoordinator(
-            router.execute, lambda key: partition_of(key, partitions), time.time
+            router.execute, lambda key: partition_of(key, partitions), time.time, colocated=router.colocated
         )
+        self._courier = Courier(coordinator, router.pollers(), router.last_reply, self.metrics)
+        router.on_handoffs = self._courier.take
+        self._courier.start()
+        if self.index == 0 and config.audit_interval > 0:
+            self._tasks.append(loop.create_task(audit_every(router, self.metrics, config.audit_interval)))
         network = NetworkStore(self._redis, RedisKeys(config.prefix), config.limits)
         await network.load()
         if apply_network_file and config.network_file is not None:
@@ -234,12 +260,9 @@ class Gateway:
                 ("grpc.so_reuseport", 1 if shared else 0),
             ]
         )
-        inventory_pb2_grpc.add_InventoryServiceServicer_to_server(InventoryServicer(self.backend), server)
-        add_availability_service(AvailabilityServicer(self.backend), server)
-        reservation_pb2_grpc.add_ReservationServiceServicer_to_server(
-            ReservationServicer(self.backend), server
-        )
-        network_pb2_grpc.add_NetworkServiceServicer_to_server(NetworkServicer(self.backend), server)
+        # Each from its service's descriptor, undecodable requests refused (add_service).
+        for servicer in (InventoryServicer, AvailabilityServicer, ReservationServicer, NetworkServicer):
+            add_service(servicer(self.backend), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         services = [
             inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
@@ -257,6 +280,7 @@ class Gateway:
         self._server = server
         for name in ["", *services[:4]]:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._tasks.append(loop.create_task(self._watch_redis(["", *services[:4]])))
         metrics_port = gateway_metrics_port(config, self.index)
         if metrics_port is not None:
             self._metrics_server, _ = start_http_server(
@@ -265,6 +289,47 @@ class Gateway:
             self.metrics_port = self._metrics_server.server_port
         return self
 
+    async def _watch_redis(self, names: list[str]) -> None:
+        """Health of `names` NOT_SERVING while Redis does not take a write (down, hanging,
+        refusing writes), SERVING again once it does: calls that write or read consistently
+        need the shards' journal in Redis. Each gateway process checks for itself."""
+        probe = aioredis.Redis.from_url(
+            self._redis_url,
+            socket_timeout=REDIS_CHECK_TIMEOUT,
+            socket_connect_timeout=REDIS_CHECK_TIMEOUT,
+            retry=Retry(NoBackoff(), 1),  # once more on a new connection: one left by a restart
+        )
+        key = f"{self.config.prefix}:health:gateway-{self.index}"
+        serving = True
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(REDIS_CHECK_TIMEOUT * 2):
+                        await probe.set(key, int(time.time() * 1000), px=int(REDIS_CHECK * 20_000))
+                    healthy, reason = True, ""
+                except (redis.exceptions.RedisError, OSError, TimeoutError) as error:
+                    healthy, reason = False, f"{type(error).__name__}: {error}"
+                if healthy != serving:
+                    serving = healthy
+                    if healthy:
+                        log.warning("gateway %d: Redis takes writes again; health SERVING", self.index)
+                    else:
+                        log.error(
+                            "gateway %d: Redis does not take writes (%s); health NOT_SERVING",
+                            self.index,
+                            reason,
+                        )
+                    status = (
+                        health_pb2.HealthCheckResponse.SERVING
+                        if healthy
+                        else health_pb2.HealthCheckResponse.NOT_SERVING
+                    )
+                    for name in names:
+                        await self._health.set(name, status)
+                await asyncio.sleep(REDIS_CHECK)
+        finally:
+            await probe.aclose()
+
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking calls and drain those in flight; the shards are left as they are."""
         await self._health.enter_graceful_shutdown()
@@ -272,6 +337,8 @@ class Gateway:
             await self._server.stop(grace)
         if self._view_sync is not None:
             await self._view_sync.stop()
+        if self._courier is not None:
+            await self._courier.stop()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -284,6 +351,17 @@ class Gateway:
             await self._redis.aclose()
 
 
+async def audit_every(router: ShardRouter, metrics: Metrics, interval: float) -> None:
+    """Audit every reservation's parts (reservations/audit.py) now and then, for the metric
+    and its alert; `omnistock check` runs the same audit on demand."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            metrics.observe_audit(await router.audit())
+        except Unavailable as error:
+            log.info("reservation audit skipped: %s", error)
+
+
 class Service:
     def __init__(self, config: ServiceConfig) -> None:
         if config.gateways < 1:
@@ -292,6 +370,7 @@ class Service:
         self.metrics = Metrics()
         self.redis_url = ""
         self._embedded: EmbeddedRedis | None = None
+        self._keeper: asyncio.Task[None] | None = None
         self._redis: aioredis.Redis | None = None
         self._started_ray = False
         self.gateway: Gateway | None = None
@@ -327,6 +406,7 @@ class Service:
             self._embedded.start()
             self.redis_url = self._embedded.url
             log.info("embedded redis-server on %s (data in %s)", self.redis_url, self._embedded.data_dir)
+            self._keeper = asyncio.get_running_loop().create_task(self._keep_redis(self._embedded))
         self._redis = aioredis.Redis.from_url(self.redis_url)
         keys = RedisKeys(config.prefix)
         await self._redis.setnx(keys.partitions, config.partitions)
@@ -390,7 +470,7 @@ class Service:
             partitions=partitions_of_shard(index, config.shards, partitions),
             redis_url=self.redis_url,
             prefix=config.prefix,
-            expiry_grace=config.expiry_grace,
+            pending_seconds=config.pending_seconds,
             snapshot_every=config.snapshot_every,
             snapshot_levels=config.snapshot_levels,
         )
@@ -410,6 +490,40 @@ class Service:
                         " cluster: is another omnistock with the same --prefix running?"
                     ) from error
                 await asyncio.sleep(0.5)
+
+    async def _keep_redis(self, embedded: EmbeddedRedis) -> None:
+        """Start the embedded redis-server again, from its AOF on the same port, whenever it
+        ends, until `stop`. On this task's thread (the loop's), which lives as long as the
+        service: redis-server is told to end when the thread that started it ends."""
+        delay = 0.0
+        while True:
+            while (code := embedded.returncode) is None:
+                await asyncio.sleep(REDIS_WATCH)
+            lived = time.monotonic() - embedded.started_at
+            delay = min(REDIS_RESTART_MAX_DELAY, max(0.5, delay * 2)) if lived < REDIS_QUICK_EXIT else 0.0
+            log.error(
+                "embedded redis-server (pid %s) ended (%s) after %.0f s; starting it again from its AOF"
+                " on port %d in %.1f s",
+                embedded.pid,
+                exit_text(code),
+                lived,
+                embedded.port,
+                delay,
+            )
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    await embedded.restart()
+                except Exception as error:
+                    delay = min(REDIS_RESTART_MAX_DELAY, max(0.5, delay * 2))
+                    log.error(
+                        "embedded redis-server did not start again: %s; next try in %.1f s", error, delay
+                    )
+                    continue
+                log.warning(
+                    "embedded redis-server serving again on port %d (pid %s)", embedded.port, embedded.pid
+                )
+                break
 
     async def check(self) -> list[str]:
         """Conservation check over every shard."""
@@ -431,6 +545,10 @@ class Service:
             await self._redis.aclose()
         if self._started_ray:
             ray.shutdown()
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
+            self._keeper = None
         if self._embedded is not None:
             self._embedded.stop()
 

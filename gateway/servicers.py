@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.message_factory import GetMessageClass
 
 from availability.answer import SkuAvailability, channel_availability, network_availability, promisable_at
 from availability.atp import ChannelLimit
@@ -47,7 +51,7 @@ from gateway.convert import (
     supplies_from_proto,
     to_timestamp,
 )
-from gateway.errors import to_status
+from gateway.errors import UndecodableRequest, to_status
 from gateway.load_batches import LoadBatches
 from gateway.metrics import Metrics
 from gateway.network_store import NETWORK_KINDS, NetworkStore
@@ -89,10 +93,13 @@ from reservations.model import LevelColumns, Line, PartState, PositionView
 from reservations.sourced import plan_from_shards, reserve_sourced, single_node
 from reservations.sourcing import Destination, LineSourcing, Wanted
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 Handler = Callable[..., Awaitable[T]]
 
 MAX_WATCHED_SKUS = 10_000
+MAX_DISAGREEMENTS_LISTED = 1_000
 UNSPECIFIED = common_pb2.STOCK_STATUS_UNSPECIFIED
 NOTHING = ChannelLimit(cap_percent=0.0)
 """The limit at a node a channel does not sell from: it may promise nothing there."""
@@ -142,6 +149,69 @@ class Served:
         await end_call(self.metrics, self.method, self.context, self.started, error)
 
 
+class Undecodable:
+    """What a method taking one request gets for bytes that are not its request message
+    (`request_decoder`): `rpc` (or the stream's handler) refuses it with INVALID_ARGUMENT.
+    Reading any field of it raises that refusal too, so no handler can take it for a request."""
+
+    __slots__ = ("refusal",)
+
+    def __init__(self, refusal: UndecodableRequest) -> None:
+        self.refusal = refusal
+
+    def __getattr__(self, name: str) -> Any:
+        raise self.refusal
+
+
+def request_decoder(method: str, message: type[Message], streamed: bool) -> Callable[[bytes], Any]:
+    """`message.FromString` for `method`'s requests, where bytes that are not such a message
+    become a refusal (a deserializer that raises makes grpc answer UNKNOWN and log a
+    traceback): raised into the handler's iteration for a stream of requests, an
+    `Undecodable` in the request's place for one request. One warning line a refusal."""
+    parse = message.FromString
+    name = message.DESCRIPTOR.full_name
+
+    def decode(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError:
+            log.warning("refused %d bytes sent to %s: not a valid %s message", len(data), method, name)
+            refusal = UndecodableRequest(method, name, len(data))
+            if streamed:
+                raise refusal from None
+            return Undecodable(refusal)
+
+    return decode
+
+
+METHOD_HANDLERS = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+"""By (request streamed, response streamed)."""
+
+
+def add_service(servicer: Any, server: grpc.aio.Server, service: ServiceDescriptor | None = None) -> None:
+    """What the generated add_*Servicer_to_server does, for every method of the servicer's
+    `SERVICE` (or `service`), with request deserializers that refuse undecodable bytes
+    (`request_decoder`) and the response serializers of `RESPONSE_SERIALIZERS`."""
+    service = service or servicer.SERVICE
+    handlers = {}
+    for method in service.methods:
+        path = f"/{service.full_name}/{method.name}"
+        streamed = method.client_streaming
+        handlers[method.name] = METHOD_HANDLERS[streamed, method.server_streaming](
+            getattr(servicer, method.name),
+            request_deserializer=request_decoder(path, GetMessageClass(method.input_type), streamed),
+            response_serializer=RESPONSE_SERIALIZERS.get(path)
+            or GetMessageClass(method.output_type).SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)
+
+
 def rpc(method: str) -> Callable[[Handler[T]], Handler[T]]:
     """A unary handler, served (counted, timed, refusals turned into statuses). Not through
     Served: it wraps every call, and an async context manager costs two more coroutines a
@@ -153,15 +223,18 @@ def rpc(method: str) -> Callable[[Handler[T]], Handler[T]]:
             started = time.perf_counter()
             try:
                 try:
+                    if request.__class__ is Undecodable:
+                        raise request.refusal
                     answer = await handler(self, request, context)
                 except NotFound as error:
-                    # Another gateway may have just added that node, group or channel: with
-                    # the stored network, ask once more. A refusal for an unknown part of the
-                    # network comes before any change, so a unary call is safe to run again.
+                    # Another gateway may have just added that node, group or channel: if
+                    # the network in hand changed since the call started (now, or taken
+                    # meanwhile), ask once more. A refusal for an unknown part of the network
+                    # comes before any change, so a unary call is safe to run again.
                     if not (
                         error.kind in NETWORK_KINDS
                         and not hasattr(request, "__aiter__")
-                        and await self.backend.network.refresh()
+                        and await self.backend.network.refreshed_since(started)
                     ):
                         raise
                     answer = await handler(self, request, context)
@@ -226,12 +299,17 @@ class Backend:
 
 
 class Servicer:
+    SERVICE: ClassVar[ServiceDescriptor]
+    """The service it serves (`add_service`)."""
+
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self.metrics = backend.metrics
 
 
 class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
+    SERVICE = inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"]
+
     @rpc("PutNodes")
     async def PutNodes(self, request: Any, context: Any) -> inventory_pb2.PutNodesResponse:
         nodes = nodes_from_proto(request.nodes, self.backend.limits)
@@ -321,20 +399,33 @@ class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
 
     @rpc("CheckConservation")
     async def CheckConservation(self, request: Any, context: Any) -> inventory_pb2.CheckConservationResponse:
-        problems = await self.backend.router.check()
+        router = self.backend.router
+        problems, audit = await asyncio.gather(router.check(), router.audit())
+        self.metrics.observe_audit(audit)
         return inventory_pb2.CheckConservationResponse(
-            ok=not problems, problems=problems, shards_checked=len(self.backend.router.handles)
+            ok=not problems and not audit.disagreements,
+            problems=problems,
+            shards_checked=len(router.handles),
+            disagreements=[
+                inventory_pb2.ReservationDisagreement(reservation_id=d.reservation_id, problem=d.problem)
+                for d in audit.disagreements[:MAX_DISAGREEMENTS_LISTED]
+            ],
+            disagreement_count=len(audit.disagreements),
+            reservations_checked=audit.reservations,
+            reservations_in_doubt=audit.in_doubt,
         )
 
 
 class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceServicer):
+    SERVICE = availability_pb2.DESCRIPTOR.services_by_name["AvailabilityService"]
+
     @rpc("GetAvailability")
     async def GetAvailability(
         self, request: Any, context: Any
     ) -> availability_pb2.GetAvailabilityResponse | bytes:
         """From the view, answers that do not depend on the clock come from the answer cache
         as serialized fragments, joined (see gateway/answer_cache.py); the method's serializer
-        passes bytes through (`add_availability_service`)."""
+        passes bytes through (`RESPONSE_SERIALIZERS`)."""
         if request.consistent or request.quantity or request.HasField("by_date"):
             return await self._availability_by_request(request)
         skus, limits, view = request.skus, self.backend.limits, self.backend.view
@@ -431,6 +522,8 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
     ) -> AsyncIterator[availability_pb2.AvailabilityUpdate]:
         """A stream: Served wraps the whole of it."""
         async with Served(self.metrics, "WatchAvailability", context):
+            if request.__class__ is Undecodable:
+                raise request.refusal
             skus = skus_from_proto(request.skus, self.backend.limits, most=MAX_WATCHED_SKUS, least=0)
             store = self.backend.network
             channel = store.channel(request.channel_id) if request.channel_id else None
@@ -474,32 +567,20 @@ def serialize_availability(response: availability_pb2.GetAvailabilityResponse | 
     return response if isinstance(response, bytes) else response.SerializeToString()
 
 
-def add_availability_service(servicer: AvailabilityServicer, server: grpc.aio.Server) -> None:
-    """The generated registration (availability_pb2_grpc), with GetAvailability's
-    serializer taking bytes as they are."""
-    service = "omnistock.v1.AvailabilityService"
-    handlers = {
-        "GetAvailability": grpc.unary_unary_rpc_method_handler(
-            servicer.GetAvailability,
-            request_deserializer=availability_pb2.GetAvailabilityRequest.FromString,
-            response_serializer=serialize_availability,
-        ),
-        "FindPickupStores": grpc.unary_unary_rpc_method_handler(
-            servicer.FindPickupStores,
-            request_deserializer=availability_pb2.FindPickupStoresRequest.FromString,
-            response_serializer=availability_pb2.FindPickupStoresResponse.SerializeToString,
-        ),
-        "WatchAvailability": grpc.unary_stream_rpc_method_handler(
-            servicer.WatchAvailability,
-            request_deserializer=availability_pb2.WatchAvailabilityRequest.FromString,
-            response_serializer=availability_pb2.AvailabilityUpdate.SerializeToString,
-        ),
-    }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
-    server.add_registered_method_handlers(service, handlers)
+RESPONSE_SERIALIZERS: dict[str, Callable[[Any], bytes]] = {
+    "/omnistock.v1.AvailabilityService/GetAvailability": serialize_availability,
+}
+"""Response serializers other than the message's own, by method path."""
+
+
+def add_availability_service(servicer: Any, server: grpc.aio.Server) -> None:
+    """The availability service, GetAvailability's serializer taking bytes as they are."""
+    add_service(servicer, server, AvailabilityServicer.SERVICE)
 
 
 class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServicer):
+    SERVICE = reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"]
+
     def __init__(self, backend: Backend) -> None:
         super().__init__(backend)
         self.coordinator = backend.coordinator
@@ -758,6 +839,8 @@ def _open_units(reservation: ReservationView, sku: str, node_id: str) -> int:
 
 class NetworkServicer(Servicer, network_pb2_grpc.NetworkServiceServicer):
     """Groups and channels as data, changed at runtime and effective at once."""
+
+    SERVICE = network_pb2.DESCRIPTOR.services_by_name["NetworkService"]
 
     @rpc("GetNetwork")
     async def GetNetwork(self, request: Any, context: Any) -> network_pb2.NetworkConfig:

@@ -14,13 +14,17 @@ import uuid
 from dataclasses import dataclass, field
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
-from reservations import wire
+from reservations import crash_points, wire
+from reservations.audit import PartRow, RecordRow, rows_of
 from reservations.batch_port import BatchPort
 from reservations.commands import Command, Result
 from reservations.journal import Journal, RedisJournal, RedisKeys
-from reservations.model import Event, LoadedBlock, PositionRow
-from reservations.shard import Changes, ShardState, WrongShard, count_expired
+from reservations.model import Event, LoadedBlock, PositionRow, ReservationDecided
+from reservations.partition import PENDING_SECONDS
+from reservations.shard import CARRY_LEASE, Changes, Handoff, ShardState, WrongShard, count_expired
 from reservations.stats import HoldEndings, ShardStats, StockWatch
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,11 @@ def _node_address() -> str:
     return address
 
 
+JOURNAL_TIMEOUT = 5.0
+"""Seconds a shard waits on Redis for one call before it takes Redis for gone: a batch holds
+the shard's lock meanwhile, and the gateway's own deadline for a batch is 30 s."""
+
+
 class JournalUnavailable(Exception):
     """The batch was not journaled; nothing of it was kept. Safe to retry."""
 
@@ -57,8 +66,10 @@ class ShardConfig:
     redis_url: str
     prefix: str = "omnistock"
     """Prefix of every Redis key."""
-    expiry_grace: float = 1.0
-    """Seconds past expires_at before the timer expires a hold (see Partition.expire_due)."""
+    pending_seconds: float = PENDING_SECONDS
+    """How long a Reserve attempt may stay undecided before its home aborts it."""
+    carry_lease: float = CARRY_LEASE
+    """Seconds a gateway has to carry a decision's steps before another one is handed them."""
     snapshot_every: int = 10_000
     """Journal entries of a partition between two snapshots."""
     snapshot_levels: int = 20_000
@@ -67,7 +78,7 @@ class ShardConfig:
     leave its entries to pile up in Redis and be replayed on every restart; a growing
     catalog is snapshotted at doubling sizes."""
     tick_seconds: float = 0.1
-    """How often the expiry timer runs when no batch arrives."""
+    """The longest the timer sleeps; it wakes sooner when a reservation is due to expire."""
     batch_host: str = ""
     """Address the batch port listens on (reservations/batch_port.py); empty: this Ray
     node's address, where the gateways reach it."""
@@ -100,6 +111,8 @@ class BatchReply:
     packed) to the reply made, not yet packed. The gateway's round trip less this is what
     the call spent outside the shard's own work: packing, the batch port's socket, and
     waiting for a core."""
+    handoffs: list[Handoff] = field(default_factory=list)
+    """Decisions whose steps for other shards the gateway should carry (ShardState._hand_out)."""
 
 
 wire.by_fields(BatchReply)
@@ -112,7 +125,16 @@ class Shard:
         self._config = config
         self._lock = threading.Lock()
         self._journal: Journal = journal or RedisJournal(
-            redis.Redis.from_url(config.redis_url, socket_timeout=10, socket_connect_timeout=5),
+            redis.Redis.from_url(
+                config.redis_url,
+                socket_timeout=JOURNAL_TIMEOUT,
+                socket_connect_timeout=JOURNAL_TIMEOUT,
+                # Never sent twice: an append whose reply was lost may have been applied, and a
+                # second copy would replay twice. A failed call drops the shard's state, which
+                # is reloaded from Redis (with or without the append), and the gateway's caller
+                # retries with the same ids.
+                retry=Retry(NoBackoff(), 0),
+            ),
             RedisKeys(config.prefix),
             config.snapshot_every,
             config.snapshot_levels,
@@ -126,6 +148,8 @@ class Shard:
         self._endings = HoldEndings()
         self._journal_failures = 0
         self._recoveries: list[float] = []
+        self._recover_after = 0.0
+        """The timer leaves a shard without state until then (time.monotonic)."""
         self._recover()
         settle_heap()
         self._settled = time.monotonic()
@@ -169,6 +193,8 @@ class Shard:
             outcome = state.apply_batch(commands, time.time())
             applied = time.perf_counter()
             self._commit(outcome.events)
+            if crash_points.active and _decides(outcome.events):
+                crash_points.crash_point("shard.after_journal")
             self._expired_unreported += outcome.expired
             expired, self._expired_unreported = self._expired_unreported, 0
             journal_seconds = time.perf_counter() - applied if outcome.events else 0.0
@@ -185,6 +211,7 @@ class Shard:
                 changed.rows,
                 changed.loaded,
                 time.perf_counter() - received,
+                outcome.handoffs,
             )
 
     def changes_since(self, epoch: str, version: int) -> Changes:
@@ -200,6 +227,18 @@ class Shard:
         """Conservation check of every partition (reserved and committed equal the open holds)."""
         with self._lock:
             return self._healthy_state().check()
+
+    def audit(self) -> tuple[list[RecordRow], list[PartRow]]:
+        """What every partition holds of reservations: the homes' records and the parts, for a
+        check that they agree across shards (reservations/audit.py)."""
+        with self._lock:
+            records: list[RecordRow] = []
+            parts: list[PartRow] = []
+            for partition in self._healthy_state().partitions.values():
+                held, placed = rows_of(partition)
+                records.extend(held)
+                parts.extend(placed)
+            return records, parts
 
     def ping(self) -> int:
         return self._config.index
@@ -252,7 +291,9 @@ class Shard:
             self._state = None
             message = f"shard {self._config.index} cannot read its journal: {error}"
             raise JournalUnavailable(message) from error
-        self._state = ShardState(partitions, self._config.expiry_grace, epoch=uuid.uuid4().hex)
+        crash_points.crash_point("shard.recovery")
+        config = self._config
+        self._state = ShardState(partitions, uuid.uuid4().hex, config.pending_seconds, config.carry_lease)
         self._watch = None
         self._recovery_seconds = time.perf_counter() - started
         self._recoveries.append(self._recovery_seconds)
@@ -262,6 +303,8 @@ class Shard:
         """Journal the events; on failure drop the in-memory state so nothing unjournaled survives."""
         if not events:
             return
+        if crash_points.active and _decides(events):
+            crash_points.crash_point("shard.before_journal")
         try:
             self._journal.append(events)
         except redis.RedisError as error:
@@ -282,7 +325,11 @@ class Shard:
                 log.warning("snapshot of partition %d failed: %s", number, error)
 
     def _tick_loop(self) -> None:
-        while not self._stopping.wait(self._config.tick_seconds):
+        """The homes' timer: wakes when a reservation is due (or every tick_seconds), so a
+        hold expires within milliseconds of its time even when no batch arrives."""
+        while not self._stopping.wait(self._next_wait()):
+            if self._state is None and time.monotonic() < self._recover_after:
+                continue  # Redis away: a batch's call retries at once, the timer now and then
             with self._lock:
                 try:
                     state = self._healthy_state()
@@ -293,4 +340,25 @@ class Shard:
                     if events and self._watch is not None:
                         self._watch.update(state.changes_since(state.epoch, since).rows)
                 except JournalUnavailable as error:
-                    log.warning("expiry tick failed: %s", error)
+                    if time.monotonic() >= self._recover_after + 10 * RECOVER_PAUSE:
+                        log.warning("expiry tick failed: %s", error)  # once an outage, not every tick
+                    self._recover_after = time.monotonic() + RECOVER_PAUSE
+
+    def _next_wait(self) -> float:
+        due = self._state.next_due() if self._state is not None else None
+        wait = self._config.tick_seconds
+        if due is not None:
+            wait = min(wait, max(MIN_TICK, due - time.time()))
+        return wait
+
+
+RECOVER_PAUSE = 0.5
+"""Seconds the timer waits after a failed reload before it tries again."""
+MIN_TICK = 0.002
+"""The timer's shortest sleep: a deadline it had to put off (a lines' change still being
+carried) does not make it spin."""
+
+
+def _decides(events: dict[int, list[Event]]) -> bool:
+    """Whether a batch's events hold a decision of a home (for the crash points around it)."""
+    return any(isinstance(event, ReservationDecided) for changes in events.values() for event in changes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from array import array
 
 from protos.gen.omnistock.journal.v1 import journal_pb2 as pb
@@ -10,10 +11,16 @@ from reservations.model import (
     Claim,
     ClaimDropped,
     ClaimRecorded,
+    Close,
+    Decision,
     Event,
+    Follow,
     HoldAborted,
     HoldExtended,
+    HoldFenced,
     HoldPlaced,
+    Intent,
+    IntentCarried,
     LevelColumns,
     LevelsSet,
     Line,
@@ -22,11 +29,14 @@ from reservations.model import (
     Part,
     PartChanged,
     PartState,
+    ReservationDecided,
+    Step,
     StockAdjusted,
     StockSet,
     StockState,
     SupplyExpected,
     UnitsReturned,
+    Withdraw,
 )
 from reservations.partition import Partition
 from reservations.sourcing import Destination, LineSourcing, NodeVerdict
@@ -49,6 +59,45 @@ _STATES = {
 
 def _state(state: PartState) -> pb.PartState:
     return _STATES[state]
+
+
+def _step_to_proto(partition: int, step: Step) -> pb.Step:
+    match step:
+        case Follow():
+            return pb.Step(
+                partition=partition,
+                follow=pb.Follow(state=_state(step.state), at=step.at, expires_at=step.expires_at),
+            )
+        case Withdraw():
+            return pb.Step(partition=partition, withdraw=pb.Withdraw(attempt=step.attempt, until=step.until))
+        case Close():
+            return pb.Step(
+                partition=partition,
+                close=pb.Close(
+                    operation_id=step.operation_id, kind=step.kind, lines=_lines(step.lines), at=step.at
+                ),
+            )
+    raise TypeError(f"unknown step {step!r}")
+
+
+def _step_from_proto(m: pb.Step) -> tuple[int, Step]:
+    kind = m.WhichOneof("kind")
+    if kind == "follow":
+        return m.partition, Follow(PartState(m.follow.state), m.follow.at, m.follow.expires_at)
+    if kind == "withdraw":
+        return m.partition, Withdraw(m.withdraw.attempt, m.withdraw.until)
+    if kind == "close":
+        c = m.close
+        return m.partition, Close(c.operation_id, c.kind, _from_lines(c.lines), c.at)
+    raise ValueError(f"journal entry with unknown step kind {kind!r}")
+
+
+def _intent_to_proto(intent: Intent) -> pb.Intent:
+    return pb.Intent(operation=intent.operation, steps=[_step_to_proto(p, step) for p, step in intent.steps])
+
+
+def _intent_from_proto(m: pb.Intent) -> Intent:
+    return Intent(m.operation, tuple(_step_from_proto(step) for step in m.steps))
 
 
 def _lines(lines: tuple[Line, ...]) -> list[pb.Line]:
@@ -115,6 +164,7 @@ def event_to_proto(event: Event) -> pb.Event:
                     channel=event.channel,
                     customer=event.customer,
                     capacity=_node_days(event.capacity),
+                    attempt=event.attempt,
                 )
             )
         case PartChanged():
@@ -176,7 +226,31 @@ def event_to_proto(event: Event) -> pb.Event:
             return pb.Event(supply_expected=_supply_to_proto(event))
         case ClaimDropped():
             return pb.Event(claim_dropped=pb.ClaimDropped(reservation_id=event.reservation_id))
+        case ReservationDecided():
+            decided = pb.ReservationDecided(
+                reservation_id=event.reservation_id,
+                decision=int(event.decision),  # type: ignore[arg-type]
+                at=event.at,
+                expires_at=event.expires_at,
+            )
+            if event.intent is not None:
+                decided.intent.CopyFrom(_intent_to_proto(event.intent))
+            return pb.Event(reservation_decided=decided)
+        case IntentCarried():
+            return pb.Event(
+                intent_carried=pb.IntentCarried(
+                    reservation_id=event.reservation_id,
+                    operation=event.operation,
+                    partitions=list(event.partitions),
+                )
+            )
+        case HoldFenced():
+            return pb.Event(hold_fenced=_fence_to_proto(event))
     raise TypeError(f"unknown event {event!r}")
+
+
+def _fence_to_proto(fence: HoldFenced) -> pb.HoldFenced:
+    return pb.HoldFenced(reservation_id=fence.reservation_id, attempt=fence.attempt, until=fence.until)
 
 
 def _supply_to_proto(supply: SupplyExpected) -> pb.SupplyExpected:
@@ -200,7 +274,14 @@ def _claim_to_proto(claim: ClaimRecorded | Claim) -> pb.ClaimRecorded:
         partitions=list(claim.partitions),
         created_at=claim.created_at,
         sourcing=[_sourcing_to_proto(line) for line in claim.sourcing],
+        attempt=claim.attempt,
+        expires_at=claim.expires_at,
     )
+    if isinstance(claim, Claim):  # a whole record, in a snapshot
+        message.decision = int(claim.decision)  # type: ignore[assignment]
+        message.decided_at = claim.decided_at
+        message.intents.extend(_intent_to_proto(intent) for intent in claim.intents)
+        message.history.extend(pb.HistoryEntry(what=what, at=at) for what, at in claim.history)
     if claim.destination is not None:
         d = claim.destination
         message.destination.CopyFrom(
@@ -215,7 +296,23 @@ def _claim_from_proto(r: pb.ClaimRecorded) -> Claim:
         d = r.destination
         destination = Destination(d.latitude, d.longitude, d.pickup_node_id)
     sourcing = tuple(_sourcing_from_proto(line) for line in r.sourcing)
-    return Claim(r.reservation_id, r.fingerprint, tuple(r.partitions), r.created_at, sourcing, destination)
+    # Records written before decisions were journaled have no attempt: they are HELD for good.
+    legacy = not r.attempt
+    decision = Decision(r.decision) if r.decision else (Decision.HELD if legacy else Decision.PENDING)
+    return Claim(
+        r.reservation_id,
+        r.fingerprint,
+        tuple(r.partitions),
+        r.created_at,
+        sourcing,
+        destination,
+        r.attempt,
+        decision,
+        math.inf if legacy and not r.expires_at else r.expires_at,
+        r.decided_at or r.created_at,
+        tuple(_intent_from_proto(intent) for intent in r.intents),
+        tuple((h.what, h.at) for h in r.history),
+    )
 
 
 def _sourcing_to_proto(line: LineSourcing) -> pb.LineSourcing:
@@ -268,6 +365,7 @@ def event_from_proto(message: pb.Event) -> Event:
             h.channel,
             h.customer,
             tuple((c.node_id, c.day) for c in h.capacity),
+            h.attempt,
         )
     if kind == "part_changed":
         c = message.part_changed
@@ -315,9 +413,21 @@ def event_from_proto(message: pb.Event) -> Event:
             claim.created_at,
             claim.sourcing,
             claim.destination,
+            claim.attempt,
+            claim.expires_at,
         )
     if kind == "claim_dropped":
         return ClaimDropped(message.claim_dropped.reservation_id)
+    if kind == "reservation_decided":
+        d = message.reservation_decided
+        intent = _intent_from_proto(d.intent) if d.HasField("intent") else None
+        return ReservationDecided(d.reservation_id, Decision(d.decision), d.at, d.expires_at, intent)
+    if kind == "intent_carried":
+        taken = message.intent_carried
+        return IntentCarried(taken.reservation_id, taken.operation, tuple(taken.partitions))
+    if kind == "hold_fenced":
+        f = message.hold_fenced
+        return HoldFenced(f.reservation_id, f.attempt, f.until)
     raise ValueError(f"journal entry with unknown event kind {kind!r}")
 
 
@@ -350,8 +460,14 @@ def encode_snapshot(partition: Partition, last_entry_id: str) -> bytes:
             operations=sorted(part.operations),
             returned=part.returned,
             capacity=_node_days(part.capacity),
+            attempt=part.attempt,
         )
     snapshot.claims.extend(_claim_to_proto(claim) for claim in partition.claims.values())
+    snapshot.fences.extend(
+        _fence_to_proto(HoldFenced(rid, attempt, until))
+        for rid, attempts in partition.fences.items()
+        for attempt, until in attempts.items()
+    )
     for adjustment in partition.adjustments.values():
         snapshot.adjustments.add(
             adjustment_id=adjustment.adjustment_id,
@@ -396,6 +512,7 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
                 tuple(p.returned),
                 frozenset(p.operations),
                 tuple((c.node_id, c.day) for c in p.capacity),
+                p.attempt,
             )
             for p in snapshot.parts
         ),
@@ -407,6 +524,7 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
             for a in snapshot.adjustments
         ),
         supplies=(_supply_from_proto(s) for s in snapshot.supplies),
+        fences=(HoldFenced(f.reservation_id, f.attempt, f.until) for f in snapshot.fences),
     )
     return partition, snapshot.last_entry_id
 

@@ -10,7 +10,18 @@ import enum
 from dataclasses import dataclass
 
 from availability.atp import ChannelLimit
-from reservations.model import Claim, LevelColumns, Line, Part, PartState, PositionView, StockState
+from reservations.model import (
+    Claim,
+    Decision,
+    Intent,
+    LevelColumns,
+    Line,
+    Part,
+    PartState,
+    PositionView,
+    Step,
+    StockState,
+)
 from reservations.sourcing import Destination, LineSourcing
 
 # --- commands ---
@@ -88,53 +99,10 @@ class PlaceHold:
     """(sku, most units one customer may hold in open reservations) for the limited SKUs."""
     capacity: tuple[tuple[str, int, int], ...] = ()
     """(node_id, utc day, daily capacity): one order of each node's day, for nodes counted here."""
-
-
-@dataclass(frozen=True, slots=True)
-class AbortHold:
-    """Withdraw a part this request placed, when another part of the Reserve failed."""
-
-    partition: int
-    reservation_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class ConfirmPart:
-    """HELD -> CONFIRMED, decided on the gateway's clock `at` so every part agrees."""
-
-    partition: int
-    reservation_id: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class ReleasePart:
-    """HELD or CONFIRMED -> RELEASED, decided at `at`."""
-
-    partition: int
-    reservation_id: str
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class EndCapacityPart:
-    """End a part that only counts nodes' daily capacity the way its reservation ended
-    line by line: RELEASED gives the capacity back, FULFILLED keeps it used."""
-
-    partition: int
-    reservation_id: str
-    state: PartState
-    at: float
-
-
-@dataclass(frozen=True, slots=True)
-class ExtendPart:
-    """Move a HELD part's expiry to `expires_at`, decided at `at` like confirm and release."""
-
-    partition: int
-    reservation_id: str
-    expires_at: float
-    at: float
+    attempt: str = ""
+    """The Reserve attempt (Claim.attempt); a part is placed only for the attempt that owns the id."""
+    home: int = -1
+    """The reservation's home partition: a shard that owns it checks the attempt there first."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +177,8 @@ class GetPart:
 
 @dataclass(frozen=True, slots=True)
 class RecordClaim:
-    """Take a reservation id in its home partition (unique across the network)."""
+    """Take a reservation id in its home partition (unique across the network) for one
+    Reserve attempt: the reservation is PENDING until DecideHold."""
 
     partition: int
     reservation_id: str
@@ -218,14 +187,81 @@ class RecordClaim:
     created_at: float
     sourcing: tuple[LineSourcing, ...] = ()
     destination: Destination | None = None
+    attempt: str = ""
+    expires_at: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
-class DropClaim:
-    """Give back an id whose Reserve was refused, so a retry may try again."""
+class DecideHold:
+    """Decide a PENDING reservation: HELD when every part of the attempt was placed, else
+    ABORTED (its parts withdrawn). `placed` None: look at the parts, which must all be in
+    partitions of the shard that owns the home (a Reserve made in one call)."""
 
     partition: int
     reservation_id: str
+    attempt: str
+    placed: bool | None = None
+    unplaced: tuple[int, ...] = ()
+    """Partitions known to hold no part of the attempt (it was refused there): they need no
+    Withdraw step, nor a fence."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmReservation:
+    """HELD -> CONFIRMED, decided at the home on its clock."""
+
+    partition: int
+    reservation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseReservation:
+    """HELD or CONFIRMED -> RELEASED."""
+
+    partition: int
+    reservation_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendReservation:
+    """A HELD reservation now expires at `expires_at`."""
+
+    partition: int
+    reservation_id: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class DecideClose:
+    """Ship or cancel units of lines in several parts as one decision: allowed while the
+    reservation is in one of `allowed`; `ends` is its decision once every step is taken,
+    when the operation closes its last open units (None: it stays as it is)."""
+
+    partition: int
+    reservation_id: str
+    operation_id: str
+    steps: tuple[tuple[int, Step], ...]
+    allowed: tuple[Decision, ...]
+    ends: Decision | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CarryStep:
+    """A part takes one step of its reservation's decision (see model.Intent)."""
+
+    partition: int
+    reservation_id: str
+    step: Step
+
+
+@dataclass(frozen=True, slots=True)
+class MarkCarried:
+    """The home learns that the parts in `partitions` took their steps of `operation`."""
+
+    partition: int
+    reservation_id: str
+    operation: str
+    partitions: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,17 +284,18 @@ Command = (
     | AdjustStock
     | ExpectSupply
     | PlaceHold
-    | AbortHold
-    | ConfirmPart
-    | ReleasePart
-    | EndCapacityPart
-    | ExtendPart
+    | DecideHold
+    | ConfirmReservation
+    | ReleaseReservation
+    | ExtendReservation
+    | DecideClose
+    | CarryStep
+    | MarkCarried
     | CloseLines
     | ReturnUnits
     | MoveLine
     | GetPart
     | RecordClaim
-    | DropClaim
     | GetClaim
     | ReadPositions
     | ReadCapacity
@@ -321,6 +358,8 @@ class HoldOutcome(enum.Enum):
     """The customer would hold more of a SKU than its purchase limit allows."""
     FULL = "full"
     """A node has taken as many orders today as its daily capacity allows."""
+    FENCED = "fenced"
+    """The attempt does not own the reservation id (any more): nothing was placed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -368,13 +407,40 @@ class ClaimOutcome(enum.Enum):
     CONFLICT = "conflict"
     FOUND = "found"
     NOT_FOUND = "not_found"
-    DROPPED = "dropped"
+    BUSY = "busy"
+    """The id's earlier attempt was aborted and its parts are still being withdrawn."""
 
 
 @dataclass(frozen=True, slots=True)
 class ClaimResult:
     outcome: ClaimOutcome
     claim: Claim | None = None
+    decision: Decision | None = None
+    """The claim's decision as of the call, on the home's clock (Claim.decision_at)."""
+
+
+class DecisionOutcome(enum.Enum):
+    DECIDED = "decided"
+    REPLAYED = "replayed"
+    """Already in the state asked for: nothing changed."""
+    REFUSED = "refused"
+    """The reservation's state does not allow it (`decision` says which it is in)."""
+    NOT_FOUND = "not_found"
+    """No such reservation (or one not yet decided, or aborted: none a client was told of)."""
+    BUSY = "busy"
+    """An earlier decision is still being carried to the parts (`carry`): carry it, then ask again."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionResult:
+    outcome: DecisionOutcome
+    claim: Claim | None = None
+    decision: Decision | None = None
+    """The reservation's decision after the call, as of the call."""
+    carry: Intent | None = None
+    """Steps the caller must still carry to parts in other shards (then MarkCarried)."""
+    carried: tuple[tuple[int, PartResult], ...] = ()
+    """What the parts in the home's shard answered to their steps, taken in the same call."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -390,6 +456,7 @@ Result = (
     | HoldResult
     | PartResult
     | ClaimResult
+    | DecisionResult
     | PositionsResult
     | CapacityResult
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import math
 from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -196,6 +197,8 @@ class Part:
     """Ids of the fulfilments, line cancellations, returns and moves applied (retries are replays)."""
     capacity: tuple[tuple[str, int], ...] = ()
     """(node_id, utc day) of the daily capacity this part uses, for nodes counted in this partition."""
+    attempt: str = ""
+    """The Reserve attempt that placed it (see Claim.attempt)."""
 
     def open_units(self, index: int) -> int:
         """Units of a line still held or committed."""
@@ -232,12 +235,115 @@ class Part:
         return self.state
 
 
+class Decision(enum.IntEnum):
+    """What a reservation's home partition decided for it as a whole; the values match the
+    journal's Decision enum. Its parts follow the decision (see Intent)."""
+
+    PENDING = 1
+    """Being placed: parts may exist, nothing has been promised yet."""
+    HELD = 2
+    CONFIRMED = 3
+    RELEASED = 4
+    EXPIRED = 5
+    FULFILLED = 6
+    """Every line closed, some units shipped."""
+    ABORTED = 7
+    """The Reserve was refused or never finished: every part of its attempt is withdrawn."""
+
+    @property
+    def part_state(self) -> PartState:
+        """The state the parts take (PENDING parts are HELD; ABORTED ones go)."""
+        return _PART_STATES[self]
+
+    @property
+    def is_open(self) -> bool:
+        return self in (Decision.HELD, Decision.CONFIRMED)
+
+    @staticmethod
+    def of(state: PartState) -> Decision:
+        return Decision[state.name]
+
+
+_PART_STATES = {
+    Decision.PENDING: PartState.HELD,
+    Decision.HELD: PartState.HELD,
+    Decision.CONFIRMED: PartState.CONFIRMED,
+    Decision.RELEASED: PartState.RELEASED,
+    Decision.EXPIRED: PartState.EXPIRED,
+    Decision.FULFILLED: PartState.FULFILLED,
+    Decision.ABORTED: PartState.RELEASED,
+}
+
+
+# --- steps: what a decision asks of each part; carried until every part has taken it ---
+
+
+@dataclass(frozen=True, slots=True)
+class Follow:
+    """The part takes its reservation's decided state and expiry. Parts only move forward
+    (HELD, then CONFIRMED, then an end), so a step that arrives after a later one changes nothing."""
+
+    state: PartState
+    at: float
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    """An aborted attempt's part goes; where it never arrived, the attempt is fenced out
+    until `until`, so a PlaceHold of it still on its way is refused."""
+
+    attempt: str
+    until: float
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Units of some of the part's lines shipped ("fulfilled") or cancelled ("cancelled")."""
+
+    operation_id: str
+    kind: str
+    lines: tuple[Line, ...]
+    at: float
+
+
+Step = Follow | Withdraw | Close
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A decided change of a reservation and the steps still to carry to its parts, by
+    partition. Journaled in the home partition with the decision; removed once every step
+    has been taken. Every step is idempotent, so carrying one twice is harmless."""
+
+    operation: str
+    """Unique within the reservation (e.g. "confirm@1733580000.25", "close:ship-1")."""
+    steps: tuple[tuple[int, Step], ...]
+
+    @property
+    def partitions(self) -> tuple[int, ...]:
+        return tuple(partition for partition, _ in self.steps)
+
+    @property
+    def follows_only(self) -> bool:
+        """Only state changes: a later decision's steps cover these."""
+        return all(isinstance(step, Follow) for _, step in self.steps)
+
+    def without(self, partitions: Iterable[int]) -> Intent | None:
+        """The intent less the steps of `partitions` (None when nothing is left)."""
+        done = set(partitions)
+        left = tuple((p, step) for p, step in self.steps if p not in done)
+        return Intent(self.operation, left) if left else None
+
+
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """A reservation id taken, kept in the id's home partition.
+    """A reservation's record in its home partition (picked by a hash of its id).
 
-    It makes an id unique across the whole network and says which partitions hold
-    the reservation's parts.
+    It makes an id unique across the whole network, says which partitions hold the
+    reservation's parts, and holds the one decision about the reservation as a whole:
+    every multi-part change is decided here first, journaled with the steps its parts
+    must take (intents), and only then carried to the parts.
     """
 
     reservation_id: str
@@ -248,6 +354,24 @@ class Claim:
     """Why each sourced line went where it went (empty when the lines named their nodes)."""
     destination: Destination | None = None
     """Where a sourced order goes (to source a moved line again)."""
+    attempt: str = ""
+    """Which Reserve attempt owns the id: its parts carry the same attempt."""
+    decision: Decision = Decision.HELD
+    expires_at: float = math.inf
+    """When a HELD reservation expires (the home's timer decides it)."""
+    decided_at: float = 0.0
+    """When the decision was taken (created_at while PENDING)."""
+    intents: tuple[Intent, ...] = ()
+    """Decided changes not yet taken by every part, oldest first."""
+    history: tuple[tuple[str, float], ...] = ()
+    """(decision, when) of every decision after PENDING."""
+
+    def decision_at(self, now: float) -> Decision:
+        """The decision as of `now`: a HELD reservation past its expiry reads EXPIRED before
+        the timer has run, so every reader and every decision agree at every instant."""
+        if self.decision is Decision.HELD and now >= self.expires_at:
+            return Decision.EXPIRED
+        return self.decision
 
 
 def line_key(line: Line) -> tuple[str, str]:
@@ -424,6 +548,7 @@ class HoldPlaced:
     channel: str = ""
     customer: str = ""
     capacity: tuple[tuple[str, int], ...] = ()
+    attempt: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -490,12 +615,47 @@ class HoldAborted:
 
 @dataclass(frozen=True, slots=True)
 class ClaimRecorded:
+    """A Reserve attempt took the id: the reservation is PENDING until it is decided (an
+    entry without an attempt, from before decisions were journaled, is HELD)."""
+
     reservation_id: str
     fingerprint: str
     partitions: tuple[int, ...]
     created_at: float
     sourcing: tuple[LineSourcing, ...] = ()
     destination: Destination | None = None
+    attempt: str = ""
+    expires_at: float = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationDecided:
+    """The home partition decided the reservation's state (and expiry); `intent` holds the
+    steps its parts must take, journaled before any part changes."""
+
+    reservation_id: str
+    decision: Decision
+    at: float
+    expires_at: float
+    intent: Intent | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntentCarried:
+    """Every step of the intent for `partitions` was taken by its part."""
+
+    reservation_id: str
+    operation: str
+    partitions: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HoldFenced:
+    """An aborted attempt never placed a part here: a PlaceHold of it arriving late is refused."""
+
+    reservation_id: str
+    attempt: str
+    until: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -517,4 +677,7 @@ Event = (
     | HoldAborted
     | ClaimRecorded
     | ClaimDropped
+    | ReservationDecided
+    | IntentCarried
+    | HoldFenced
 )

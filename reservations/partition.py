@@ -16,26 +16,29 @@ from operator import itemgetter
 
 from availability.atp import NO_LIMIT, ChannelLimit, future_free
 from reservations.commands import (
-    AbortHold,
     AdjustOutcome,
     AdjustResult,
     AdjustStock,
     CapacityResult,
+    CarryStep,
     ClaimOutcome,
     ClaimResult,
     CloseLines,
     Command,
-    ConfirmPart,
-    DropClaim,
-    EndCapacityPart,
+    ConfirmReservation,
+    DecideClose,
+    DecideHold,
+    DecisionOutcome,
+    DecisionResult,
     ExpectSupply,
-    ExtendPart,
+    ExtendReservation,
     GetClaim,
     GetPart,
     HoldOutcome,
     HoldResult,
     LoadLevels,
     LoadResult,
+    MarkCarried,
     MoveLine,
     OverLimit,
     PartOutcome,
@@ -45,7 +48,7 @@ from reservations.commands import (
     ReadCapacity,
     ReadPositions,
     RecordClaim,
-    ReleasePart,
+    ReleaseReservation,
     Result,
     ReturnUnits,
     SetStock,
@@ -58,10 +61,16 @@ from reservations.model import (
     Claim,
     ClaimDropped,
     ClaimRecorded,
+    Close,
+    Decision,
     Event,
+    Follow,
     HoldAborted,
     HoldExtended,
+    HoldFenced,
     HoldPlaced,
+    Intent,
+    IntentCarried,
     LevelColumns,
     LevelsSet,
     Line,
@@ -73,14 +82,33 @@ from reservations.model import (
     Position,
     PositionRow,
     PositionView,
+    ReservationDecided,
     StockAdjusted,
     StockSet,
     StockState,
     SupplyExpected,
     UnitsReturned,
+    Withdraw,
     line_key,
     position_row,
 )
+
+PENDING_SECONDS = 5.0
+"""How long a Reserve attempt may stay PENDING before its home aborts it: the attempt's
+gateway died or lost its shards midway, and its parts must not hold units for good."""
+FENCE_MARGIN = 60.0
+"""Seconds a fence outlives its attempt's expiry: a PlaceHold of it later still would be
+refused anyway as already expired, unless the clocks of two hosts disagree by this much."""
+EXPIRY_RETRY = 0.05
+"""Seconds before the timer looks again at an expiry it put off (see expire_due)."""
+_RANK = {
+    PartState.HELD: 0,
+    PartState.CONFIRMED: 1,
+    PartState.RELEASED: 2,
+    PartState.EXPIRED: 2,
+    PartState.FULFILLED: 2,
+}
+"""How far along its life a part is: a Follow step only ever moves a part forward."""
 
 
 class Partition:
@@ -99,8 +127,13 @@ class Partition:
         self.customer_units: dict[tuple[str, str], int] = {}
         # (node_id, utc day) -> orders that use the node's daily capacity (derived from parts).
         self.capacity_used: dict[tuple[str, int], int] = {}
-        # (expires_at, reservation_id) of parts that were HELD when pushed.
-        self._expiry: list[tuple[float, str]] = []
+        # reservation id -> {attempt: fenced until}: aborted attempts that placed nothing here.
+        self.fences: dict[str, dict[str, float]] = {}
+        # Deadlines of the home's records and fences, earliest first; an entry whose record
+        # has moved on since it was pushed is skipped when it comes due.
+        self._expiring: list[tuple[float, float, str]] = []  # (due, expires_at, id) of HELD records
+        self._pending: list[tuple[float, str]] = []  # (created_at, id) of PENDING records
+        self._fenced: list[tuple[float, str, str]] = []  # (until, id, attempt)
         # Nodes of each SKU changed since the owner last drained this (feeds the gateway's view).
         self.touched: dict[str, set[str]] = {}
 
@@ -176,21 +209,30 @@ class Partition:
     def skus(self) -> set[str]:
         return {*self.positions, *self.loaded.skus()}
 
-    def next_expiry(self) -> float | None:
-        return self._expiry[0][0] if self._expiry else None
+    def next_due(self, pending_seconds: float = PENDING_SECONDS) -> float | None:
+        """When `expire_due` next has something to do (an expiry, a PENDING timeout, a fence to drop)."""
+        due = []
+        if self._expiring:
+            due.append(self._expiring[0][0])
+        if self._pending:
+            due.append(self._pending[0][0] + pending_seconds)
+        if self._fenced:
+            due.append(self._fenced[0][0])
+        return min(due) if due else None
 
     # --- decisions ---
 
-    def handle(self, command: Command) -> tuple[Result, list[Event]]:
-        """Decide `command`, apply its events, return (result, events)."""
-        result, events = self._decide(command)
+    def handle(self, command: Command, now: float = 0.0) -> tuple[Result, list[Event]]:
+        """Decide `command` at `now` (the shard's clock, which decides reservations' expiry),
+        apply its events, return (result, events)."""
+        result, events = self._decide(command, now)
         for event in events:
             self.apply(event)
-        if events:
-            result = self._after(command, result)
+        if events or isinstance(result, DecisionResult):
+            result = self._after(command, result, now)
         return result, events
 
-    def _decide(self, command: Command) -> tuple[Result, list[Event]]:
+    def _decide(self, command: Command, now: float) -> tuple[Result, list[Event]]:
         match command:
             case SetStock():
                 return self._set_stock(command)
@@ -202,20 +244,20 @@ class Partition:
                 return self._expect(command)
             case PlaceHold():
                 return self._place_hold(command)
-            case ConfirmPart():
-                return self._change(command.reservation_id, command.at, PartState.CONFIRMED)
-            case ReleasePart():
-                return self._change(command.reservation_id, command.at, PartState.RELEASED)
-            case EndCapacityPart():
-                part = self.parts.get(command.reservation_id)
-                if part is None or part.lines:
-                    return PartResult(PartOutcome.NOT_FOUND, part), []
-                if not part.state.is_open:
-                    return PartResult(PartOutcome.REPLAYED, part, part.state), []
-                event = PartChanged(command.reservation_id, command.state, command.at)
-                return PartResult(PartOutcome.CHANGED), [event]
-            case ExtendPart():
-                return self._extend(command)
+            case DecideHold():
+                return self._decide_hold(command, now)
+            case ConfirmReservation():
+                return self._decide_state(command.reservation_id, now, Decision.CONFIRMED)
+            case ReleaseReservation():
+                return self._decide_state(command.reservation_id, now, Decision.RELEASED)
+            case ExtendReservation():
+                return self._decide_extend(command, now)
+            case DecideClose():
+                return self._decide_close(command, now)
+            case CarryStep():
+                return self._carry(command)
+            case MarkCarried():
+                return self._mark_carried(command)
             case CloseLines():
                 return self._close_lines(command)
             case ReturnUnits():
@@ -225,32 +267,23 @@ class Partition:
             case ReadCapacity():
                 used = tuple((n, self.capacity_used.get((n, command.day), 0)) for n in command.node_ids)
                 return CapacityResult(used), []
-            case AbortHold():
-                part = self.parts.get(command.reservation_id)
-                if part is None or part.state is not PartState.HELD:
-                    return PartResult(PartOutcome.NOT_FOUND, part), []
-                return PartResult(PartOutcome.CHANGED, part), [HoldAborted(command.reservation_id)]
             case GetPart():
                 part = self.parts.get(command.reservation_id)
                 outcome = PartOutcome.NOT_FOUND if part is None else PartOutcome.FOUND
                 return PartResult(outcome, part, part.state if part else None), []
             case RecordClaim():
                 return self._record_claim(command)
-            case DropClaim():
+            case GetClaim():
                 claim = self.claims.get(command.reservation_id)
                 if claim is None:
                     return ClaimResult(ClaimOutcome.NOT_FOUND), []
-                return ClaimResult(ClaimOutcome.DROPPED, claim), [ClaimDropped(command.reservation_id)]
-            case GetClaim():
-                claim = self.claims.get(command.reservation_id)
-                found = ClaimOutcome.NOT_FOUND if claim is None else ClaimOutcome.FOUND
-                return ClaimResult(found, claim), []
+                return ClaimResult(ClaimOutcome.FOUND, claim, claim.decision_at(now)), []
             case ReadPositions():
                 rows = tuple(view for sku in command.skus for view in self.views(sku))
                 return PositionsResult(rows), []
         raise TypeError(f"unknown command {command!r}")
 
-    def _after(self, command: Command, result: Result) -> Result:
+    def _after(self, command: Command, result: Result, now: float) -> Result:
         """Results that show the state after the change."""
         match command:
             case SetStock(sku=sku, node_id=node_id):
@@ -259,21 +292,19 @@ class Partition:
                 return AdjustResult(AdjustOutcome.APPLIED, self.view(sku, node_id))
             case ExpectSupply(sku=sku, node_id=node_id):
                 return SupplyResult(self.view(sku, node_id))
-            case (
-                PlaceHold()
-                | ConfirmPart()
-                | ReleasePart()
-                | EndCapacityPart()
-                | ExtendPart()
-                | CloseLines()
-                | ReturnUnits()
-                | MoveLine()
-            ):
-                part = self.parts[command.reservation_id]
+            case PlaceHold() | CarryStep() | CloseLines() | ReturnUnits() | MoveLine():
+                part = self.parts.get(command.reservation_id)
                 assert isinstance(result, (HoldResult, PartResult))
                 if isinstance(result, HoldResult):
                     return HoldResult(result.outcome, part)
-                return PartResult(result.outcome, part, part.state)
+                return PartResult(result.outcome, part, part.state if part else None)
+        if isinstance(result, DecisionResult):
+            if isinstance(command, DecideHold) and result.claim and result.claim.attempt != command.attempt:
+                return result  # the attempt asked about was aborted: another one owns the id now
+            claim = self.claims.get(result.claim.reservation_id) if result.claim else None
+            if claim is None:  # an aborted attempt's record goes once its parts are withdrawn
+                return replace(result, claim=result.claim, decision=Decision.ABORTED)
+            return replace(result, claim=claim, decision=claim.decision_at(now))
         return result
 
     def _set_stock(self, command: SetStock) -> tuple[Result, list[Event]]:
@@ -401,6 +432,8 @@ class Partition:
             if existing.fingerprint != command.fingerprint:
                 return HoldResult(HoldOutcome.CONFLICT, existing), []
             return HoldResult(HoldOutcome.REPLAYED, existing), []
+        if command.attempt in self.fences.get(command.reservation_id, ()):
+            return HoldResult(HoldOutcome.FENCED), []
         if any(line.quantity <= 0 for line in command.lines) or (
             command.limits and len(command.limits) != len(command.lines)
         ):
@@ -438,6 +471,7 @@ class Partition:
             command.channel,
             command.customer,
             tuple((node_id, day) for node_id, day, _ in command.capacity),
+            command.attempt,
         )
         return HoldResult(HoldOutcome.PLACED), [event]
 
@@ -468,35 +502,6 @@ class Partition:
         return now + future_free(
             position.sellable, position.reserved, position.committed, position.inbound_units
         )
-
-    def _change(self, reservation_id: str, at: float, target: PartState) -> tuple[Result, list[Event]]:
-        part = self.parts.get(reservation_id)
-        if part is None:
-            return PartResult(PartOutcome.NOT_FOUND), []
-        if part.settled:
-            return PartResult(PartOutcome.SETTLED, part, part.state), []
-        state = part.effective_state(at)
-        if state is target:
-            return PartResult(PartOutcome.REPLAYED, part, state), []
-        allowed = state is PartState.HELD or (target is PartState.RELEASED and state is PartState.CONFIRMED)
-        if not allowed:
-            return PartResult(PartOutcome.REFUSED, part, state), []
-        return PartResult(PartOutcome.CHANGED), [PartChanged(reservation_id, target, at)]
-
-    def _extend(self, command: ExtendPart) -> tuple[Result, list[Event]]:
-        part = self.parts.get(command.reservation_id)
-        if part is None:
-            return PartResult(PartOutcome.NOT_FOUND), []
-        if part.settled:
-            return PartResult(PartOutcome.SETTLED, part, part.state), []
-        state = part.effective_state(command.at)
-        if state is not PartState.HELD:
-            return PartResult(PartOutcome.REFUSED, part, state), []
-        if part.expires_at == command.expires_at:
-            return PartResult(PartOutcome.REPLAYED, part, state), []
-        return PartResult(PartOutcome.CHANGED), [
-            HoldExtended(command.reservation_id, command.expires_at, command.at)
-        ]
 
     def _close_lines(self, command: CloseLines) -> tuple[Result, list[Event]]:
         part = self.parts.get(command.reservation_id)
@@ -635,10 +640,12 @@ class Partition:
     def _record_claim(self, command: RecordClaim) -> tuple[Result, list[Event]]:
         claim = self.claims.get(command.reservation_id)
         if claim is not None:
+            if claim.decision is Decision.ABORTED:  # its parts are being withdrawn
+                return ClaimResult(ClaimOutcome.BUSY, claim, claim.decision), []
             outcome = (
                 ClaimOutcome.EXISTS if claim.fingerprint == command.fingerprint else ClaimOutcome.CONFLICT
             )
-            return ClaimResult(outcome, claim), []
+            return ClaimResult(outcome, claim, claim.decision), []
         event = ClaimRecorded(
             command.reservation_id,
             command.fingerprint,
@@ -646,32 +653,204 @@ class Partition:
             command.created_at,
             command.sourcing,
             command.destination,
+            command.attempt,
+            command.expires_at,
         )
-        claim = Claim(
-            command.reservation_id,
-            command.fingerprint,
-            command.partitions,
-            command.created_at,
-            command.sourcing,
-            command.destination,
-        )
-        return ClaimResult(ClaimOutcome.RECORDED, claim), [event]
+        return ClaimResult(ClaimOutcome.RECORDED, _claim_of(event), Decision.PENDING), [event]
 
-    def expire_due(self, now: float, grace: float) -> list[Event]:
-        """Expire the holds whose expiry is `grace` seconds past; apply and return the events.
+    # --- decisions of the home partition ---
 
-        The grace lets a Confirm stamped before expiry reach every part of a
-        multi-shard reservation before any part expires, so all parts agree.
-        """
+    def _decide_hold(self, command: DecideHold, now: float) -> tuple[Result, list[Event]]:
+        claim = self.claims.get(command.reservation_id)
+        if claim is None:
+            return DecisionResult(DecisionOutcome.NOT_FOUND), []
+        if claim.attempt != command.attempt:
+            # Another attempt owns the id: this one was aborted (and its record dropped) meanwhile.
+            return DecisionResult(DecisionOutcome.REFUSED, claim, Decision.ABORTED), []
+        if claim.decision is not Decision.PENDING:
+            return self._as_decided(claim, now), []
+        if command.placed:
+            event = ReservationDecided(claim.reservation_id, Decision.HELD, now, claim.expires_at)
+            return DecisionResult(DecisionOutcome.DECIDED, claim), [event]
+        event = self._aborted(claim, now, command.unplaced)
+        if event.intent is None:  # nothing was placed anywhere: the id is free at once
+            return DecisionResult(DecisionOutcome.DECIDED, claim), [event, ClaimDropped(claim.reservation_id)]
+        return DecisionResult(DecisionOutcome.DECIDED, claim, carry=event.intent), [event]
+
+    def _as_decided(self, claim: Claim, now: float) -> DecisionResult:
+        """A decision asked for again: nothing changes; what is still to carry is handed out."""
+        carry = claim.intents[0] if claim.intents else None
+        return DecisionResult(DecisionOutcome.REPLAYED, claim, claim.decision_at(now), carry)
+
+    def _aborted(self, claim: Claim, now: float, unplaced: Iterable[int] = ()) -> ReservationDecided:
+        """Every part of the attempt is withdrawn (fenced out where none arrived), but in the
+        partitions known to hold none."""
+        until = max(claim.expires_at, now) + FENCE_MARGIN
+        step = Withdraw(claim.attempt, until)
+        skip = set(unplaced)
+        steps = tuple((p, step) for p in claim.partitions if p not in skip)
+        intent = Intent(f"abort:{claim.attempt}", steps) if steps else None
+        return ReservationDecided(claim.reservation_id, Decision.ABORTED, now, claim.expires_at, intent)
+
+    def _decided_claim(self, reservation_id: str) -> Claim | None:
+        """The claim of a reservation a client may know of: decided, and not aborted."""
+        claim = self.claims.get(reservation_id)
+        if claim is None or claim.decision in (Decision.PENDING, Decision.ABORTED):
+            return None
+        return claim
+
+    def _busy(self, claim: Claim, now: float, allow_follows: bool) -> DecisionResult | None:
+        """BUSY while an earlier decision's steps are still on their way, unless they are only
+        state changes that the new decision's own steps cover."""
+        for intent in claim.intents:
+            if not (allow_follows and intent.follows_only):
+                return DecisionResult(DecisionOutcome.BUSY, claim, claim.decision_at(now), intent)
+        return None
+
+    def _decide_state(self, reservation_id: str, now: float, target: Decision) -> tuple[Result, list[Event]]:
+        claim = self._decided_claim(reservation_id)
+        if claim is None:
+            return DecisionResult(DecisionOutcome.NOT_FOUND), []
+        busy = self._busy(claim, now, allow_follows=True)
+        if busy is not None:
+            return busy, []
+        current = claim.decision_at(now)
+        if current is target:
+            return self._as_decided(claim, now), []
+        if not (current is Decision.HELD or (target is Decision.RELEASED and current is Decision.CONFIRMED)):
+            return DecisionResult(DecisionOutcome.REFUSED, claim, current), []
+        follow = Follow(target.part_state, now, claim.expires_at)
+        intent = Intent(f"{target.name.lower()}@{now!r}", tuple((p, follow) for p in claim.partitions))
+        event = ReservationDecided(reservation_id, target, now, claim.expires_at, intent)
+        return DecisionResult(DecisionOutcome.DECIDED, claim, carry=intent), [event]
+
+    def _decide_extend(self, command: ExtendReservation, now: float) -> tuple[Result, list[Event]]:
+        claim = self._decided_claim(command.reservation_id)
+        if claim is None:
+            return DecisionResult(DecisionOutcome.NOT_FOUND), []
+        busy = self._busy(claim, now, allow_follows=True)
+        if busy is not None:
+            return busy, []
+        current = claim.decision_at(now)
+        if current is not Decision.HELD:
+            return DecisionResult(DecisionOutcome.REFUSED, claim, current), []
+        if claim.expires_at == command.expires_at:
+            return self._as_decided(claim, now), []
+        follow = Follow(PartState.HELD, now, command.expires_at)
+        intent = Intent(f"extend@{now!r}", tuple((p, follow) for p in claim.partitions))
+        event = ReservationDecided(claim.reservation_id, Decision.HELD, now, command.expires_at, intent)
+        return DecisionResult(DecisionOutcome.DECIDED, claim, carry=intent), [event]
+
+    def _decide_close(self, command: DecideClose, now: float) -> tuple[Result, list[Event]]:
+        claim = self._decided_claim(command.reservation_id)
+        if claim is None:
+            return DecisionResult(DecisionOutcome.NOT_FOUND), []
+        operation = f"close:{command.operation_id}"
+        same = next((intent for intent in claim.intents if intent.operation == operation), None)
+        if same is not None:  # decided before, still being carried
+            return DecisionResult(DecisionOutcome.REPLAYED, claim, claim.decision_at(now), same), []
+        busy = self._busy(claim, now, allow_follows=False)
+        if busy is not None:
+            return busy, []
+        current = claim.decision_at(now)
+        if current not in command.allowed:
+            return DecisionResult(DecisionOutcome.REFUSED, claim, current), []
+        intent = Intent(operation, command.steps)
+        decision = command.ends or claim.decision
+        event = ReservationDecided(claim.reservation_id, decision, now, claim.expires_at, intent)
+        return DecisionResult(DecisionOutcome.DECIDED, claim, carry=intent), [event]
+
+    def _mark_carried(self, command: MarkCarried) -> tuple[Result, list[Event]]:
+        claim = self.claims.get(command.reservation_id)
+        intent = next((i for i in claim.intents if i.operation == command.operation), None) if claim else None
+        if claim is None or intent is None:  # carried before (or superseded by a later decision)
+            return DecisionResult(DecisionOutcome.REPLAYED, claim), []
+        events: list[Event] = [IntentCarried(claim.reservation_id, command.operation, command.partitions)]
+        if (
+            claim.decision is Decision.ABORTED
+            and len(claim.intents) == 1
+            and intent.without(command.partitions) is None
+        ):
+            events.append(ClaimDropped(claim.reservation_id))  # every part withdrawn: the id is free
+        return DecisionResult(DecisionOutcome.DECIDED, claim), events
+
+    # --- steps a part takes ---
+
+    def _carry(self, command: CarryStep) -> tuple[Result, list[Event]]:
+        reservation_id, step = command.reservation_id, command.step
+        part = self.parts.get(reservation_id)
+        match step:
+            case Follow():
+                if part is None:
+                    return PartResult(PartOutcome.NOT_FOUND), []
+                if part.settled:
+                    return PartResult(PartOutcome.SETTLED, part, part.state), []
+                if part.state is step.state:
+                    if (
+                        step.state is PartState.HELD
+                        and part.expires_at != step.expires_at
+                        and step.at >= _extended_at(part)  # an older extension arriving late changes nothing
+                    ):
+                        return PartResult(PartOutcome.CHANGED), [
+                            HoldExtended(reservation_id, step.expires_at, step.at)
+                        ]
+                    return PartResult(PartOutcome.REPLAYED, part, part.state), []
+                if _RANK[step.state] <= _RANK[part.state]:  # a later step came first
+                    return PartResult(PartOutcome.REPLAYED, part, part.state), []
+                return PartResult(PartOutcome.CHANGED), [PartChanged(reservation_id, step.state, step.at)]
+            case Withdraw():
+                if part is not None:
+                    if part.attempt == step.attempt and part.state is PartState.HELD:
+                        return PartResult(PartOutcome.CHANGED, part), [HoldAborted(reservation_id)]
+                    return PartResult(PartOutcome.REPLAYED, part, part.state), []
+                if step.attempt in self.fences.get(reservation_id, ()):
+                    return PartResult(PartOutcome.REPLAYED), []
+                return PartResult(PartOutcome.CHANGED), [HoldFenced(reservation_id, step.attempt, step.until)]
+            case Close():
+                return self._close_lines(
+                    CloseLines(self.number, reservation_id, step.operation_id, step.kind, step.lines, step.at)
+                )
+        raise TypeError(f"unknown step {step!r}")
+
+    def expire_due(self, now: float, pending_seconds: float = PENDING_SECONDS) -> list[Event]:
+        """The home's timer: expire the HELD reservations whose time has come (as of their
+        expiry, so every reader agrees), abort the attempts PENDING for longer than
+        `pending_seconds`, and drop the fences that have done their work. Applies and
+        returns the events; the decisions' intents carry the change to the parts."""
         events: list[Event] = []
-        while self._expiry and self._expiry[0][0] + grace <= now:
-            expires_at, reservation_id = heapq.heappop(self._expiry)
-            part = self.parts.get(reservation_id)
-            if part is None or part.state is not PartState.HELD or part.expires_at != expires_at:
+        deferred = []
+        while self._expiring and self._expiring[0][0] <= now:
+            _, expires_at, reservation_id = heapq.heappop(self._expiring)
+            claim = self.claims.get(reservation_id)
+            if claim is None or claim.decision is not Decision.HELD or claim.expires_at != expires_at:
                 continue
-            event = PartChanged(reservation_id, PartState.EXPIRED, expires_at)
+            if any(not intent.follows_only for intent in claim.intents):
+                # Right after the lines' change is carried: the decision is as of expires_at
+                # all the same, and readers see it EXPIRED meanwhile (Claim.decision_at).
+                deferred.append((now + EXPIRY_RETRY, expires_at, reservation_id))
+                continue
+            follow = Follow(PartState.EXPIRED, expires_at, expires_at)
+            intent = Intent(f"expire@{expires_at!r}", tuple((p, follow) for p in claim.partitions))
+            event = ReservationDecided(reservation_id, Decision.EXPIRED, expires_at, expires_at, intent)
             self.apply(event)
             events.append(event)
+        for entry in deferred:
+            heapq.heappush(self._expiring, entry)
+        while self._pending and self._pending[0][0] + pending_seconds <= now:
+            created_at, reservation_id = heapq.heappop(self._pending)
+            claim = self.claims.get(reservation_id)
+            if claim is None or claim.decision is not Decision.PENDING or claim.created_at != created_at:
+                continue
+            aborted = self._aborted(claim, now)
+            self.apply(aborted)
+            events.append(aborted)
+        while self._fenced and self._fenced[0][0] <= now:
+            _, reservation_id, attempt = heapq.heappop(self._fenced)
+            fences = self.fences.get(reservation_id)
+            if fences is not None and fences.get(attempt, now + 1) <= now:
+                del fences[attempt]
+                if not fences:
+                    del self.fences[reservation_id]
         return events
 
     # --- state changes (also used by recovery) ---
@@ -709,6 +888,7 @@ class Partition:
                     customer=event.customer,
                     history=(("held", event.created_at),),
                     capacity=event.capacity,
+                    attempt=event.attempt,
                 )
                 self._add_part(part)
             case PartChanged():
@@ -729,7 +909,6 @@ class Partition:
                 self.parts[part.reservation_id] = replace(
                     part, expires_at=event.expires_at, history=(*part.history, ("extended", event.at))
                 )
-                heapq.heappush(self._expiry, (event.expires_at, part.reservation_id))
             case LinesClosed():
                 self._apply_closed(event)
             case UnitsReturned():
@@ -755,18 +934,53 @@ class Partition:
                 self._count(part, -1)
                 self._count_capacity(part, -1)
             case ClaimRecorded():
-                self.claims[event.reservation_id] = Claim(
-                    event.reservation_id,
-                    event.fingerprint,
-                    event.partitions,
-                    event.created_at,
-                    event.sourcing,
-                    event.destination,
-                )
+                claim = self.claims[event.reservation_id] = _claim_of(event)
+                if claim.decision is Decision.PENDING:
+                    heapq.heappush(self._pending, (claim.created_at, claim.reservation_id))
             case ClaimDropped():
                 del self.claims[event.reservation_id]
+            case ReservationDecided():
+                self._apply_decided(event)
+            case IntentCarried():
+                claim = self.claims[event.reservation_id]
+                intents = []
+                for intent in claim.intents:
+                    left = intent.without(event.partitions) if intent.operation == event.operation else intent
+                    if left is not None:
+                        intents.append(left)
+                self.claims[claim.reservation_id] = replace(claim, intents=tuple(intents))
+            case HoldFenced():
+                self.fences.setdefault(event.reservation_id, {})[event.attempt] = event.until
+                heapq.heappush(self._fenced, (event.until, event.reservation_id, event.attempt))
             case _:
                 raise TypeError(f"unknown event {event!r}")
+
+    def _apply_decided(self, event: ReservationDecided) -> None:
+        claim = self.claims[event.reservation_id]
+        intents = claim.intents
+        if event.intent is not None:
+            if event.intent.follows_only:  # its steps take every part at least as far
+                intents = tuple(intent for intent in intents if not intent.follows_only)
+            intents = (*intents, event.intent)
+        history = claim.history
+        if event.intent is not None and not event.intent.follows_only:
+            pass  # lines closed: the parts' own entries tell it
+        elif event.decision is Decision.HELD and claim.decision is Decision.PENDING:
+            history = (*history, ("held", claim.created_at))  # as the parts have it
+        elif event.decision is not claim.decision and event.decision is not Decision.ABORTED:
+            history = (*history, (event.decision.name.lower(), event.at))
+        elif event.decision is Decision.HELD and event.expires_at != claim.expires_at:
+            history = (*history, ("extended", event.at))
+        self.claims[claim.reservation_id] = replace(
+            claim,
+            decision=event.decision,
+            expires_at=event.expires_at,
+            decided_at=event.at,
+            intents=intents,
+            history=history,
+        )
+        if event.decision is Decision.HELD:
+            heapq.heappush(self._expiring, (event.expires_at, event.expires_at, claim.reservation_id))
 
     def _set_levels(self, levels: LevelColumns) -> None:
         """`_set_level` for each; a SKU new to the partition with plain counts, each node
@@ -909,8 +1123,6 @@ class Partition:
         self.parts[part.reservation_id] = part
         self._count(part, +1)
         self._count_capacity(part, +1)
-        if part.state is PartState.HELD:
-            heapq.heappush(self._expiry, (part.expires_at, part.reservation_id))
 
     def _count(self, part: Part, sign: int) -> None:
         """Add (+1) or remove (-1) an open part's units from reserved or committed."""
@@ -944,6 +1156,7 @@ class Partition:
         claims: Iterable[Claim],
         adjustments: Iterable[StockAdjusted],
         supplies: Iterable[SupplyExpected] = (),
+        fences: Iterable[HoldFenced] = (),
     ) -> None:
         """Load a snapshot; reserved and committed are recomputed from the parts."""
         self._set_levels(levels)
@@ -951,6 +1164,12 @@ class Partition:
             self._add_part(part)
         for claim in claims:
             self.claims[claim.reservation_id] = claim
+            if claim.decision is Decision.HELD:
+                heapq.heappush(self._expiring, (claim.expires_at, claim.expires_at, claim.reservation_id))
+            elif claim.decision is Decision.PENDING:
+                heapq.heappush(self._pending, (claim.created_at, claim.reservation_id))
+        for fence in fences:
+            self.apply(fence)
         for adjustment in adjustments:
             self.adjustments[adjustment.adjustment_id] = adjustment
         for supply in supplies:
@@ -1014,6 +1233,28 @@ class Partition:
 
 
 _by_node = itemgetter(1)  # a row's node_id
+
+
+def _extended_at(part: Part) -> float:
+    """When the part's expiry was last set: its latest extension, else its hold."""
+    return max((at for what, at in part.history if what == "extended"), default=part.created_at)
+
+
+def _claim_of(event: ClaimRecorded) -> Claim:
+    """The record a ClaimRecorded starts: PENDING for an attempt (HELD for an entry written
+    before Reserve attempts were decided, which had no attempt)."""
+    return Claim(
+        event.reservation_id,
+        event.fingerprint,
+        event.partitions,
+        event.created_at,
+        event.sourcing,
+        event.destination,
+        event.attempt,
+        Decision.PENDING if event.attempt else Decision.HELD,
+        event.expires_at,
+        event.created_at,
+    )
 
 
 def operation_key(operation_id: str, kind: str, content: str) -> str:

@@ -383,8 +383,12 @@ def add_stock_commands(commands: Commands, client_command: ClientCommands) -> No
         commands,
         "check",
         cmd_check,
-        "conservation check: reserved and committed match the holds, no negative on_hand",
-        description="Exits 1 when any position breaks conservation.",
+        "check: stock is conserved and every reservation's parts agree with its decision",
+        description=(
+            "Exits 1 when any position breaks conservation (reserved and committed equal the open"
+            " holds, no negative count) or any reservation's parts disagree with each other or"
+            " with the decision recorded in its home partition."
+        ),
     )
 
 

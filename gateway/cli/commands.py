@@ -588,14 +588,23 @@ async def cmd_return(client: OmnistockClient, args: argparse.Namespace, out: Out
 
 async def cmd_check(client: OmnistockClient, args: argparse.Namespace, out: Output) -> int:
     response = await client.check_conservation()
+    reservations = f"{response.reservations_checked:,} reservation(s) checked"
+    if response.reservations_in_doubt:
+        reservations += f", {response.reservations_in_doubt:,} still being carried"
+    lines: list[str] = []
+    if response.problems:
+        lines.append(f"conservation broken at {len(response.problems)} position(s):")
+        lines.extend(f"  {problem}" for problem in response.problems)
+    if response.disagreement_count:
+        lines.append(f"{response.disagreement_count:,} reservation(s) whose parts disagree:")
+        lines.extend(f"  {d.reservation_id}: {d.problem}" for d in response.disagreements)
+        if response.disagreement_count > len(response.disagreements):
+            lines.append(f"  ... and {response.disagreement_count - len(response.disagreements):,} more")
     if response.ok:
-        text = f"stock is conserved ({response.shards_checked} shard(s) checked)"
+        lines.append(f"stock is conserved and every reservation is in one state ({reservations})")
     else:
-        text = "\n".join(
-            [f"conservation broken at {len(response.problems)} position(s):"]
-            + [f"  {problem}" for problem in response.problems]
-        )
-    out.result(response, text)
+        lines.append(f"({response.shards_checked} shard(s) and {reservations})")
+    out.result(response, "\n".join(lines))
     return EXIT_OK if response.ok else EXIT_REFUSED
 
 

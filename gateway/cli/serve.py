@@ -139,6 +139,7 @@ def banner(service: Service) -> str:
         ("shards", f"{config.shards} Ray actor(s) on {config.ray_address or 'a local Ray runtime'}"),
         ("redis", redis),
         ("data dir", str(config.data_dir.resolve())),
+        ("stop", f"Ctrl-C, or kill -TERM {os.getpid()} (drains in-flight calls, then stops all it started)"),
     ]
     width = max(len(label) for label, _ in rows)
     lines = ["omnistock is serving"] + [f"  {label.ljust(width)}  {value}" for label, value in rows]

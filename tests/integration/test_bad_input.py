@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import base64
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
 import pytest_asyncio
+from google.protobuf.descriptor import MethodDescriptor
 
 from gateway.client import OmnistockClient, OmnistockRpcError, level, line
-from protos.gen.omnistock.v1 import common_pb2, inventory_pb2, reservation_pb2
+from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, network_pb2, reservation_pb2
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND
@@ -146,3 +150,101 @@ async def test_a_bad_sku_is_named_even_beside_cached_answers(client: OmnistockCl
     with pytest.raises(OmnistockRpcError) as refused:
         await client.availability(["CACHED"] * 1001)
     assert [f for f, _ in refused.value.field_violations] == ["skus"]
+
+
+def omnistock_methods() -> Iterator[tuple[str, MethodDescriptor]]:
+    """Every method of every omnistock service, from the descriptors: a new one is covered."""
+    for module in (inventory_pb2, availability_pb2, reservation_pb2, network_pb2):
+        for service in module.DESCRIPTOR.services_by_name.values():
+            for method in service.methods:
+                yield f"/{service.full_name}/{method.name}", method
+
+
+METHODS = list(omnistock_methods())
+UNDECODABLE = {
+    "garbage": b"\xff\xff\xff\xff\xff",
+    "truncated": b"\x0a\x05ab",  # field 1, 5 bytes long, but 2 sent
+}
+
+
+async def one_call(channel: grpc.aio.Channel, path: str, method: MethodDescriptor, data: bytes) -> None:
+    """`data` as the request (each request of a stream), unserialized, answers ignored."""
+    match method.client_streaming, method.server_streaming:
+        case False, False:
+            await channel.unary_unary(path)(data, timeout=10)
+        case False, True:
+            async for _ in channel.unary_stream(path)(data, timeout=10):
+                pass
+        case True, False:
+            await channel.stream_unary(path)(iter([data]), timeout=10)
+        case True, True:
+            async for _ in channel.stream_stream(path)(iter([data]), timeout=10):
+                pass
+
+
+@pytest.mark.parametrize(("path", "method"), METHODS, ids=[path.rsplit(".", 1)[1] for path, _ in METHODS])
+async def test_undecodable_bytes_are_refused_naming_the_method(
+    client: OmnistockClient,
+    service: Any,
+    path: str,
+    method: MethodDescriptor,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    expected = f"request to {path} is not a valid {method.input_type.full_name} message"
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+        for name, data in UNDECODABLE.items():
+            with caplog.at_level(logging.WARNING), pytest.raises(grpc.aio.AioRpcError) as refused:
+                await one_call(channel, path, method, data)
+            assert refused.value.code() is INVALID, (name, refused.value)
+            assert refused.value.details() == expected
+            parsed = OmnistockRpcError.from_grpc(refused.value)
+            ((_, description),) = parsed.field_violations
+            assert method.input_type.full_name in description
+            # One warning line for it, no traceback, nothing at ERROR.
+            assert not [r for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info]
+            assert [r.getMessage() for r in caplog.records if path in r.getMessage()] == [
+                f"refused {len(data)} bytes sent to {path}: not a valid {method.input_type.full_name} message"
+            ]
+            caplog.clear()
+    # The service goes on answering, on the same connection as on a new one.
+    await client.set_stock([level("UNDECODABLE", "DC-1", 3)])
+    assert (await client.availability(["UNDECODABLE"], consistent=True)).skus[0].on_hand == 3
+
+
+async def test_undecodable_bytes_after_good_ones_in_a_stream_are_refused(
+    client: OmnistockClient, service: Any
+) -> None:
+    chunk = inventory_pb2.LoadStockRequest(levels=[level("STREAMED", "DC-1", 4)]).SerializeToString()
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{service.port}") as channel:
+        load = channel.stream_unary("/omnistock.v1.InventoryService/LoadStock")
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await load(iter([chunk, UNDECODABLE["truncated"], chunk]), timeout=10)
+    assert refused.value.code() is INVALID
+    assert "omnistock.v1.LoadStockRequest" in (refused.value.details() or "")
+    assert (await client.list_nodes())[0].node_id == "DC-1"
+
+
+def trailer_size(error: grpc.aio.AioRpcError) -> int:
+    """The trailers' size as HTTP/2 counts it (name + value + 32 an entry), as gRPC sends
+    them: binary values in base64, the message percent-encoded."""
+    message = sum(1 if 0x20 <= b < 0x7F and b != 0x25 else 3 for b in (error.details() or "").encode())
+    size = len("grpc-status") + 2 + 32 + len("grpc-message") + message + 32
+    for key, value in error.trailing_metadata() or ():
+        encoded = base64.b64encode(value) if isinstance(value, bytes) else value.encode()
+        size += len(key) + len(encoded) + 32
+    return size
+
+
+async def test_a_refusal_with_thousands_of_violations_stays_small(client: OmnistockClient) -> None:
+    levels = [level(f"OUT-OF-RANGE-{i:05d}", "DC-1", -1) for i in range(2_000)]
+    request = inventory_pb2.SetStockRequest(levels=levels)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await client.inventory.SetStock(request, timeout=10)
+    assert refused.value.code() is INVALID, refused.value
+    assert trailer_size(refused.value) < 8 * 1024
+    violations = OmnistockRpcError.from_grpc(refused.value).field_violations
+    assert 10 <= len(violations) <= 101
+    *listed, more = violations
+    assert [field for field, _ in listed] == [f"levels[{i}].on_hand" for i in range(len(listed))]
+    assert more == ("...", f"{2_000 - len(listed):,} more violations not listed")
+    assert len(refused.value.details() or "") <= 400

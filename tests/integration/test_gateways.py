@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import grpc
 import psutil
@@ -272,6 +272,84 @@ class RefusingContext:
 async def require_node(self: Servicer, node_id: str, context: Any) -> str:
     self.backend.network.require([node_id])
     return node_id
+
+
+class WatchedLock(asyncio.Lock):
+    """A lock that says when a task comes to wait for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waited = asyncio.Event()
+
+    async def acquire(self) -> Literal[True]:
+        if self.locked():
+            self.waited.set()
+        return await super().acquire()
+
+
+async def subscribed(client: aioredis.Redis, keys: RedisKeys) -> None:
+    """Until a follower listens for network changes."""
+    for _ in range(500):
+        if dict(await client.pubsub_numsub(keys.network_changes)).get(keys.network_changes.encode()):
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("no follower subscribed")
+
+
+async def test_a_call_refused_while_another_takes_the_new_network_is_run_again(
+    redis_server: EmbeddedRedis,
+) -> None:
+    """A node put through one gateway, named at the other before it took the change; its
+    follower takes it between the call's refusal and the call's own look at Redis, which so
+    finds nothing newer than what is in hand. The call still ran on the older network, so it
+    is run again (it once answered NOT_FOUND: test_a_hold_made_at_one_gateway_... was flaky)."""
+    keys = RedisKeys(f"test-{uuid.uuid4().hex[:12]}")
+    client = aioredis.Redis.from_url(redis_server.url)
+    first, second = NetworkStore(client, keys, Limits()), NetworkStore(client, keys, Limits())
+    await first.load()
+    await second.load()
+    lock = second._lock = WatchedLock()
+    servicer = Servicer(SimpleNamespace(network=second, metrics=Metrics()))  # type: ignore[arg-type]
+    try:
+        await first.change(nodes=[Node("DC-12", NodeType.DC)])
+        async with lock:  # the follower's look at Redis, taking the new network
+            call = asyncio.ensure_future(require_node(servicer, "DC-12", RefusingContext()))
+            await asyncio.wait_for(lock.waited.wait(), timeout=5)  # the call, refused, looks too
+            await second.load()
+        assert await asyncio.wait_for(call, timeout=5) == "DC-12"
+        # A node nobody put is still NOT_FOUND, after one look.
+        context = RefusingContext()
+        with pytest.raises(Refused):
+            await require_node(servicer, "DC-404", context)
+        assert context.refused == [grpc.StatusCode.NOT_FOUND]
+    finally:
+        await client.aclose()
+
+
+async def test_the_follower_tells_of_a_change_a_call_took_first(redis_server: EmbeddedRedis) -> None:
+    """Open feeds recompute under rules another gateway changed, also when a call's look at
+    Redis took the change before the follower's did."""
+    keys = RedisKeys(f"test-{uuid.uuid4().hex[:12]}")
+    client = aioredis.Redis.from_url(redis_server.url)
+    first, second = NetworkStore(client, keys, Limits()), NetworkStore(client, keys, Limits())
+    await first.load()
+    await second.load()
+    lock = second._lock = WatchedLock()
+    told = asyncio.Event()
+    # A poll every minute: what `second` learns within the test, it learns from the announcement.
+    following = asyncio.create_task(second.follow(told.set, every=60))
+    try:
+        await subscribed(client, keys)
+        async with lock:  # a call's look at Redis, taking the new network
+            await first.change(nodes=[Node("DC-13", NodeType.DC)])
+            await asyncio.wait_for(lock.waited.wait(), timeout=5)  # the follower's look waits
+            await second.load()
+        await asyncio.wait_for(told.wait(), timeout=5)
+        assert "DC-13" in second.network.nodes
+    finally:
+        following.cancel()
+        await asyncio.gather(following, return_exceptions=True)
+        await client.aclose()
 
 
 async def test_a_killed_gateway_is_started_again_and_the_port_keeps_serving(service: Any) -> None:

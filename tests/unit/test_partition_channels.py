@@ -17,18 +17,24 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from availability.atp import NO_LIMIT, ChannelLimit
 from reservations.commands import (
-    AbortHold,
     AdjustOutcome,
     AdjustStock,
-    ConfirmPart,
+    CarryStep,
+    ConfirmReservation,
+    DecideHold,
+    DecisionOutcome,
     HoldOutcome,
     PartOutcome,
     PlaceHold,
-    ReleasePart,
+    RecordClaim,
+    ReleaseReservation,
     SetStock,
     ShortLine,
 )
 from reservations.model import (
+    Decision,
+    Follow,
+    HoldFenced,
     HoldPlaced,
     LevelColumns,
     LevelsSet,
@@ -37,11 +43,14 @@ from reservations.model import (
     PartState,
     StockAdjusted,
     StockState,
+    Withdraw,
     fingerprint,
 )
 from reservations.partition import Partition
+from tests.unit import homes
 
 P = 0
+PENDING = 5.0
 SELLABLE, DAMAGED, QUALITY_HOLD = StockState.SELLABLE, StockState.DAMAGED, StockState.QUALITY_HOLD
 
 # --- helpers ---
@@ -63,10 +72,26 @@ def place(
     limits: list[ChannelLimit] | None = None,
     created: float = 100.0,
     expires: float = 200.0,
+    attempt: str = "",
 ):
     ls = tuple(Line(*line) for line in lines)
-    command = PlaceHold(P, rid, fingerprint(ls, channel), ls, created, expires, channel, tuple(limits or ()))
+    command = PlaceHold(
+        P, rid, fingerprint(ls, channel), ls, created, expires, channel, tuple(limits or ()), attempt=attempt
+    )
     return p.handle(command)
+
+
+def reserve(
+    p: Partition, rid: str, channel: str, lines: list[tuple[str, str, int]], expires: float, log=None
+):
+    """A reservation held whole in this partition (its home and its only part)."""
+    ls = tuple(Line(*line) for line in lines)
+    return homes.reserve(p, rid, ls, 100.0, expires, log, channel=channel)
+
+
+def take(p: Partition, rid: str, state: PartState, at: float):
+    """The part takes a step its home decided."""
+    return p.handle(CarryStep(P, rid, Follow(state, at, 200.0)), at)
 
 
 def used(p: Partition, sku: str, node: str) -> dict[str, int]:
@@ -76,7 +101,23 @@ def used(p: Partition, sku: str, node: str) -> dict[str, int]:
 def state_of(p: Partition) -> tuple:
     """Everything observable, with by_channel normalised (an emptied dict reads like none)."""
     positions = {(v.sku, v.node_id): v for sku in p.skus() for v in p.views(sku)}
-    return positions, dict(p.parts), dict(p.claims), dict(p.adjustments)
+    fences = {rid: dict(attempts) for rid, attempts in p.fences.items()}
+    return positions, dict(p.parts), dict(p.claims), dict(p.adjustments), fences
+
+
+def restore_dump(p: Partition) -> Partition:
+    """A partition restored from a dump of `p` (what a snapshot keeps)."""
+    restored = Partition(P)
+    restored.restore(
+        snapshot_tuples(p),
+        list(p.parts.values()),
+        list(p.claims.values()),
+        list(p.adjustments.values()),
+        fences=[
+            HoldFenced(rid, a, until) for rid, attempts in p.fences.items() for a, until in attempts.items()
+        ],
+    )
+    return restored
 
 
 def snapshot_tuples(p: Partition) -> LevelColumns:
@@ -124,25 +165,28 @@ def test_confirmed_units_still_count_against_the_cap_and_released_ones_do_not() 
     stock(p, "a", "n1", 10)
     cap = ChannelLimit(cap_percent=30.0)  # 3 units
     assert place(p, "r1", "web", [("a", "n1", 3)], [cap])[0].outcome is HoldOutcome.PLACED
-    assert p.handle(ConfirmPart(P, "r1", 150.0))[0].outcome is PartOutcome.CHANGED
+    assert take(p, "r1", PartState.CONFIRMED, 150.0)[0].outcome is PartOutcome.CHANGED
     view = p.view("a", "n1")
     assert (view.reserved, view.committed, dict(view.by_channel)) == (0, 3, {"web": 3})
     assert place(p, "r2", "web", [("a", "n1", 1)], [cap])[0].outcome is HoldOutcome.SHORT
-    assert p.handle(ReleasePart(P, "r1", 151.0))[0].outcome is PartOutcome.CHANGED
+    assert take(p, "r1", PartState.RELEASED, 151.0)[0].outcome is PartOutcome.CHANGED
     assert used(p, "a", "n1") == {}
     assert place(p, "r2", "web", [("a", "n1", 3)], [cap])[0].outcome is HoldOutcome.PLACED
     assert p.check() == []
 
 
-def test_expired_and_aborted_holds_give_the_cap_back() -> None:
+def test_expired_and_withdrawn_holds_give_the_cap_back() -> None:
     p = Partition(P)
     stock(p, "a", "n1", 10)
-    place(p, "r1", "web", [("a", "n1", 2)], expires=120.0)
-    place(p, "r2", "web", [("a", "n1", 3)], expires=500.0)
+    reserve(p, "r1", "web", [("a", "n1", 2)], expires=120.0)
+    place(p, "r2", "web", [("a", "n1", 3)], expires=500.0, attempt="a2")
     assert used(p, "a", "n1") == {"web": 5}
-    p.expire_due(130.0, 0.0)
+    assert homes.expire(p, 119.9, PENDING) == []
+    assert used(p, "a", "n1") == {"web": 5}
+    assert [d.reservation_id for d in homes.expire(p, 120.0, PENDING)] == ["r1"]  # decided at its home
+    assert p.parts["r1"].state is PartState.EXPIRED
     assert used(p, "a", "n1") == {"web": 3}
-    p.handle(AbortHold(P, "r2"))
+    assert p.handle(CarryStep(P, "r2", Withdraw("a2", 560.0)))[0].outcome is PartOutcome.CHANGED
     assert used(p, "a", "n1") == {}
     assert p.view("a", "n1").reserved == 0
     assert p.check() == []
@@ -298,8 +342,8 @@ def busy_partition() -> tuple[Partition, list]:
     p = Partition(P)
     log: list = []
 
-    def run(command):
-        result, events = p.handle(command)
+    def run(command, now: float = 0.0):
+        result, events = p.handle(command, now)
         log.extend(events)
         return result
 
@@ -314,20 +358,20 @@ def busy_partition() -> tuple[Partition, list]:
         ("r2", "mkt", [("a", "n1", 2)]),
         ("r3", "", [("a", "n2", 1)]),
         ("r4", "web", [("a", "n1", 1)]),
-        ("r5", "mkt", [("a", "n2", 1)]),
     ]:
         ls = tuple(Line(*line) for line in lines)
-        result = run(PlaceHold(P, rid, fingerprint(ls, channel), ls, 100.0, 200.0, channel, (lim,) * len(ls)))
-        assert result.outcome is HoldOutcome.PLACED, (rid, result)
-    run(ConfirmPart(P, "r1", 150.0))
-    run(ReleasePart(P, "r4", 150.0))
-    run(AbortHold(P, "r5"))
-    log.extend(p.expire_due(250.0, 0.0))  # r2, r3 expire
-    run(
-        PlaceHold(
-            P, "r6", fingerprint((Line("a", "n1", 2),), "web"), (Line("a", "n1", 2),), 300.0, 400.0, "web"
-        )
-    )
+        done = homes.reserve(p, rid, ls, 100.0, 200.0, log, channel=channel, limits=(lim,) * len(ls))
+        assert done.hold.outcome is HoldOutcome.PLACED, (rid, done)
+    # r5: placed, but its Reserve failed elsewhere: aborted, the part withdrawn
+    r5 = (Line("a", "n2", 1),)
+    run(RecordClaim(P, "r5", fingerprint(r5, "mkt"), (P,), 100.0, attempt="a5", expires_at=200.0), 100.0)
+    run(PlaceHold(P, "r5", fingerprint(r5, "mkt"), r5, 100.0, 200.0, "mkt", (lim,), attempt="a5"), 100.0)
+    homes.decide(p, DecideHold(P, "r5", "a5", placed=False), 100.0, log)
+    assert "r5" not in p.parts
+    homes.decide(p, ConfirmReservation(P, "r1"), 150.0, log)
+    homes.decide(p, ReleaseReservation(P, "r4"), 150.0, log)
+    assert [d.reservation_id for d in homes.expire(p, 250.0, PENDING, log)] == ["r2", "r3"]
+    homes.reserve(p, "r6", (Line("a", "n1", 2),), 300.0, 400.0, log, channel="web")
     assert p.check() == []
     return p, log
 
@@ -347,10 +391,7 @@ def test_replaying_the_events_rebuilds_the_partition() -> None:
 
 def test_restoring_a_snapshot_keeps_states_and_recomputes_units_by_channel() -> None:
     p, _ = busy_partition()
-    restored = Partition(P)
-    restored.restore(
-        snapshot_tuples(p), list(p.parts.values()), list(p.claims.values()), list(p.adjustments.values())
-    )
+    restored = restore_dump(p)
     assert state_of(restored) == state_of(p)
     assert [v for v in restored.views("a")] == [v for v in p.views("a")]
     assert restored.check() == []
@@ -471,7 +512,7 @@ class ChannelMachine(RuleBasedStateMachine):
         self.open: dict[str, tuple[str, tuple[Line, ...], PartState]] = {}  # open parts, as the results say
 
     def run(self, command):
-        result, events = self.p.handle(command)
+        result, events = self.p.handle(command, self.now)
         self.log.extend(events)
         return result, events
 
@@ -503,12 +544,19 @@ class ChannelMachine(RuleBasedStateMachine):
             may = {key: v.available for key, v in before.items()}
         fits = all(quantity <= may[key] for key, quantity in wanted.items())
         limits_sent = tuple(by_position[(line.sku, line.node_id)] for line in lines) if channel else ()
+        digest, attempt = fingerprint(lines, channel), f"a{self.ids}"
+        self.run(RecordClaim(P, rid, digest, (P,), self.now, attempt=attempt, expires_at=self.now + ttl))
         command = PlaceHold(
-            P, rid, fingerprint(lines, channel), lines, self.now, self.now + ttl, channel, limits_sent
+            P, rid, digest, lines, self.now, self.now + ttl, channel, limits_sent, attempt=attempt, home=P
         )
         result, _ = self.run(command)
         assert (result.outcome is HoldOutcome.PLACED) == fits, (result, may, wanted)
+        decided = homes.decide(
+            self.p, DecideHold(P, rid, attempt, fits, () if fits else (P,)), self.now, self.log
+        )
+        assert decided.decision is (Decision.HELD if fits else Decision.ABORTED)
         if not fits:
+            assert rid not in self.p.claims
             return
         self.open[rid] = (channel, lines, PartState.HELD)
         for key in wanted:
@@ -527,25 +575,33 @@ class ChannelMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def confirm(self, data: st.DataObject) -> None:
         rid = self.pick(data)
-        result, _ = self.run(ConfirmPart(P, rid, self.now))
-        if result.outcome is PartOutcome.CHANGED:
-            channel, lines, _ = self.open[rid]
+        result = homes.decide(self.p, ConfirmReservation(P, rid), self.now, self.log)
+        channel, lines, state = self.open[rid]
+        expired = self.now >= self.p.claims[rid].expires_at
+        if state is PartState.HELD and not expired:
+            assert result.outcome is DecisionOutcome.DECIDED
             self.open[rid] = (channel, lines, PartState.CONFIRMED)
+        else:
+            assert result.outcome is (
+                DecisionOutcome.REPLAYED if state is PartState.CONFIRMED else DecisionOutcome.REFUSED
+            )
 
     @precondition(lambda self: self.open)
     @rule(data=st.data())
     def release(self, data: st.DataObject) -> None:
         rid = self.pick(data)
-        result, _ = self.run(ReleasePart(P, rid, self.now))
-        if result.outcome is PartOutcome.CHANGED:
+        result = homes.decide(self.p, ReleaseReservation(P, rid), self.now, self.log)
+        expired = self.open[rid][2] is PartState.HELD and self.now >= self.p.claims[rid].expires_at
+        assert result.outcome is (DecisionOutcome.REFUSED if expired else DecisionOutcome.DECIDED)
+        if not expired:
             del self.open[rid]
 
     @rule(seconds=st.integers(1, 20))
     def time_passes(self, seconds: int) -> None:
         self.now += seconds
-        for event in self.p.expire_due(self.now, 0.0):
-            self.log.append(event)
-            assert self.open.pop(event.reservation_id)[2] is PartState.HELD
+        for decided in homes.expire(self.p, self.now, PENDING, self.log):
+            assert decided.decision is Decision.EXPIRED
+            assert self.open.pop(decided.reservation_id)[2] is PartState.HELD
 
     @rule(key=st.sampled_from(KEYS), state=st.sampled_from(list(StockState)), delta=st.integers(-4, 4))
     def adjust(self, key: tuple[str, str], state: StockState, delta: int) -> None:
@@ -585,11 +641,7 @@ class ChannelMachine(RuleBasedStateMachine):
         for event in self.log:
             replayed.apply(event)
         assert state_of(replayed) == state_of(self.p)
-        restored = Partition(P)
-        restored.restore(
-            snapshot_tuples(self.p), list(self.p.parts.values()), [], list(self.p.adjustments.values())
-        )
-        assert state_of(restored) == state_of(self.p)
+        assert state_of(restore_dump(self.p)) == state_of(self.p)
 
 
 ChannelMachine.TestCase.settings = settings(

@@ -6,20 +6,18 @@ from __future__ import annotations
 from availability.atp import ChannelLimit
 from reservations.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
 from reservations.commands import (
-    AbortHold,
     CapacityResult,
+    CarryStep,
     CloseLines,
-    ConfirmPart,
     HoldOutcome,
     MoveLine,
     PartOutcome,
     PlaceHold,
     ReadCapacity,
     RecordClaim,
-    ReleasePart,
     SetStock,
 )
-from reservations.model import Event, Line, PartState, fingerprint, utc_day
+from reservations.model import Event, Follow, Line, PartState, Withdraw, fingerprint, utc_day
 from reservations.partition import Partition
 from reservations.sourcing import Destination, LineSourcing, NodeVerdict
 
@@ -36,8 +34,15 @@ def partition_with_stock() -> Partition:
 
 
 def hold(p: Partition, rid: str, *lines: Line, capacity: tuple[tuple[str, int, int], ...] = ()):
-    command = PlaceHold(P, rid, fingerprint(lines), tuple(lines), NOW, NOW + 600, capacity=capacity)
+    command = PlaceHold(
+        P, rid, fingerprint(lines), tuple(lines), NOW, NOW + 600, capacity=capacity, attempt=f"a-{rid}"
+    )
     return p.handle(command)
+
+
+def take(p: Partition, rid: str, state: PartState, at: float):
+    """The part takes a step its home decided at `at` (the part never decides one itself)."""
+    return p.handle(CarryStep(P, rid, Follow(state, at, NOW + 600)), at)
 
 
 def used(p: Partition, *nodes: str) -> dict[str, int]:
@@ -66,10 +71,12 @@ def test_released_expired_and_withdrawn_orders_give_capacity_back_fulfilled_ones
     hold(p, "expired", capacity=cap)
     hold(p, "shipped", Line("SKU", "DC-1", 1), capacity=cap)
     assert used(p, "DC-1") == {"DC-1": 4}
-    p.handle(ConfirmPart(P, "shipped", NOW + 1))
-    p.handle(ReleasePart(P, "released", NOW + 1))
-    p.handle(AbortHold(P, "withdrawn"))
-    p.expire_due(NOW + 700, grace=1.0)
+    take(p, "shipped", PartState.CONFIRMED, NOW + 1)
+    take(p, "released", PartState.RELEASED, NOW + 1)
+    p.handle(CarryStep(P, "withdrawn", Withdraw("a-withdrawn", NOW + 660)))
+    assert "withdrawn" not in p.parts
+    assert p.expire_due(NOW + 700) == [] and used(p, "DC-1") == {"DC-1": 2}  # no part expires on its own
+    take(p, "expired", PartState.EXPIRED, NOW + 600)
     assert p.parts["expired"].state is PartState.EXPIRED
     assert used(p, "DC-1") == {"DC-1": 1}
     p.handle(CloseLines(P, "shipped", "f1", "fulfilled", (Line("SKU", "DC-1", 1),), NOW + 2))
@@ -82,7 +89,7 @@ def test_capacity_survives_replay_and_snapshots() -> None:
     live, log = partition_with_stock(), []
     for rid in ("a", "b", "c"):
         log += hold(live, rid, capacity=(("DC-2", DAY, 5),))[1]
-    log += live.handle(ReleasePart(P, "b", NOW + 1))[1]
+    log += take(live, "b", PartState.RELEASED, NOW + 1)[1]
     replayed = partition_with_stock()
     for event in decode_entry(encode_entry(log)):
         replayed.apply(event)
@@ -95,7 +102,7 @@ def test_capacity_survives_replay_and_snapshots() -> None:
 def test_move_line_holds_the_new_node_and_frees_the_old_in_one_step() -> None:
     p = partition_with_stock()
     hold(p, "r", Line("SKU", "DC-1", 3))
-    p.handle(ConfirmPart(P, "r", NOW + 1))
+    take(p, "r", PartState.CONFIRMED, NOW + 1)
     result, events = p.handle(MoveLine(P, "r", "m1", "SKU", "DC-1", "DC-2", NOW + 2))
     assert result.outcome is PartOutcome.CHANGED and len(events) == 1
     assert p.parts["r"].lines == (Line("SKU", "DC-2", 3),)
@@ -141,7 +148,7 @@ def test_move_line_refuses_closed_unknown_and_duplicate_lines() -> None:
     for (sku, src, dst), reason in cases.items():
         result, events = p.handle(MoveLine(P, "r", f"{src}>{dst}", sku, src, dst, NOW + 1))
         assert (result.outcome, result.reason, events) == (PartOutcome.REFUSED, reason, [])
-    p.handle(ReleasePart(P, "r", NOW + 1))
+    take(p, "r", PartState.RELEASED, NOW + 1)
     result, _ = p.handle(MoveLine(P, "r", "late", "SKU", "DC-1", "DC-3", NOW + 2))
     assert result.outcome is PartOutcome.REFUSED and result.state is PartState.RELEASED
 
@@ -149,7 +156,7 @@ def test_move_line_refuses_closed_unknown_and_duplicate_lines() -> None:
 def test_moving_a_partly_fulfilled_line_moves_only_its_open_units() -> None:
     p = partition_with_stock()
     hold(p, "r", Line("SKU", "DC-1", 3))
-    p.handle(ConfirmPart(P, "r", NOW + 1))
+    take(p, "r", PartState.CONFIRMED, NOW + 1)
     p.handle(CloseLines(P, "r", "f1", "fulfilled", (Line("SKU", "DC-1", 1),), NOW + 2))
     log: list[Event] = []
     log += p.handle(MoveLine(P, "r", "m1", "SKU", "DC-1", "DC-2", NOW + 3))[1]

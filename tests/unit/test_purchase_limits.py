@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from reservations.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
-from reservations.commands import HoldOutcome, PlaceHold, ReleasePart, SetStock
-from reservations.model import Line, PartState, fingerprint
+from reservations.commands import CarryStep, HoldOutcome, PlaceHold, SetStock
+from reservations.model import Follow, Line, PartState, Withdraw, fingerprint
 from reservations.partition import Partition
 
 P = 0
@@ -21,9 +21,15 @@ def hold(p: Partition, rid: str, customer: str, *lines: Line, limit: int = 2) ->
         100.0,
         customer=customer,
         purchase_limits=tuple((sku, limit) for sku in skus if sku == "drop"),
+        attempt=f"a-{rid}",
     )
     result, _ = p.handle(command)
     return result.outcome
+
+
+def take(p: Partition, rid: str, state: PartState, at: float, expires: float = 100.0):
+    """The part takes a step its home decided at `at`."""
+    return p.handle(CarryStep(P, rid, Follow(state, at, expires)), at)
 
 
 def stocked() -> Partition:
@@ -60,10 +66,25 @@ def test_two_lines_of_one_hold_are_summed_and_a_release_gives_the_allowance_back
     p = stocked()
     assert hold(p, "r1", "alice", Line("drop", "n1", 2), Line("drop", "n2", 1)) is HoldOutcome.OVER_LIMIT
     assert hold(p, "r2", "alice", Line("drop", "n1", 2)) is HoldOutcome.PLACED
-    p.handle(ReleasePart(P, "r2", 1.0))
+    take(p, "r2", PartState.RELEASED, 1.0)
     assert p.parts["r2"].state is PartState.RELEASED
     assert p.customer_units == {}
     assert hold(p, "r3", "alice", Line("drop", "n2", 2)) is HoldOutcome.PLACED
+    assert p.check() == []
+
+
+def test_expired_and_withdrawn_parts_give_the_allowance_back_and_confirmed_ones_keep_it() -> None:
+    p = stocked()
+    assert hold(p, "r1", "alice", Line("drop", "n1", 1)) is HoldOutcome.PLACED
+    assert hold(p, "r2", "alice", Line("drop", "n2", 1)) is HoldOutcome.PLACED
+    take(p, "r1", PartState.CONFIRMED, 1.0)
+    assert p.customer_units == {("drop", "alice"): 2}
+    assert hold(p, "r3", "alice", Line("drop", "n1", 1)) is HoldOutcome.OVER_LIMIT
+    take(p, "r2", PartState.EXPIRED, 100.0)
+    assert p.customer_units == {("drop", "alice"): 1}
+    assert hold(p, "r3", "alice", Line("drop", "n1", 1)) is HoldOutcome.PLACED
+    p.handle(CarryStep(P, "r3", Withdraw("a-r3", 160.0)))
+    assert "r3" not in p.parts and p.customer_units == {("drop", "alice"): 1}
     assert p.check() == []
 
 
@@ -93,13 +114,11 @@ def test_replay_and_snapshots_keep_the_customer() -> None:
 
 
 def test_history_records_every_transition_and_survives_replay_and_snapshots() -> None:
-    from reservations.commands import ConfirmPart, ExtendPart
-
     live = stocked()
     log = []
     log += live.handle(PlaceHold(P, "h", "f", (Line("drop", "n1", 1),), 10.0, 100.0))[1]
-    log += live.handle(ExtendPart(P, "h", 200.0, 20.0))[1]
-    log += live.handle(ConfirmPart(P, "h", 30.0))[1]
+    log += take(live, "h", PartState.HELD, 20.0, expires=200.0)[1]  # extended
+    log += take(live, "h", PartState.CONFIRMED, 30.0, expires=200.0)[1]
     expected = (("held", 10.0), ("extended", 20.0), ("confirmed", 30.0))
     assert live.parts["h"].history == expected
     replayed = stocked()

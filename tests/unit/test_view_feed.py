@@ -8,24 +8,39 @@ from hypothesis import strategies as st
 from availability.view import NetworkView
 from reservations.commands import (
     AdjustStock,
-    ConfirmPart,
+    Command,
+    ConfirmReservation,
+    DecideHold,
     GetPart,
     HoldOutcome,
     LoadLevels,
     PlaceHold,
     ReadPositions,
-    ReleasePart,
+    RecordClaim,
+    ReleaseReservation,
     SetStock,
 )
-from reservations.model import LevelColumns, Line, PositionView, StockState, fingerprint
+from reservations.model import (
+    HoldAborted,
+    HoldPlaced,
+    LevelColumns,
+    LevelsSet,
+    Line,
+    PartChanged,
+    PositionView,
+    StockAdjusted,
+    StockState,
+    fingerprint,
+)
 from reservations.partition import Partition
 from reservations.shard import ShardState, WrongShard
 
-GRACE = 2.0
+POSITION_EVENTS = (LevelsSet, StockAdjusted, HoldPlaced, PartChanged, HoldAborted)
+"""Events that change a position (the others change records, fences or a part's expiry)."""
 
 
 def shard(*numbers: int, epoch: str = "e1") -> ShardState:
-    return ShardState([Partition(n) for n in numbers], expiry_grace=GRACE, epoch=epoch)
+    return ShardState([Partition(n) for n in numbers], epoch=epoch)
 
 
 def keys(positions: list[PositionView]) -> list[tuple[str, str]]:
@@ -37,11 +52,24 @@ def hold(partition: int, rid: str, sku: str, node: str, qty: int, expires: float
     return PlaceHold(partition, rid, fingerprint(lines, channel), lines, 10.0, expires, channel)
 
 
+def reserve(
+    partition: int, rid: str, sku: str, node: str, qty: int, expires: float = 50.0, channel: str = ""
+) -> list[Command]:
+    """A Reserve whose home and only part are in `partition`: recorded, placed and decided in one batch."""
+    lines, attempt = (Line(sku, node, qty),), f"at-{rid}"
+    digest = fingerprint(lines, channel)
+    return [
+        RecordClaim(partition, rid, digest, (partition,), 10.0, attempt=attempt, expires_at=expires),
+        PlaceHold(partition, rid, digest, lines, 10.0, expires, channel, attempt=attempt, home=partition),
+        DecideHold(partition, rid, attempt),
+    ]
+
+
 def test_a_new_shard_feeds_the_positions_it_was_started_with() -> None:
     p0, p1 = Partition(0), Partition(1)
     p0.handle(SetStock(0, "a", "n1", 5, 1.0))
     p1.handle(SetStock(1, "b", "n1", 7, 1.0))
-    state = ShardState([p0, p1], GRACE, epoch="e1")
+    state = ShardState([p0, p1], epoch="e1")
     first = state.changes_since("", 0)
     assert (first.epoch, first.version) == ("e1", 1)
     assert keys(first.positions) == [("a", "n1"), ("b", "n1")]
@@ -102,13 +130,15 @@ def test_one_batch_is_one_version() -> None:
 
 def test_expiry_shows_up_in_the_feed() -> None:
     state = shard(0)
-    state.apply_batch([SetStock(0, "a", "n1", 5, 1.0), hold(0, "r1", "a", "n1", 3, expires=20.0)], now=1.0)
+    state.apply_batch(
+        [SetStock(0, "a", "n1", 5, 1.0), *reserve(0, "r1", "a", "n1", 3, expires=20.0)], now=1.0
+    )
     seen = state.changes_since("e1", 0)
     assert seen.positions[0].reserved == 3
-    # due at 20 + grace: not yet
-    assert state.apply_batch([], now=21.0).expired == 0
+    # its home decides at 20: not before
+    assert state.apply_batch([], now=19.99).expired == 0
     assert state.changes_since("e1", seen.version).positions == []
-    outcome = state.apply_batch([], now=22.0)
+    outcome = state.apply_batch([], now=20.0)
     assert outcome.expired == 1
     after = state.changes_since("e1", seen.version)
     assert after.version > seen.version
@@ -117,7 +147,9 @@ def test_expiry_shows_up_in_the_feed() -> None:
 
 def test_expire_due_alone_feeds_the_change() -> None:
     state = shard(0)
-    state.apply_batch([SetStock(0, "a", "n1", 5, 1.0), hold(0, "r1", "a", "n1", 3, expires=20.0)], now=1.0)
+    state.apply_batch(
+        [SetStock(0, "a", "n1", 5, 1.0), *reserve(0, "r1", "a", "n1", 3, expires=20.0)], now=1.0
+    )
     version = state.changes_since("e1", 0).version
     assert state.expire_due(30.0)
     assert state.version == version + 1  # noted at once, before anyone asks
@@ -126,7 +158,7 @@ def test_expire_due_alone_feeds_the_change() -> None:
 
 def test_changes_made_straight_on_a_partition_are_picked_up() -> None:
     p = Partition(0)
-    state = ShardState([p], GRACE, epoch="e1")
+    state = ShardState([p], epoch="e1")
     version = state.changes_since("e1", 0).version
     p.handle(SetStock(0, "a", "n1", 4, 1.0))
     answer = state.changes_since("e1", version)
@@ -204,8 +236,8 @@ def commands(draw: st.DrawFn, partition: int, step: int) -> list:
                 AdjustStock(partition, f"adj{step}-{i}", sku, node, draw(st.integers(-3, 3)), "", state)
             )
         elif kind == "hold":
-            batch.append(
-                hold(
+            batch.extend(
+                reserve(
                     partition,
                     f"{rid}-{step}",
                     sku,
@@ -216,9 +248,9 @@ def commands(draw: st.DrawFn, partition: int, step: int) -> list:
                 )
             )
         elif kind == "confirm":
-            batch.append(ConfirmPart(partition, f"{rid}-{step - 1}", float(step)))
+            batch.append(ConfirmReservation(partition, f"{rid}-{step - 1}"))
         else:
-            batch.append(ReleasePart(partition, f"{rid}-{step - 2}", float(step)))
+            batch.append(ReleaseReservation(partition, f"{rid}-{step - 2}"))
     return batch
 
 
@@ -228,7 +260,7 @@ def test_a_view_synced_from_the_feed_matches_the_shards(data: st.DataObject, ste
     partitions = {0: Partition(0), 1: Partition(1)}
     owners = [[0], [1]]  # shard -> partitions
     epochs = [0, 0]
-    states = [ShardState([partitions[n] for n in owners[s]], GRACE, epoch=f"s{s}-0") for s in range(2)]
+    states = [ShardState([partitions[n] for n in owners[s]], epoch=f"s{s}-0") for s in range(2)]
     view = NetworkView(2)
     last_version = [0, 0]
 
@@ -257,13 +289,14 @@ def test_a_view_synced_from_the_feed_matches_the_shards(data: st.DataObject, ste
             outcome = states[s].apply_batch(batch, now=float(step))
             # one version for the holds it expired first, one for the commands
             assert before <= states[s].version <= before + 2
-            assert (states[s].version > before) == bool(outcome.events)
+            touched = any(isinstance(e, POSITION_EVENTS) for evs in outcome.events.values() for e in evs)
+            assert (states[s].version > before) == touched
             assert all(getattr(r, "outcome", None) is not HoldOutcome.INVALID for r in outcome.results)
         elif action == "sync":
             sync(s, float(step))
         else:  # the shard restarts: same partitions (recovered), new epoch, version from the start
             epochs[s] += 1
-            states[s] = ShardState([partitions[n] for n in owners[s]], GRACE, epoch=f"s{s}-{epochs[s]}")
+            states[s] = ShardState([partitions[n] for n in owners[s]], epoch=f"s{s}-{epochs[s]}")
     for s in range(2):
         sync(s, 100.0)
     for sku in ALL_SKUS:

@@ -177,14 +177,30 @@ class CheckConservationRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class CheckConservationResponse(_message.Message):
-    __slots__ = ("ok", "problems", "shards_checked")
+    __slots__ = ("ok", "problems", "shards_checked", "disagreements", "disagreement_count", "reservations_checked", "reservations_in_doubt")
     OK_FIELD_NUMBER: _ClassVar[int]
     PROBLEMS_FIELD_NUMBER: _ClassVar[int]
     SHARDS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    DISAGREEMENTS_FIELD_NUMBER: _ClassVar[int]
+    DISAGREEMENT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    RESERVATIONS_CHECKED_FIELD_NUMBER: _ClassVar[int]
+    RESERVATIONS_IN_DOUBT_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     problems: _containers.RepeatedScalarFieldContainer[str]
     shards_checked: int
-    def __init__(self, ok: _Optional[bool] = ..., problems: _Optional[_Iterable[str]] = ..., shards_checked: _Optional[int] = ...) -> None: ...
+    disagreements: _containers.RepeatedCompositeFieldContainer[ReservationDisagreement]
+    disagreement_count: int
+    reservations_checked: int
+    reservations_in_doubt: int
+    def __init__(self, ok: _Optional[bool] = ..., problems: _Optional[_Iterable[str]] = ..., shards_checked: _Optional[int] = ..., disagreements: _Optional[_Iterable[_Union[ReservationDisagreement, _Mapping]]] = ..., disagreement_count: _Optional[int] = ..., reservations_checked: _Optional[int] = ..., reservations_in_doubt: _Optional[int] = ...) -> None: ...
+
+class ReservationDisagreement(_message.Message):
+    __slots__ = ("reservation_id", "problem")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    PROBLEM_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    problem: str
+    def __init__(self, reservation_id: _Optional[str] = ..., problem: _Optional[str] = ...) -> None: ...
 
 class LoadStockResponse(_message.Message):
     __slots__ = ("received", "applied", "stale")

@@ -21,6 +21,17 @@ class PartState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PART_STATE_RELEASED: _ClassVar[PartState]
     PART_STATE_EXPIRED: _ClassVar[PartState]
     PART_STATE_FULFILLED: _ClassVar[PartState]
+
+class Decision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    DECISION_UNSPECIFIED: _ClassVar[Decision]
+    DECISION_PENDING: _ClassVar[Decision]
+    DECISION_HELD: _ClassVar[Decision]
+    DECISION_CONFIRMED: _ClassVar[Decision]
+    DECISION_RELEASED: _ClassVar[Decision]
+    DECISION_EXPIRED: _ClassVar[Decision]
+    DECISION_FULFILLED: _ClassVar[Decision]
+    DECISION_ABORTED: _ClassVar[Decision]
 STOCK_STATE_SELLABLE: StockState
 STOCK_STATE_DAMAGED: StockState
 STOCK_STATE_QUALITY_HOLD: StockState
@@ -30,6 +41,14 @@ PART_STATE_CONFIRMED: PartState
 PART_STATE_RELEASED: PartState
 PART_STATE_EXPIRED: PartState
 PART_STATE_FULFILLED: PartState
+DECISION_UNSPECIFIED: Decision
+DECISION_PENDING: Decision
+DECISION_HELD: Decision
+DECISION_CONFIRMED: Decision
+DECISION_RELEASED: Decision
+DECISION_EXPIRED: Decision
+DECISION_FULFILLED: Decision
+DECISION_ABORTED: Decision
 
 class Line(_message.Message):
     __slots__ = ("sku", "node_id", "quantity")
@@ -106,7 +125,7 @@ class SupplyExpected(_message.Message):
     def __init__(self, supply_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., quantity: _Optional[int] = ..., expected_at: _Optional[float] = ...) -> None: ...
 
 class HoldPlaced(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "lines", "created_at", "expires_at", "channel", "customer", "capacity")
+    __slots__ = ("reservation_id", "fingerprint", "lines", "created_at", "expires_at", "channel", "customer", "capacity", "attempt")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
@@ -115,6 +134,7 @@ class HoldPlaced(_message.Message):
     CHANNEL_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     lines: _containers.RepeatedCompositeFieldContainer[Line]
@@ -123,7 +143,8 @@ class HoldPlaced(_message.Message):
     channel: str
     customer: str
     capacity: _containers.RepeatedCompositeFieldContainer[NodeDay]
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., capacity: _Optional[_Iterable[_Union[NodeDay, _Mapping]]] = ...) -> None: ...
+    attempt: str
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., capacity: _Optional[_Iterable[_Union[NodeDay, _Mapping]]] = ..., attempt: _Optional[str] = ...) -> None: ...
 
 class NodeDay(_message.Message):
     __slots__ = ("node_id", "day")
@@ -234,20 +255,116 @@ class HoldAborted(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ...) -> None: ...
 
 class ClaimRecorded(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "partitions", "created_at", "sourcing", "destination")
+    __slots__ = ("reservation_id", "fingerprint", "partitions", "created_at", "sourcing", "destination", "attempt", "expires_at", "decision", "decided_at", "intents", "history")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     SOURCING_FIELD_NUMBER: _ClassVar[int]
     DESTINATION_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
+    INTENTS_FIELD_NUMBER: _ClassVar[int]
+    HISTORY_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     partitions: _containers.RepeatedScalarFieldContainer[int]
     created_at: float
     sourcing: _containers.RepeatedCompositeFieldContainer[LineSourcing]
     destination: Destination
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ..., created_at: _Optional[float] = ..., sourcing: _Optional[_Iterable[_Union[LineSourcing, _Mapping]]] = ..., destination: _Optional[_Union[Destination, _Mapping]] = ...) -> None: ...
+    attempt: str
+    expires_at: float
+    decision: Decision
+    decided_at: float
+    intents: _containers.RepeatedCompositeFieldContainer[Intent]
+    history: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ..., created_at: _Optional[float] = ..., sourcing: _Optional[_Iterable[_Union[LineSourcing, _Mapping]]] = ..., destination: _Optional[_Union[Destination, _Mapping]] = ..., attempt: _Optional[str] = ..., expires_at: _Optional[float] = ..., decision: _Optional[_Union[Decision, str]] = ..., decided_at: _Optional[float] = ..., intents: _Optional[_Iterable[_Union[Intent, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ...) -> None: ...
+
+class Follow(_message.Message):
+    __slots__ = ("state", "at", "expires_at")
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    state: PartState
+    at: float
+    expires_at: float
+    def __init__(self, state: _Optional[_Union[PartState, str]] = ..., at: _Optional[float] = ..., expires_at: _Optional[float] = ...) -> None: ...
+
+class Withdraw(_message.Message):
+    __slots__ = ("attempt", "until")
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    attempt: str
+    until: float
+    def __init__(self, attempt: _Optional[str] = ..., until: _Optional[float] = ...) -> None: ...
+
+class Close(_message.Message):
+    __slots__ = ("operation_id", "kind", "lines", "at")
+    OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    operation_id: str
+    kind: str
+    lines: _containers.RepeatedCompositeFieldContainer[Line]
+    at: float
+    def __init__(self, operation_id: _Optional[str] = ..., kind: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., at: _Optional[float] = ...) -> None: ...
+
+class Step(_message.Message):
+    __slots__ = ("partition", "follow", "withdraw", "close")
+    PARTITION_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    WITHDRAW_FIELD_NUMBER: _ClassVar[int]
+    CLOSE_FIELD_NUMBER: _ClassVar[int]
+    partition: int
+    follow: Follow
+    withdraw: Withdraw
+    close: Close
+    def __init__(self, partition: _Optional[int] = ..., follow: _Optional[_Union[Follow, _Mapping]] = ..., withdraw: _Optional[_Union[Withdraw, _Mapping]] = ..., close: _Optional[_Union[Close, _Mapping]] = ...) -> None: ...
+
+class Intent(_message.Message):
+    __slots__ = ("operation", "steps")
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    STEPS_FIELD_NUMBER: _ClassVar[int]
+    operation: str
+    steps: _containers.RepeatedCompositeFieldContainer[Step]
+    def __init__(self, operation: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ...) -> None: ...
+
+class ReservationDecided(_message.Message):
+    __slots__ = ("reservation_id", "decision", "at", "expires_at", "intent")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    DECISION_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    INTENT_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    decision: Decision
+    at: float
+    expires_at: float
+    intent: Intent
+    def __init__(self, reservation_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., at: _Optional[float] = ..., expires_at: _Optional[float] = ..., intent: _Optional[_Union[Intent, _Mapping]] = ...) -> None: ...
+
+class IntentCarried(_message.Message):
+    __slots__ = ("reservation_id", "operation", "partitions")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    OPERATION_FIELD_NUMBER: _ClassVar[int]
+    PARTITIONS_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    operation: str
+    partitions: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, reservation_id: _Optional[str] = ..., operation: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ...) -> None: ...
+
+class HoldFenced(_message.Message):
+    __slots__ = ("reservation_id", "attempt", "until")
+    RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    reservation_id: str
+    attempt: str
+    until: float
+    def __init__(self, reservation_id: _Optional[str] = ..., attempt: _Optional[str] = ..., until: _Optional[float] = ...) -> None: ...
 
 class Destination(_message.Message):
     __slots__ = ("latitude", "longitude", "pickup_node_id")
@@ -292,7 +409,7 @@ class ClaimDropped(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("stock_set", "stock_adjusted", "hold_placed", "part_changed", "hold_aborted", "claim_recorded", "claim_dropped", "supply_expected", "hold_extended", "lines_closed", "units_returned", "line_moved", "levels_set")
+    __slots__ = ("stock_set", "stock_adjusted", "hold_placed", "part_changed", "hold_aborted", "claim_recorded", "claim_dropped", "supply_expected", "hold_extended", "lines_closed", "units_returned", "line_moved", "levels_set", "reservation_decided", "intent_carried", "hold_fenced")
     STOCK_SET_FIELD_NUMBER: _ClassVar[int]
     STOCK_ADJUSTED_FIELD_NUMBER: _ClassVar[int]
     HOLD_PLACED_FIELD_NUMBER: _ClassVar[int]
@@ -306,6 +423,9 @@ class Event(_message.Message):
     UNITS_RETURNED_FIELD_NUMBER: _ClassVar[int]
     LINE_MOVED_FIELD_NUMBER: _ClassVar[int]
     LEVELS_SET_FIELD_NUMBER: _ClassVar[int]
+    RESERVATION_DECIDED_FIELD_NUMBER: _ClassVar[int]
+    INTENT_CARRIED_FIELD_NUMBER: _ClassVar[int]
+    HOLD_FENCED_FIELD_NUMBER: _ClassVar[int]
     stock_set: StockSet
     stock_adjusted: StockAdjusted
     hold_placed: HoldPlaced
@@ -319,7 +439,10 @@ class Event(_message.Message):
     units_returned: UnitsReturned
     line_moved: LineMoved
     levels_set: LevelsSet
-    def __init__(self, stock_set: _Optional[_Union[StockSet, _Mapping]] = ..., stock_adjusted: _Optional[_Union[StockAdjusted, _Mapping]] = ..., hold_placed: _Optional[_Union[HoldPlaced, _Mapping]] = ..., part_changed: _Optional[_Union[PartChanged, _Mapping]] = ..., hold_aborted: _Optional[_Union[HoldAborted, _Mapping]] = ..., claim_recorded: _Optional[_Union[ClaimRecorded, _Mapping]] = ..., claim_dropped: _Optional[_Union[ClaimDropped, _Mapping]] = ..., supply_expected: _Optional[_Union[SupplyExpected, _Mapping]] = ..., hold_extended: _Optional[_Union[HoldExtended, _Mapping]] = ..., lines_closed: _Optional[_Union[LinesClosed, _Mapping]] = ..., units_returned: _Optional[_Union[UnitsReturned, _Mapping]] = ..., line_moved: _Optional[_Union[LineMoved, _Mapping]] = ..., levels_set: _Optional[_Union[LevelsSet, _Mapping]] = ...) -> None: ...
+    reservation_decided: ReservationDecided
+    intent_carried: IntentCarried
+    hold_fenced: HoldFenced
+    def __init__(self, stock_set: _Optional[_Union[StockSet, _Mapping]] = ..., stock_adjusted: _Optional[_Union[StockAdjusted, _Mapping]] = ..., hold_placed: _Optional[_Union[HoldPlaced, _Mapping]] = ..., part_changed: _Optional[_Union[PartChanged, _Mapping]] = ..., hold_aborted: _Optional[_Union[HoldAborted, _Mapping]] = ..., claim_recorded: _Optional[_Union[ClaimRecorded, _Mapping]] = ..., claim_dropped: _Optional[_Union[ClaimDropped, _Mapping]] = ..., supply_expected: _Optional[_Union[SupplyExpected, _Mapping]] = ..., hold_extended: _Optional[_Union[HoldExtended, _Mapping]] = ..., lines_closed: _Optional[_Union[LinesClosed, _Mapping]] = ..., units_returned: _Optional[_Union[UnitsReturned, _Mapping]] = ..., line_moved: _Optional[_Union[LineMoved, _Mapping]] = ..., levels_set: _Optional[_Union[LevelsSet, _Mapping]] = ..., reservation_decided: _Optional[_Union[ReservationDecided, _Mapping]] = ..., intent_carried: _Optional[_Union[IntentCarried, _Mapping]] = ..., hold_fenced: _Optional[_Union[HoldFenced, _Mapping]] = ...) -> None: ...
 
 class JournalEntry(_message.Message):
     __slots__ = ("events",)
@@ -328,7 +451,7 @@ class JournalEntry(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class PartRecord(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at", "channel", "customer", "history", "fulfilled", "cancelled", "operations", "returned", "capacity")
+    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at", "channel", "customer", "history", "fulfilled", "cancelled", "operations", "returned", "capacity", "attempt")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
@@ -344,6 +467,7 @@ class PartRecord(_message.Message):
     OPERATIONS_FIELD_NUMBER: _ClassVar[int]
     RETURNED_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
+    ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     lines: _containers.RepeatedCompositeFieldContainer[Line]
@@ -359,7 +483,8 @@ class PartRecord(_message.Message):
     operations: _containers.RepeatedScalarFieldContainer[str]
     returned: _containers.RepeatedScalarFieldContainer[int]
     capacity: _containers.RepeatedCompositeFieldContainer[NodeDay]
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., fulfilled: _Optional[_Iterable[int]] = ..., cancelled: _Optional[_Iterable[int]] = ..., operations: _Optional[_Iterable[str]] = ..., returned: _Optional[_Iterable[int]] = ..., capacity: _Optional[_Iterable[_Union[NodeDay, _Mapping]]] = ...) -> None: ...
+    attempt: str
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., fulfilled: _Optional[_Iterable[int]] = ..., cancelled: _Optional[_Iterable[int]] = ..., operations: _Optional[_Iterable[str]] = ..., returned: _Optional[_Iterable[int]] = ..., capacity: _Optional[_Iterable[_Union[NodeDay, _Mapping]]] = ..., attempt: _Optional[str] = ...) -> None: ...
 
 class PositionRecord(_message.Message):
     __slots__ = ("sku", "node_id", "on_hand", "as_of", "damaged", "quality_hold")
@@ -394,7 +519,7 @@ class AdjustmentRecord(_message.Message):
     def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., state: _Optional[_Union[StockState, str]] = ..., supply_id: _Optional[str] = ...) -> None: ...
 
 class PartitionSnapshot(_message.Message):
-    __slots__ = ("partition", "last_entry_id", "positions", "parts", "claims", "adjustments", "supplies", "levels")
+    __slots__ = ("partition", "last_entry_id", "positions", "parts", "claims", "adjustments", "supplies", "levels", "fences")
     PARTITION_FIELD_NUMBER: _ClassVar[int]
     LAST_ENTRY_ID_FIELD_NUMBER: _ClassVar[int]
     POSITIONS_FIELD_NUMBER: _ClassVar[int]
@@ -403,6 +528,7 @@ class PartitionSnapshot(_message.Message):
     ADJUSTMENTS_FIELD_NUMBER: _ClassVar[int]
     SUPPLIES_FIELD_NUMBER: _ClassVar[int]
     LEVELS_FIELD_NUMBER: _ClassVar[int]
+    FENCES_FIELD_NUMBER: _ClassVar[int]
     partition: int
     last_entry_id: str
     positions: _containers.RepeatedCompositeFieldContainer[PositionRecord]
@@ -411,4 +537,5 @@ class PartitionSnapshot(_message.Message):
     adjustments: _containers.RepeatedCompositeFieldContainer[AdjustmentRecord]
     supplies: _containers.RepeatedCompositeFieldContainer[SupplyExpected]
     levels: LevelsSet
-    def __init__(self, partition: _Optional[int] = ..., last_entry_id: _Optional[str] = ..., positions: _Optional[_Iterable[_Union[PositionRecord, _Mapping]]] = ..., parts: _Optional[_Iterable[_Union[PartRecord, _Mapping]]] = ..., claims: _Optional[_Iterable[_Union[ClaimRecorded, _Mapping]]] = ..., adjustments: _Optional[_Iterable[_Union[AdjustmentRecord, _Mapping]]] = ..., supplies: _Optional[_Iterable[_Union[SupplyExpected, _Mapping]]] = ..., levels: _Optional[_Union[LevelsSet, _Mapping]] = ...) -> None: ...
+    fences: _containers.RepeatedCompositeFieldContainer[HoldFenced]
+    def __init__(self, partition: _Optional[int] = ..., last_entry_id: _Optional[str] = ..., positions: _Optional[_Iterable[_Union[PositionRecord, _Mapping]]] = ..., parts: _Optional[_Iterable[_Union[PartRecord, _Mapping]]] = ..., claims: _Optional[_Iterable[_Union[ClaimRecorded, _Mapping]]] = ..., adjustments: _Optional[_Iterable[_Union[AdjustmentRecord, _Mapping]]] = ..., supplies: _Optional[_Iterable[_Union[SupplyExpected, _Mapping]]] = ..., levels: _Optional[_Union[LevelsSet, _Mapping]] = ..., fences: _Optional[_Iterable[_Union[HoldFenced, _Mapping]]] = ...) -> None: ...
