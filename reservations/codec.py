@@ -66,7 +66,9 @@ def _step_to_proto(partition: int, step: Step) -> pb.Step:
         case Follow():
             return pb.Step(
                 partition=partition,
-                follow=pb.Follow(state=_state(step.state), at=step.at, expires_at=step.expires_at),
+                follow=pb.Follow(
+                    state=_state(step.state), at=step.at, expires_at=step.expires_at, version=step.version
+                ),
             )
         case Withdraw():
             return pb.Step(partition=partition, withdraw=pb.Withdraw(attempt=step.attempt, until=step.until))
@@ -83,7 +85,8 @@ def _step_to_proto(partition: int, step: Step) -> pb.Step:
 def _step_from_proto(m: pb.Step) -> tuple[int, Step]:
     kind = m.WhichOneof("kind")
     if kind == "follow":
-        return m.partition, Follow(PartState(m.follow.state), m.follow.at, m.follow.expires_at)
+        f = m.follow
+        return m.partition, Follow(PartState(f.state), f.at, f.expires_at, f.version)
     if kind == "withdraw":
         return m.partition, Withdraw(m.withdraw.attempt, m.withdraw.until)
     if kind == "close":
@@ -178,7 +181,10 @@ def event_to_proto(event: Event) -> pb.Event:
         case HoldExtended():
             return pb.Event(
                 hold_extended=pb.HoldExtended(
-                    reservation_id=event.reservation_id, expires_at=event.expires_at, at=event.at
+                    reservation_id=event.reservation_id,
+                    expires_at=event.expires_at,
+                    at=event.at,
+                    version=event.version,
                 )
             )
         case LinesClosed():
@@ -282,6 +288,7 @@ def _claim_to_proto(claim: ClaimRecorded | Claim) -> pb.ClaimRecorded:
         message.decided_at = claim.decided_at
         message.intents.extend(_intent_to_proto(intent) for intent in claim.intents)
         message.history.extend(pb.HistoryEntry(what=what, at=at) for what, at in claim.history)
+        message.decisions = claim.decisions
     if claim.destination is not None:
         d = claim.destination
         message.destination.CopyFrom(
@@ -312,6 +319,7 @@ def _claim_from_proto(r: pb.ClaimRecorded) -> Claim:
         r.decided_at or r.created_at,
         tuple(_intent_from_proto(intent) for intent in r.intents),
         tuple((h.what, h.at) for h in r.history),
+        r.decisions,
     )
 
 
@@ -372,7 +380,7 @@ def event_from_proto(message: pb.Event) -> Event:
         return PartChanged(c.reservation_id, PartState(c.state), c.at)
     if kind == "hold_extended":
         extended = message.hold_extended
-        return HoldExtended(extended.reservation_id, extended.expires_at, extended.at)
+        return HoldExtended(extended.reservation_id, extended.expires_at, extended.at, extended.version)
     if kind == "lines_closed":
         closed = message.lines_closed
         units = tuple((u.index, u.units) for u in closed.units)
@@ -461,6 +469,7 @@ def encode_snapshot(partition: Partition, last_entry_id: str) -> bytes:
             returned=part.returned,
             capacity=_node_days(part.capacity),
             attempt=part.attempt,
+            followed=part.followed,
         )
     snapshot.claims.extend(_claim_to_proto(claim) for claim in partition.claims.values())
     snapshot.fences.extend(
@@ -513,6 +522,7 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
                 frozenset(p.operations),
                 tuple((c.node_id, c.day) for c in p.capacity),
                 p.attempt,
+                p.followed,
             )
             for p in snapshot.parts
         ),

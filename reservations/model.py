@@ -199,6 +199,8 @@ class Part:
     """(node_id, utc day) of the daily capacity this part uses, for nodes counted in this partition."""
     attempt: str = ""
     """The Reserve attempt that placed it (see Claim.attempt)."""
+    followed: int = 0
+    """The number of the last decision whose expiry it took (Follow.version)."""
 
     def open_units(self, index: int) -> int:
         """Units of a line still held or committed."""
@@ -286,6 +288,9 @@ class Follow:
     state: PartState
     at: float
     expires_at: float
+    version: int = 0
+    """The number of the decision at its home (Claim.decisions): of two extensions, the
+    later decided wins wherever their steps arrive in turn, whatever the clocks said."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,6 +370,8 @@ class Claim:
     """Decided changes not yet taken by every part, oldest first."""
     history: tuple[tuple[str, float], ...] = ()
     """(decision, when) of every decision after PENDING."""
+    decisions: int = 0
+    """Decisions taken so far: the next one is number decisions + 1 (Follow.version)."""
 
     def decision_at(self, now: float) -> Decision:
         """The decision as of `now`: a HELD reservation past its expiry reads EXPIRED before
@@ -563,6 +570,8 @@ class HoldExtended:
     reservation_id: str
     expires_at: float
     at: float = 0.0
+    version: int = 0
+    """The decision it follows (Follow.version)."""
 
 
 @dataclass(frozen=True, slots=True)

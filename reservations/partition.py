@@ -719,8 +719,10 @@ class Partition:
             return self._as_decided(claim, now), []
         if not (current is Decision.HELD or (target is Decision.RELEASED and current is Decision.CONFIRMED)):
             return DecisionResult(DecisionOutcome.REFUSED, claim, current), []
-        follow = Follow(target.part_state, now, claim.expires_at)
-        intent = Intent(f"{target.name.lower()}@{now!r}", tuple((p, follow) for p in claim.partitions))
+        follow = Follow(target.part_state, now, claim.expires_at, claim.decisions + 1)
+        intent = Intent(
+            f"{target.name.lower()}#{follow.version}", tuple((p, follow) for p in claim.partitions)
+        )
         event = ReservationDecided(reservation_id, target, now, claim.expires_at, intent)
         return DecisionResult(DecisionOutcome.DECIDED, claim, carry=intent), [event]
 
@@ -736,8 +738,8 @@ class Partition:
             return DecisionResult(DecisionOutcome.REFUSED, claim, current), []
         if claim.expires_at == command.expires_at:
             return self._as_decided(claim, now), []
-        follow = Follow(PartState.HELD, now, command.expires_at)
-        intent = Intent(f"extend@{now!r}", tuple((p, follow) for p in claim.partitions))
+        follow = Follow(PartState.HELD, now, command.expires_at, claim.decisions + 1)
+        intent = Intent(f"extend#{follow.version}", tuple((p, follow) for p in claim.partitions))
         event = ReservationDecided(claim.reservation_id, Decision.HELD, now, command.expires_at, intent)
         return DecisionResult(DecisionOutcome.DECIDED, claim, carry=intent), [event]
 
@@ -786,13 +788,12 @@ class Partition:
                 if part.settled:
                     return PartResult(PartOutcome.SETTLED, part, part.state), []
                 if part.state is step.state:
-                    if (
-                        step.state is PartState.HELD
-                        and part.expires_at != step.expires_at
-                        and step.at >= _extended_at(part)  # an older extension arriving late changes nothing
-                    ):
+                    # Of two extensions, the one decided later wins, whatever order they arrive
+                    # in: taken (and its number kept) even when it brings the expiry the part
+                    # has, so an older one arriving after it changes nothing.
+                    if step.state is PartState.HELD and step.version > part.followed:
                         return PartResult(PartOutcome.CHANGED), [
-                            HoldExtended(reservation_id, step.expires_at, step.at)
+                            HoldExtended(reservation_id, step.expires_at, step.at, step.version)
                         ]
                     return PartResult(PartOutcome.REPLAYED, part, part.state), []
                 if _RANK[step.state] <= _RANK[part.state]:  # a later step came first
@@ -829,8 +830,8 @@ class Partition:
                 # all the same, and readers see it EXPIRED meanwhile (Claim.decision_at).
                 deferred.append((now + EXPIRY_RETRY, expires_at, reservation_id))
                 continue
-            follow = Follow(PartState.EXPIRED, expires_at, expires_at)
-            intent = Intent(f"expire@{expires_at!r}", tuple((p, follow) for p in claim.partitions))
+            follow = Follow(PartState.EXPIRED, expires_at, expires_at, claim.decisions + 1)
+            intent = Intent(f"expire#{follow.version}", tuple((p, follow) for p in claim.partitions))
             event = ReservationDecided(reservation_id, Decision.EXPIRED, expires_at, expires_at, intent)
             self.apply(event)
             events.append(event)
@@ -907,7 +908,10 @@ class Partition:
             case HoldExtended():
                 part = self.parts[event.reservation_id]
                 self.parts[part.reservation_id] = replace(
-                    part, expires_at=event.expires_at, history=(*part.history, ("extended", event.at))
+                    part,
+                    expires_at=event.expires_at,
+                    history=(*part.history, ("extended", event.at)),
+                    followed=max(part.followed, event.version),
                 )
             case LinesClosed():
                 self._apply_closed(event)
@@ -978,6 +982,7 @@ class Partition:
             decided_at=event.at,
             intents=intents,
             history=history,
+            decisions=claim.decisions + 1,
         )
         if event.decision is Decision.HELD:
             heapq.heappush(self._expiring, (event.expires_at, event.expires_at, claim.reservation_id))
@@ -1233,11 +1238,6 @@ class Partition:
 
 
 _by_node = itemgetter(1)  # a row's node_id
-
-
-def _extended_at(part: Part) -> float:
-    """When the part's expiry was last set: its latest extension, else its hold."""
-    return max((at for what, at in part.history if what == "extended"), default=part.created_at)
 
 
 def _claim_of(event: ClaimRecorded) -> Claim:

@@ -90,9 +90,10 @@ def adjust(p: Partition, adj_id: str, sku: str, node: str, delta: int):
     return p.handle(AdjustStock(P, adj_id, sku, node, delta, "count"))
 
 
-def follow(p: Partition, rid: str, state: PartState, at: float, expires: float = EXPIRES):
-    """The part takes a step its home decided at `at` (carried at `at` too)."""
-    return p.handle(CarryStep(P, rid, Follow(state, at, expires)), at)
+def follow(p: Partition, rid: str, state: PartState, at: float, expires: float = EXPIRES, version: int = 0):
+    """The part takes a step its home decided at `at` (carried at `at` too), as its decision
+    number `version` (which an extension needs: see Follow.version)."""
+    return p.handle(CarryStep(P, rid, Follow(state, at, expires, version)), at)
 
 
 def withdraw(p: Partition, rid: str, attempt: str, until: float = EXPIRES + FENCE_MARGIN):
@@ -441,9 +442,9 @@ def test_a_step_that_would_move_a_part_backwards_or_sideways_is_replayed(first, 
     p = Partition(P)
     stock(p, "a", "n1", 10)
     hold(p, "r1", Line("a", "n1", 4))
-    follow(p, "r1", first, CREATED + 2)
+    follow(p, "r1", first, CREATED + 2, version=3)
     before = state(p)
-    result, events = follow(p, "r1", late, CREATED + 1, expires=EXPIRES + 100)
+    result, events = follow(p, "r1", late, CREATED + 1, expires=EXPIRES + 100, version=2)
     assert result.outcome is PartOutcome.REPLAYED
     assert result.state is first
     assert events == []
@@ -504,19 +505,22 @@ def test_a_held_step_with_another_expiry_extends_a_held_part_only():
     stock(p, "a", "n1", 10)
     hold(p, "r1", Line("a", "n1", 4))
     hold(p, "r2", Line("a", "n1", 1))
-    result, events = follow(p, "r1", PartState.HELD, CREATED + 5, expires=EXPIRES + 60)
+    # the home's second decision (its first, HELD, had no step to carry)
+    result, events = follow(p, "r1", PartState.HELD, CREATED + 5, expires=EXPIRES + 60, version=2)
     assert result.outcome is PartOutcome.CHANGED
-    assert events == [HoldExtended("r1", EXPIRES + 60, CREATED + 5)]
+    assert events == [HoldExtended("r1", EXPIRES + 60, CREATED + 5, 2)]
     assert result.part.expires_at == EXPIRES + 60
+    assert result.part.followed == 2
     assert result.part.history[-1] == ("extended", CREATED + 5)
     assert pos(p, "a", "n1")[:3] == (10, 5, 0)  # an extension moves no units
     before = state(p)
-    again, events = follow(p, "r1", PartState.HELD, CREATED + 5, expires=EXPIRES + 60)
+    again, events = follow(p, "r1", PartState.HELD, CREATED + 5, expires=EXPIRES + 60, version=2)
     assert (again.outcome, events) == (PartOutcome.REPLAYED, [])
+    assert state(p) == before
     # A confirmed part keeps its expiry: a HELD step is behind it.
-    follow(p, "r2", PartState.CONFIRMED, CREATED + 6)
+    follow(p, "r2", PartState.CONFIRMED, CREATED + 6, version=3)
     before = state(p)
-    late, events = follow(p, "r2", PartState.HELD, CREATED + 5, expires=EXPIRES + 60)
+    late, events = follow(p, "r2", PartState.HELD, CREATED + 5, expires=EXPIRES + 60, version=2)
     assert (late.outcome, late.state, events) == (PartOutcome.REPLAYED, PartState.CONFIRMED, [])
     assert p.parts["r2"].expires_at == EXPIRES
     assert state(p) == before
@@ -539,15 +543,6 @@ def test_an_older_extension_arriving_after_a_newer_one_changes_nothing():
     assert p.parts["r1"].expires_at == p.claims["r1"].expires_at == 400.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug in Partition._carry: a Follow(HELD) step extends a part only if its `at` (the home"
-        " shard's clock) is not before the part's last extension or, failing one, its created_at,"
-        " which the gateway stamped on its own clock; with the gateway's clock ahead, an extension"
-        " decided soon after the Reserve is REPLAYED by the part, which then disagrees with its home"
-    ),
-)
 def test_an_extension_is_taken_whatever_clock_stamped_the_hold():
     p = Partition(P)
     stock(p, "a", "n1", 10)
@@ -562,14 +557,6 @@ def test_an_extension_is_taken_whatever_clock_stamped_the_hold():
     assert p.parts["r1"].expires_at == p.claims["r1"].expires_at == 400.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "bug: two extensions decided at the same home clock reading (one batch) get the same `at`"
-        " and the same operation name (extend@<at>); the part cannot tell them apart, so the older"
-        " one's step arriving after the newer one's moves the part's expiry back"
-    ),
-)
 def test_an_older_extension_decided_at_the_same_instant_arriving_late_changes_nothing():
     p = Partition(P)
     stock(p, "a", "n1", 10)
@@ -577,10 +564,28 @@ def test_an_older_extension_decided_at_the_same_instant_arriving_late_changes_no
     first, _ = p.handle(ExtendReservation(P, "r1", 300.0), 110.0)
     second, _ = p.handle(ExtendReservation(P, "r1", 400.0), 110.0)  # in the same batch
     assert (first.outcome, second.outcome) == (DecisionOutcome.DECIDED, DecisionOutcome.DECIDED)
+    assert (first.carry.operation, second.carry.operation) == ("extend#2", "extend#3")
     homes.carry(p, P, "r1", second.carry, 111.0)
     late, _ = p.handle(CarryStep(P, "r1", first.carry.steps[0][1]), 112.0)
     assert late.outcome is PartOutcome.REPLAYED
     assert p.parts["r1"].expires_at == p.claims["r1"].expires_at == 400.0
+
+
+def test_an_older_extension_arriving_after_a_newer_one_to_the_expiry_the_part_has_changes_nothing():
+    p = Partition(P)
+    stock(p, "a", "n1", 10)
+    reserved(p, "r1", Line("a", "n1", 4))
+    # Three extensions, the third (a shorter TTL) back to the first one's expiry.
+    first, _ = p.handle(ExtendReservation(P, "r1", 300.0), 110.0)
+    second, _ = p.handle(ExtendReservation(P, "r1", 400.0), 120.0)
+    third, _ = p.handle(ExtendReservation(P, "r1", 300.0), 130.0)
+    assert [r.outcome for r in (first, second, third)] == [DecisionOutcome.DECIDED] * 3
+    # The first's step arrives, then the third's, then (late) the second's.
+    assert p.handle(CarryStep(P, "r1", first.carry.steps[0][1]), 131.0)[0].outcome is PartOutcome.CHANGED
+    homes.carry(p, P, "r1", third.carry, 132.0)
+    late, _ = p.handle(CarryStep(P, "r1", second.carry.steps[0][1]), 133.0)
+    assert late.outcome is PartOutcome.REPLAYED
+    assert p.parts["r1"].expires_at == p.claims["r1"].expires_at == 300.0
 
 
 def test_a_settled_part_sits_out_every_follow():
@@ -592,7 +597,7 @@ def test_a_settled_part_sits_out_every_follow():
     assert p.parts["r1"].settled and p.parts["r1"].state is PartState.RELEASED
     before = state(p)
     for target in (PartState.HELD, PartState.CONFIRMED, PartState.RELEASED, PartState.EXPIRED):
-        result, events = follow(p, "r1", target, CREATED + 2, expires=EXPIRES + 1)
+        result, events = follow(p, "r1", target, CREATED + 2, expires=EXPIRES + 1, version=2)
         assert (result.outcome, events) == (PartOutcome.SETTLED, [])
     assert state(p) == before
 
@@ -826,8 +831,8 @@ def test_confirm_is_decided_at_the_home_first_then_carried_to_the_part():
     reserved(p, "r1", Line("a", "n1", 4))
     now = EXPIRES - 0.001
     result, events = p.handle(ConfirmReservation(P, "r1"), now)
-    step = Follow(PartState.CONFIRMED, now, EXPIRES)
-    intent = Intent(f"confirmed@{now!r}", ((P, step),))
+    step = Follow(PartState.CONFIRMED, now, EXPIRES, 2)  # the home's second decision, after HELD
+    intent = Intent("confirmed#2", ((P, step),))
     assert (result.outcome, result.decision, result.carry) == (
         DecisionOutcome.DECIDED,
         Decision.CONFIRMED,
@@ -906,8 +911,8 @@ def test_the_home_decides_expired_at_the_expiry_as_of_the_expiry():
     assert p.next_due(PENDING) == EXPIRES
     assert p.expire_due(EXPIRES - 0.001, PENDING) == []
     assert p.claims["r1"].decision is Decision.HELD
-    step = Follow(PartState.EXPIRED, EXPIRES, EXPIRES)
-    intent = Intent(f"expire@{EXPIRES!r}", ((P, step),))
+    step = Follow(PartState.EXPIRED, EXPIRES, EXPIRES, 2)  # the home's second decision, after HELD
+    intent = Intent("expire#2", ((P, step),))
     # However late the timer runs, the reservation expired at its expiry.
     events = p.expire_due(EXPIRES + 4, PENDING)
     assert events == [ReservationDecided("r1", Decision.EXPIRED, EXPIRES, EXPIRES, intent)]
@@ -1110,10 +1115,10 @@ def _busy_partition() -> tuple[Partition, list]:
 
 
 def _after_the_timer_at_1000() -> list[ReservationDecided]:
-    expired = Follow(PartState.EXPIRED, 500.0, 500.0)
+    expired = Follow(PartState.EXPIRED, 500.0, 500.0, 2)  # r6's second decision, after HELD
     withdrawn = Withdraw(R10_ATTEMPT, 1000.0 + FENCE_MARGIN)
     return [
-        ReservationDecided("r6", Decision.EXPIRED, 500.0, 500.0, Intent("expire@500.0", ((P, expired),))),
+        ReservationDecided("r6", Decision.EXPIRED, 500.0, 500.0, Intent("expire#2", ((P, expired),))),
         ReservationDecided(
             "r10", Decision.ABORTED, 1000.0, 700.0, Intent(f"abort:{R10_ATTEMPT}", ((P, withdrawn),))
         ),
@@ -1181,7 +1186,8 @@ def test_replay_remembers_claims_fences_and_intents():
     # r12's confirm is still to be carried
     released, _ = rebuilt.handle(ReleaseReservation(P, "r12"), 200.0)
     assert released.outcome is DecisionOutcome.DECIDED  # a later state change covers the confirm's step
-    assert [intent.operation for intent in rebuilt.claims["r12"].intents] == ["released@200.0"]
+    # (r12's third decision: HELD, CONFIRMED, then RELEASED)
+    assert [intent.operation for intent in rebuilt.claims["r12"].intents] == ["released#3"]
 
 
 def test_restore_recomputes_reserved_and_committed_from_parts_and_times_the_records_again():
@@ -1270,6 +1276,9 @@ def test_a_snapshot_round_trip_keeps_records_decisions_intents_history_and_fence
     assert restored.claims["r12"].intents == live.claims["r12"].intents != ()
     assert restored.claims["r11"].intents[0].steps == ((P + 1, Withdraw("a11", 400.0 + FENCE_MARGIN)),)
     assert restored.claims["r7"].history == live.claims["r7"].history
+    # r7: HELD, extended, confirmed, two closes; its part took the extension, decision 2
+    assert restored.claims["r7"].decisions == live.claims["r7"].decisions == 5
+    assert restored.parts["r7"].followed == live.parts["r7"].followed == 2
     assert {rid: part.history for rid, part in restored.parts.items()} == {
         rid: part.history for rid, part in live.parts.items()
     }

@@ -103,8 +103,8 @@ class ModelPart:
     expires_at: float
     attempt: str
     changed_at: float = 0.0
-    extended_at: float = 0.0
-    """When its expiry was last set, on its home's clock (an older extension is behind it)."""
+    followed: int = 0
+    """The number of the last decision whose expiry it took (an older extension is behind it)."""
 
     def part(self, rid: str) -> Part:
         return Part(
@@ -116,6 +116,7 @@ class ModelPart:
             self.expires_at,
             self.changed_at,
             attempt=self.attempt,
+            followed=self.followed,
         )
 
 
@@ -132,6 +133,8 @@ class ModelRecord:
     decided_at: float = 0.0
     intents: list[Intent] = field(default_factory=list)
     history: list[tuple[str, float]] = field(default_factory=list)
+    decisions: int = 0
+    """Decisions taken after PENDING: the next one's steps carry decisions + 1."""
     tried: bool = False
     """Its PlaceHold was sent to P (a PlaceHold is delivered once)."""
     refused: bool = False
@@ -151,6 +154,7 @@ class ModelRecord:
             self.decided_at,
             tuple(self.intents),
             tuple(self.history),
+            self.decisions,
         )
 
     def decision_at(self, now: float) -> Decision:
@@ -218,9 +222,8 @@ class PartitionMachine(RuleBasedStateMachine):
         self.dropped: set[str] = set()
         self.taken: dict[str, Step] = {}  # the last step each reservation's part took
         # Steps of decisions a later one superseded before they were carried: a carrier
-        # that had them may still deliver them. (Not an extension superseded at the same
-        # instant: see test_partition's xfailed
-        # test_an_older_extension_decided_at_the_same_instant_arriving_late_changes_nothing.)
+        # that had them may still deliver them (an extension superseded at the same instant
+        # too: its decision number tells it is older).
         self.superseded: dict[str, list[Step]] = {}
         self.ids = 0
 
@@ -307,9 +310,7 @@ class PartitionMachine(RuleBasedStateMachine):
             assert after.on_hand - after.reserved - after.committed >= 0
             assert after.reserved == prior.reserved + quantity
             assert (after.on_hand, after.committed) == (prior.on_hand, prior.committed)
-        self.parts[rid] = ModelPart(
-            lines, digest, PartState.HELD, created_at, expires_at, attempt, 0.0, created_at
-        )
+        self.parts[rid] = ModelPart(lines, digest, PartState.HELD, created_at, expires_at, attempt)
         return result
 
     def take(self, rid: str, step: Step, decided: bool = True) -> None:
@@ -326,10 +327,11 @@ class PartitionMachine(RuleBasedStateMachine):
                     if (
                         step.state is PartState.HELD
                         and part.expires_at != step.expires_at
-                        and step.at >= part.extended_at  # not an older extension arriving late
+                        and step.version > part.followed  # not an older extension arriving late
                     ):
-                        outcome, expected = PartOutcome.CHANGED, [HoldExtended(rid, step.expires_at, step.at)]
-                        part.expires_at, part.extended_at = step.expires_at, step.at
+                        extended = HoldExtended(rid, step.expires_at, step.at, step.version)
+                        outcome, expected = PartOutcome.CHANGED, [extended]
+                        part.expires_at, part.followed = step.expires_at, step.version
                 elif RANK[step.state] > RANK[part.state]:
                     outcome, expected = PartOutcome.CHANGED, [PartChanged(rid, step.state, step.at)]
                     part.state, part.changed_at = step.state, step.at
@@ -361,9 +363,7 @@ class PartitionMachine(RuleBasedStateMachine):
             if intent.follows_only:  # its steps take the part at least as far as earlier ones
                 for old in record.intents:
                     step = dict(old.steps).get(P)
-                    if not old.follows_only or not isinstance(step, Follow):
-                        continue
-                    if step.state is not PartState.HELD or step.at < at:
+                    if old.follows_only and isinstance(step, Follow):
                         self.superseded.setdefault(record.rid, []).append(step)
                 record.intents = [i for i in record.intents if not i.follows_only]
             record.intents.append(intent)
@@ -374,6 +374,7 @@ class PartitionMachine(RuleBasedStateMachine):
         elif decision is Decision.HELD and expires_at != record.expires_at:
             record.history.append(("extended", at))
         record.decision, record.decided_at, record.expires_at = decision, at, expires_at
+        record.decisions += 1
         return ReservationDecided(record.rid, decision, at, expires_at, intent)
 
     def aborted(self, record: ModelRecord, unplaced: tuple[int, ...] = ()) -> ReservationDecided:
@@ -436,15 +437,14 @@ class PartitionMachine(RuleBasedStateMachine):
             self.check_decision(result, DecisionOutcome.REFUSED, record, None)
             assert result.decision is current
             return
+        version = record.decisions + 1
         if target is None:
-            follow = Follow(PartState.HELD, self.now, expires_at)
-            intent = Intent(f"extend@{self.now!r}", tuple((p, follow) for p in record.partitions))
+            follow = Follow(PartState.HELD, self.now, expires_at, version)
+            intent = Intent(f"extend#{version}", tuple((p, follow) for p in record.partitions))
             event = self.decided(record, Decision.HELD, self.now, expires_at, intent)
         else:
-            follow = Follow(target.part_state, self.now, record.expires_at)
-            intent = Intent(
-                f"{target.name.lower()}@{self.now!r}", tuple((p, follow) for p in record.partitions)
-            )
+            follow = Follow(target.part_state, self.now, record.expires_at, version)
+            intent = Intent(f"{target.name.lower()}#{version}", tuple((p, follow) for p in record.partitions))
             event = self.decided(record, target, self.now, record.expires_at, intent)
         result, events = self.run(command)
         assert events == [event]
@@ -818,8 +818,8 @@ class PartitionMachine(RuleBasedStateMachine):
         )
         for expires_at, rid in expiring:
             record = self.records[rid]
-            follow = Follow(PartState.EXPIRED, expires_at, expires_at)
-            intent = Intent(f"expire@{expires_at!r}", tuple((p, follow) for p in record.partitions))
+            follow = Follow(PartState.EXPIRED, expires_at, expires_at, record.decisions + 1)
+            intent = Intent(f"expire#{follow.version}", tuple((p, follow) for p in record.partitions))
             expected.append(self.decided(record, Decision.EXPIRED, expires_at, expires_at, intent))
         timed_out = sorted(
             (r.created_at, rid)

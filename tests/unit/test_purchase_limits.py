@@ -27,9 +27,9 @@ def hold(p: Partition, rid: str, customer: str, *lines: Line, limit: int = 2) ->
     return result.outcome
 
 
-def take(p: Partition, rid: str, state: PartState, at: float, expires: float = 100.0):
-    """The part takes a step its home decided at `at`."""
-    return p.handle(CarryStep(P, rid, Follow(state, at, expires)), at)
+def take(p: Partition, rid: str, state: PartState, at: float, expires: float = 100.0, version: int = 0):
+    """The part takes a step its home decided at `at`, as its decision number `version`."""
+    return p.handle(CarryStep(P, rid, Follow(state, at, expires, version)), at)
 
 
 def stocked() -> Partition:
@@ -117,8 +117,8 @@ def test_history_records_every_transition_and_survives_replay_and_snapshots() ->
     live = stocked()
     log = []
     log += live.handle(PlaceHold(P, "h", "f", (Line("drop", "n1", 1),), 10.0, 100.0))[1]
-    log += take(live, "h", PartState.HELD, 20.0, expires=200.0)[1]  # extended
-    log += take(live, "h", PartState.CONFIRMED, 30.0, expires=200.0)[1]
+    log += take(live, "h", PartState.HELD, 20.0, expires=200.0, version=2)[1]  # extended
+    log += take(live, "h", PartState.CONFIRMED, 30.0, expires=200.0, version=3)[1]
     expected = (("held", 10.0), ("extended", 20.0), ("confirmed", 30.0))
     assert live.parts["h"].history == expected
     replayed = stocked()

@@ -248,17 +248,17 @@ def test_an_expiry_is_taken_here_at_once_and_handed_out_for_the_other_shards_unt
     assert b.apply_batch([hold_2], 0.0).results[0].outcome is HoldOutcome.PLACED  # type: ignore[union-attr]
     a.apply_batch([decide], 0.0)
     outcome = a.apply_batch([], 10.0)
-    step = Follow(PartState.EXPIRED, 10.0, 10.0)
+    step = Follow(PartState.EXPIRED, 10.0, 10.0, 2)  # the home's second decision, after HELD
     assert outcome.events[1] == [PartChanged("r", PartState.EXPIRED, 10.0)]
-    assert outcome.handoffs == [Handoff(0, "r", Intent("expire@10.0", ((2, step),)))]
+    assert outcome.handoffs == [Handoff(0, "r", Intent("expire#2", ((2, step),)))]
     assert b.partitions[2].parts["r"].state is PartState.HELD  # until a gateway carries it
     # Nobody carried it: it is handed out again once the lease of the first carrier is over.
     assert a.apply_batch([], 11.9).handoffs == []
     assert a.apply_batch([], 12.0).handoffs == outcome.handoffs
     (taken,) = b.apply_batch([CarryStep(2, "r", step)], 12.5).results
     assert taken.outcome is PartOutcome.CHANGED  # type: ignore[union-attr]
-    marked = a.apply_batch([MarkCarried(0, "r", "expire@10.0", (2,))], 12.5)
-    assert marked.events == {0: [IntentCarried("r", "expire@10.0", (2,))]}
+    marked = a.apply_batch([MarkCarried(0, "r", "expire#2", (2,))], 12.5)
+    assert marked.events == {0: [IntentCarried("r", "expire#2", (2,))]}
     assert a.partitions[0].claims["r"].intents == ()
     assert a.apply_batch([], 20.0).handoffs == []
     assert a.check() == [] and b.check() == []
@@ -322,4 +322,6 @@ def test_an_expiry_waiting_for_a_close_to_be_carried_does_not_stop_the_shard() -
         a.apply_batch([MarkCarried(0, "r", "close:c1", (2,))], 11.0)
         expired = a.apply_batch([], 11.5)
     assert a.partitions[0].claims["r"].decision is Decision.EXPIRED
-    assert expired.handoffs and expired.handoffs[0].intent.operation == "expire@10.0"
+    # the home's third decision: HELD, the cancel, then EXPIRED (as of the expiry)
+    assert expired.handoffs and expired.handoffs[0].intent.operation == "expire#3"
+    assert expired.handoffs[0].intent.steps == ((2, Follow(PartState.EXPIRED, 10.0, 10.0, 3)),)

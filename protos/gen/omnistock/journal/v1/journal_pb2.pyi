@@ -165,14 +165,16 @@ class PartChanged(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ..., state: _Optional[_Union[PartState, str]] = ..., at: _Optional[float] = ...) -> None: ...
 
 class HoldExtended(_message.Message):
-    __slots__ = ("reservation_id", "expires_at", "at")
+    __slots__ = ("reservation_id", "expires_at", "at", "version")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     expires_at: float
     at: float
-    def __init__(self, reservation_id: _Optional[str] = ..., expires_at: _Optional[float] = ..., at: _Optional[float] = ...) -> None: ...
+    version: int
+    def __init__(self, reservation_id: _Optional[str] = ..., expires_at: _Optional[float] = ..., at: _Optional[float] = ..., version: _Optional[int] = ...) -> None: ...
 
 class LineUnits(_message.Message):
     __slots__ = ("index", "units", "sku", "node_id")
@@ -255,7 +257,7 @@ class HoldAborted(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ...) -> None: ...
 
 class ClaimRecorded(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "partitions", "created_at", "sourcing", "destination", "attempt", "expires_at", "decision", "decided_at", "intents", "history")
+    __slots__ = ("reservation_id", "fingerprint", "partitions", "created_at", "sourcing", "destination", "attempt", "expires_at", "decision", "decided_at", "intents", "history", "decisions")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     PARTITIONS_FIELD_NUMBER: _ClassVar[int]
@@ -268,6 +270,7 @@ class ClaimRecorded(_message.Message):
     DECIDED_AT_FIELD_NUMBER: _ClassVar[int]
     INTENTS_FIELD_NUMBER: _ClassVar[int]
     HISTORY_FIELD_NUMBER: _ClassVar[int]
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     partitions: _containers.RepeatedScalarFieldContainer[int]
@@ -280,17 +283,20 @@ class ClaimRecorded(_message.Message):
     decided_at: float
     intents: _containers.RepeatedCompositeFieldContainer[Intent]
     history: _containers.RepeatedCompositeFieldContainer[HistoryEntry]
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ..., created_at: _Optional[float] = ..., sourcing: _Optional[_Iterable[_Union[LineSourcing, _Mapping]]] = ..., destination: _Optional[_Union[Destination, _Mapping]] = ..., attempt: _Optional[str] = ..., expires_at: _Optional[float] = ..., decision: _Optional[_Union[Decision, str]] = ..., decided_at: _Optional[float] = ..., intents: _Optional[_Iterable[_Union[Intent, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ...) -> None: ...
+    decisions: int
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ..., created_at: _Optional[float] = ..., sourcing: _Optional[_Iterable[_Union[LineSourcing, _Mapping]]] = ..., destination: _Optional[_Union[Destination, _Mapping]] = ..., attempt: _Optional[str] = ..., expires_at: _Optional[float] = ..., decision: _Optional[_Union[Decision, str]] = ..., decided_at: _Optional[float] = ..., intents: _Optional[_Iterable[_Union[Intent, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., decisions: _Optional[int] = ...) -> None: ...
 
 class Follow(_message.Message):
-    __slots__ = ("state", "at", "expires_at")
+    __slots__ = ("state", "at", "expires_at", "version")
     STATE_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
     state: PartState
     at: float
     expires_at: float
-    def __init__(self, state: _Optional[_Union[PartState, str]] = ..., at: _Optional[float] = ..., expires_at: _Optional[float] = ...) -> None: ...
+    version: int
+    def __init__(self, state: _Optional[_Union[PartState, str]] = ..., at: _Optional[float] = ..., expires_at: _Optional[float] = ..., version: _Optional[int] = ...) -> None: ...
 
 class Withdraw(_message.Message):
     __slots__ = ("attempt", "until")
@@ -451,7 +457,7 @@ class JournalEntry(_message.Message):
     def __init__(self, events: _Optional[_Iterable[_Union[Event, _Mapping]]] = ...) -> None: ...
 
 class PartRecord(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at", "channel", "customer", "history", "fulfilled", "cancelled", "operations", "returned", "capacity", "attempt")
+    __slots__ = ("reservation_id", "fingerprint", "lines", "state", "created_at", "expires_at", "changed_at", "channel", "customer", "history", "fulfilled", "cancelled", "operations", "returned", "capacity", "attempt", "followed")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
@@ -468,6 +474,7 @@ class PartRecord(_message.Message):
     RETURNED_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    FOLLOWED_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     lines: _containers.RepeatedCompositeFieldContainer[Line]
@@ -484,7 +491,8 @@ class PartRecord(_message.Message):
     returned: _containers.RepeatedScalarFieldContainer[int]
     capacity: _containers.RepeatedCompositeFieldContainer[NodeDay]
     attempt: str
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., fulfilled: _Optional[_Iterable[int]] = ..., cancelled: _Optional[_Iterable[int]] = ..., operations: _Optional[_Iterable[str]] = ..., returned: _Optional[_Iterable[int]] = ..., capacity: _Optional[_Iterable[_Union[NodeDay, _Mapping]]] = ..., attempt: _Optional[str] = ...) -> None: ...
+    followed: int
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., state: _Optional[_Union[PartState, str]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., changed_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., fulfilled: _Optional[_Iterable[int]] = ..., cancelled: _Optional[_Iterable[int]] = ..., operations: _Optional[_Iterable[str]] = ..., returned: _Optional[_Iterable[int]] = ..., capacity: _Optional[_Iterable[_Union[NodeDay, _Mapping]]] = ..., attempt: _Optional[str] = ..., followed: _Optional[int] = ...) -> None: ...
 
 class PositionRecord(_message.Message):
     __slots__ = ("sku", "node_id", "on_hand", "as_of", "damaged", "quality_hold")
