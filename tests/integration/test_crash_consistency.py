@@ -117,16 +117,23 @@ class Service:
                     found.append(child)
         return found
 
+    def running(self, match: Callable[[list[str]], bool], what: str) -> list[psutil.Process]:
+        """The processes `match` finds, once there are some (one killed before may still be
+        starting again)."""
+        deadline = time.monotonic() + 60
+        while not (found := self.descendants(match)):
+            assert time.monotonic() < deadline, f"no {what} process found"
+            time.sleep(0.1)
+        return found
+
     def kill_gateway(self) -> None:
         """Gateway 1 (its supervisor starts it again)."""
-        (gateway,) = self.descendants(lambda cmd: "gateway.cli" in cmd and "gateway" in cmd[-3:])
+        (gateway,) = self.running(lambda cmd: "gateway.cli" in cmd and "gateway" in cmd[-3:], "gateway")
         gateway.kill()
 
     def kill_shard(self, rng: random.Random) -> None:
         """A shard actor's process (Ray starts it again)."""
-        shards = self.descendants(lambda cmd: bool(cmd) and cmd[0].startswith("ray::Shard"))
-        assert shards, "no shard process found"
-        rng.choice(shards).kill()
+        rng.choice(self.running(lambda cmd: bool(cmd) and cmd[0].startswith("ray::Shard"), "shard")).kill()
 
     async def kill_redis(self) -> None:
         """redis-server with SIGKILL; a second later, started again on its port from its
