@@ -302,9 +302,12 @@ class Partition:
             if isinstance(command, DecideHold) and result.claim and result.claim.attempt != command.attempt:
                 return result  # the attempt asked about was aborted: another one owns the id now
             claim = self.claims.get(result.claim.reservation_id) if result.claim else None
+            # (Built, not replace()d: this runs for every Reserve.)
             if claim is None:  # an aborted attempt's record goes once its parts are withdrawn
-                return replace(result, claim=result.claim, decision=Decision.ABORTED)
-            return replace(result, claim=claim, decision=claim.decision_at(now))
+                return DecisionResult(
+                    result.outcome, result.claim, Decision.ABORTED, result.carry, result.carried
+                )
+            return DecisionResult(result.outcome, claim, claim.decision_at(now), result.carry, result.carried)
         return result
 
     def _set_stock(self, command: SetStock) -> tuple[Result, list[Event]]:
@@ -975,14 +978,20 @@ class Partition:
             history = (*history, (event.decision.name.lower(), event.at))
         elif event.decision is Decision.HELD and event.expires_at != claim.expires_at:
             history = (*history, ("extended", event.at))
-        self.claims[claim.reservation_id] = replace(
-            claim,
-            decision=event.decision,
-            expires_at=event.expires_at,
-            decided_at=event.at,
-            intents=intents,
-            history=history,
-            decisions=claim.decisions + 1,
+        self.claims[claim.reservation_id] = Claim(  # (built, not replace()d: this runs for every Reserve)
+            claim.reservation_id,
+            claim.fingerprint,
+            claim.partitions,
+            claim.created_at,
+            claim.sourcing,
+            claim.destination,
+            claim.attempt,
+            event.decision,
+            event.expires_at,
+            event.at,
+            intents,
+            history,
+            claim.decisions + 1,
         )
         if event.decision is Decision.HELD:
             heapq.heappush(self._expiring, (event.expires_at, event.expires_at, claim.reservation_id))

@@ -268,7 +268,7 @@ class ShardState:
                 return refused
         elif isinstance(command, DecideHold) and command.placed is None:
             placed, unplaced = self._placed_here(command)
-            command = replace(command, placed=placed, unplaced=unplaced)
+            command = DecideHold(command.partition, command.reservation_id, command.attempt, placed, unplaced)
         for _ in range(3):
             result, new_events = partition.handle(command, now)
             if new_events:

@@ -2,9 +2,11 @@
 
     .venv/bin/python scripts/bench_shard_batch.py [--partitions 256] [--batches 20000]
 
-Each batch is 8 single-line holds spread over the partitions, then the read of the feed
-the shard actor makes after every batch (changes_since). Prints the median time per batch
-over all but the first tenth; the holds stay open (a 10-minute TTL), as at a peak.
+Each batch is 8 single-line Reserves spread over the partitions, each as the coordinator
+sends it to one shard (record the attempt at its home, place the hold, decide), then the
+read of the feed the shard actor makes after every batch (changes_since). Prints the
+median time per batch over all but the first tenth; the holds stay open (a 10-minute
+TTL), as at a peak.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import statistics
 import time
 
-from reservations.commands import PlaceHold, SetStock
+from reservations.commands import Command, DecideHold, PlaceHold, RecordClaim, SetStock
 from reservations.model import Line, fingerprint
 from reservations.partition import Partition
 from reservations.shard import ShardState
@@ -24,16 +26,23 @@ HOLDS_PER_BATCH = 8
 
 def measure(partitions: int, batches: int) -> float:
     """Median seconds per batch."""
-    state = ShardState((Partition(n) for n in range(partitions)), expiry_grace=1.0, epoch="bench")
+    state = ShardState((Partition(n) for n in range(partitions)), epoch="bench")
     now = 1_000.0
     state.apply_batch([SetStock(n, f"SKU-{n}", "DC-1", 10**9, 0.0) for n in range(partitions)], now)
     seconds = []
     for b in range(batches):
-        batch = []
+        batch: list[Command] = []
         for i in range(HOLDS_PER_BATCH):
             number = (b * HOLDS_PER_BATCH + i) * 7919 % partitions
+            home = (number * 31 + 7) % partitions
+            rid, attempt = f"r{b}-{i}", f"a{b}-{i}"
             lines = (Line(f"SKU-{number}", "DC-1", 1),)
-            batch.append(PlaceHold(number, f"r{b}-{i}", fingerprint(lines, ""), lines, now, now + 600))
+            digest = fingerprint(lines, "")
+            batch.append(
+                RecordClaim(home, rid, digest, (number,), now, attempt=attempt, expires_at=now + 600)
+            )
+            batch.append(PlaceHold(number, rid, digest, lines, now, now + 600, attempt=attempt, home=home))
+            batch.append(DecideHold(home, rid, attempt))
         started = time.perf_counter()
         since = state.version
         state.apply_batch(batch, now)
