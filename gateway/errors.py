@@ -18,7 +18,7 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from gateway.convert import line_sourcing_to_proto, reservation_to_proto
+from gateway.convert import line_sourcing_to_proto, reservation_to_proto, short_lines_to_proto
 from protos.gen.omnistock.v1 import common_pb2, reservation_pb2
 from reservations.errors import (
     AlreadyExists,
@@ -233,14 +233,8 @@ def to_status(error: BaseException) -> tuple[grpc.StatusCode, grpc.Status]:
                     violations=precondition_violations("INSUFFICIENT_STOCK", violations, room, room.left // 2)
                 )
             )
-            if room.take(DETAIL_OVERHEAD):
-                line = common_pb2.ShortLine
-                lines = (
-                    line(
-                        sku=clip(s.sku), node_id=clip(s.node_id), requested=s.requested, available=s.available
-                    )
-                    for s in short
-                )
+            if room.take(DETAIL_OVERHEAD):  # (ids are bounded by validation: nothing to clip)
+                lines = short_lines_to_proto(short).lines
                 details.append(common_pb2.InsufficientStock(lines=listed(len(short), lines, None, room)))
         case CannotSource():
             code = code_pb2.FAILED_PRECONDITION

@@ -52,7 +52,7 @@ from gateway.servicers import (
 )
 from gateway.shard_stats import ShardStatsPoller
 from gateway.shards import ShardRouter
-from gateway.supervisor import READY, GatewaySupervisor, exit_text
+from gateway.supervisor import READY, GatewaySupervisor, exit_text, restart_delay
 from gateway.view_sync import ViewSync
 from gateway.watch import WatchHub
 from protos.gen.omnistock.v1 import (
@@ -175,9 +175,6 @@ REDIS_WATCH = 0.2
 """Seconds between two looks at whether the embedded redis-server still runs."""
 REDIS_RESTART_MAX_DELAY = 5.0
 """Longest wait between two tries to start the embedded redis-server again."""
-REDIS_QUICK_EXIT = 30.0
-"""An embedded redis-server that ends sooner than this after its start is started again
-after a wait, growing each time, instead of at once."""
 
 
 class Gateway:
@@ -500,7 +497,7 @@ class Service:
             while (code := embedded.returncode) is None:
                 await asyncio.sleep(REDIS_WATCH)
             lived = time.monotonic() - embedded.started_at
-            delay = min(REDIS_RESTART_MAX_DELAY, max(0.5, delay * 2)) if lived < REDIS_QUICK_EXIT else 0.0
+            delay = restart_delay(delay, lived, REDIS_RESTART_MAX_DELAY, settled=0.0)
             log.error(
                 "embedded redis-server (pid %s) ended (%s) after %.0f s; starting it again from its AOF"
                 " on port %d in %.1f s",
@@ -515,7 +512,7 @@ class Service:
                 try:
                     await embedded.restart()
                 except Exception as error:
-                    delay = min(REDIS_RESTART_MAX_DELAY, max(0.5, delay * 2))
+                    delay = restart_delay(delay, 0.0, REDIS_RESTART_MAX_DELAY, settled=0.0)
                     log.error(
                         "embedded redis-server did not start again: %s; next try in %.1f s", error, delay
                     )

@@ -573,11 +573,6 @@ RESPONSE_SERIALIZERS: dict[str, Callable[[Any], bytes]] = {
 """Response serializers other than the message's own, by method path."""
 
 
-def add_availability_service(servicer: Any, server: grpc.aio.Server) -> None:
-    """The availability service, GetAvailability's serializer taking bytes as they are."""
-    add_service(servicer, server, AvailabilityServicer.SERVICE)
-
-
 class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServicer):
     SERVICE = reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"]
 

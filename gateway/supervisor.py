@@ -39,6 +39,15 @@ def gateway_command() -> list[str]:
     return [sys.executable, "-m", "gateway.cli", "gateway", "--log-level", level]
 
 
+def restart_delay(previous: float, lived: float, most: float, settled: float) -> float:
+    """Seconds to wait before starting again a process that ended after `lived` seconds:
+    `settled` after a long life, else twice the previous wait (at least 0.5 s, at most
+    `most`), so one that keeps dying at once is not started in a tight loop."""
+    if lived >= QUICK_EXIT:
+        return settled
+    return min(most, max(0.5, previous * 2))
+
+
 def exit_text(code: int | None) -> str:
     if code is not None and code < 0:
         with contextlib.suppress(ValueError):
@@ -162,7 +171,7 @@ class GatewaySupervisor:
             if self._stopping:
                 return
             lived = time.monotonic() - gateway.started_at
-            delay = min(MAX_DELAY, max(0.5, delay * 2)) if lived < QUICK_EXIT else 0.5
+            delay = restart_delay(delay, lived, MAX_DELAY, settled=0.5)
             log.warning(
                 "gateway %d (pid %d) ended (%s) after %.0f s; starting it again in %.1f s",
                 gateway.index,
@@ -176,7 +185,7 @@ class GatewaySupervisor:
                 try:
                     await self._launch(gateway)
                 except Exception as error:
-                    delay = min(MAX_DELAY, delay * 2)
+                    delay = restart_delay(delay, 0.0, MAX_DELAY, settled=0.5)
                     log.error("gateway %d did not start: %s; next try in %.1f s", gateway.index, error, delay)
                     continue
                 gateway.restarts += 1

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
@@ -115,15 +114,15 @@ def capacity_key(node_id: str) -> str:
     return f"capacity/{node_id}"
 
 
-def merged_state(parts: Sequence[Part], at: float | None = None) -> PartState:
-    """The reservation's state from its parts' (as of `at`, when given: a hold past its
-    expiry reads EXPIRED). An expired part means the reservation expired; otherwise it is
+def merged_state(parts: Sequence[Part]) -> PartState:
+    """The reservation's state from its parts' (for a record without a decision, and for a
+    reservation whose lines all closed). An expired part means it expired; otherwise it is
     open while any part is open (a part whose lines were all cancelled or fulfilled has
     settled on its own); once every part is closed, it was RELEASED if any part was
     released as a whole, else FULFILLED if anything shipped. Parts that only count a
     node's daily capacity have no lines and no say."""
     parts = [part for part in parts if part.lines] or list(parts)
-    states = [part.state if at is None else part.effective_state(at) for part in parts]
+    states = [part.state for part in parts]
     for state in (PartState.EXPIRED, PartState.HELD, PartState.CONFIRMED):
         if state in states:
             return state
@@ -229,7 +228,6 @@ class ReservationCoordinator:
         execute: Execute,
         partition_of: Callable[[str], int],
         clock: Callable[[], float],
-        claim_cache_size: int = 100_000,
         colocated: Colocated = lambda partitions: False,
         new_attempt: Callable[[], str] = lambda: uuid.uuid4().hex[:16],
     ) -> None:
@@ -238,11 +236,6 @@ class ReservationCoordinator:
         self._clock = clock
         self._colocated = colocated
         self._new_attempt = new_attempt
-        # reservation id -> partitions of its parts, for reservations known to exist
-        # (a claim whose Reserve succeeded never changes, so other gateways cannot make
-        # it wrong; everything else is asked of the shards every time).
-        self._known: OrderedDict[str, tuple[int, ...]] = OrderedDict()
-        self._cache_size = claim_cache_size
         self._marking: set[asyncio.Task[None]] = set()
 
     # --- Reserve: a two-phase commit with the home as coordinator ---
@@ -376,7 +369,6 @@ class ReservationCoordinator:
         crash_points.crash_point("reserve.before_reply")
         if decided.decision is Decision.HELD:
             parts = [h.part for h in placed.values() if h.part is not None]
-            self._remember(reservation_id, partitions)
             return merge(reservation_id, parts, decided.claim, Decision.HELD), False
         if decided.outcome is not DecisionOutcome.DECIDED:
             # The home's timer aborted the attempt first (this gateway was too slow).
@@ -402,9 +394,7 @@ class ReservationCoordinator:
         except Unavailable:
             unknown = True  # some parts may have been placed: they are withdrawn (fenced) below
         crash_points.crash_point("reserve.after_parts")
-        ok = not unknown and all(
-            h.outcome in (HoldOutcome.PLACED, HoldOutcome.REPLAYED) for h in placed.values()
-        )
+        ok = not unknown and all(h.outcome in _HELD for h in placed.values())
         refused = () if ok else tuple(p for p, h in placed.items() if h.outcome not in _MAY_HOLD)
         (result,) = await self._execute([DecideHold(home, reservation_id, attempt, ok, refused)])
         assert isinstance(result, DecisionResult)
@@ -506,12 +496,10 @@ class ReservationCoordinator:
         mark = MarkCarried(home, reservation_id, intent.operation, intent.partitions)
         if wait:
             await self._execute([mark])
-            return [
-                (p, r) for p, r in zip(intent.partitions, results, strict=True) if isinstance(r, PartResult)
-            ]
-        task = asyncio.ensure_future(self._mark(mark))
-        self._marking.add(task)
-        task.add_done_callback(self._marking.discard)
+        else:
+            task = asyncio.ensure_future(self._mark(mark))
+            self._marking.add(task)
+            task.add_done_callback(self._marking.discard)
         return [(p, r) for p, r in zip(intent.partitions, results, strict=True) if isinstance(r, PartResult)]
 
     async def _mark(self, mark: MarkCarried) -> None:
@@ -653,7 +641,8 @@ class ReservationCoordinator:
         sellable: bool,
     ) -> tuple[ReservationView, bool]:
         """Fulfilled units of `line` (its sku and reserved node; quantity = units) come back at `node_id`."""
-        partitions = await self._partitions(reservation_id)
+        claim, _ = await self._claim(reservation_id)
+        partitions = claim.partitions
         partition = self._partition_of(line.sku)
         if partition not in partitions:
             raise InvalidArgument([("sku", f"{line.sku} is not in reservation {reservation_id!r}")])
@@ -773,21 +762,9 @@ class ReservationCoordinator:
             raise InvalidState("move a line of", replace(current, state=result.state or current.state))
         return await self.get(reservation_id), result.outcome is PartOutcome.REPLAYED
 
-    async def _partitions(self, reservation_id: str) -> tuple[int, ...]:
-        known = self._known.get(reservation_id)
-        if known is not None:
-            return known
-        claim, _ = await self._claim(reservation_id)
-        return claim.partitions
 
-    def _remember(self, reservation_id: str, partitions: tuple[int, ...]) -> None:
-        self._known[reservation_id] = partitions
-        self._known.move_to_end(reservation_id)
-        if len(self._known) > self._cache_size:
-            self._known.popitem(last=False)
-
-
-_HOLDS = (HoldOutcome.PLACED, HoldOutcome.REPLAYED)
+_HELD = (HoldOutcome.PLACED, HoldOutcome.REPLAYED)
+"""Outcomes after which a partition holds its part of the attempt."""
 _MAY_HOLD = (HoldOutcome.PLACED, HoldOutcome.REPLAYED, HoldOutcome.CONFLICT)
 """Outcomes after which a partition may hold a part of the attempt."""
 

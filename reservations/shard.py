@@ -36,6 +36,9 @@ from reservations.model import (
 )
 from reservations.partition import PENDING_SECONDS, Partition
 
+HAND_OUT_EVERY = 0.05
+"""How often, at most, the intents handed to gateways are looked over for a lease run out:
+a batch does not walk them all every time."""
 CARRY_LEASE = 2.0
 """Seconds a gateway has to carry an intent it was handed (or decided itself) before the
 shard hands it to the next gateway that calls: one that died midway leaves nothing undone."""
@@ -161,6 +164,8 @@ class ShardState:
         # when it was last handed to a gateway (0: due now). Recovered ones are due now: a
         # restarted shard finishes what its homes decided.
         self._open: dict[tuple[int, str, str], float] = {}
+        self._next_hand_out = 0.0
+        """Before then, no intent can be due unless new ones came (which set it to 0)."""
         for number, partition in self.partitions.items():
             for claim in partition.claims.values():
                 for intent in claim.intents:
@@ -238,6 +243,7 @@ class ShardState:
                 for event in decided:
                     if isinstance(event, ReservationDecided) and event.intent is not None:
                         self._open[(number, event.reservation_id, event.intent.operation)] = 0.0
+                        self._next_hand_out = 0.0
                         self._carry_here(number, event.reservation_id, event.intent, now, events)
             self._schedule(number)
         self._note_changes(events)
@@ -274,6 +280,8 @@ class ShardState:
             if new_events:
                 events.setdefault(command.partition, []).extend(new_events)
                 self._schedule(command.partition)
+            if isinstance(command, MarkCarried):
+                self._forget_if_carried(command.partition, command.reservation_id, command.operation)
             if not isinstance(result, DecisionResult) or result.carry is None:
                 return result
             # A decision (or one still being carried): this shard's parts take their steps now.
@@ -316,8 +324,17 @@ class ShardState:
             self._open.pop((home, reservation_id, intent.operation), None)
         return carried, left
 
+    def _forget_if_carried(self, home: int, reservation_id: str, operation: str) -> None:
+        """Stop watching an intent its carrier has finished (told by MarkCarried)."""
+        claim = self.partitions[home].claims.get(reservation_id)
+        if claim is None or all(intent.operation != operation for intent in claim.intents):
+            self._open.pop((home, reservation_id, operation), None)
+
     def _hand_out(self, now: float, events: dict[int, list[Event]]) -> list[Handoff]:
         """Intents due to be carried (never handed out, or handed out `carry_lease` ago)."""
+        if now < self._next_hand_out:
+            return []
+        self._next_hand_out = now + HAND_OUT_EVERY
         handoffs = []
         for key, handed in list(self._open.items()):
             if handed and handed + self.carry_lease > now:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.servicers import add_availability_service, serialize_availability
+from gateway.servicers import AvailabilityServicer, add_service, serialize_availability
 from protos.gen.omnistock.v1 import availability_pb2
 
 
@@ -33,7 +33,7 @@ class Servicer:
 
 def test_every_method_of_the_service_is_registered() -> None:
     server = Recorder()
-    add_availability_service(Servicer(), server)  # type: ignore[arg-type]
+    add_service(Servicer(), server, AvailabilityServicer.SERVICE)  # type: ignore[arg-type]
     service = availability_pb2.DESCRIPTOR.services_by_name["AvailabilityService"]
     handlers = server.registered[service.full_name]
     assert set(handlers) == {method.name for method in service.methods}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
+
 from gateway.cli.serve import banner
+from gateway.redis_server import LOCK_FILE, DataDirInUse, EmbeddedRedis
 
 
 def running(redis_url: str | None) -> Any:
@@ -24,3 +28,37 @@ def test_the_banner_says_how_to_stop_the_service_cleanly() -> None:
         text = banner(running(redis_url))
         (stop,) = [row for row in text.splitlines() if row.strip().startswith("stop")]
         assert "Ctrl-C" in stop and f"kill -TERM {os.getpid()}" in stop
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_shows_the_banner_the_service_prints() -> None:
+    shown = README.read_text().split("```\nomnistock is serving\n", 1)[1].splitlines()[:7]
+    config = SimpleNamespace(
+        host="127.0.0.1", redis_url=None, data_dir=Path("/home/me/omnistock/var"), gateways=1, shards=1,
+        ray_address=None,
+    )  # fmt: skip
+    service = SimpleNamespace(
+        config=config, redis_url="redis://127.0.0.1:40263/0", port=50051, metrics_ports=[9464]
+    )
+    printed = banner(service).replace(f"kill -TERM {os.getpid()}", "kill -TERM 4242").splitlines()
+    assert printed == ["omnistock is serving", *shown]
+
+
+def test_the_readme_shows_the_refusal_of_a_data_dir_in_use(tmp_path: Path) -> None:
+    (line,) = [ln for ln in README.read_text().splitlines() if "is in use by another omnistock serve" in ln]
+    held = tmp_path / "redis"
+    held.mkdir()
+    lock = os.open(held / LOCK_FILE, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        os.write(lock, b"4242\n")
+        with pytest.raises(DataDirInUse) as refused:
+            EmbeddedRedis(held).start()  # refused before anything starts
+    finally:
+        os.close(lock)
+    printed = f"error: cannot start omnistock: {refused.value}".replace(
+        str(held.resolve()), "/home/me/omnistock/var/redis"
+    )
+    assert printed == line
