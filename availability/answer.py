@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from availability.atp import future_free
-from availability.network import Channel, Network, StockStatus
-from reservations.model import PositionView
+from omnistock.availability.atp import future_free
+from omnistock.availability.network import Channel, Network, StockStatus
+from omnistock.reservations.domain.model import PositionView
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,8 @@ import enum
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from availability.atp import ChannelLimit
-from availability.nodes import Node, NodeType, node_problems
+from omnistock.availability.atp import ChannelLimit
+from omnistock.availability.nodes import Node, NodeType, node_problems
 
 Problem = tuple[str, str]
 MAX_PURCHASE_LIMIT = 1_000_000

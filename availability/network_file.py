@@ -34,7 +34,7 @@ import tomllib
 from dataclasses import dataclass
 from typing import Any
 
-from availability.network import (
+from omnistock.availability.network import (
     DEFAULT_SOURCING_RULES,
     AllocationCap,
     Channel,
@@ -44,7 +44,7 @@ from availability.network import (
     SourcingPolicy,
     SourcingRule,
 )
-from availability.nodes import Node, NodeType
+from omnistock.availability.nodes import Node, NodeType
 
 TYPES = {t.value: t for t in NodeType}
 

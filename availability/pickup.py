@@ -6,8 +6,8 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from availability.network import Network
-from availability.nodes import Node
+from omnistock.availability.network import Network
+from omnistock.availability.nodes import Node
 
 EARTH_RADIUS_KM = 6371.0088
 

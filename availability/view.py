@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
 
-from reservations.model import LoadedBlock, PositionRow, PositionView, loaded_rows
+from omnistock.reservations.domain.model import LoadedBlock, PositionRow, PositionView, loaded_rows
 
 
 @dataclass(slots=True)
@@ -110,7 +110,7 @@ class NetworkView:
         self.skus_built = 0
         """SKUs whose columns were built anew (new, loaded or rebuilt whole) since the view
         began: how much long-lived data it made, which the gateway leaves out of the
-        garbage collector's scans once it is settled (gateway/view_sync.py)."""
+        garbage collector's scans once it is settled (gateway/transport/view_sync.py)."""
 
     def apply(
         self,

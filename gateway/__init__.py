@@ -1,1 +1,2 @@
-"""The gRPC gateway: servicers, conversion, routing, batching, metrics, CLI and client."""
+"""The gateway process: the gRPC edge (grpc/), the use cases (usecases/), the transport to the
+shards (transport/) and the start-up of the whole service (runtime/)."""

@@ -24,12 +24,12 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 import redis.exceptions
 
-from availability.network import Channel, Network, NodeGroup
-from availability.nodes import Node
-from gateway.convert import Limits, network_from_proto, network_to_proto
-from protos.gen.omnistock.v1 import network_pb2
-from reservations.errors import InvalidArgument, NotFound, Unavailable
-from reservations.journal import RedisKeys
+from omnistock.availability.network import Channel, Network, NodeGroup
+from omnistock.availability.nodes import Node
+from omnistock.gateway.grpc.convert import Limits, network_from_proto, network_to_proto
+from omnistock.protos.gen.omnistock.v1 import network_pb2
+from omnistock.reservations.domain.errors import InvalidArgument, NotFound, Unavailable
+from omnistock.reservations.shard.journal import RedisKeys
 
 log = logging.getLogger(__name__)
 

@@ -39,12 +39,12 @@ import grpc
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.client import load_stock_column_requests, load_stock_requests
-from gateway.event_loop import loop_name
-from gateway.redis_server import free_port
-from gateway.routing import default_shards, partition_of, shard_of, usable_cpus
-from loadtest.echo import ECHO_METHOD
-from protos.gen.omnistock.v1 import (
+from omnistock.client import load_stock_column_requests, load_stock_requests
+from omnistock.gateway.runtime.cpus import default_shards, usable_cpus
+from omnistock.gateway.runtime.embedded_redis import free_port
+from omnistock.gateway.runtime.event_loop import loop_name
+from omnistock.loadtest.echo import ECHO_METHOD
+from omnistock.protos.gen.omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
     common_pb2,
@@ -55,6 +55,7 @@ from protos.gen.omnistock.v1 import (
     reservation_pb2,
     reservation_pb2_grpc,
 )
+from omnistock.reservations.domain.placement import partition_of, shard_of
 
 NODES = tuple(f"BENCH-DC-{i}" for i in range(4))
 HOT_SKU = "BENCH-HOT"
@@ -320,7 +321,7 @@ def start_service(
     """`omnistock serve` in its own process (data and log under workdir); (process, HOST:PORT)."""
     port = free_port()
     argv = [
-        sys.executable, "-m", "gateway.cli", "serve",
+        sys.executable, "-m", "omnistock.cli", "serve",
         "--port", str(port), "--metrics-port", str(free_port()),
         "--shards", str(shards), "--partitions", str(partitions),
         "--data-dir", str(workdir / "data"), "--log-level", "warning",
@@ -340,7 +341,9 @@ async def processes_under_test(
         started: list[Process] = []
         try:
             echo_port = free_port()
-            echo = start("echo", [sys.executable, "-m", "loadtest.echo", "--port", str(echo_port)], workdir)
+            echo = start(
+                "echo", [sys.executable, "-m", "omnistock.loadtest.echo", "--port", str(echo_port)], workdir
+            )
             started.append(echo)
             echo_target = f"127.0.0.1:{echo_port}"
             await wait_until_serving(echo, echo_target, echo_ready)
@@ -627,7 +630,7 @@ def resident(process: Process) -> tuple[int, dict[str, int]]:
             name = command[0].split()[0] if command and command[0].startswith("ray::") else member.name()
             if member.pid == root.pid:
                 name = "gateway (omnistock serve)"
-            elif "gateway.cli gateway" in " ".join(command):
+            elif "omnistock.cli gateway" in " ".join(command):
                 name = "gateways (omnistock gateway)"
             by_name[name.split(".")[0]] += member.memory_info().rss  # ray::Shard.apply -> ray::Shard
     return sum(by_name.values()), dict(by_name)

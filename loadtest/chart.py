@@ -1,6 +1,6 @@
 """A chart of a load test over time, from Locust's stats history.
 
-    python -m loadtest.chart var/loadtest/peak_stats_history.csv -o docs/peak-day.png
+    python -m omnistock.loadtest.chart var/loadtest/peak_stats_history.csv -o docs/peak-day.png
 
 Three panels sharing the time axis: calls per second by RPC (log scale, the total in
 black), latency (p50 and p99 of all calls, p99 of the busiest RPCs), and the users Locust
@@ -97,7 +97,9 @@ def draw(series: dict[str, Series], target: Path, title: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m loadtest.chart", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m omnistock.loadtest.chart", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("history", type=Path, help="Locust's <prefix>_stats_history.csv")
     parser.add_argument("-o", "--output", type=Path, default=Path("peak-day.png"), help="PNG to write")
     parser.add_argument("--title", default="omnistock peak day: calls, latency and users over time")

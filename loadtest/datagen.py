@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from protos.gen.omnistock.v1 import common_pb2, inventory_pb2
+from omnistock.protos.gen.omnistock.v1 import common_pb2, inventory_pb2
 
 DEFAULT_SEED = 20240611
 """The seed of the demo network `omnistock serve --demo` loads."""

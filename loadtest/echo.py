@@ -1,6 +1,6 @@
 """A bare gRPC echo server: the ceiling of Python gRPC on this machine.
 
-    python -m loadtest.echo [--port 0]
+    python -m omnistock.loadtest.echo [--port 0]
 
 One unary method, /omnistock.bench.Echo/Echo, that answers with the request's bytes,
 unparsed, on the same grpc.aio server (and options) and the same event loop
@@ -17,7 +17,7 @@ import signal
 
 import grpc
 
-from gateway.event_loop import loop_runner, running_loop_name
+from omnistock.gateway.runtime.event_loop import loop_runner, running_loop_name
 
 ECHO_METHOD = "/omnistock.bench.Echo/Echo"
 

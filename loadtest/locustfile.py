@@ -38,10 +38,10 @@ import grpc.experimental.gevent as grpc_gevent
 from locust import LoadTestShape, User, constant, constant_throughput, events, task
 from locust.env import Environment
 
-from availability.pickup import distance_km
-from loadtest import peak
-from loadtest.datagen import SkuDemand, customer_location, sku_id
-from protos.gen.omnistock.v1 import (
+from omnistock.availability.pickup import distance_km
+from omnistock.loadtest import peak
+from omnistock.loadtest.datagen import SkuDemand, customer_location, sku_id
+from omnistock.protos.gen.omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
     common_pb2,

@@ -32,10 +32,10 @@ from typing import Any
 
 import grpc
 
-from gateway.client import OmnistockClient
-from loadtest import bench, peak
-from loadtest.datagen import sku_id
-from protos.gen.omnistock.v1 import reservation_pb2
+from omnistock.client import OmnistockClient
+from omnistock.loadtest import bench, peak
+from omnistock.loadtest.datagen import sku_id
+from omnistock.protos.gen.omnistock.v1 import reservation_pb2
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 CSV_PREFIX = "peak"
@@ -353,9 +353,9 @@ async def service_under_test(args: argparse.Namespace, say: Callable[[str], None
 
 async def load_network(target: str, say: Callable[[str], None]) -> None:
     """The demo network and stock, unless nodes are registered (then its channels only)."""
-    from gateway.cli.network_args import parse_network_text
-    from gateway.cli.serve import load_demo_if_empty
-    from loadtest.datagen import DEMO_NETWORK_FILE, demo_network_text
+    from omnistock.cli.network_args import parse_network_text
+    from omnistock.cli.serve import load_demo_if_empty
+    from omnistock.loadtest.datagen import DEMO_NETWORK_FILE, demo_network_text
 
     where = f"loadtest/{DEMO_NETWORK_FILE}"
     await load_demo_if_empty(target, say, (where, parse_network_text(demo_network_text(), where)))

@@ -1,1 +1,1 @@
-"""Reservations: partition state (pure), shard actors, journal and recovery."""
+"""Reservations: the pure domain (domain/) and the shard process that owns it (shard/)."""

@@ -21,9 +21,9 @@ from typing import Any
 
 import ray
 
-from gateway.event_loop import loop_runner
-from gateway.shard_link import ShardLink
-from reservations.batch_port import BatchPort
+from omnistock.gateway.runtime.event_loop import loop_runner
+from omnistock.gateway.transport.shard_link import ShardLink
+from omnistock.reservations.shard.batch_port import BatchPort
 
 
 class Answerer:

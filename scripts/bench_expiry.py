@@ -26,11 +26,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gateway.client import OmnistockClient, OmnistockRpcError, level, line
-from gateway.event_loop import loop_runner
-from gateway.routing import partition_of, shard_of
-from gateway.service import Service, ServiceConfig
-from protos.gen.omnistock.v1 import common_pb2
+from omnistock.client import OmnistockClient, OmnistockRpcError, level, line
+from omnistock.gateway.runtime.event_loop import loop_runner
+from omnistock.gateway.runtime.service import Service, ServiceConfig
+from omnistock.protos.gen.omnistock.v1 import common_pb2
+from omnistock.reservations.domain.placement import partition_of, shard_of
 
 PARTITIONS = 64
 

@@ -16,10 +16,10 @@ import json
 import statistics
 import time
 
-from reservations.commands import Command, DecideHold, PlaceHold, RecordClaim, SetStock
-from reservations.model import Line, fingerprint
-from reservations.partition import Partition
-from reservations.shard import ShardState
+from omnistock.reservations.domain.commands import Command, DecideHold, PlaceHold, RecordClaim, SetStock
+from omnistock.reservations.domain.model import Line, fingerprint
+from omnistock.reservations.domain.partition import Partition
+from omnistock.reservations.shard.state import ShardState
 
 HOLDS_PER_BATCH = 8
 

@@ -3,7 +3,7 @@
 Usage: python scripts/gen_protos.py [--out DIR]
 
 protoc writes imports as `from omnistock.v1 import x_pb2`; they are rewritten to
-`from protos.gen.omnistock.v1 import x_pb2` so the generated code lives in its
+`from omnistock.protos.gen.omnistock.v1 import x_pb2` so the generated code lives in its
 own package without touching sys.path.
 """
 
@@ -41,7 +41,7 @@ def generate(out: Path) -> None:
     if protoc.main(args) != 0:
         raise SystemExit("protoc failed")
     for path in sorted(out.rglob("*.py*")):
-        text = IMPORT.sub(r"\1 protos.gen.omnistock.", path.read_text())
+        text = IMPORT.sub(r"\1 omnistock.protos.gen.omnistock.", path.read_text())
         path.write_text(text)
     for folder in [out, *(p for p in out.rglob("*") if p.is_dir())]:
         (folder / "__init__.py").write_text("")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from gateway.redis_server import EmbeddedRedis
+from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis
 
 
 @pytest.fixture(scope="session")
@@ -43,7 +43,7 @@ ServiceFactory = Callable[..., Awaitable[Any]]
 @asynccontextmanager
 async def services(redis_url: str) -> AsyncIterator[ServiceFactory]:
     """Start services on the shared Redis and Ray, each under its own key prefix."""
-    from gateway.service import Service, ServiceConfig
+    from omnistock.gateway.runtime.service import Service, ServiceConfig
 
     started: list[Service] = []
 

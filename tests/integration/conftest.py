@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest_asyncio
 
-from gateway.client import OmnistockClient
-from gateway.routing import partition_of, shard_of
-from protos.gen.omnistock.v1 import common_pb2
+from omnistock.client import OmnistockClient
+from omnistock.protos.gen.omnistock.v1 import common_pb2
+from omnistock.reservations.domain.placement import partition_of, shard_of
 
 NODES = [
     common_pb2.Node(node_id="DC-1", type=common_pb2.NODE_TYPE_DC, ships=True, enabled=True),

@@ -12,8 +12,14 @@ import pytest
 import pytest_asyncio
 from google.protobuf.descriptor import MethodDescriptor
 
-from gateway.client import OmnistockClient, OmnistockRpcError, level, line
-from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, network_pb2, reservation_pb2
+from omnistock.client import OmnistockClient, OmnistockRpcError, level, line
+from omnistock.protos.gen.omnistock.v1 import (
+    availability_pb2,
+    common_pb2,
+    inventory_pb2,
+    network_pb2,
+    reservation_pb2,
+)
 
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
 NOT_FOUND = grpc.StatusCode.NOT_FOUND

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from gateway.event_loop import loop_name
-from loadtest.bench import ONLY_KEYS
+from omnistock.gateway.runtime.event_loop import loop_name
+from omnistock.loadtest.bench import ONLY_KEYS
 
 pytestmark = pytest.mark.slow
 
@@ -34,7 +34,7 @@ BROUGHT_ALONG = {"echo_end", "reserve_1_half_rate", "reserve_1_at_50"}
 
 
 def test_every_scenario_runs_without_errors() -> None:
-    argv = [sys.executable, "-m", "loadtest.bench", "--seconds", "1", "--warmup", "0.3"]
+    argv = [sys.executable, "-m", "omnistock.loadtest.bench", "--seconds", "1", "--warmup", "0.3"]
     argv += ["--concurrency", "4", "--skus", "200", "--shards", "2", "--catalog", "5000", "--rates", "50"]
     argv += ["--json"]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600)

@@ -10,8 +10,8 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from gateway.client import OmnistockClient, OmnistockRpcError, level, line
-from protos.gen.omnistock.v1 import common_pb2, network_pb2, network_pb2_grpc
+from omnistock.client import OmnistockClient, OmnistockRpcError, level, line
+from omnistock.protos.gen.omnistock.v1 import common_pb2, network_pb2, network_pb2_grpc
 
 DC, STORE = common_pb2.NODE_TYPE_DC, common_pb2.NODE_TYPE_STORE
 NODES = [
@@ -99,7 +99,7 @@ async def test_damaged_and_quality_hold_are_never_sold(client: OmnistockClient, 
 
 
 def _adjustment(aid: str, sku: str, node: str, delta: int, state: int) -> Any:
-    from protos.gen.omnistock.v1 import inventory_pb2
+    from omnistock.protos.gen.omnistock.v1 import inventory_pb2
 
     return inventory_pb2.StockAdjustment(adjustment_id=aid, sku=sku, node_id=node, delta=delta, state=state)
 
@@ -238,7 +238,7 @@ async def test_view_stays_fresh_under_concurrent_writes(client: OmnistockClient,
 async def test_pickup_search_finds_the_nearest_stores_with_the_basket(
     client: OmnistockClient, shop: Admin
 ) -> None:
-    from protos.gen.omnistock.v1 import availability_pb2
+    from omnistock.protos.gen.omnistock.v1 import availability_pb2
 
     lat, lon = 48.8566, 2.3522  # 0.009 degrees of latitude is about 1 km
     stores = {"P-1KM": 0.009, "P-5KM": 0.045, "P-20KM": 0.18, "P-90KM": 0.81}
@@ -308,7 +308,7 @@ async def next_update(stream: Any, timeout: float = 5.0) -> Any:
 async def test_watch_pushes_changes_and_status_crossings_and_resumes(
     client: OmnistockClient, shop: Admin
 ) -> None:
-    from protos.gen.omnistock.v1 import availability_pb2
+    from omnistock.protos.gen.omnistock.v1 import availability_pb2
 
     IN, LOW, OUT = (
         common_pb2.STOCK_STATUS_IN_STOCK,
@@ -369,7 +369,7 @@ async def test_watch_pushes_changes_and_status_crossings_and_resumes(
 async def test_future_supply_dates_and_preorder_holds(client: OmnistockClient, shop: Admin) -> None:
     from google.protobuf.timestamp_pb2 import Timestamp
 
-    from protos.gen.omnistock.v1 import availability_pb2, inventory_pb2
+    from omnistock.protos.gen.omnistock.v1 import availability_pb2, inventory_pb2
 
     def ts(seconds: float) -> Timestamp:
         stamp = Timestamp()

@@ -30,11 +30,11 @@ import psutil
 import pytest
 import pytest_asyncio
 
-from gateway.client import OmnistockClient, OmnistockRpcError, level, line
-from gateway.redis_server import EmbeddedRedis, free_port
-from gateway.routing import partition_of, shard_of
-from protos.gen.omnistock.v1 import reservation_pb2
-from reservations import crash_points
+from omnistock.client import OmnistockClient, OmnistockRpcError, level, line
+from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis, free_port
+from omnistock.protos.gen.omnistock.v1 import reservation_pb2
+from omnistock.reservations import crash_points
+from omnistock.reservations.domain.placement import partition_of, shard_of
 from tests.integration.conftest import NODES
 from tests.integration.test_crash_restart import kill_group, wait_serving
 
@@ -128,7 +128,7 @@ class Service:
 
     def kill_gateway(self) -> None:
         """Gateway 1 (its supervisor starts it again)."""
-        (gateway,) = self.running(lambda cmd: "gateway.cli" in cmd and "gateway" in cmd[-3:], "gateway")
+        (gateway,) = self.running(lambda cmd: "omnistock.cli" in cmd and "gateway" in cmd[-3:], "gateway")
         gateway.kill()
 
     def kill_shard(self, rng: random.Random) -> None:

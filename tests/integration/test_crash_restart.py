@@ -17,9 +17,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from gateway.client import OmnistockClient, OmnistockRpcError, level, line
-from gateway.redis_server import EmbeddedRedis, free_port
-from protos.gen.omnistock.v1 import inventory_pb2
+from omnistock.client import OmnistockClient, OmnistockRpcError, level, line
+from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis, free_port
+from omnistock.protos.gen.omnistock.v1 import inventory_pb2
 from tests.integration.conftest import NODES
 
 pytestmark = pytest.mark.slow

@@ -16,12 +16,17 @@ import psutil
 import pytest
 import redis
 
-from gateway.redis_server import DataDirInUse, EmbeddedRedis, free_port, redis_server_binary
+from omnistock.gateway.runtime.embedded_redis import (
+    DataDirInUse,
+    EmbeddedRedis,
+    free_port,
+    redis_server_binary,
+)
 
 HOLDER = """
 import sys, time
 from pathlib import Path
-from gateway.redis_server import EmbeddedRedis
+from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis
 EmbeddedRedis(Path(sys.argv[1]), fate=sys.argv[2]).start()
 print("started", flush=True)
 time.sleep(600)

@@ -7,9 +7,9 @@ from typing import Any
 
 import redis
 
-from gateway.client import OmnistockClient, level, line
-from gateway.redis_server import EmbeddedRedis
-from protos.gen.omnistock.v1 import reservation_pb2
+from omnistock.client import OmnistockClient, level, line
+from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis
+from omnistock.protos.gen.omnistock.v1 import reservation_pb2
 from tests.integration.conftest import skus_on_shards
 
 T = reservation_pb2.ReservationEventType

@@ -26,18 +26,23 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
-from availability.network import NodeGroup
-from availability.nodes import Node, NodeType
-from gateway.client import OmnistockClient, OmnistockRpcError, level, line
-from gateway.convert import Limits
-from gateway.metrics import Metrics
-from gateway.network_store import NetworkStore
-from gateway.redis_server import EmbeddedRedis, free_port
-from gateway.service import ServiceConfig, first_view_version, gateway_metrics_port, unshared_port
-from gateway.servicers import Servicer, rpc
-from gateway.supervisor import READY, GatewaySupervisor
-from protos.gen.omnistock.v1 import network_pb2
-from reservations.journal import RedisKeys
+from omnistock.availability.network import NodeGroup
+from omnistock.availability.nodes import Node, NodeType
+from omnistock.client import OmnistockClient, OmnistockRpcError, level, line
+from omnistock.gateway.grpc.convert import Limits
+from omnistock.gateway.grpc.servicers import Servicer, rpc
+from omnistock.gateway.metrics import Metrics
+from omnistock.gateway.network_store import NetworkStore
+from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis, free_port
+from omnistock.gateway.runtime.service import (
+    ServiceConfig,
+    first_view_version,
+    gateway_metrics_port,
+    unshared_port,
+)
+from omnistock.gateway.runtime.supervisor import READY, GatewaySupervisor
+from omnistock.protos.gen.omnistock.v1 import network_pb2
+from omnistock.reservations.shard.journal import RedisKeys
 from tests.conftest import services
 from tests.integration.conftest import NODES, skus_on_shards
 from tests.integration.scrape import scrape, total
@@ -435,7 +440,7 @@ async def test_stopping_serve_stops_every_gateway_ray_and_redis(tmp_path: Path) 
             assert scrape(metrics_port + gateway)  # each gateway serves its own metrics
         tree = psutil.Process(process.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in tree)
-        assert "redis-server" in names and "raylet" in names and "gateway.cli gateway" in names
+        assert "redis-server" in names and "raylet" in names and "omnistock.cli gateway" in names
 
         kill_group(process, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole group
         assert wait_exit(process, log, timeout=90) == 0, log.read_text()[-3000:]

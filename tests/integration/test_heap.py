@@ -5,9 +5,9 @@ from __future__ import annotations
 import gc
 import time
 
-from gateway.redis_server import EmbeddedRedis
-from reservations import wire
-from reservations.actor import Shard, ShardConfig
+from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis
+from omnistock.reservations.shard import wire
+from omnistock.reservations.shard.actor import Shard, ShardConfig
 
 
 def test_a_running_shard_settles_its_heap(redis_server: EmbeddedRedis) -> None:

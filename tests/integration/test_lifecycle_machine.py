@@ -52,9 +52,9 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from gateway.client import OmnistockClient, OmnistockRpcError, level, line
-from gateway.routing import partition_of
-from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, reservation_pb2
+from omnistock.client import OmnistockClient, OmnistockRpcError, level, line
+from omnistock.protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, reservation_pb2
+from omnistock.reservations.domain.placement import partition_of
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from loadtest import peak
+from omnistock.loadtest import peak
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,15 @@ async def test_a_minute_of_every_scenario_without_errors_or_oversell(
     make_service: Any, tmp_path: Path
 ) -> None:
     service = await make_service()  # empty: the load test loads the demo network into it
-    argv = ["-m", "gateway.cli", "loadtest", "--target", f"127.0.0.1:{service.port}", "--headless", "--json"]
+    argv = [
+        "-m",
+        "omnistock.cli",
+        "loadtest",
+        "--target",
+        f"127.0.0.1:{service.port}",
+        "--headless",
+        "--json",
+    ]
     argv += ["--out", str(tmp_path), "--orders-per-second", "1", "--spike", "2", "--minutes", "1"]
     argv += ["--ramp-minutes", "0.25"]
     # Awaited, not run: the service under test lives in this process's event loop.

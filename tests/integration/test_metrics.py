@@ -8,8 +8,8 @@ import pytest
 import ray
 import redis
 
-from gateway.client import OmnistockClient, OmnistockRpcError, level, line
-from gateway.redis_server import EmbeddedRedis
+from omnistock.client import OmnistockClient, OmnistockRpcError, level, line
+from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis
 from tests.integration.conftest import NODES
 from tests.integration.scrape import Samples, eventually, scrape, total
 

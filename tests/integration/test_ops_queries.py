@@ -10,7 +10,7 @@ import promql_parser
 import pytest
 import yaml
 
-from gateway.client import OmnistockClient, OmnistockRpcError, level, line
+from omnistock.client import OmnistockClient, OmnistockRpcError, level, line
 from tests.integration.conftest import NODES
 from tests.integration.scrape import exported_names, scrape
 

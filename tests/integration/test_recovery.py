@@ -10,10 +10,10 @@ import pytest
 import ray
 import redis
 
-from gateway.client import OmnistockClient, OmnistockRpcError, level, line, load_stock_column_requests
-from gateway.redis_server import EmbeddedRedis
-from protos.gen.omnistock.v1 import reservation_pb2
-from reservations.journal import RedisKeys
+from omnistock.client import OmnistockClient, OmnistockRpcError, level, line, load_stock_column_requests
+from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis
+from omnistock.protos.gen.omnistock.v1 import reservation_pb2
+from omnistock.reservations.shard.journal import RedisKeys
 from tests.integration.conftest import NODES, skus_on_shards
 
 

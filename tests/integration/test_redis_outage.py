@@ -20,9 +20,9 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from gateway.client import OmnistockClient, level, line
-from gateway.redis_server import EmbeddedRedis
-from protos.gen.omnistock.v1 import availability_pb2, inventory_pb2, reservation_pb2
+from omnistock.client import OmnistockClient, level, line
+from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis
+from omnistock.protos.gen.omnistock.v1 import availability_pb2, inventory_pb2, reservation_pb2
 from tests.conftest import services
 from tests.integration.conftest import NODES
 

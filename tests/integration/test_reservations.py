@@ -10,11 +10,11 @@ from typing import Any
 import grpc
 import pytest
 
-from gateway.client import OmnistockClient, OmnistockRpcError, level, line, load_stock_column_requests
-from gateway.routing import partition_of
-from protos.gen.omnistock.v1 import inventory_pb2, reservation_pb2
-from reservations.commands import CarryStep
-from reservations.model import Follow, PartState
+from omnistock.client import OmnistockClient, OmnistockRpcError, level, line, load_stock_column_requests
+from omnistock.protos.gen.omnistock.v1 import inventory_pb2, reservation_pb2
+from omnistock.reservations.domain.commands import CarryStep
+from omnistock.reservations.domain.model import Follow, PartState
+from omnistock.reservations.domain.placement import partition_of
 from tests.integration.conftest import skus_on_shards
 
 HELD = reservation_pb2.RESERVATION_STATE_HELD

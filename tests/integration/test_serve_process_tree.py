@@ -17,9 +17,9 @@ from pathlib import Path
 import psutil
 import pytest
 
-from gateway.cli.common import EXIT_REFUSED
-from gateway.client import OmnistockClient, level, line
-from gateway.redis_server import free_port
+from omnistock.cli.common import EXIT_REFUSED
+from omnistock.client import OmnistockClient, level, line
+from omnistock.gateway.runtime.embedded_redis import free_port
 from tests.integration.conftest import NODES
 from tests.integration.test_crash_restart import kill_group, wait_exit, wait_serving
 
@@ -97,7 +97,7 @@ async def test_sigkill_leaves_no_process_of_the_service_behind(tmp_path: Path, k
     try:
         await wait_banner(port, process, log)
         running = " ".join(of_the_service(marker, data_dir).values())
-        for part in ("redis-server", "raylet", "gcs_server", "ray::Shard", "gateway.cli gateway"):
+        for part in ("redis-server", "raylet", "gcs_server", "ray::Shard", "omnistock.cli gateway"):
             assert part in running, f"{part} not found among {running}"
         if kill == "process group":
             kill_group(process, signal.SIGKILL)

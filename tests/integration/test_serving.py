@@ -10,7 +10,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-from gateway.client import OmnistockClient, OmnistockRpcError, level, line
+from omnistock.client import OmnistockClient, OmnistockRpcError, level, line
 from tests.integration.conftest import NODES
 
 

@@ -10,8 +10,8 @@ import grpc
 import pytest
 import pytest_asyncio
 
-from gateway.client import OmnistockClient, OmnistockRpcError, level, line
-from protos.gen.omnistock.v1 import common_pb2, network_pb2, reservation_pb2
+from omnistock.client import OmnistockClient, OmnistockRpcError, level, line
+from omnistock.protos.gen.omnistock.v1 import common_pb2, network_pb2, reservation_pb2
 
 DC, STORE = common_pb2.NODE_TYPE_DC, common_pb2.NODE_TYPE_STORE
 HELD, CONFIRMED = reservation_pb2.RESERVATION_STATE_HELD, reservation_pb2.RESERVATION_STATE_CONFIRMED

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from reservations.commands import (
+from omnistock.reservations.domain.commands import (
     CarryStep,
     Command,
     DecideHold,
@@ -22,9 +22,9 @@ from reservations.commands import (
     PlaceHold,
     RecordClaim,
 )
-from reservations.model import Event, Intent, Line, ReservationDecided, fingerprint
-from reservations.partition import PENDING_SECONDS, Partition
-from reservations.sourcing import Destination
+from omnistock.reservations.domain.model import Event, Intent, Line, ReservationDecided, fingerprint
+from omnistock.reservations.domain.partition import PENDING_SECONDS, Partition
+from omnistock.reservations.domain.sourcing import Destination
 
 Partitions = Partition | Mapping[int, Partition]
 

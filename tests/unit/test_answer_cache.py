@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import gc
 
-from availability.network import Network
-from availability.view import NetworkView
-from gateway.answer_cache import AnswerCache
-from gateway.convert import to_timestamp
-from gateway.metrics import Metrics
-from protos.gen.omnistock.v1 import availability_pb2, common_pb2
-from reservations.model import PositionView
+from omnistock.availability.network import Network
+from omnistock.availability.view import NetworkView
+from omnistock.gateway.grpc.answer_cache import AnswerCache
+from omnistock.gateway.grpc.convert import to_timestamp
+from omnistock.gateway.metrics import Metrics
+from omnistock.protos.gen.omnistock.v1 import availability_pb2, common_pb2
+from omnistock.reservations.domain.model import PositionView
 
 
 def test_an_answer_holds_until_its_sku_or_the_network_changes() -> None:

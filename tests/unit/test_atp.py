@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from availability.atp import NO_LIMIT, ChannelLimit
+from omnistock.availability.atp import NO_LIMIT, ChannelLimit
 
 
 def exact_safety(units: int, percent: Fraction, sellable: int) -> int:

@@ -1,11 +1,11 @@
-"""The audit of reservations' parts against their home's decision (reservations/audit.py)."""
+"""The audit of reservations' parts against their home's decision (reservations/domain/audit.py)."""
 
 from __future__ import annotations
 
 import math
 
-from reservations.audit import PartRow, RecordRow, disagreements
-from reservations.model import Decision, PartState
+from omnistock.reservations.domain.audit import PartRow, RecordRow, disagreements
+from omnistock.reservations.domain.model import Decision, PartState
 
 
 def record(

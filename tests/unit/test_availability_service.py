@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateway.servicers import AvailabilityServicer, add_service, serialize_availability
-from protos.gen.omnistock.v1 import availability_pb2
+from omnistock.gateway.grpc.servicers import AvailabilityServicer, add_service, serialize_availability
+from omnistock.protos.gen.omnistock.v1 import availability_pb2
 
 
 class Recorder:

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from gateway.shard_link import LinkLost, ShardFailed, ShardLink
-from reservations.batch_port import HEADER, MAX_FRAME, TOKEN_BYTES, BatchPort
+from omnistock.gateway.transport.shard_link import LinkLost, ShardFailed, ShardLink
+from omnistock.reservations.shard.batch_port import HEADER, MAX_FRAME, TOKEN_BYTES, BatchPort
 
 
 class Method:

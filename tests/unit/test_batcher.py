@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from gateway.batcher import ShardBatcher
+from omnistock.gateway.transport.batcher import ShardBatcher
 
 
 class SlowShard:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from loadtest.bench import CpuMeter, Measurement, cpu_ms_per_call, cpu_total
+from omnistock.loadtest.bench import CpuMeter, Measurement, cpu_ms_per_call, cpu_total
 
 SPIN = "import time\nend = time.process_time() + {seconds}\nwhile time.process_time() < end: pass\n"
 SLEEP = "import time\ntime.sleep({seconds})\n"

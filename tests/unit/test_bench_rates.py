@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from loadtest.bench import add_arguments
+from omnistock.loadtest.bench import add_arguments
 
 
 def parse(*argv: str) -> argparse.Namespace:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from loadtest.bench import CatalogScale, render, targets
+from omnistock.loadtest.bench import CatalogScale, render, targets
 
 GIB = 2**30
 

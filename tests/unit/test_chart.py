@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtest import chart
+from omnistock.loadtest import chart
 
 HEADER = (
     "Timestamp,User Count,Type,Name,Requests/s,Failures/s,50%,66%,75%,80%,90%,95%,98%,99%,99.9%,99.99%,100%,"

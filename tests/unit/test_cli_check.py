@@ -5,10 +5,10 @@ from __future__ import annotations
 import io
 import json
 
-from gateway.cli.app import build_parser
-from gateway.cli.commands import cmd_check
-from gateway.cli.output import Output
-from protos.gen.omnistock.v1 import inventory_pb2
+from omnistock.cli.app import build_parser
+from omnistock.cli.commands import cmd_check
+from omnistock.cli.output import Output
+from omnistock.protos.gen.omnistock.v1 import inventory_pb2
 
 
 class CheckClient:

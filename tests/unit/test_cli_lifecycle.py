@@ -10,14 +10,14 @@ from typing import Any
 import grpc
 import pytest
 
-from gateway.cli import main
-from gateway.cli.app import build_parser
-from gateway.cli.commands import cmd_cancel_lines, cmd_extend, cmd_fulfil, cmd_get
-from gateway.cli.common import UsageError, to_timestamp
-from gateway.cli.output import Output, event_name, format_reservation, history_table, line_rows, state_name
-from gateway.cli.parsing import operation_id, parse_closing_lines
-from gateway.client import OmnistockRpcError
-from protos.gen.omnistock.v1 import reservation_pb2
+from omnistock.cli import main
+from omnistock.cli.app import build_parser
+from omnistock.cli.commands import cmd_cancel_lines, cmd_extend, cmd_fulfil, cmd_get
+from omnistock.cli.common import UsageError, to_timestamp
+from omnistock.cli.output import Output, event_name, format_reservation, history_table, line_rows, state_name
+from omnistock.cli.parsing import operation_id, parse_closing_lines
+from omnistock.client import OmnistockRpcError
+from omnistock.protos.gen.omnistock.v1 import reservation_pb2
 
 CLOSED = "127.0.0.1:1"  # never an omnistock: a call would fail with UNAVAILABLE (exit 1), not 2
 T = reservation_pb2.ReservationEventType

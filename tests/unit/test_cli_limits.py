@@ -11,12 +11,12 @@ from typing import Any
 import grpc
 import pytest
 
-from availability.network_file import NetworkFile
-from gateway.cli import main
-from gateway.cli.app import build_parser
-from gateway.cli.commands import cmd_reserve
-from gateway.cli.common import ProblemsError, UsageError
-from gateway.cli.network_args import (
+from omnistock.availability.network_file import NetworkFile
+from omnistock.cli import main
+from omnistock.cli.app import build_parser
+from omnistock.cli.commands import cmd_reserve
+from omnistock.cli.common import ProblemsError, UsageError
+from omnistock.cli.network_args import (
     describe_limit_changes,
     limit_field_by_sku,
     network_problems,
@@ -25,11 +25,16 @@ from gateway.cli.network_args import (
     quota_text,
     read_network_file,
 )
-from gateway.cli.network_commands import cmd_limits_list, cmd_limits_put, cmd_network_apply, cmd_network_show
-from gateway.cli.output import Output, format_reservation, limits_table
-from gateway.cli.serve import serve_network, serve_network_file
-from gateway.client import OmnistockRpcError
-from protos.gen.omnistock.v1 import common_pb2, inventory_pb2, network_pb2, reservation_pb2
+from omnistock.cli.network_commands import (
+    cmd_limits_list,
+    cmd_limits_put,
+    cmd_network_apply,
+    cmd_network_show,
+)
+from omnistock.cli.output import Output, format_reservation, limits_table
+from omnistock.cli.serve import serve_network, serve_network_file
+from omnistock.client import OmnistockRpcError
+from omnistock.protos.gen.omnistock.v1 import common_pb2, inventory_pb2, network_pb2, reservation_pb2
 
 DC = common_pb2.NODE_TYPE_DC
 CLOSED = "127.0.0.1:1"  # never an omnistock: a call would fail with UNAVAILABLE (exit 1), not 2

@@ -17,13 +17,13 @@ from typing import Any
 import grpc
 import pytest
 
-from availability.network import Network
-from availability.network_file import parse_network
-from gateway.cli import main
-from gateway.cli.app import build_parser
-from gateway.cli.commands import cmd_availability, cmd_pickup
-from gateway.cli.common import TARGET_ENV, ProblemsError, UsageError
-from gateway.cli.network_args import (
+from omnistock.availability.network import Network
+from omnistock.availability.network_file import parse_network
+from omnistock.cli import main
+from omnistock.cli.app import build_parser
+from omnistock.cli.commands import cmd_availability, cmd_pickup
+from omnistock.cli.common import TARGET_ENV, ProblemsError, UsageError
+from omnistock.cli.network_args import (
     cap_precedence,
     channel_from_args,
     describe_group,
@@ -37,15 +37,15 @@ from gateway.cli.network_args import (
     parse_yes_no,
     safety_precedence,
 )
-from gateway.cli.network_commands import NetworkReading
-from gateway.cli.output import Output
-from gateway.cli.serve import serve_network, service_config
-from gateway.cli.watch import WatchPrinter, _plain, cmd_watch, resume_command
-from gateway.client import OmnistockRpcError
-from gateway.convert import Limits, nodes_from_proto
-from loadtest import datagen
-from loadtest.datagen import demo_network_text, demo_nodes, load_demo
-from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, network_pb2
+from omnistock.cli.network_commands import NetworkReading
+from omnistock.cli.output import Output
+from omnistock.cli.serve import serve_network, service_config
+from omnistock.cli.watch import WatchPrinter, _plain, cmd_watch, resume_command
+from omnistock.client import OmnistockRpcError
+from omnistock.gateway.grpc.convert import Limits, nodes_from_proto
+from omnistock.loadtest import datagen
+from omnistock.loadtest.datagen import demo_network_text, demo_nodes, load_demo
+from omnistock.protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, network_pb2
 
 STORE, DC = common_pb2.NODE_TYPE_STORE, common_pb2.NODE_TYPE_DC
 ROOT = Path(__file__).resolve().parents[2]
@@ -105,7 +105,7 @@ def test_demo_network_file_ships_with_the_package() -> None:
     assert path.is_file()
     assert demo_network_text() == path.read_text(encoding="utf-8")
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    assert "*.toml" in pyproject["tool"]["setuptools"]["package-data"]["loadtest"]
+    assert "*.toml" in pyproject["tool"]["setuptools"]["package-data"]["omnistock.loadtest"]
 
 
 def test_demo_network_passes_the_serve_checks() -> None:
@@ -651,7 +651,7 @@ async def test_availability_json_keeps_the_freshness() -> None:
 def test_refusals_print_every_field(capsys: pytest.CaptureFixture[str]) -> None:
     import grpc
 
-    from gateway.client import OmnistockRpcError
+    from omnistock.client import OmnistockRpcError
 
     error = OmnistockRpcError(
         grpc.StatusCode.INVALID_ARGUMENT,

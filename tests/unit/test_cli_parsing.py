@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from gateway.cli import main
-from gateway.cli.app import build_parser
-from gateway.cli.common import TARGET_ENV, UsageError
-from gateway.cli.output import format_position, format_reservation, table, to_dict
-from gateway.cli.parsing import (
+from omnistock.cli import main
+from omnistock.cli.app import build_parser
+from omnistock.cli.common import TARGET_ENV, UsageError
+from omnistock.cli.output import format_position, format_reservation, table, to_dict
+from omnistock.cli.parsing import (
     iter_levels,
     parse_int,
     parse_item,
@@ -23,8 +23,8 @@ from gateway.cli.parsing import (
     parse_nodes,
     parse_time,
 )
-from gateway.cli.serve import client_target, redact
-from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, reservation_pb2
+from omnistock.cli.serve import client_target, redact
+from omnistock.protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2, reservation_pb2
 
 # --- SKU:NODE:QTY ---
 

@@ -11,14 +11,19 @@ from typing import Any
 import grpc
 import pytest
 
-from availability.network_file import parse_network_file
-from gateway.cli import main
-from gateway.cli.app import build_parser
-from gateway.cli.commands import cmd_get, cmd_nodes_list, cmd_reassign, cmd_reserve, cmd_return
-from gateway.cli.common import UsageError, to_timestamp
-from gateway.cli.network_args import channel_from_args, describe_sourcing, network_messages, network_problems
-from gateway.cli.network_commands import NetworkReading, cmd_channels_put
-from gateway.cli.output import (
+from omnistock.availability.network_file import parse_network_file
+from omnistock.cli import main
+from omnistock.cli.app import build_parser
+from omnistock.cli.commands import cmd_get, cmd_nodes_list, cmd_reassign, cmd_reserve, cmd_return
+from omnistock.cli.common import UsageError, to_timestamp
+from omnistock.cli.network_args import (
+    channel_from_args,
+    describe_sourcing,
+    network_messages,
+    network_problems,
+)
+from omnistock.cli.network_commands import NetworkReading, cmd_channels_put
+from omnistock.cli.output import (
     Output,
     destination_text,
     format_reservation,
@@ -28,9 +33,9 @@ from gateway.cli.output import (
     sourcing_text,
     to_dict,
 )
-from gateway.cli.parsing import parse_nodes, parse_reserve_lines, parse_sourced_line
-from gateway.client import OmnistockRpcError
-from protos.gen.omnistock.v1 import common_pb2, network_pb2, reservation_pb2
+from omnistock.cli.parsing import parse_nodes, parse_reserve_lines, parse_sourced_line
+from omnistock.client import OmnistockRpcError
+from omnistock.protos.gen.omnistock.v1 import common_pb2, network_pb2, reservation_pb2
 
 CLOSED = "127.0.0.1:1"  # never an omnistock: a call would fail with UNAVAILABLE (exit 1), not 2
 T = reservation_pb2.ReservationEventType
@@ -675,7 +680,7 @@ def test_sourcing_policies_in_words() -> None:
 
 
 def demo_reading() -> NetworkReading:
-    from loadtest.datagen import demo_network_text, demo_nodes
+    from omnistock.loadtest.datagen import demo_network_text, demo_nodes
 
     parsed = parse_network_file(demo_network_text())
     _, groups, channels = network_messages([], parsed.groups, parsed.channels)

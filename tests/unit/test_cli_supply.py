@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
-from gateway.cli import main
-from gateway.cli.app import build_parser
-from gateway.cli.commands import cmd_availability, cmd_stock_adjust
-from gateway.cli.common import ProblemsError, UsageError
-from gateway.cli.network_commands import cmd_supply_expect, cmd_supply_load
-from gateway.cli.output import Output, local_time
-from gateway.cli.parsing import read_supplies
-from gateway.client import OmnistockClient, basket_item, supply, to_timestamp
-from protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2
+from omnistock.cli import main
+from omnistock.cli.app import build_parser
+from omnistock.cli.commands import cmd_availability, cmd_stock_adjust
+from omnistock.cli.common import ProblemsError, UsageError
+from omnistock.cli.network_commands import cmd_supply_expect, cmd_supply_load
+from omnistock.cli.output import Output, local_time
+from omnistock.cli.parsing import read_supplies
+from omnistock.client import OmnistockClient, basket_item, supply, to_timestamp
+from omnistock.protos.gen.omnistock.v1 import availability_pb2, common_pb2, inventory_pb2
 
 DEC_1 = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
 CLOSED = "127.0.0.1:1"  # never an omnistock: a call would fail with UNAVAILABLE (exit 1), not 2

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from gateway.convert import reservation_to_proto
-from protos.gen.omnistock.v1 import reservation_pb2
-from reservations.codec import reservation_event
-from reservations.coordinator import ReservationView
-from reservations.model import Line, PartState
-from reservations.sourcing import Destination
+from omnistock.gateway.grpc.convert import reservation_to_proto
+from omnistock.gateway.usecases.reservations import ReservationView
+from omnistock.protos.gen.omnistock.v1 import reservation_pb2
+from omnistock.reservations.domain.model import Line, PartState
+from omnistock.reservations.domain.sourcing import Destination
+from omnistock.reservations.shard.codec import reservation_event
 
 CREATED = 1_796_000_000.123456789
 

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from reservations.audit import disagreements, rows_of
-from reservations.commands import (
+from omnistock.gateway.usecases.reservations import ReservationCoordinator, Sourced, merged_state
+from omnistock.reservations.domain.audit import disagreements, rows_of
+from omnistock.reservations.domain.commands import (
     AdjustStock,
     Command,
     HoldOutcome,
@@ -19,8 +20,7 @@ from reservations.commands import (
     Result,
     SetStock,
 )
-from reservations.coordinator import ReservationCoordinator, Sourced, merged_state
-from reservations.errors import (
+from omnistock.reservations.domain.errors import (
     AlreadyExists,
     FailedPrecondition,
     InsufficientStock,
@@ -28,10 +28,10 @@ from reservations.errors import (
     NotFound,
     OmnistockError,
 )
-from reservations.model import Line, Part, PartState
-from reservations.partition import Partition
-from reservations.shard import Handoff, ShardState
-from reservations.sourcing import Destination
+from omnistock.reservations.domain.model import Line, Part, PartState
+from omnistock.reservations.domain.partition import Partition
+from omnistock.reservations.domain.sourcing import Destination
+from omnistock.reservations.shard.state import Handoff, ShardState
 
 PARTITIONS = 8
 SHARDS = 2

@@ -11,7 +11,7 @@ from statistics import mean
 
 import pytest
 
-from loadtest.datagen import (
+from omnistock.loadtest.datagen import (
     DEFAULT_SEED,
     METROS,
     SkuDemand,
@@ -22,7 +22,7 @@ from loadtest.datagen import (
     load_demo,
     sku_id,
 )
-from protos.gen.omnistock.v1 import common_pb2, inventory_pb2
+from omnistock.protos.gen.omnistock.v1 import common_pb2, inventory_pb2
 
 
 def serialized(messages: Iterable[object]) -> list[bytes]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 
-from availability.feed import ChangeHistory
+from omnistock.availability.feed import ChangeHistory
 
 
 def test_changes_after_a_version_are_the_union_of_later_entries() -> None:

@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from gateway.load_batches import LoadBatches
-from reservations.model import LevelColumns
+from omnistock.gateway.grpc.load_batches import LoadBatches
+from omnistock.reservations.domain.model import LevelColumns
 
 
 def chunk(name: str, count: int) -> LevelColumns:

@@ -6,11 +6,11 @@ from dataclasses import replace
 
 import pytest
 
-from availability.answer import channel_availability, network_availability
-from availability.atp import ChannelLimit
-from availability.network import AllocationCap, Channel, Network, NodeGroup, SafetyRule, StockStatus
-from availability.nodes import Node, NodeType
-from reservations.model import PositionView
+from omnistock.availability.answer import channel_availability, network_availability
+from omnistock.availability.atp import ChannelLimit
+from omnistock.availability.network import AllocationCap, Channel, Network, NodeGroup, SafetyRule, StockStatus
+from omnistock.availability.nodes import Node, NodeType
+from omnistock.reservations.domain.model import PositionView
 
 DC, STORE, TPL, DROP = NodeType.DC, NodeType.STORE, NodeType.THREE_PL, NodeType.DROPSHIP
 
@@ -485,8 +485,8 @@ def test_status_after_safety_is_out_of_stock() -> None:
 
 
 def test_a_group_a_remaining_channel_sells_from_cannot_be_dropped() -> None:
-    from availability.network import Channel, Network, NodeGroup
-    from availability.nodes import Node, NodeType
+    from omnistock.availability.network import Channel, Network, NodeGroup
+    from omnistock.availability.nodes import Node, NodeType
 
     network = Network(
         nodes={"D": Node("D", NodeType.DC)},

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-import availability.network_file as network_file
-from availability.network import AllocationCap, Channel, Network, NodeGroup, SafetyRule
-from availability.network_file import NetworkFileError, parse_network
-from availability.nodes import Node, NodeType
+from omnistock.availability import network_file
+from omnistock.availability.network import AllocationCap, Channel, Network, NodeGroup, SafetyRule
+from omnistock.availability.network_file import NetworkFileError, parse_network
+from omnistock.availability.nodes import Node, NodeType
 
 FULL = """
 [[nodes]]

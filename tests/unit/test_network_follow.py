@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from gateway.convert import Limits
-from gateway.network_store import NetworkStore
-from reservations.journal import RedisKeys
+from omnistock.gateway.grpc.convert import Limits
+from omnistock.gateway.network_store import NetworkStore
+from omnistock.reservations.shard.journal import RedisKeys
 
 
 class CancelLosingPubSub:

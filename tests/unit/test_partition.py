@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from reservations.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
-from reservations.commands import (
+from omnistock.reservations.domain.commands import (
     AdjustOutcome,
     AdjustStock,
     CarryStep,
@@ -35,7 +34,7 @@ from reservations.commands import (
     SetStock,
     ShortLine,
 )
-from reservations.model import (
+from omnistock.reservations.domain.model import (
     Claim,
     ClaimDropped,
     Close,
@@ -60,7 +59,8 @@ from reservations.model import (
     Withdraw,
     fingerprint,
 )
-from reservations.partition import FENCE_MARGIN, Partition
+from omnistock.reservations.domain.partition import FENCE_MARGIN, Partition
+from omnistock.reservations.shard.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
 from tests.unit import homes
 
 P = 3  # partition number used throughout

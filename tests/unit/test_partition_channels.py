@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from availability.atp import NO_LIMIT, ChannelLimit
-from reservations.commands import (
+from omnistock.availability.atp import NO_LIMIT, ChannelLimit
+from omnistock.reservations.domain.commands import (
     AdjustOutcome,
     AdjustStock,
     CarryStep,
@@ -31,7 +31,7 @@ from reservations.commands import (
     SetStock,
     ShortLine,
 )
-from reservations.model import (
+from omnistock.reservations.domain.model import (
     Decision,
     Follow,
     HoldFenced,
@@ -46,7 +46,7 @@ from reservations.model import (
     Withdraw,
     fingerprint,
 )
-from reservations.partition import Partition
+from omnistock.reservations.domain.partition import Partition
 from tests.unit import homes
 
 P = 0

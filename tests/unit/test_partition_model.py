@@ -21,8 +21,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from reservations.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
-from reservations.commands import (
+from omnistock.reservations.domain.commands import (
     AdjustOutcome,
     AdjustStock,
     CarryStep,
@@ -42,7 +41,7 @@ from reservations.commands import (
     SetStock,
     ShortLine,
 )
-from reservations.model import (
+from omnistock.reservations.domain.model import (
     Claim,
     ClaimDropped,
     Decision,
@@ -63,7 +62,8 @@ from reservations.model import (
     Withdraw,
     fingerprint,
 )
-from reservations.partition import FENCE_MARGIN, Partition
+from omnistock.reservations.domain.partition import FENCE_MARGIN, Partition
+from omnistock.reservations.shard.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
 
 P = 0
 Q = 1  # a partition of another shard: its steps are taken there, the machine only reports them

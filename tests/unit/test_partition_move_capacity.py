@@ -3,9 +3,8 @@ and a line moved to another node in one step."""
 
 from __future__ import annotations
 
-from availability.atp import ChannelLimit
-from reservations.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
-from reservations.commands import (
+from omnistock.availability.atp import ChannelLimit
+from omnistock.reservations.domain.commands import (
     CapacityResult,
     CarryStep,
     CloseLines,
@@ -17,9 +16,10 @@ from reservations.commands import (
     RecordClaim,
     SetStock,
 )
-from reservations.model import Event, Follow, Line, PartState, Withdraw, fingerprint, utc_day
-from reservations.partition import Partition
-from reservations.sourcing import Destination, LineSourcing, NodeVerdict
+from omnistock.reservations.domain.model import Event, Follow, Line, PartState, Withdraw, fingerprint, utc_day
+from omnistock.reservations.domain.partition import Partition
+from omnistock.reservations.domain.sourcing import Destination, LineSourcing, NodeVerdict
+from omnistock.reservations.shard.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
 
 P = 1
 NOW = 1_800_000_000.0

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from loadtest import peak
-from loadtest.peak import NormalPeak
+from omnistock.loadtest import peak
+from omnistock.loadtest.peak import NormalPeak
 
 NORMAL = NormalPeak(
     orders_per_second=1, lines_per_order=2.5, checks_per_order=30, stock_updates_per_second=10

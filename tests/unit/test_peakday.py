@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from gateway.cli import main
-from gateway.cli.app import build_parser
-from loadtest import peak, peakday
-from loadtest.peakday import RpcVerdict, ScenarioVerdict, Verdict
-from protos.gen.omnistock.v1 import common_pb2
+from omnistock.cli import main
+from omnistock.cli.app import build_parser
+from omnistock.loadtest import peak, peakday
+from omnistock.loadtest.peakday import RpcVerdict, ScenarioVerdict, Verdict
+from omnistock.protos.gen.omnistock.v1 import common_pb2
 
 STATS = """Type,Name,Request Count,Failure Count,Median Response Time,Average Response Time,\
 Min Response Time,Max Response Time,Average Content Size,Requests/s,Failures/s,\
@@ -63,7 +63,7 @@ def test_wrong_numbers_stop_before_anything_starts(
 
 def test_the_cli_process_never_imports_locust_or_gevent() -> None:
     # Locust patches the standard library with gevent on import; that belongs to its own process.
-    probe = "import sys, gateway.cli; print(sorted(m for m in ('locust', 'gevent') if m in sys.modules))"
+    probe = "import sys, omnistock.cli; print(sorted(m for m in ('locust', 'gevent') if m in sys.modules))"
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True
     )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from reservations.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
-from reservations.commands import CarryStep, HoldOutcome, PlaceHold, SetStock
-from reservations.model import Follow, Line, PartState, Withdraw, fingerprint
-from reservations.partition import Partition
+from omnistock.reservations.domain.commands import CarryStep, HoldOutcome, PlaceHold, SetStock
+from omnistock.reservations.domain.model import Follow, Line, PartState, Withdraw, fingerprint
+from omnistock.reservations.domain.partition import Partition
+from omnistock.reservations.shard.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
 
 P = 0
 

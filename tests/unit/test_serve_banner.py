@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from gateway.cli.serve import banner
-from gateway.redis_server import LOCK_FILE, DataDirInUse, EmbeddedRedis
+from omnistock.cli.serve import banner
+from omnistock.gateway.runtime.embedded_redis import LOCK_FILE, DataDirInUse, EmbeddedRedis
 
 
 def running(redis_url: str | None) -> Any:

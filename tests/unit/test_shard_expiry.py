@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reservations.commands import (
+from omnistock.reservations.domain.commands import (
     CarryStep,
     Command,
     ConfirmReservation,
@@ -28,7 +28,7 @@ from reservations.commands import (
     ReleaseReservation,
     SetStock,
 )
-from reservations.model import (
+from omnistock.reservations.domain.model import (
     ClaimDropped,
     Close,
     Decision,
@@ -45,8 +45,8 @@ from reservations.model import (
     Withdraw,
     fingerprint,
 )
-from reservations.partition import FENCE_MARGIN, Partition
-from reservations.shard import Handoff, ShardState
+from omnistock.reservations.domain.partition import FENCE_MARGIN, Partition
+from omnistock.reservations.shard.state import Handoff, ShardState
 
 PENDING = 1.0
 PARTITIONS = 6

@@ -6,10 +6,10 @@ import asyncio
 
 from prometheus_client import generate_latest
 
-from gateway.batcher import ShardBatcher
-from gateway.metrics import Metrics
-from reservations.model import Line, Part, PartChanged, PartState, PositionView
-from reservations.stats import HoldEndings, StockWatch
+from omnistock.gateway.metrics import Metrics
+from omnistock.gateway.transport.batcher import ShardBatcher
+from omnistock.reservations.domain.model import Line, Part, PartChanged, PartState, PositionView
+from omnistock.reservations.domain.stats import HoldEndings, StockWatch
 
 
 def position(sku: str, on_hand: int, reserved: int = 0, committed: int = 0) -> PositionView:

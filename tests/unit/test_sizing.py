@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.cli import main
-from loadtest.sizing import (
+from omnistock.cli import main
+from omnistock.loadtest.sizing import (
     GATEWAY_SHARE_OF_WRITES,
     MEASURED,
     Capacity,

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from availability.network import Channel, Network, NodeGroup, SourcingPolicy, SourcingRule
-from availability.nodes import Node, NodeType
-from reservations.sourcing import (
+from omnistock.availability.network import Channel, Network, NodeGroup, SourcingPolicy, SourcingRule
+from omnistock.availability.nodes import Node, NodeType
+from omnistock.reservations.domain.sourcing import (
     MAX_EXPLAINED_NODES,
     Destination,
     LineSourcing,

@@ -11,11 +11,17 @@ import pytest
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 
-from gateway.errors import MAX_LISTED, MAX_MESSAGE_BYTES, MAX_TEXT, UndecodableRequest, to_status
-from protos.gen.omnistock.v1 import common_pb2, reservation_pb2
-from reservations.commands import OverLimit, ShortLine
-from reservations.coordinator import ReservationView
-from reservations.errors import (
+from omnistock.gateway.grpc.statuses import (
+    MAX_LISTED,
+    MAX_MESSAGE_BYTES,
+    MAX_TEXT,
+    UndecodableRequest,
+    to_status,
+)
+from omnistock.gateway.usecases.reservations import ReservationView
+from omnistock.protos.gen.omnistock.v1 import common_pb2, reservation_pb2
+from omnistock.reservations.domain.commands import OverLimit, ShortLine
+from omnistock.reservations.domain.errors import (
     CannotSource,
     CapacityReached,
     InsufficientStock,
@@ -24,8 +30,8 @@ from reservations.errors import (
     NotFound,
     PurchaseLimitExceeded,
 )
-from reservations.model import Line, PartState
-from reservations.sourcing import LineSourcing, NodeVerdict, SourcingPlan
+from omnistock.reservations.domain.model import Line, PartState
+from omnistock.reservations.domain.sourcing import LineSourcing, NodeVerdict, SourcingPlan
 
 TRAILER_LIMIT = 8 * 1024
 LONG = "x" * 5_000

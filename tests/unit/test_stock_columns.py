@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from gateway.convert import Limits, levels_from_columns, levels_from_proto
-from protos.gen.omnistock.v1 import inventory_pb2
-from reservations.errors import InvalidArgument
+from omnistock.gateway.grpc.convert import Limits, levels_from_columns, levels_from_proto
+from omnistock.protos.gen.omnistock.v1 import inventory_pb2
+from omnistock.reservations.domain.errors import InvalidArgument
 
 NOW = 1_700_000_000.0
 

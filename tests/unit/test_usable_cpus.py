@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from gateway.routing import default_shards, usable_cpus
-from loadtest.bench import describe_machine
+from omnistock.gateway.runtime.cpus import default_shards, usable_cpus
+from omnistock.loadtest.bench import describe_machine
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from availability.view import NetworkView
-from reservations.commands import (
+from omnistock.availability.view import NetworkView
+from omnistock.reservations.domain.commands import (
     AdjustStock,
     Command,
     ConfirmReservation,
@@ -20,7 +20,7 @@ from reservations.commands import (
     ReleaseReservation,
     SetStock,
 )
-from reservations.model import (
+from omnistock.reservations.domain.model import (
     HoldAborted,
     HoldPlaced,
     LevelColumns,
@@ -32,8 +32,8 @@ from reservations.model import (
     StockState,
     fingerprint,
 )
-from reservations.partition import Partition
-from reservations.shard import ShardState, WrongShard
+from omnistock.reservations.domain.partition import Partition
+from omnistock.reservations.shard.state import ShardState, WrongShard
 
 POSITION_EVENTS = (LevelsSet, StockAdjusted, HoldPlaced, PartChanged, HoldAborted)
 """Events that change a position (the others change records, fences or a part's expiry)."""

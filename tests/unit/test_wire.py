@@ -7,9 +7,7 @@ import pickle
 
 import pytest
 
-from reservations import wire
-from reservations.actor import BatchReply
-from reservations.commands import (
+from omnistock.reservations.domain.commands import (
     ClaimOutcome,
     ClaimResult,
     CloseLines,
@@ -20,9 +18,11 @@ from reservations.commands import (
     PlaceHold,
     RecordClaim,
 )
-from reservations.model import Claim, Line, Part, PartState, PositionView
-from reservations.shard import WrongShard
-from reservations.sourcing import Destination, LineSourcing, NodeVerdict
+from omnistock.reservations.domain.model import Claim, Line, Part, PartState, PositionView
+from omnistock.reservations.domain.sourcing import Destination, LineSourcing, NodeVerdict
+from omnistock.reservations.shard import wire
+from omnistock.reservations.shard.actor import BatchReply
+from omnistock.reservations.shard.state import WrongShard
 
 
 def test_a_batch_and_its_reply_come_back_equal() -> None:

@@ -1,0 +1,876 @@
+"""gRPC servicers: validate, convert, delegate, convert back. Nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
+
+import grpc
+from google.protobuf.descriptor import ServiceDescriptor
+from google.protobuf.message import DecodeError, Message
+from google.protobuf.message_factory import GetMessageClass
+
+from omnistock.availability.answer import (
+    SkuAvailability,
+    channel_availability,
+    network_availability,
+    promisable_at,
+)
+from omnistock.availability.atp import ChannelLimit
+from omnistock.availability.network import Channel, Network
+from omnistock.availability.pickup import find_pickup_stores
+from omnistock.availability.view import NetworkView
+from omnistock.gateway.grpc.answer_cache import AnswerCache
+from omnistock.gateway.grpc.convert import (
+    NODE_TYPES,
+    STATUSES,
+    STOCK_STATES,
+    Limits,
+    adjustments_problems,
+    availability_to_proto,
+    channels_from_proto,
+    close_lines_from_proto,
+    date_query_from_proto,
+    extend_from_proto,
+    groups_from_proto,
+    levels_from_columns,
+    levels_from_proto,
+    line_sourcing_to_proto,
+    network_to_proto,
+    node_to_proto,
+    nodes_from_proto,
+    pickup_query_from_proto,
+    pickup_store_to_proto,
+    position_to_proto,
+    purchase_limits_from_proto,
+    reassign_from_proto,
+    reservation_id_from_proto,
+    reservation_to_proto,
+    reserve_from_proto,
+    return_from_proto,
+    skus_from_proto,
+    supplies_from_proto,
+    to_timestamp,
+)
+from omnistock.gateway.grpc.feed_hub import WatchHub
+from omnistock.gateway.grpc.load_batches import LoadBatches
+from omnistock.gateway.grpc.statuses import UndecodableRequest, to_status
+from omnistock.gateway.metrics import Metrics
+from omnistock.gateway.network_store import NETWORK_KINDS, NetworkStore
+from omnistock.gateway.transport.router import ShardRouter
+from omnistock.gateway.usecases.reservations import ReservationCoordinator, ReservationView
+from omnistock.gateway.usecases.sourced_reserve import plan_from_shards, reserve_sourced, single_node
+from omnistock.protos.gen.omnistock.v1 import (
+    availability_pb2,
+    availability_pb2_grpc,
+    common_pb2,
+    inventory_pb2,
+    inventory_pb2_grpc,
+    network_pb2,
+    network_pb2_grpc,
+    reservation_pb2,
+    reservation_pb2_grpc,
+)
+from omnistock.reservations.domain.commands import (
+    AdjustOutcome,
+    AdjustResult,
+    AdjustStock,
+    LoadLevels,
+    LoadResult,
+    PositionsResult,
+    ReadPositions,
+)
+from omnistock.reservations.domain.commands import ExpectSupply as ExpectSupplyCommand
+from omnistock.reservations.domain.errors import (
+    AlreadyExists,
+    CannotSource,
+    FailedPrecondition,
+    InsufficientStock,
+    InvalidArgument,
+    NotFound,
+    PurchaseLimitExceeded,
+)
+from omnistock.reservations.domain.model import LevelColumns, Line, PartState, PositionView
+from omnistock.reservations.domain.placement import partition_of
+from omnistock.reservations.domain.sourcing import Destination, LineSourcing, Wanted
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Handler = Callable[..., Awaitable[T]]
+
+MAX_WATCHED_SKUS = 10_000
+MAX_DISAGREEMENTS_LISTED = 1_000
+UNSPECIFIED = common_pb2.STOCK_STATUS_UNSPECIFIED
+NOTHING = ChannelLimit(cap_percent=0.0)
+"""The limit at a node a channel does not sell from: it may promise nothing there."""
+
+ADJUSTMENT_OUTCOMES = {
+    AdjustOutcome.APPLIED: inventory_pb2.ADJUSTMENT_OUTCOME_APPLIED,
+    AdjustOutcome.REPLAYED: inventory_pb2.ADJUSTMENT_OUTCOME_REPLAYED,
+    AdjustOutcome.REFUSED_NEGATIVE: inventory_pb2.ADJUSTMENT_OUTCOME_REFUSED_NEGATIVE,
+    AdjustOutcome.CONFLICT: inventory_pb2.ADJUSTMENT_OUTCOME_CONFLICT,
+    AdjustOutcome.UNKNOWN_SUPPLY: inventory_pb2.ADJUSTMENT_OUTCOME_UNKNOWN_SUPPLY,
+}
+
+
+async def end_call(
+    metrics: Metrics,
+    method: str,
+    context: grpc.aio.ServicerContext,
+    started: float,
+    error: BaseException | None,
+) -> None:
+    """Count and time a call that ended; a refusal becomes its gRPC status (raised)."""
+    code = "OK"
+    try:
+        if isinstance(error, asyncio.CancelledError):
+            code = "CANCELLED"
+        elif isinstance(error, Exception):
+            status_code, status = to_status(error)
+            code = status_code.name
+            await context.abort_with_status(status)  # always raises
+    finally:
+        metrics.observe_rpc(method, code, time.perf_counter() - started)
+
+
+class Served:
+    """A stream, served (counted, timed, refusals turned into statuses)."""
+
+    __slots__ = ("context", "method", "metrics", "started")
+
+    def __init__(self, metrics: Metrics, method: str, context: grpc.aio.ServicerContext) -> None:
+        self.metrics, self.method, self.context = metrics, method, context
+        self.started = 0.0
+
+    async def __aenter__(self) -> None:
+        self.started = time.perf_counter()
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None, _: Any) -> None:
+        await end_call(self.metrics, self.method, self.context, self.started, error)
+
+
+class Undecodable:
+    """What a method taking one request gets for bytes that are not its request message
+    (`request_decoder`): `rpc` (or the stream's handler) refuses it with INVALID_ARGUMENT.
+    Reading any field of it raises that refusal too, so no handler can take it for a request."""
+
+    __slots__ = ("refusal",)
+
+    def __init__(self, refusal: UndecodableRequest) -> None:
+        self.refusal = refusal
+
+    def __getattr__(self, name: str) -> Any:
+        raise self.refusal
+
+
+def request_decoder(method: str, message: type[Message], streamed: bool) -> Callable[[bytes], Any]:
+    """`message.FromString` for `method`'s requests, where bytes that are not such a message
+    become a refusal (a deserializer that raises makes grpc answer UNKNOWN and log a
+    traceback): raised into the handler's iteration for a stream of requests, an
+    `Undecodable` in the request's place for one request. One warning line a refusal."""
+    parse = message.FromString
+    name = message.DESCRIPTOR.full_name
+
+    def decode(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError:
+            log.warning("refused %d bytes sent to %s: not a valid %s message", len(data), method, name)
+            refusal = UndecodableRequest(method, name, len(data))
+            if streamed:
+                raise refusal from None
+            return Undecodable(refusal)
+
+    return decode
+
+
+METHOD_HANDLERS = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+"""By (request streamed, response streamed)."""
+
+
+def add_service(servicer: Any, server: grpc.aio.Server, service: ServiceDescriptor | None = None) -> None:
+    """What the generated add_*Servicer_to_server does, for every method of the servicer's
+    `SERVICE` (or `service`), with request deserializers that refuse undecodable bytes
+    (`request_decoder`) and the response serializers of `RESPONSE_SERIALIZERS`."""
+    service = service or servicer.SERVICE
+    handlers = {}
+    for method in service.methods:
+        path = f"/{service.full_name}/{method.name}"
+        streamed = method.client_streaming
+        handlers[method.name] = METHOD_HANDLERS[streamed, method.server_streaming](
+            getattr(servicer, method.name),
+            request_deserializer=request_decoder(path, GetMessageClass(method.input_type), streamed),
+            response_serializer=RESPONSE_SERIALIZERS.get(path)
+            or GetMessageClass(method.output_type).SerializeToString,
+        )
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
+    server.add_registered_method_handlers(service.full_name, handlers)
+
+
+def rpc(method: str) -> Callable[[Handler[T]], Handler[T]]:
+    """A unary handler, served (counted, timed, refusals turned into statuses). Not through
+    Served: it wraps every call, and an async context manager costs two more coroutines a
+    call, so an answered call is counted here and only a refused one awaits `end_call`."""
+
+    def decorate(handler: Handler[T]) -> Handler[T]:
+        @functools.wraps(handler)
+        async def wrapper(self: Servicer, request: Any, context: grpc.aio.ServicerContext) -> T:
+            started = time.perf_counter()
+            try:
+                try:
+                    if request.__class__ is Undecodable:
+                        raise request.refusal
+                    answer = await handler(self, request, context)
+                except NotFound as error:
+                    # Another gateway may have just added that node, group or channel: if
+                    # the network in hand changed since the call started (now, or taken
+                    # meanwhile), ask once more. A refusal for an unknown part of the network
+                    # comes before any change, so a unary call is safe to run again.
+                    if not (
+                        error.kind in NETWORK_KINDS
+                        and not hasattr(request, "__aiter__")
+                        and await self.backend.network.refreshed_since(started)
+                    ):
+                        raise
+                    answer = await handler(self, request, context)
+            except BaseException as error:
+                await end_call(self.metrics, method, context, started, error)
+                raise
+            self.metrics.observe_rpc(method, "OK", time.perf_counter() - started)
+            return answer
+
+        return wrapper
+
+    return decorate
+
+
+class Backend:
+    """What the servicers share."""
+
+    def __init__(
+        self,
+        router: ShardRouter,
+        coordinator: ReservationCoordinator,
+        network: NetworkStore,
+        view: NetworkView,
+        watch: WatchHub,
+        metrics: Metrics,
+        limits: Limits,
+    ) -> None:
+        self.watch = watch
+        self.router = router
+        self.coordinator = coordinator
+        self.network = network
+        self.view = view
+        self.metrics = metrics
+        self.limits = limits
+        self.answers = AnswerCache()
+
+    def partition(self, key: str) -> int:
+        return partition_of(key, self.router.partitions)
+
+    async def set_levels(self, levels: LevelColumns) -> tuple[int, int]:
+        """Apply absolute counts; returns (applied, stale)."""
+        self.network.require(set(levels.node_id))
+        # A SKU's nodes come together: one partition lookup a run of them.
+        by_partition: dict[int, list[tuple[int, int]]] = {}
+        for sku, start, end in levels.sku_runs():
+            by_partition.setdefault(self.partition(sku), []).append((start, end))
+        results = await self.router.execute([LoadLevels(p, levels.runs(r)) for p, r in by_partition.items()])
+        loaded = [r for r in results if isinstance(r, LoadResult)]
+        return sum(r.applied for r in loaded), sum(r.stale for r in loaded)
+
+    async def positions(self, skus: list[str]) -> dict[str, list[PositionView]]:
+        by_partition: dict[int, list[str]] = {}
+        for sku in dict.fromkeys(skus):
+            by_partition.setdefault(self.partition(sku), []).append(sku)
+        results = await self.router.execute([ReadPositions(p, tuple(s)) for p, s in by_partition.items()])
+        found: dict[str, list[PositionView]] = {sku: [] for sku in skus}
+        for result in results:
+            assert isinstance(result, PositionsResult)
+            for position in result.positions:
+                found[position.sku].append(position)
+        return found
+
+
+class Servicer:
+    SERVICE: ClassVar[ServiceDescriptor]
+    """The service it serves (`add_service`)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.metrics = backend.metrics
+
+
+class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
+    SERVICE = inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"]
+
+    @rpc("PutNodes")
+    async def PutNodes(self, request: Any, context: Any) -> inventory_pb2.PutNodesResponse:
+        nodes = nodes_from_proto(request.nodes, self.backend.limits)
+        known = self.backend.network.network.nodes
+        created = sum(1 for node in nodes if node.node_id not in known)
+        await self.backend.network.change(nodes=nodes)
+        return inventory_pb2.PutNodesResponse(created=created, updated=len(nodes) - created)
+
+    @rpc("ListNodes")
+    async def ListNodes(self, request: Any, context: Any) -> inventory_pb2.ListNodesResponse:
+        node_type = NODE_TYPES.get(request.type)
+        nodes = sorted(self.backend.network.network.nodes.items())
+        return inventory_pb2.ListNodesResponse(
+            nodes=[node_to_proto(n) for _, n in nodes if node_type is None or n.type is node_type]
+        )
+
+    @rpc("SetStock")
+    async def SetStock(self, request: Any, context: Any) -> inventory_pb2.SetStockResponse:
+        levels = levels_from_proto(request.levels, self.backend.limits, time.time())
+        applied, stale = await self.backend.set_levels(levels)
+        return inventory_pb2.SetStockResponse(applied=applied, stale=stale)
+
+    @rpc("AdjustStock")
+    async def AdjustStock(self, request: Any, context: Any) -> inventory_pb2.AdjustStockResponse:
+        adjustments = request.adjustments
+        adjustments_problems(adjustments, self.backend.limits)
+        self.backend.network.require({a.node_id for a in adjustments})
+        commands = [
+            AdjustStock(
+                self.backend.partition(a.sku),
+                a.adjustment_id,
+                a.sku,
+                a.node_id,
+                a.delta,
+                a.reason,
+                STOCK_STATES[a.state],
+                a.supply_id,
+            )
+            for a in adjustments
+        ]
+        results = await self.backend.router.execute(commands)
+        response = inventory_pb2.AdjustStockResponse()
+        for adjustment, result in zip(adjustments, results, strict=True):
+            assert isinstance(result, AdjustResult)
+            response.results.add(
+                adjustment_id=adjustment.adjustment_id,
+                outcome=ADJUSTMENT_OUTCOMES[result.outcome],
+                position=position_to_proto(
+                    result.position,
+                    result.position.available if self.backend.network.is_enabled(adjustment.node_id) else 0,
+                ),
+            )
+        return response
+
+    @rpc("LoadStock")
+    async def LoadStock(
+        self, request_iterator: AsyncIterator[inventory_pb2.LoadStockRequest], context: Any
+    ) -> inventory_pb2.LoadStockResponse:
+        batches = LoadBatches(self.backend.set_levels)
+        try:
+            async for chunk in request_iterator:
+                now, limits = time.time(), self.backend.limits
+                if chunk.HasField("columns"):
+                    levels = levels_from_columns(chunk.columns, limits, now, len(chunk.levels))
+                    if chunk.levels:
+                        levels = LevelColumns.join([levels_from_proto(chunk.levels, limits, now), levels])
+                else:
+                    levels = levels_from_proto(chunk.levels, limits, now)
+                await batches.add(levels)
+            await batches.finish()
+        finally:
+            batches.cancel()
+        return inventory_pb2.LoadStockResponse(
+            received=batches.received, applied=batches.applied, stale=batches.stale
+        )
+
+    @rpc("ExpectSupply")
+    async def ExpectSupply(self, request: Any, context: Any) -> inventory_pb2.ExpectSupplyResponse:
+        supplies = supplies_from_proto(request.supplies, self.backend.limits, time.time())
+        self.backend.network.require({node_id for _, _, node_id, _, _ in supplies})
+        commands = [
+            ExpectSupplyCommand(self.backend.partition(sku), supply_id, sku, node_id, quantity, expected_at)
+            for supply_id, sku, node_id, quantity, expected_at in supplies
+        ]
+        await self.backend.router.execute(commands)
+        return inventory_pb2.ExpectSupplyResponse(applied=len(commands))
+
+    @rpc("CheckConservation")
+    async def CheckConservation(self, request: Any, context: Any) -> inventory_pb2.CheckConservationResponse:
+        router = self.backend.router
+        problems, audit = await asyncio.gather(router.check(), router.audit())
+        self.metrics.observe_audit(audit)
+        return inventory_pb2.CheckConservationResponse(
+            ok=not problems and not audit.disagreements,
+            problems=problems,
+            shards_checked=len(router.handles),
+            disagreements=[
+                inventory_pb2.ReservationDisagreement(reservation_id=d.reservation_id, problem=d.problem)
+                for d in audit.disagreements[:MAX_DISAGREEMENTS_LISTED]
+            ],
+            disagreement_count=len(audit.disagreements),
+            reservations_checked=audit.reservations,
+            reservations_in_doubt=audit.in_doubt,
+        )
+
+
+class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceServicer):
+    SERVICE = availability_pb2.DESCRIPTOR.services_by_name["AvailabilityService"]
+
+    @rpc("GetAvailability")
+    async def GetAvailability(
+        self, request: Any, context: Any
+    ) -> availability_pb2.GetAvailabilityResponse | bytes:
+        """From the view, answers that do not depend on the clock come from the answer cache
+        as serialized fragments, joined (see gateway/grpc/answer_cache.py); the method's serializer
+        passes bytes through (`RESPONSE_SERIALIZERS`)."""
+        if request.consistent or request.quantity or request.HasField("by_date"):
+            return await self._availability_by_request(request)
+        skus, limits, view = request.skus, self.backend.limits, self.backend.view
+        if not 1 <= len(skus) <= limits.max_skus:
+            skus_from_proto(skus, limits)  # raises, naming the problem
+        store, cache = self.backend.network, self.backend.answers
+        key, stamp, network = (request.channel_id, request.include_nodes), view.stamp, store.network
+        channel: Channel | None = None
+        checked = False
+        parts = []
+        for sku in skus:
+            part = cache.get(sku, key, stamp(sku), network)
+            if part is None:
+                # A cached answer was made for a well-formed SKU and a channel of this very
+                # network (the entry holds the network's number), so checks wait for a miss.
+                if not checked:
+                    skus_from_proto(skus, limits)
+                    channel = store.channel(request.channel_id) if request.channel_id else None
+                    checked = True
+                found = self._availability(sku, view.positions(sku), network, channel)
+                part = cache.put(
+                    sku, key, stamp(sku), network, availability_to_proto(found, request.include_nodes)
+                )
+            parts.append(part)
+        parts.append(cache.response_tail(view.as_of, view.version))
+        return b"".join(parts)
+
+    async def _availability_by_request(self, request: Any) -> availability_pb2.GetAvailabilityResponse:
+        """Answers that depend on the clock (a date or quantity asked) or on a fresh read."""
+        skus = skus_from_proto(request.skus, self.backend.limits)
+        by_date, quantity = date_query_from_proto(request, self.backend.limits)
+        store = self.backend.network
+        channel = store.channel(request.channel_id) if request.channel_id else None
+        network = store.network
+
+        def answer(sku: str, positions: list[PositionView]) -> availability_pb2.SkuAvailability:
+            found = self._availability(sku, positions, network, channel)
+            return availability_to_proto(found, request.include_nodes, by_date, quantity, time.time())
+
+        if request.consistent:
+            read_at = time.time()
+            read = await self.backend.positions(skus)
+            return availability_pb2.GetAvailabilityResponse(
+                skus=[answer(sku, read[sku]) for sku in skus],
+                as_of=to_timestamp(read_at),
+                consistent=True,
+            )
+        view = self.backend.view
+        return availability_pb2.GetAvailabilityResponse(
+            skus=[answer(sku, view.positions(sku)) for sku in skus],
+            as_of=to_timestamp(view.as_of),
+            version=view.version,
+        )
+
+    @staticmethod
+    def _availability(
+        sku: str, positions: list[PositionView], network: Network, channel: Channel | None
+    ) -> SkuAvailability:
+        if channel:
+            return channel_availability(sku, positions, network, channel)
+        return network_availability(sku, positions, network)
+
+    @rpc("FindPickupStores")
+    async def FindPickupStores(self, request: Any, context: Any) -> availability_pb2.FindPickupStoresResponse:
+        query = pickup_query_from_proto(request, self.backend.limits)
+        store = self.backend.network
+        network = store.network
+        channel = store.channel(query.channel_id) if query.channel_id else None
+        latitude, longitude = query.latitude, query.longitude
+        if query.store_id:
+            store.require([query.store_id])
+            origin = network.nodes[query.store_id]
+            latitude, longitude = origin.latitude, origin.longitude
+        view = self.backend.view
+        complete, partial = find_pickup_stores(
+            query.basket,
+            latitude,
+            longitude,
+            query.radius_km,
+            network,
+            lambda sku, node: promisable_at(view.position(sku, node.node_id), network, channel),
+            eligible=network.eligible(channel.channel_id) if channel else None,
+            limit=query.limit,
+        )
+        return availability_pb2.FindPickupStoresResponse(
+            complete=[pickup_store_to_proto(s) for s in complete],
+            partial=[pickup_store_to_proto(s) for s in partial],
+            as_of=to_timestamp(view.as_of),
+            version=view.version,
+        )
+
+    async def WatchAvailability(
+        self, request: Any, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[availability_pb2.AvailabilityUpdate]:
+        """A stream: Served wraps the whole of it."""
+        async with Served(self.metrics, "WatchAvailability", context):
+            if request.__class__ is Undecodable:
+                raise request.refusal
+            skus = skus_from_proto(request.skus, self.backend.limits, most=MAX_WATCHED_SKUS, least=0)
+            store = self.backend.network
+            channel = store.channel(request.channel_id) if request.channel_id else None
+            view = self.backend.view
+
+            def answer(sku: str) -> SkuAvailability:
+                network = store.network
+                positions = view.positions(sku)
+                if channel is None:
+                    return network_availability(sku, positions, network)
+                # The channel as it is now: rule changes apply to open streams too.
+                return channel_availability(sku, positions, network, store.channel(channel.channel_id))
+
+            watched = frozenset(skus) if skus else None
+            self.metrics.watchers.inc()
+            try:
+                async for version, catch_up, rows in self.backend.watch.watch(
+                    watched, request.from_version, answer
+                ):
+                    yield availability_pb2.AvailabilityUpdate(
+                        version=version,
+                        as_of=to_timestamp(view.as_of),
+                        catch_up=catch_up,
+                        changes=[
+                            availability_pb2.AvailabilityChange(
+                                sku=row.sku,
+                                available=row.available,
+                                status=STATUSES[row.status] if row.status else UNSPECIFIED,
+                                previous_status=STATUSES[previous] if previous else UNSPECIFIED,
+                            )
+                            for row, previous in rows
+                        ],
+                    )
+            finally:
+                self.metrics.watchers.dec()
+
+
+def serialize_availability(response: availability_pb2.GetAvailabilityResponse | bytes) -> bytes:
+    """GetAvailability's response serializer: a response joined from cached fragments is
+    already bytes."""
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+RESPONSE_SERIALIZERS: dict[str, Callable[[Any], bytes]] = {
+    "/omnistock.v1.AvailabilityService/GetAvailability": serialize_availability,
+}
+"""Response serializers other than the message's own, by method path."""
+
+
+class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServicer):
+    SERVICE = reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"]
+
+    def __init__(self, backend: Backend) -> None:
+        super().__init__(backend)
+        self.coordinator = backend.coordinator
+
+    def _count(self, outcome: str) -> None:
+        self.metrics.count_reservation(outcome)
+
+    @rpc("Reserve")
+    async def Reserve(self, request: Any, context: Any) -> reservation_pb2.ReserveResponse:
+        reservation_id, lines, ttl, destination = reserve_from_proto(request, self.backend.limits)
+        try:
+            if destination is not None:
+                view, replayed = await self._reserve_sourced(request, reservation_id, lines, ttl, destination)
+            else:
+                view, replayed = await self._reserve_at_nodes(request, reservation_id, lines, ttl)
+        except CannotSource:
+            self._count("refused_sourcing")
+            raise
+        except InsufficientStock:
+            self._count("refused_short")
+            raise
+        except AlreadyExists:
+            self._count("conflict")
+            raise
+        except PurchaseLimitExceeded:
+            self._count("refused_limit")
+            raise
+        self._count("replayed" if replayed else "held")
+        response = reservation_pb2.ReserveResponse(replayed=replayed)
+        reservation_to_proto(view, response.reservation)
+        return response
+
+    async def _reserve_at_nodes(
+        self, request: Any, reservation_id: str, lines: list[Line], ttl: int
+    ) -> tuple[ReservationView, bool]:
+        store = self.backend.network
+        store.require({line.node_id for line in lines})
+        disabled = sorted({line.node_id for line in lines if not store.is_enabled(line.node_id)})
+        if disabled:
+            raise FailedPrecondition(f"node(s) {', '.join(disabled)} are disabled and sell nothing")
+        limits = self._channel_limits(request.channel_id, lines) if request.channel_id else None
+        purchase_limits = self._purchase_limits(request.customer_id, lines)
+        return await self.coordinator.reserve(
+            reservation_id, lines, ttl, request.channel_id, limits, request.customer_id, purchase_limits
+        )
+
+    async def _reserve_sourced(
+        self, request: Any, reservation_id: str, lines: list[Line], ttl: int, destination: Destination
+    ) -> tuple[ReservationView, bool]:
+        store = self.backend.network
+        store.channel(request.channel_id)  # NOT_FOUND for an unknown channel
+        if destination.pickup_node_id:
+            store.require([destination.pickup_node_id])
+        purchase_limits = self._purchase_limits(request.customer_id, lines)
+        return await reserve_sourced(
+            self.coordinator,
+            self.backend.positions,
+            store.network,
+            reservation_id,
+            lines,
+            ttl,
+            request.channel_id,
+            destination,
+            request.customer_id,
+            purchase_limits,
+        )
+
+    @rpc("Reassign")
+    async def Reassign(self, request: Any, context: Any) -> reservation_pb2.ReassignResponse:
+        reassign_from_proto(request, self.backend.limits)
+        store = self.backend.network
+        current = await self.coordinator.get(request.reservation_id)
+        sourcing = None
+        to_node = request.to_node_id
+        if not to_node and _open_units(current, request.sku, request.from_node_id):
+            sourcing = await self._source_move(current, request.sku, request.from_node_id)
+            to_node = next(v.node_id for v in sourcing.considered if v.chosen)
+        # Otherwise (nothing open there any more) the shard replays a retry of this move
+        # or says why there is nothing to move.
+        if to_node:
+            store.require([to_node])
+            if not store.is_enabled(to_node):
+                raise FailedPrecondition(f"node {to_node} is disabled and sells nothing")
+        limit = None
+        if current.channel and to_node:
+            network = store.network
+            if to_node not in network.eligible(current.channel):
+                raise FailedPrecondition(
+                    f"node {to_node} is not one of channel {current.channel}'s enabled nodes; name another"
+                )
+            limit = network.limit(network.channels[current.channel], request.sku, network.nodes[to_node])
+        view, replayed = await self.coordinator.move_line(
+            request.reservation_id,
+            request.reassignment_id,
+            request.sku,
+            request.from_node_id,
+            to_node,
+            limit,
+        )
+        if not replayed:
+            self._count("reassigned")
+        response = reservation_pb2.ReassignResponse(reservation=reservation_to_proto(view), replayed=replayed)
+        if sourcing is not None:
+            response.sourcing.CopyFrom(line_sourcing_to_proto(sourcing))
+        return response
+
+    async def _source_move(self, current: ReservationView, sku: str, from_node: str) -> LineSourcing:
+        """Choose the node a line moves to by the reservation's channel rules, from its
+        destination (or, without one, from the node it leaves)."""
+        if not current.channel:
+            raise InvalidArgument(
+                [
+                    (
+                        "to_node_id",
+                        "is required: the reservation has no channel whose rules could choose a node",
+                    )
+                ]
+            )
+        network = self.backend.network.network
+        units = _open_units(current, sku, from_node)
+        destination = current.destination
+        if destination is not None and destination.pickup_node_id:
+            raise InvalidArgument(
+                [("to_node_id", "is required: a pickup order is collected at its store, so name the node")]
+            )
+        if destination is None:
+            leaving = network.nodes.get(from_node)
+            destination = Destination(leaving.latitude, leaving.longitude) if leaving else Destination()
+        taken = {ln.node_id for ln in current.lines if ln.sku == sku}
+        sourcing = await plan_from_shards(
+            self.coordinator,
+            self.backend.positions,
+            single_node(network, current.channel),
+            current.channel,
+            [Wanted(sku, units)],
+            destination,
+            exclude=taken,
+        )
+        if not sourcing.complete:
+            raise CannotSource(sourcing)
+        return sourcing.explanations[0]
+
+    def _purchase_limits(self, customer_id: str, lines: list[Line]) -> dict[str, int]:
+        """The limits of the SKUs asked for; a limited SKU needs to know whose basket it is."""
+        limits = self.backend.network.network.purchase_limits
+        limited = {line.sku: limits[line.sku] for line in lines if line.sku in limits}
+        if limited and not customer_id:
+            raise InvalidArgument(
+                [
+                    (
+                        "customer_id",
+                        f"is required: {', '.join(sorted(limited))} has a per-customer purchase limit",
+                    )
+                ]
+            )
+        if customer_id:
+            reservation_id_from_proto(customer_id, self.backend.limits, field="customer_id")
+        return limited
+
+    def _channel_limits(self, channel_id: str, lines: list[Line]) -> dict[tuple[str, str], ChannelLimit]:
+        """The channel's rules at each line's position; a node it cannot sell from gets nothing."""
+        store = self.backend.network
+        channel = store.channel(channel_id)
+        network = store.network
+        eligible = network.eligible(channel_id)
+        return {
+            (line.sku, line.node_id): network.limit(channel, line.sku, network.nodes[line.node_id])
+            if line.node_id in eligible
+            else NOTHING
+            for line in lines
+        }
+
+    @rpc("Confirm")
+    async def Confirm(self, request: Any, context: Any) -> reservation_pb2.ConfirmResponse:
+        reservation_id = reservation_id_from_proto(request.reservation_id, self.backend.limits)
+        view, replayed = await self.coordinator.confirm(reservation_id)
+        if not replayed:
+            self._count("confirmed")
+        response = reservation_pb2.ConfirmResponse(replayed=replayed)
+        reservation_to_proto(view, response.reservation)
+        return response
+
+    @rpc("Release")
+    async def Release(self, request: Any, context: Any) -> reservation_pb2.ReleaseResponse:
+        reservation_id = reservation_id_from_proto(request.reservation_id, self.backend.limits)
+        view, replayed = await self.coordinator.release(reservation_id)
+        if not replayed:
+            self._count("released")
+        response = reservation_pb2.ReleaseResponse(replayed=replayed)
+        reservation_to_proto(view, response.reservation)
+        return response
+
+    @rpc("Extend")
+    async def Extend(self, request: Any, context: Any) -> reservation_pb2.ExtendResponse:
+        reservation_id, ttl = extend_from_proto(request, self.backend.limits)
+        view = await self.coordinator.extend(reservation_id, ttl)
+        self._count("extended")
+        return reservation_pb2.ExtendResponse(reservation=reservation_to_proto(view))
+
+    @rpc("Fulfil")
+    async def Fulfil(self, request: Any, context: Any) -> reservation_pb2.FulfilResponse:
+        lines = close_lines_from_proto(
+            request.reservation_id, request.fulfilment_id, "fulfilment_id", request.lines, self.backend.limits
+        )
+        view, replayed = await self.coordinator.close_lines(
+            request.reservation_id, request.fulfilment_id, "fulfilled", lines
+        )
+        if not replayed:
+            self._count("fulfilled")
+        return reservation_pb2.FulfilResponse(reservation=reservation_to_proto(view), replayed=replayed)
+
+    @rpc("CancelLines")
+    async def CancelLines(self, request: Any, context: Any) -> reservation_pb2.CancelLinesResponse:
+        lines = close_lines_from_proto(
+            request.reservation_id,
+            request.cancellation_id,
+            "cancellation_id",
+            request.lines,
+            self.backend.limits,
+        )
+        view, replayed = await self.coordinator.close_lines(
+            request.reservation_id, request.cancellation_id, "cancelled", lines
+        )
+        if not replayed:
+            self._count("lines_cancelled")
+        return reservation_pb2.CancelLinesResponse(reservation=reservation_to_proto(view), replayed=replayed)
+
+    @rpc("Return")
+    async def Return(self, request: Any, context: Any) -> reservation_pb2.ReturnResponse:
+        returned, node_id = return_from_proto(request, self.backend.limits)
+        self.backend.network.require([node_id])
+        view, replayed = await self.coordinator.return_units(
+            request.reservation_id, request.return_id, returned, node_id, sellable=not request.damaged
+        )
+        if not replayed:
+            self._count("returned")
+        return reservation_pb2.ReturnResponse(reservation=reservation_to_proto(view), replayed=replayed)
+
+    @rpc("GetReservation")
+    async def GetReservation(self, request: Any, context: Any) -> reservation_pb2.GetReservationResponse:
+        reservation_id = reservation_id_from_proto(request.reservation_id, self.backend.limits)
+        view = await self.coordinator.get(reservation_id)
+        return reservation_pb2.GetReservationResponse(reservation=reservation_to_proto(view))
+
+
+def _open_units(reservation: ReservationView, sku: str, node_id: str) -> int:
+    """Units of the line still held or committed (0 when there is no such line or it is not open)."""
+    if reservation.state not in (PartState.HELD, PartState.CONFIRMED):
+        return 0
+    for index, line in enumerate(reservation.lines):
+        if (line.sku, line.node_id) == (sku, node_id):
+            fulfilled, cancelled, _ = reservation.progress[index] if reservation.progress else (0, 0, 0)
+            return line.quantity - fulfilled - cancelled
+    return 0
+
+
+class NetworkServicer(Servicer, network_pb2_grpc.NetworkServiceServicer):
+    """Groups and channels as data, changed at runtime and effective at once."""
+
+    SERVICE = network_pb2.DESCRIPTOR.services_by_name["NetworkService"]
+
+    @rpc("GetNetwork")
+    async def GetNetwork(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
+        return network_to_proto(await self.backend.network.latest())
+
+    @rpc("PutGroups")
+    async def PutGroups(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
+        groups = groups_from_proto(request.groups, self.backend.limits)
+        return await self._changed(self.backend.network.change(groups=groups))
+
+    @rpc("DeleteGroups")
+    async def DeleteGroups(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
+        return await self._changed(self.backend.network.change(drop_groups=request.group_ids))
+
+    @rpc("PutChannels")
+    async def PutChannels(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
+        channels = channels_from_proto(request.channels, self.backend.limits)
+        return await self._changed(self.backend.network.change(channels=channels))
+
+    @rpc("DeleteChannels")
+    async def DeleteChannels(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
+        return await self._changed(self.backend.network.change(drop_channels=request.channel_ids))
+
+    @rpc("PutPurchaseLimits")
+    async def PutPurchaseLimits(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
+        limits = purchase_limits_from_proto(request.limits, self.backend.limits)
+        return await self._changed(self.backend.network.change(purchase_limits=limits))
+
+    async def _changed(self, change: Awaitable[Network]) -> network_pb2.NetworkConfig:
+        """Apply a change, then let open feeds recompute under the new rules."""
+        network = await change
+        self.backend.watch.rules_changed()
+        return network_to_proto(network)

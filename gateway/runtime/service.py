@@ -1,0 +1,595 @@
+"""Start-up and shutdown of a whole omnistock service: Redis, Ray shards, gateways, metrics.
+
+`Service` is `omnistock serve`: Redis, Ray and the shard actors, then its own gateway and,
+with several gateways, the supervisor of the others. `serve_gateway` is one of those
+others: it joins the running Ray and Redis, finds the shards by name and serves the same
+port (SO_REUSEPORT lets the kernel spread new connections over the gateways).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import faulthandler
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import ray
+import redis.asyncio as aioredis
+import redis.exceptions
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+from omnistock.availability.feed import ChangeHistory
+from omnistock.availability.network_file import parse_network_file
+from omnistock.availability.view import NetworkView
+from omnistock.gateway.grpc.convert import Limits
+from omnistock.gateway.grpc.feed_hub import WatchHub
+from omnistock.gateway.grpc.servicers import (
+    AvailabilityServicer,
+    Backend,
+    InventoryServicer,
+    NetworkServicer,
+    ReservationServicer,
+    add_service,
+)
+from omnistock.gateway.metrics import Metrics
+from omnistock.gateway.network_store import NetworkStore
+from omnistock.gateway.runtime.cpus import default_shards
+from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis
+from omnistock.gateway.runtime.supervisor import READY, GatewaySupervisor, exit_text, restart_delay
+from omnistock.gateway.transport.router import ShardRouter
+from omnistock.gateway.transport.shard_stats import ShardStatsPoller
+from omnistock.gateway.transport.view_sync import ViewSync
+from omnistock.gateway.usecases.courier import Courier
+from omnistock.gateway.usecases.reservations import ReservationCoordinator
+from omnistock.protos.gen.omnistock.v1 import (
+    availability_pb2,
+    inventory_pb2,
+    network_pb2,
+    reservation_pb2,
+)
+from omnistock.reservations.domain.errors import Unavailable
+from omnistock.reservations.domain.partition import PENDING_SECONDS
+from omnistock.reservations.domain.placement import partition_of, partitions_of_shard
+from omnistock.reservations.shard.actor import Shard, ShardConfig, settle_heap
+from omnistock.reservations.shard.journal import RedisKeys
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    host: str = "127.0.0.1"
+    """Interface for gRPC and metrics; loopback unless told otherwise."""
+    port: int = 50051
+    """gRPC port; 0 picks a free one."""
+    metrics_port: int | None = 9464
+    """Prometheus /metrics port; None disables it, 0 picks a free one."""
+    shards: int = field(default_factory=default_shards)
+    """Shard actors; partitions are spread over them."""
+    partitions: int = 256
+    """Partitions, fixed at the first start and stored in Redis."""
+    redis_url: str | None = None
+    """External Redis; None starts an embedded redis-server under data_dir."""
+    ray_address: str | None = None
+    """Ray cluster to join; None starts a local Ray runtime."""
+    data_dir: Path = Path("var")
+    prefix: str = "omnistock"
+    """Prefix of every Redis key and of the shard actors' names."""
+    pending_seconds: float = PENDING_SECONDS
+    """How long a Reserve attempt may stay undecided before its home aborts it."""
+    audit_interval: float = 30.0
+    """Seconds between two audits of every reservation's parts by gateway 0 (the metric
+    omnistock_reservations_disagreeing); 0 turns it off."""
+    snapshot_every: int = 10_000
+    snapshot_levels: int = 20_000
+    ray_cpus: int | None = None
+    """CPUs of a local Ray runtime (default: all)."""
+    redis_fsync: str = "always"
+    """appendfsync of the embedded Redis: always (no acknowledged loss) or everysec."""
+    network_file: Path | None = None
+    """TOML network (nodes, groups, channels) applied at start over what is stored."""
+    view_heartbeat: float = 0.25
+    """The gateway's network view fetches a shard's changes right after a batch that made
+    some, and at least this often (for expiries and writes through other gateways)."""
+    stats_interval: float = 1.0
+    """Seconds between two polls of the shards' stats (units held, expiries, restarts, ...)."""
+    limits: Limits = field(default_factory=Limits)
+    gateways: int = 1
+    """Gateway processes serving the port; more than one share it with SO_REUSEPORT, and
+    gateway i serves its metrics on metrics_port + i."""
+    network_refresh: float = 1.0
+    """Seconds between two checks of the stored network's version by each gateway, in case
+    it missed another gateway's announcement of a change."""
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> ServiceConfig:
+        data = json.loads(text)
+        data["data_dir"] = Path(data["data_dir"])
+        data["network_file"] = Path(data["network_file"]) if data["network_file"] else None
+        data["limits"] = Limits(**data["limits"])
+        return cls(**data)
+
+
+VIEW_VERSIONS_PER_GATEWAY = 10**13
+"""Gateway i numbers its view versions from i times this plus the clock in milliseconds
+(below 10**13 until the year 2286), so no two gateways, nor two runs of one, hand out the
+same version: a watch resumed at another gateway starts again from the whole state
+instead of skipping changes it never saw."""
+
+
+def first_view_version(index: int, now: float) -> int:
+    return index * VIEW_VERSIONS_PER_GATEWAY + int(now * 1000)
+
+
+def gateway_metrics_port(config: ServiceConfig, index: int) -> int | None:
+    """Gateway i's metrics port: metrics_port + i (0: any free port; None: no metrics)."""
+    if config.metrics_port is None or config.metrics_port == 0:
+        return config.metrics_port
+    return config.metrics_port + index
+
+
+def unshared_port(host: str, port: int) -> int:
+    """`port` (0: a free one) if no one listens on it. Listening with SO_REUSEPORT would
+    share a port someone else serves (a second omnistock there would take half the calls),
+    so the first gateway checks with a plain bind, which fails on a taken port."""
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is no owner
+            try:
+                probe.bind((address[0], port, *address[2:]))
+            except OSError as error:
+                raise RuntimeError(
+                    f"cannot listen on {host}:{port}: {error.strerror}; is the port in use?"
+                ) from None
+            port = int(probe.getsockname()[1])
+    return port
+
+
+ShardActor = ray.remote(Shard)
+
+REDIS_CHECK = 0.5
+"""Seconds between two writes by which each gateway checks that Redis takes writes; health
+says NOT_SERVING from the first that fails to the next that succeeds."""
+REDIS_CHECK_TIMEOUT = 2.0
+"""A check write not answered within this many seconds failed (a Redis that hangs)."""
+REDIS_WATCH = 0.2
+"""Seconds between two looks at whether the embedded redis-server still runs."""
+REDIS_RESTART_MAX_DELAY = 5.0
+"""Longest wait between two tries to start the embedded redis-server again."""
+
+
+class Gateway:
+    """One gateway: the gRPC server and what answers behind it (batchers per shard, the
+    network view, answer cache and watch hub, the shard-stats poller), with its metrics.
+    Nothing in it is shared with other gateways but the shards and Redis."""
+
+    def __init__(
+        self,
+        config: ServiceConfig,
+        index: int,
+        redis_url: str,
+        shards: list[Any],
+        partitions: int,
+        metrics: Metrics | None = None,
+    ) -> None:
+        self.config = config
+        self.index = index
+        self.metrics = metrics or Metrics()
+        self.port = 0
+        self.metrics_port = 0
+        self._redis_url = redis_url
+        self._shards = shards
+        self._partitions = partitions
+        self._redis: aioredis.Redis | None = None
+        self._server: grpc.aio.Server | None = None
+        self._metrics_server: Any = None
+        self._health = health.aio.HealthServicer()
+        self._view_sync: ViewSync | None = None
+        self._courier: Courier | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.backend: Backend | None = None
+
+    async def start(self, apply_network_file: bool = False) -> Gateway:
+        config, shards, partitions = self.config, self._shards, self._partitions
+        loop = asyncio.get_running_loop()
+        self._redis = aioredis.Redis.from_url(self._redis_url)
+        router = ShardRouter(shards, partitions, self.metrics)
+        self.metrics.watch_queues(router.queue_depths())
+        stats = ShardStatsPoller(shards, self.metrics, config.stats_interval)
+        await stats.poll_once()
+        self._tasks.append(loop.create_task(stats.run()))
+        coordinator = ReservationCoordinator(
+            router.execute, lambda key: partition_of(key, partitions), time.time, colocated=router.colocated
+        )
+        self._courier = Courier(coordinator, router.pollers(), router.last_reply, self.metrics)
+        router.on_handoffs = self._courier.take
+        self._courier.start()
+        if self.index == 0 and config.audit_interval > 0:
+            self._tasks.append(loop.create_task(audit_every(router, self.metrics, config.audit_interval)))
+        network = NetworkStore(self._redis, RedisKeys(config.prefix), config.limits)
+        await network.load()
+        if apply_network_file and config.network_file is not None:
+            parsed = parse_network_file(config.network_file.read_text())
+            await network.change(
+                parsed.nodes, parsed.groups, parsed.channels, purchase_limits=parsed.purchase_limits
+            )
+        first_version = first_view_version(self.index, time.time())
+        view = NetworkView(len(shards), first_version)
+        watch = WatchHub(view, ChangeHistory(first_version))
+        self._view_sync = ViewSync(
+            view, shards, self.metrics, config.view_heartbeat, watch.on_change, settle=settle_heap
+        )
+        await self._view_sync.sync_once()
+        router.on_changes = self._view_sync.note
+        self._view_sync.start()
+        # A rule changed through another gateway applies to this one's open feeds too.
+        self._tasks.append(loop.create_task(network.follow(watch.rules_changed, config.network_refresh)))
+        self.backend = Backend(router, coordinator, network, view, watch, self.metrics, config.limits)
+        answers = self.backend.answers
+        self.metrics.watch_answer_cache(lambda: answers.hits, lambda: answers.misses, lambda: len(answers))
+
+        shared = config.gateways > 1
+        port = unshared_port(config.host, config.port) if shared and self.index == 0 else config.port
+        server = grpc.aio.server(
+            options=[
+                ("grpc.max_receive_message_length", config.limits.max_message_bytes),
+                ("grpc.max_send_message_length", config.limits.max_message_bytes),
+                # One gateway owns its port alone, so a second service on it fails loudly.
+                ("grpc.so_reuseport", 1 if shared else 0),
+            ]
+        )
+        # Each from its service's descriptor, undecodable requests refused (add_service).
+        for servicer in (InventoryServicer, AvailabilityServicer, ReservationServicer, NetworkServicer):
+            add_service(servicer(self.backend), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        services = [
+            inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
+            availability_pb2.DESCRIPTOR.services_by_name["AvailabilityService"].full_name,
+            reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"].full_name,
+            network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
+            health.SERVICE_NAME,
+            reflection.SERVICE_NAME,
+        ]
+        reflection.enable_server_reflection(services, server)
+        self.port = server.add_insecure_port(f"{config.host}:{port}")
+        if self.port == 0:
+            raise RuntimeError(f"cannot listen on {config.host}:{port}; is the port in use?")
+        await server.start()
+        self._server = server
+        for name in ["", *services[:4]]:
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._tasks.append(loop.create_task(self._watch_redis(["", *services[:4]])))
+        metrics_port = gateway_metrics_port(config, self.index)
+        if metrics_port is not None:
+            self._metrics_server, _ = start_http_server(
+                metrics_port, addr=config.host, registry=self.metrics.registry
+            )
+            self.metrics_port = self._metrics_server.server_port
+        return self
+
+    async def _watch_redis(self, names: list[str]) -> None:
+        """Health of `names` NOT_SERVING while Redis does not take a write (down, hanging,
+        refusing writes), SERVING again once it does: calls that write or read consistently
+        need the shards' journal in Redis. Each gateway process checks for itself."""
+        probe = aioredis.Redis.from_url(
+            self._redis_url,
+            socket_timeout=REDIS_CHECK_TIMEOUT,
+            socket_connect_timeout=REDIS_CHECK_TIMEOUT,
+            retry=Retry(NoBackoff(), 1),  # once more on a new connection: one left by a restart
+        )
+        key = f"{self.config.prefix}:health:gateway-{self.index}"
+        serving = True
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(REDIS_CHECK_TIMEOUT * 2):
+                        await probe.set(key, int(time.time() * 1000), px=int(REDIS_CHECK * 20_000))
+                    healthy, reason = True, ""
+                except (redis.exceptions.RedisError, OSError, TimeoutError) as error:
+                    healthy, reason = False, f"{type(error).__name__}: {error}"
+                if healthy != serving:
+                    serving = healthy
+                    if healthy:
+                        log.warning("gateway %d: Redis takes writes again; health SERVING", self.index)
+                    else:
+                        log.error(
+                            "gateway %d: Redis does not take writes (%s); health NOT_SERVING",
+                            self.index,
+                            reason,
+                        )
+                    status = (
+                        health_pb2.HealthCheckResponse.SERVING
+                        if healthy
+                        else health_pb2.HealthCheckResponse.NOT_SERVING
+                    )
+                    for name in names:
+                        await self._health.set(name, status)
+                await asyncio.sleep(REDIS_CHECK)
+        finally:
+            await probe.aclose()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking calls and drain those in flight; the shards are left as they are."""
+        await self._health.enter_graceful_shutdown()
+        if self._server is not None:
+            await self._server.stop(grace)
+        if self._view_sync is not None:
+            await self._view_sync.stop()
+        if self._courier is not None:
+            await self._courier.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+        if self.backend is not None:
+            self.backend.router.close()
+        if self._redis is not None:
+            await self._redis.aclose()
+
+
+async def audit_every(router: ShardRouter, metrics: Metrics, interval: float) -> None:
+    """Audit every reservation's parts (reservations/domain/audit.py) now and then, for the metric
+    and its alert; `omnistock check` runs the same audit on demand."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            metrics.observe_audit(await router.audit())
+        except Unavailable as error:
+            log.info("reservation audit skipped: %s", error)
+
+
+class Service:
+    def __init__(self, config: ServiceConfig) -> None:
+        if config.gateways < 1:
+            raise ValueError(f"gateways must be at least 1, got {config.gateways}")
+        self.config = config
+        self.metrics = Metrics()
+        self.redis_url = ""
+        self._embedded: EmbeddedRedis | None = None
+        self._keeper: asyncio.Task[None] | None = None
+        self._redis: aioredis.Redis | None = None
+        self._started_ray = False
+        self.gateway: Gateway | None = None
+        self.supervisor: GatewaySupervisor | None = None
+        self.shards: list[Any] = []
+
+    @property
+    def port(self) -> int:
+        return self.gateway.port if self.gateway else 0
+
+    @property
+    def metrics_port(self) -> int:
+        """Gateway 0's metrics port (0: none)."""
+        return self.gateway.metrics_port if self.gateway else 0
+
+    @property
+    def metrics_ports(self) -> list[int | None]:
+        """Every gateway's metrics port, gateway 0 first."""
+        others = self.supervisor.metrics_ports if self.supervisor else []
+        return [self.metrics_port or None, *others]
+
+    @property
+    def backend(self) -> Backend | None:
+        return self.gateway.backend if self.gateway else None
+
+    async def start(self) -> Service:
+        config = self.config
+        started = time.perf_counter()
+        if config.redis_url:
+            self.redis_url = config.redis_url
+        else:
+            self._embedded = EmbeddedRedis(config.data_dir / "redis", fsync=config.redis_fsync)
+            self._embedded.start()
+            self.redis_url = self._embedded.url
+            log.info("embedded redis-server on %s (data in %s)", self.redis_url, self._embedded.data_dir)
+            self._keeper = asyncio.get_running_loop().create_task(self._keep_redis(self._embedded))
+        self._redis = aioredis.Redis.from_url(self.redis_url)
+        keys = RedisKeys(config.prefix)
+        await self._redis.setnx(keys.partitions, config.partitions)
+        partitions = int(await self._redis.get(keys.partitions))  # type: ignore[arg-type]
+        if partitions != config.partitions:
+            log.warning(
+                "using the %d partitions fixed at first start (not %d): partitions never change",
+                partitions,
+                config.partitions,
+            )
+
+        if not ray.is_initialized():
+            ray.init(
+                address=config.ray_address,
+                num_cpus=None if config.ray_address else config.ray_cpus,
+                include_dashboard=False,
+                namespace="omnistock",
+                logging_level=logging.WARNING,
+                log_to_driver=True,
+            )
+            self._started_ray = True
+        self.shards = [await self._start_shard(index, partitions) for index in range(config.shards)]
+        await asyncio.gather(*(shard.ping.remote() for shard in self.shards))
+
+        self.gateway = Gateway(config, 0, self.redis_url, self.shards, partitions, self.metrics)
+        await self.gateway.start(apply_network_file=True)
+        if config.gateways > 1:
+            context = ray.get_runtime_context()
+            joined = dataclasses.replace(
+                config,
+                port=self.gateway.port,
+                redis_url=self.redis_url,
+                ray_address=context.gcs_address,
+                partitions=partitions,
+                network_file=None,
+            )
+            self.supervisor = GatewaySupervisor(
+                lambda index: json.dumps(
+                    {"config": joined.to_json(), "index": index, "namespace": context.namespace}
+                ),
+                range(1, config.gateways),
+            )
+            await self.supervisor.start()
+        log.info(
+            "omnistock serving on %s:%d (%d gateway(s), %d shards, %d partitions) in %.1fs",
+            config.host,
+            self.port,
+            config.gateways,
+            config.shards,
+            partitions,
+            time.perf_counter() - started,
+        )
+        return self
+
+    async def _start_shard(self, index: int, partitions: int, wait: float = 30.0) -> Any:
+        """A named shard actor. The name guards against two services owning the same
+        partitions on one Ray cluster; a name left by a crashed service is waited out."""
+        config = self.config
+        shard_config = ShardConfig(
+            index=index,
+            partitions=partitions_of_shard(index, config.shards, partitions),
+            redis_url=self.redis_url,
+            prefix=config.prefix,
+            pending_seconds=config.pending_seconds,
+            snapshot_every=config.snapshot_every,
+            snapshot_levels=config.snapshot_levels,
+        )
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return ShardActor.options(
+                    name=shard_name(config.prefix, index),
+                    max_restarts=-1,
+                    max_task_retries=3,
+                    num_cpus=0,
+                ).remote(shard_config)
+            except ValueError as error:  # the name is taken
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"shard actor {shard_name(config.prefix, index)} already exists on this Ray"
+                        " cluster: is another omnistock with the same --prefix running?"
+                    ) from error
+                await asyncio.sleep(0.5)
+
+    async def _keep_redis(self, embedded: EmbeddedRedis) -> None:
+        """Start the embedded redis-server again, from its AOF on the same port, whenever it
+        ends, until `stop`. On this task's thread (the loop's), which lives as long as the
+        service: redis-server is told to end when the thread that started it ends."""
+        delay = 0.0
+        while True:
+            while (code := embedded.returncode) is None:
+                await asyncio.sleep(REDIS_WATCH)
+            lived = time.monotonic() - embedded.started_at
+            delay = restart_delay(delay, lived, REDIS_RESTART_MAX_DELAY, settled=0.0)
+            log.error(
+                "embedded redis-server (pid %s) ended (%s) after %.0f s; starting it again from its AOF"
+                " on port %d in %.1f s",
+                embedded.pid,
+                exit_text(code),
+                lived,
+                embedded.port,
+                delay,
+            )
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    await embedded.restart()
+                except Exception as error:
+                    delay = restart_delay(delay, 0.0, REDIS_RESTART_MAX_DELAY, settled=0.0)
+                    log.error(
+                        "embedded redis-server did not start again: %s; next try in %.1f s", error, delay
+                    )
+                    continue
+                log.warning(
+                    "embedded redis-server serving again on port %d (pid %s)", embedded.port, embedded.pid
+                )
+                break
+
+    async def check(self) -> list[str]:
+        """Conservation check over every shard."""
+        assert self.backend is not None
+        return await self.backend.router.check()
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop taking calls at every gateway, drain those in flight, then stop shards and Redis."""
+        gateways = []
+        if self.supervisor is not None:
+            gateways.append(self.supervisor.stop(grace))
+        if self.gateway is not None:
+            gateways.append(self.gateway.stop(grace))
+        await asyncio.gather(*gateways)
+        for shard in self.shards:
+            ray.kill(shard, no_restart=True)
+        self.shards = []
+        if self._redis is not None:
+            await self._redis.aclose()
+        if self._started_ray:
+            ray.shutdown()
+        if self._keeper is not None:
+            self._keeper.cancel()
+            await asyncio.gather(self._keeper, return_exceptions=True)
+            self._keeper = None
+        if self._embedded is not None:
+            self._embedded.stop()
+
+
+def shard_name(prefix: str, index: int) -> str:
+    return f"{prefix}-shard-{index}"
+
+
+async def serve_gateway(settings: str) -> None:
+    """One more gateway of a running `omnistock serve` (see gateway/runtime/supervisor.py): join its
+    Ray and Redis, find its shards, serve its port until SIGTERM or until serve is gone."""
+    about = json.loads(settings)
+    config = ServiceConfig.from_json(about["config"])
+    index, namespace = int(about["index"]), about["namespace"]
+    parent = os.getppid()
+    ray.init(
+        address=config.ray_address,
+        namespace=namespace,
+        logging_level=logging.WARNING,
+        log_to_driver=False,  # serve prints the shards' logs once
+    )
+    stop = asyncio.Event()
+    # Installed after ray.init, which replaces the SIGTERM handler. Ctrl-C reaches the whole
+    # process group: serve stops its gateways itself, in order, so this one ignores SIGINT.
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    shards = [ray.get_actor(shard_name(config.prefix, i), namespace=namespace) for i in range(config.shards)]
+    gateway = Gateway(config, index, config.redis_url or "", shards, config.partitions)
+    try:
+        await gateway.start()
+        settle_heap()
+        print(READY + json.dumps({"metrics_port": gateway.metrics_port or None}), flush=True)
+        while not stop.is_set():
+            if os.getppid() != parent:  # serve is gone (killed): no one would stop this gateway
+                log.warning("gateway %d: omnistock serve is gone; stopping", index)
+                break
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 0.5)
+    finally:
+        # A stop that hangs (Ray gone with a killed serve) must not leave this process behind.
+        faulthandler.dump_traceback_later(60, exit=True)
+        await gateway.stop(grace=5)
+        ray.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()

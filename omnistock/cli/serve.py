@@ -1,0 +1,342 @@
+"""`omnistock serve` and `omnistock gateway`: the service in this process (with its demo
+network), or one gateway process of several."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import faulthandler
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
+from urllib.parse import urlsplit, urlunsplit
+
+from omnistock.availability.network import Channel, NodeGroup
+from omnistock.availability.network_file import NetworkFile
+from omnistock.availability.nodes import Node
+from omnistock.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    STOP_TIMEOUT,
+    ProblemsError,
+    UsageError,
+    count_of,
+)
+from omnistock.cli.network_args import (
+    network_messages,
+    network_problems,
+    parse_network_text,
+    read_network_file,
+)
+from omnistock.cli.network_commands import apply_network, describe_applied
+from omnistock.client import DEFAULT_TARGET, OmnistockClient, OmnistockRpcError
+from omnistock.gateway.runtime.event_loop import loop_runner
+from omnistock.reservations.domain.errors import InvalidArgument
+
+if TYPE_CHECKING:
+    from omnistock.gateway.runtime.service import Service, ServiceConfig
+
+
+def client_target(host: str, port: int) -> str:
+    """Where a local client reaches a server listening on host:port."""
+    if host in ("", "0.0.0.0", "::", "[::]"):
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"{host}:{port}"
+
+
+def service_config(args: argparse.Namespace) -> ServiceConfig:
+    from omnistock.gateway.runtime.service import ServiceConfig
+
+    return ServiceConfig(
+        host=args.host,
+        port=args.port,
+        metrics_port=args.metrics_port,
+        shards=args.shards,
+        partitions=args.partitions,
+        redis_url=args.redis_url,
+        ray_address=args.ray_address,
+        data_dir=Path(args.data_dir),
+        redis_fsync=args.redis_fsync,
+        gateways=args.gateways,
+        # With --demo the file is applied once the demo nodes are there (see serve_async).
+        network_file=Path(args.network) if args.network and not args.demo else None,
+    )
+
+
+ParsedNetwork = tuple[list[Node], list[NodeGroup], list[Channel]]
+
+
+def serve_network_file(args: argparse.Namespace) -> tuple[str, NetworkFile] | None:
+    """The network file `serve` applies at start (--network, or the demo's with --demo), read and
+    checked before anything starts; ProblemsError names every problem."""
+    if args.network:
+        where = args.network
+        parsed = read_network_file(args.network)
+    elif args.demo:
+        from omnistock.loadtest.datagen import DEMO_NETWORK_FILE, demo_network_text
+
+        where = f"loadtest/{DEMO_NETWORK_FILE}"
+        parsed = parse_network_text(demo_network_text(), where)
+    else:
+        return None
+    # Checks of single settings (ids, types, ranges) now; references to nodes and groups,
+    # which the stored network may hold, are checked when the file is applied.
+    messages = network_messages(parsed.nodes, parsed.groups, parsed.channels)
+    problems = network_problems(None, *messages, parsed.purchase_limits)
+    if problems:
+        raise ProblemsError(f"{where}: {count_of(problems, 'problem')}", problems)
+    return where, parsed
+
+
+def serve_network(args: argparse.Namespace) -> tuple[str, ParsedNetwork] | None:
+    """serve_network_file's nodes, groups and channels (its purchase limits left out)."""
+    found = serve_network_file(args)
+    if found is None:
+        return None
+    where, parsed = found
+    return where, (parsed.nodes, parsed.groups, parsed.channels)
+
+
+def say_problems(say: Callable[[str], None], headline: str, problems: Sequence[tuple[str, str]]) -> None:
+    say(f"error: {headline}")
+    for field, description in problems:
+        say(f"  {field}: {description}")
+
+
+def redact(url: str) -> str:
+    """The URL without its password (banners end up in logs)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def banner(service: Service) -> str:
+    config = service.config
+    redis = redact(service.redis_url) + (
+        f" (embedded, data in {(config.data_dir / 'redis').resolve()})" if not config.redis_url else ""
+    )
+    ports = [port for port in service.metrics_ports if port]
+    metrics = ", ".join(f"http://{client_target(config.host, port)}/metrics" for port in ports) or "off"
+    if len(ports) > 1:
+        metrics += " (one per gateway)"
+    gateways = (
+        f"{config.gateways} processes sharing the port (SO_REUSEPORT)" if config.gateways > 1 else "1 process"
+    )
+    rows = [
+        ("gRPC", f"{client_target(config.host, service.port)} (listening on {config.host})"),
+        ("gateways", gateways),
+        ("metrics", metrics),
+        ("shards", f"{config.shards} Ray actor(s) on {config.ray_address or 'a local Ray runtime'}"),
+        ("redis", redis),
+        ("data dir", str(config.data_dir.resolve())),
+        ("stop", f"Ctrl-C, or kill -TERM {os.getpid()} (drains in-flight calls, then stops all it started)"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    lines = ["omnistock is serving"] + [f"  {label.ljust(width)}  {value}" for label, value in rows]
+    return "\n".join(lines)
+
+
+def try_hint(target: str) -> str:
+    flag = "" if target == DEFAULT_TARGET else f" --target {target}"
+    return f"try: omnistock availability SKU-00001 --nodes{flag}    (stop with Ctrl-C)"
+
+
+async def load_demo_if_empty(
+    target: str, say: Callable[[str], None], network: tuple[str, NetworkFile] | None = None
+) -> None:
+    """Load the demo nodes and stock unless nodes are registered, and apply `network` (the demo's
+    groups and channels, or the --network file) once the nodes are there."""
+    from omnistock.loadtest.datagen import demo_nodes, load_demo
+
+    async with OmnistockClient(target, timeout=60.0) as client:
+
+        async def apply() -> None:
+            if network is not None:
+                where, parsed = network
+                applied = await apply_network(client, parsed, where)
+                say(f"demo: network {where} applied (version {applied['version']}):")
+                for line in describe_applied(applied).splitlines()[:-1]:
+                    say(f"demo:   {line}")
+
+        if await client.list_nodes():
+            say("demo: nodes are already registered; keeping the stock as it is")
+            await apply()
+            return
+        if network is not None:
+            # Checked with the demo nodes before they are put: a bad file leaves nothing behind.
+            where, parsed = network
+            node_messages, group_messages, channel_messages = network_messages(
+                parsed.nodes, parsed.groups, parsed.channels
+            )
+            problems = network_problems(
+                await client.get_network(),
+                [*demo_nodes(), *node_messages],
+                group_messages,
+                channel_messages,
+                parsed.purchase_limits,
+            )
+            if problems:
+                raise ProblemsError(
+                    f"{where}: {count_of(problems, 'problem')}, nothing was applied", problems
+                )
+        started = time.perf_counter()
+        say("demo: loading the demo network ...")
+        await load_demo(client, progress=lambda text: say(f"demo: {text}"), after_nodes=apply)
+        say(f"demo: ready in {time.perf_counter() - started:.1f}s")
+
+
+async def serve_async(args: argparse.Namespace, network: tuple[str, NetworkFile] | None = None) -> int:
+    from omnistock.gateway.runtime.service import Service
+    from omnistock.reservations.shard.actor import settle_heap
+
+    def say(text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    service = Service(service_config(args))
+    try:
+        await service.start()
+    except BaseException as error:
+        # Whatever started (redis-server, Ray) must not outlive a failed start.
+        try:
+            await service.stop(grace=0)
+        except Exception:
+            logging.getLogger(__name__).exception("clean-up after a failed start")
+        if isinstance(error, InvalidArgument) and network is not None:
+            headline = f"{network[0]} does not fit the stored network; nothing was applied or started"
+            say_problems(say, headline, error.violations)
+            return EXIT_USAGE
+        if isinstance(error, Exception):
+            hint = " (is something else listening on that port?)" if "bind" in str(error).lower() else ""
+            say(f"error: cannot start omnistock: {error}{hint}")
+            return EXIT_REFUSED
+        raise
+
+    settle_heap()
+    # Installed after start: ray.init() replaces the SIGTERM handler with its own sys.exit.
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    exit_code = EXIT_OK
+
+    def on_signal(signum: int) -> None:
+        if stopping.is_set():
+            say("already stopping; waiting for in-flight calls to finish")
+        else:
+            say(f"\n{signal.Signals(signum).name}: stopping, draining in-flight calls (up to 5s)")
+            stopping.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+
+    target = client_target(service.config.host, service.port)
+    say(banner(service))
+    if network is not None and not args.demo and service.backend is not None:
+        say(f"network {network[0]} applied (version {service.backend.network.network.version})")
+    demo: asyncio.Task[None] | None = None
+    if args.demo:
+
+        async def demo_then_hint() -> None:
+            nonlocal exit_code
+            try:
+                await load_demo_if_empty(target, say, network)
+            except ProblemsError as error:
+                say_problems(say, f"{error}; stopping", error.problems)
+                exit_code = EXIT_USAGE
+                stopping.set()
+                return
+            except OmnistockRpcError as error:
+                say(f"demo: loading failed: {error}; the service keeps running")
+            say(try_hint(target))
+
+        demo = asyncio.create_task(demo_then_hint())
+    else:
+        say(try_hint(target))
+    try:
+        await stopping.wait()
+    finally:
+        # A stop that hangs would be killed by the supervisor without a word: print every
+        # thread's stack and exit instead, so the log says where it hung. Left armed until
+        # the process ends, since interpreter exit can hang too.
+        faulthandler.dump_traceback_later(STOP_TIMEOUT, exit=True)
+        if demo is not None and not demo.done():
+            demo.cancel()
+            await asyncio.gather(demo, return_exceptions=True)
+        await service.stop(grace=5)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    say("omnistock stopped")
+    # Everything is stopped and flushed: leave now. Tearing down the event loop can hang
+    # joining gRPC's poller thread (grpc/grpc#40989), and nothing is left to clean up.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(exit_code)
+
+
+def serve(args: argparse.Namespace) -> int:
+    try:
+        network = serve_network_file(args)
+    except ProblemsError as error:
+        say_problems(lambda text: print(text, file=sys.stderr), str(error), error.problems)
+        return EXIT_USAGE
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    start_logging(args)
+    try:
+        return cast(int, loop_runner()(serve_async(args, network)))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def add_log_level(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level",
+        default="info",
+        type=str.lower,
+        choices=["debug", "info", "warning", "error"],
+        help="(default %(default)s)",
+    )
+
+
+def start_logging(args: argparse.Namespace) -> None:
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_gateway(args: argparse.Namespace) -> int:
+    from omnistock.gateway.runtime.service import serve_gateway
+
+    settings = sys.stdin.readline()
+    if not settings.strip():
+        print("error: omnistock gateway reads its settings on stdin (serve starts it)", file=sys.stderr)
+        return EXIT_USAGE
+    start_logging(args)
+    code = EXIT_OK
+    try:
+        loop_runner()(serve_gateway(settings))
+    except Exception:
+        logging.getLogger(__name__).exception("gateway failed")
+        code = EXIT_REFUSED
+    # As serve: leave without tearing down the loop (grpc/grpc#40989).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
