@@ -1,1 +1,2 @@
-"""Available-to-promise: nodes, network totals (channels and rules come later)."""
+"""Availability, pure: the stock network (nodes, groups, channels and their rules), available
+to promise per position and per channel, pickup search, positions and the gateway's view."""

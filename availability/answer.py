@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from omnistock.availability.atp import future_free
 from omnistock.availability.network import Channel, Network, StockStatus
-from omnistock.reservations.domain.model import PositionView
+from omnistock.availability.positions import PositionView
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from itertools import chain
 from operator import itemgetter
 
-from omnistock.reservations.domain.model import LoadedBlock, PositionRow, PositionView, loaded_rows
+from omnistock.availability.positions import LoadedBlock, PositionRow, PositionView, loaded_rows
 
 
 @dataclass(slots=True)

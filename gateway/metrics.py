@@ -11,7 +11,7 @@ from prometheus_client.registry import Collector
 
 from omnistock.reservations.domain.audit import AuditReport
 from omnistock.reservations.domain.stats import HOLD_ENDINGS, ShardStats
-from omnistock.reservations.shard.actor import BatchReply
+from omnistock.reservations.shard.wire import BatchReply
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)

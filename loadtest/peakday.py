@@ -19,13 +19,14 @@ import argparse
 import asyncio
 import contextlib
 import csv
+import importlib.util
 import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -351,14 +352,9 @@ async def service_under_test(args: argparse.Namespace, say: Callable[[str], None
             service.stop()
 
 
-async def load_network(target: str, say: Callable[[str], None]) -> None:
-    """The demo network and stock, unless nodes are registered (then its channels only)."""
-    from omnistock.cli.network_args import parse_network_text
-    from omnistock.cli.serve import load_demo_if_empty
-    from omnistock.loadtest.datagen import DEMO_NETWORK_FILE, demo_network_text
-
-    where = f"loadtest/{DEMO_NETWORK_FILE}"
-    await load_demo_if_empty(target, say, (where, parse_network_text(demo_network_text(), where)))
+LoadNetwork = Callable[[str, Callable[[str], None]], Awaitable[None]]
+"""Puts the demo network and stock into the service at a target, saying what it does (the
+command's own loader, as `omnistock serve --demo` uses)."""
 
 
 def plan_of(args: argparse.Namespace) -> peak.Plan:
@@ -369,7 +365,9 @@ def plan_of(args: argparse.Namespace) -> peak.Plan:
     return peak.plan(normal, args.spike, args.minutes, args.ramp_minutes)
 
 
-async def loadtest(args: argparse.Namespace, say: Callable[[str], None]) -> Verdict:
+async def loadtest(
+    args: argparse.Namespace, say: Callable[[str], None], load_network: LoadNetwork
+) -> Verdict:
     plan = plan_of(args)
     normal = plan.peak
     out = Path(args.out)
@@ -533,19 +531,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the verdict as JSON on stdout")
 
 
-def run_loadtest(args: argparse.Namespace) -> int:
+def run_loadtest(args: argparse.Namespace, load_network: LoadNetwork) -> int:
     """Exit status 0 when nothing failed, nothing was oversold and every due hold expired."""
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
+    if importlib.util.find_spec("locust") is None:
+        say("error: the load test runs Locust, which is not installed: pip install 'omnistock[loadtest]'")
+        return 2
     try:
         plan_of(args)
     except ValueError as error:
         say(f"error: {error}")
         return 2
     try:
-        verdict = asyncio.run(loadtest(args, say))
+        verdict = asyncio.run(loadtest(args, say, load_network))
     except (RuntimeError, grpc.aio.AioRpcError) as error:
         say(f"error: {error}")
         return 1
@@ -553,15 +554,3 @@ def run_loadtest(args: argparse.Namespace) -> int:
     Path(verdict.out, "verdict.json").write_text(json.dumps(document, indent=2), encoding="utf-8")
     print(json.dumps(document, indent=2) if args.json else render(verdict))
     return 0 if verdict.passed else 1
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        prog="omnistock loadtest", description=__doc__.split("\n\n")[0] if __doc__ else None
-    )
-    add_arguments(parser)
-    sys.exit(run_loadtest(parser.parse_args()))
-
-
-if __name__ == "__main__":
-    main()

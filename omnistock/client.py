@@ -322,7 +322,7 @@ class OmnistockClient:
 
     async def watch_availability(
         self, skus: Sequence[str] = (), channel_id: str = "", from_version: int = 0
-    ) -> AsyncIterator[availability_pb2.AvailabilityUpdate]:
+    ) -> AsyncIterator[availability_pb2.WatchAvailabilityResponse]:
         """Live availability: first catch-up updates (the current state of every watched SKU, or
         with `from_version` what changed after it), then each change as it happens. Empty `skus`
         watches every SKU (at most 10,000 named). The stream has no deadline; stop iterating (or
@@ -439,29 +439,35 @@ class OmnistockClient:
 
     async def get_network(self) -> network_pb2.NetworkConfig:
         """Nodes, groups and channels with the network's version."""
-        return await self._call(self.network.GetNetwork, network_pb2.GetNetworkRequest())
+        response = await self._call(self.network.GetNetwork, network_pb2.GetNetworkRequest())
+        return response.network
 
     async def put_groups(self, groups: Sequence[network_pb2.NodeGroup]) -> network_pb2.NetworkConfig:
         """Create or replace groups by group_id, all or none; returns the network after the change."""
-        return await self._call(self.network.PutGroups, network_pb2.PutGroupsRequest(groups=groups))
+        response = await self._call(self.network.PutGroups, network_pb2.PutGroupsRequest(groups=groups))
+        return response.network
 
     async def delete_groups(self, group_ids: Sequence[str]) -> network_pb2.NetworkConfig:
         """Refused (INVALID_ARGUMENT) while a channel still sells from one of them."""
         request = network_pb2.DeleteGroupsRequest(group_ids=group_ids)
-        return await self._call(self.network.DeleteGroups, request)
+        response = await self._call(self.network.DeleteGroups, request)
+        return response.network
 
     async def put_channels(self, channels: Sequence[network_pb2.Channel]) -> network_pb2.NetworkConfig:
         """Create or replace whole channel definitions by channel_id, all or none."""
         request = network_pb2.PutChannelsRequest(channels=channels)
-        return await self._call(self.network.PutChannels, request)
+        response = await self._call(self.network.PutChannels, request)
+        return response.network
 
     async def delete_channels(self, channel_ids: Sequence[str]) -> network_pb2.NetworkConfig:
         request = network_pb2.DeleteChannelsRequest(channel_ids=channel_ids)
-        return await self._call(self.network.DeleteChannels, request)
+        response = await self._call(self.network.DeleteChannels, request)
+        return response.network
 
     async def put_purchase_limits(self, limits: Mapping[str, int]) -> network_pb2.NetworkConfig:
         """Per-customer limits by SKU; 0 removes a SKU's limit."""
         request = network_pb2.PutPurchaseLimitsRequest(
             limits=[network_pb2.PurchaseLimit(sku=sku, max_per_customer=most) for sku, most in limits.items()]
         )
-        return await self._call(self.network.PutPurchaseLimits, request)
+        response = await self._call(self.network.PutPurchaseLimits, request)
+        return response.network

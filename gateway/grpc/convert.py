@@ -28,7 +28,7 @@ from omnistock.availability.network import (
 )
 from omnistock.availability.nodes import Node, NodeType, node_problems
 from omnistock.availability.pickup import BasketItem, PickupStore
-from omnistock.gateway.usecases.reservations import ReservationView
+from omnistock.availability.positions import PositionView
 from omnistock.protos.gen.omnistock.v1 import (
     availability_pb2,
     common_pb2,
@@ -38,7 +38,8 @@ from omnistock.protos.gen.omnistock.v1 import (
 )
 from omnistock.reservations.domain.commands import ShortLine
 from omnistock.reservations.domain.errors import InvalidArgument
-from omnistock.reservations.domain.model import Level, LevelColumns, Line, PartState, PositionView, StockState
+from omnistock.reservations.domain.model import Level, LevelColumns, Line, PartState, StockState
+from omnistock.reservations.domain.reservation_view import ReservationView
 from omnistock.reservations.domain.sourcing import Destination, LineSourcing
 from omnistock.reservations.shard.codec import fill_reservation_event
 
@@ -348,7 +349,7 @@ def adjustments_problems(adjustments: Sequence[inventory_pb2.StockAdjustment], l
             problems.add(f"{field}.state", f"unknown stock state {adjustment.state}")
         if adjustment.supply_id:
             problems.check_id(f"{field}.supply_id", adjustment.supply_id, limits)
-            if adjustment.delta <= 0 or adjustment.state != common_pb2.STOCK_STATE_SELLABLE:
+            if adjustment.delta <= 0 or STOCK_STATES.get(adjustment.state) is not StockState.SELLABLE:
                 problems.add(field, "a receipt of supply is a positive delta of sellable units")
         if len(adjustment.reason) > 200:
             problems.add(f"{field}.reason", "must be at most 200 characters")
@@ -741,6 +742,8 @@ STATUSES = {
 }
 
 STOCK_STATES = {
+    # Unspecified means sellable: it was sellable's number before SELLABLE had its own.
+    common_pb2.STOCK_STATE_UNSPECIFIED: StockState.SELLABLE,
     common_pb2.STOCK_STATE_SELLABLE: StockState.SELLABLE,
     common_pb2.STOCK_STATE_DAMAGED: StockState.DAMAGED,
     common_pb2.STOCK_STATE_QUALITY_HOLD: StockState.QUALITY_HOLD,

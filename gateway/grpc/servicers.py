@@ -23,6 +23,7 @@ from omnistock.availability.answer import (
 from omnistock.availability.atp import ChannelLimit
 from omnistock.availability.network import Channel, Network
 from omnistock.availability.pickup import find_pickup_stores
+from omnistock.availability.positions import PositionView
 from omnistock.availability.view import NetworkView
 from omnistock.gateway.grpc.answer_cache import AnswerCache
 from omnistock.gateway.grpc.convert import (
@@ -58,12 +59,13 @@ from omnistock.gateway.grpc.convert import (
 )
 from omnistock.gateway.grpc.feed_hub import WatchHub
 from omnistock.gateway.grpc.load_batches import LoadBatches
+from omnistock.gateway.grpc.network_store import NETWORK_KINDS, NetworkStore
 from omnistock.gateway.grpc.statuses import UndecodableRequest, to_status
 from omnistock.gateway.metrics import Metrics
-from omnistock.gateway.network_store import NETWORK_KINDS, NetworkStore
 from omnistock.gateway.transport.router import ShardRouter
-from omnistock.gateway.usecases.reservations import ReservationCoordinator, ReservationView
-from omnistock.gateway.usecases.sourced_reserve import plan_from_shards, reserve_sourced, single_node
+from omnistock.gateway.usecases.checkout import Checkout
+from omnistock.gateway.usecases.reservations import ReservationCoordinator
+from omnistock.gateway.usecases.stock import Stock
 from omnistock.protos.gen.omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
@@ -77,26 +79,17 @@ from omnistock.protos.gen.omnistock.v1 import (
 )
 from omnistock.reservations.domain.commands import (
     AdjustOutcome,
-    AdjustResult,
     AdjustStock,
-    LoadLevels,
-    LoadResult,
-    PositionsResult,
-    ReadPositions,
 )
 from omnistock.reservations.domain.commands import ExpectSupply as ExpectSupplyCommand
 from omnistock.reservations.domain.errors import (
     AlreadyExists,
     CannotSource,
-    FailedPrecondition,
     InsufficientStock,
-    InvalidArgument,
     NotFound,
     PurchaseLimitExceeded,
 )
-from omnistock.reservations.domain.model import LevelColumns, Line, PartState, PositionView
-from omnistock.reservations.domain.placement import partition_of
-from omnistock.reservations.domain.sourcing import Destination, LineSourcing, Wanted
+from omnistock.reservations.domain.model import LevelColumns
 
 log = logging.getLogger(__name__)
 
@@ -239,7 +232,7 @@ def rpc(method: str) -> Callable[[Handler[T]], Handler[T]]:
                     if not (
                         error.kind in NETWORK_KINDS
                         and not hasattr(request, "__aiter__")
-                        and await self.backend.network.refreshed_since(started)
+                        and await self.network.refreshed_since(started)
                     ):
                         raise
                     answer = await handler(self, request, context)
@@ -254,129 +247,95 @@ def rpc(method: str) -> Callable[[Handler[T]], Handler[T]]:
     return decorate
 
 
-class Backend:
-    """What the servicers share."""
-
-    def __init__(
-        self,
-        router: ShardRouter,
-        coordinator: ReservationCoordinator,
-        network: NetworkStore,
-        view: NetworkView,
-        watch: WatchHub,
-        metrics: Metrics,
-        limits: Limits,
-    ) -> None:
-        self.watch = watch
-        self.router = router
-        self.coordinator = coordinator
-        self.network = network
-        self.view = view
-        self.metrics = metrics
-        self.limits = limits
-        self.answers = AnswerCache()
-
-    def partition(self, key: str) -> int:
-        return partition_of(key, self.router.partitions)
-
-    async def set_levels(self, levels: LevelColumns) -> tuple[int, int]:
-        """Apply absolute counts; returns (applied, stale)."""
-        self.network.require(set(levels.node_id))
-        # A SKU's nodes come together: one partition lookup a run of them.
-        by_partition: dict[int, list[tuple[int, int]]] = {}
-        for sku, start, end in levels.sku_runs():
-            by_partition.setdefault(self.partition(sku), []).append((start, end))
-        results = await self.router.execute([LoadLevels(p, levels.runs(r)) for p, r in by_partition.items()])
-        loaded = [r for r in results if isinstance(r, LoadResult)]
-        return sum(r.applied for r in loaded), sum(r.stale for r in loaded)
-
-    async def positions(self, skus: list[str]) -> dict[str, list[PositionView]]:
-        by_partition: dict[int, list[str]] = {}
-        for sku in dict.fromkeys(skus):
-            by_partition.setdefault(self.partition(sku), []).append(sku)
-        results = await self.router.execute([ReadPositions(p, tuple(s)) for p, s in by_partition.items()])
-        found: dict[str, list[PositionView]] = {sku: [] for sku in skus}
-        for result in results:
-            assert isinstance(result, PositionsResult)
-            for position in result.positions:
-                found[position.sku].append(position)
-        return found
-
-
 class Servicer:
     SERVICE: ClassVar[ServiceDescriptor]
     """The service it serves (`add_service`)."""
 
-    def __init__(self, backend: Backend) -> None:
-        self.backend = backend
-        self.metrics = backend.metrics
+    def __init__(self, network: NetworkStore, limits: Limits, metrics: Metrics) -> None:
+        self.network = network
+        self.limits = limits
+        self.metrics = metrics
 
 
 class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
     SERVICE = inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"]
 
+    def __init__(
+        self, network: NetworkStore, limits: Limits, metrics: Metrics, stock: Stock, router: ShardRouter
+    ) -> None:
+        super().__init__(network, limits, metrics)
+        self.stock = stock
+        self.router = router
+
     @rpc("PutNodes")
-    async def PutNodes(self, request: Any, context: Any) -> inventory_pb2.PutNodesResponse:
-        nodes = nodes_from_proto(request.nodes, self.backend.limits)
-        known = self.backend.network.network.nodes
+    async def PutNodes(
+        self, request: inventory_pb2.PutNodesRequest, context: grpc.aio.ServicerContext
+    ) -> inventory_pb2.PutNodesResponse:
+        nodes = nodes_from_proto(request.nodes, self.limits)
+        known = self.network.network.nodes
         created = sum(1 for node in nodes if node.node_id not in known)
-        await self.backend.network.change(nodes=nodes)
+        await self.network.change(nodes=nodes)
         return inventory_pb2.PutNodesResponse(created=created, updated=len(nodes) - created)
 
     @rpc("ListNodes")
-    async def ListNodes(self, request: Any, context: Any) -> inventory_pb2.ListNodesResponse:
+    async def ListNodes(
+        self, request: inventory_pb2.ListNodesRequest, context: grpc.aio.ServicerContext
+    ) -> inventory_pb2.ListNodesResponse:
         node_type = NODE_TYPES.get(request.type)
-        nodes = sorted(self.backend.network.network.nodes.items())
+        nodes = sorted(self.network.network.nodes.items())
         return inventory_pb2.ListNodesResponse(
             nodes=[node_to_proto(n) for _, n in nodes if node_type is None or n.type is node_type]
         )
 
     @rpc("SetStock")
-    async def SetStock(self, request: Any, context: Any) -> inventory_pb2.SetStockResponse:
-        levels = levels_from_proto(request.levels, self.backend.limits, time.time())
-        applied, stale = await self.backend.set_levels(levels)
+    async def SetStock(
+        self, request: inventory_pb2.SetStockRequest, context: grpc.aio.ServicerContext
+    ) -> inventory_pb2.SetStockResponse:
+        levels = levels_from_proto(request.levels, self.limits, time.time())
+        applied, stale = await self.stock.set_levels(levels)
         return inventory_pb2.SetStockResponse(applied=applied, stale=stale)
 
     @rpc("AdjustStock")
-    async def AdjustStock(self, request: Any, context: Any) -> inventory_pb2.AdjustStockResponse:
+    async def AdjustStock(
+        self, request: inventory_pb2.AdjustStockRequest, context: grpc.aio.ServicerContext
+    ) -> inventory_pb2.AdjustStockResponse:
         adjustments = request.adjustments
-        adjustments_problems(adjustments, self.backend.limits)
-        self.backend.network.require({a.node_id for a in adjustments})
-        commands = [
-            AdjustStock(
-                self.backend.partition(a.sku),
-                a.adjustment_id,
-                a.sku,
-                a.node_id,
-                a.delta,
-                a.reason,
-                STOCK_STATES[a.state],
-                a.supply_id,
-            )
-            for a in adjustments
-        ]
-        results = await self.backend.router.execute(commands)
+        adjustments_problems(adjustments, self.limits)
+        partition = self.stock.partition
+        results = await self.stock.adjust(
+            [
+                AdjustStock(
+                    partition(a.sku),
+                    a.adjustment_id,
+                    a.sku,
+                    a.node_id,
+                    a.delta,
+                    a.reason,
+                    STOCK_STATES[a.state],
+                    a.supply_id,
+                )
+                for a in adjustments
+            ]
+        )
         response = inventory_pb2.AdjustStockResponse()
-        for adjustment, result in zip(adjustments, results, strict=True):
-            assert isinstance(result, AdjustResult)
+        for adjustment, (result, available) in zip(adjustments, results, strict=True):
             response.results.add(
                 adjustment_id=adjustment.adjustment_id,
                 outcome=ADJUSTMENT_OUTCOMES[result.outcome],
-                position=position_to_proto(
-                    result.position,
-                    result.position.available if self.backend.network.is_enabled(adjustment.node_id) else 0,
-                ),
+                position=position_to_proto(result.position, available),
             )
         return response
 
     @rpc("LoadStock")
     async def LoadStock(
-        self, request_iterator: AsyncIterator[inventory_pb2.LoadStockRequest], context: Any
+        self,
+        request_iterator: AsyncIterator[inventory_pb2.LoadStockRequest],
+        context: grpc.aio.ServicerContext,
     ) -> inventory_pb2.LoadStockResponse:
-        batches = LoadBatches(self.backend.set_levels)
+        batches = LoadBatches(self.stock.set_levels)
         try:
             async for chunk in request_iterator:
-                now, limits = time.time(), self.backend.limits
+                now, limits = time.time(), self.limits
                 if chunk.HasField("columns"):
                     levels = levels_from_columns(chunk.columns, limits, now, len(chunk.levels))
                     if chunk.levels:
@@ -392,19 +351,24 @@ class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
         )
 
     @rpc("ExpectSupply")
-    async def ExpectSupply(self, request: Any, context: Any) -> inventory_pb2.ExpectSupplyResponse:
-        supplies = supplies_from_proto(request.supplies, self.backend.limits, time.time())
-        self.backend.network.require({node_id for _, _, node_id, _, _ in supplies})
-        commands = [
-            ExpectSupplyCommand(self.backend.partition(sku), supply_id, sku, node_id, quantity, expected_at)
-            for supply_id, sku, node_id, quantity, expected_at in supplies
-        ]
-        await self.backend.router.execute(commands)
-        return inventory_pb2.ExpectSupplyResponse(applied=len(commands))
+    async def ExpectSupply(
+        self, request: inventory_pb2.ExpectSupplyRequest, context: grpc.aio.ServicerContext
+    ) -> inventory_pb2.ExpectSupplyResponse:
+        supplies = supplies_from_proto(request.supplies, self.limits, time.time())
+        partition = self.stock.partition
+        applied = await self.stock.expect_supply(
+            [
+                ExpectSupplyCommand(partition(sku), supply_id, sku, node_id, quantity, expected_at)
+                for supply_id, sku, node_id, quantity, expected_at in supplies
+            ]
+        )
+        return inventory_pb2.ExpectSupplyResponse(applied=applied)
 
     @rpc("CheckConservation")
-    async def CheckConservation(self, request: Any, context: Any) -> inventory_pb2.CheckConservationResponse:
-        router = self.backend.router
+    async def CheckConservation(
+        self, request: inventory_pb2.CheckConservationRequest, context: grpc.aio.ServicerContext
+    ) -> inventory_pb2.CheckConservationResponse:
+        router = self.router
         problems, audit = await asyncio.gather(router.check(), router.audit())
         self.metrics.observe_audit(audit)
         return inventory_pb2.CheckConservationResponse(
@@ -424,19 +388,35 @@ class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
 class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceServicer):
     SERVICE = availability_pb2.DESCRIPTOR.services_by_name["AvailabilityService"]
 
+    def __init__(
+        self,
+        network: NetworkStore,
+        limits: Limits,
+        metrics: Metrics,
+        stock: Stock,
+        view: NetworkView,
+        watch: WatchHub,
+        answers: AnswerCache,
+    ) -> None:
+        super().__init__(network, limits, metrics)
+        self.stock = stock
+        self.view = view
+        self.watch = watch
+        self.answers = answers
+
     @rpc("GetAvailability")
     async def GetAvailability(
-        self, request: Any, context: Any
+        self, request: availability_pb2.GetAvailabilityRequest, context: grpc.aio.ServicerContext
     ) -> availability_pb2.GetAvailabilityResponse | bytes:
         """From the view, answers that do not depend on the clock come from the answer cache
         as serialized fragments, joined (see gateway/grpc/answer_cache.py); the method's serializer
         passes bytes through (`RESPONSE_SERIALIZERS`)."""
         if request.consistent or request.quantity or request.HasField("by_date"):
             return await self._availability_by_request(request)
-        skus, limits, view = request.skus, self.backend.limits, self.backend.view
+        skus, limits, view = request.skus, self.limits, self.view
         if not 1 <= len(skus) <= limits.max_skus:
             skus_from_proto(skus, limits)  # raises, naming the problem
-        store, cache = self.backend.network, self.backend.answers
+        store, cache = self.network, self.answers
         key, stamp, network = (request.channel_id, request.include_nodes), view.stamp, store.network
         channel: Channel | None = None
         checked = False
@@ -458,11 +438,13 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
         parts.append(cache.response_tail(view.as_of, view.version))
         return b"".join(parts)
 
-    async def _availability_by_request(self, request: Any) -> availability_pb2.GetAvailabilityResponse:
+    async def _availability_by_request(
+        self, request: availability_pb2.GetAvailabilityRequest
+    ) -> availability_pb2.GetAvailabilityResponse:
         """Answers that depend on the clock (a date or quantity asked) or on a fresh read."""
-        skus = skus_from_proto(request.skus, self.backend.limits)
-        by_date, quantity = date_query_from_proto(request, self.backend.limits)
-        store = self.backend.network
+        skus = skus_from_proto(request.skus, self.limits)
+        by_date, quantity = date_query_from_proto(request, self.limits)
+        store = self.network
         channel = store.channel(request.channel_id) if request.channel_id else None
         network = store.network
 
@@ -472,13 +454,13 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
 
         if request.consistent:
             read_at = time.time()
-            read = await self.backend.positions(skus)
+            read = await self.stock.positions(skus)
             return availability_pb2.GetAvailabilityResponse(
                 skus=[answer(sku, read[sku]) for sku in skus],
                 as_of=to_timestamp(read_at),
                 consistent=True,
             )
-        view = self.backend.view
+        view = self.view
         return availability_pb2.GetAvailabilityResponse(
             skus=[answer(sku, view.positions(sku)) for sku in skus],
             as_of=to_timestamp(view.as_of),
@@ -494,9 +476,11 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
         return network_availability(sku, positions, network)
 
     @rpc("FindPickupStores")
-    async def FindPickupStores(self, request: Any, context: Any) -> availability_pb2.FindPickupStoresResponse:
-        query = pickup_query_from_proto(request, self.backend.limits)
-        store = self.backend.network
+    async def FindPickupStores(
+        self, request: availability_pb2.FindPickupStoresRequest, context: grpc.aio.ServicerContext
+    ) -> availability_pb2.FindPickupStoresResponse:
+        query = pickup_query_from_proto(request, self.limits)
+        store = self.network
         network = store.network
         channel = store.channel(query.channel_id) if query.channel_id else None
         latitude, longitude = query.latitude, query.longitude
@@ -504,7 +488,7 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
             store.require([query.store_id])
             origin = network.nodes[query.store_id]
             latitude, longitude = origin.latitude, origin.longitude
-        view = self.backend.view
+        view = self.view
         complete, partial = find_pickup_stores(
             query.basket,
             latitude,
@@ -523,16 +507,16 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
         )
 
     async def WatchAvailability(
-        self, request: Any, context: grpc.aio.ServicerContext
-    ) -> AsyncIterator[availability_pb2.AvailabilityUpdate]:
+        self, request: availability_pb2.WatchAvailabilityRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[availability_pb2.WatchAvailabilityResponse]:
         """A stream: Served wraps the whole of it."""
         async with Served(self.metrics, "WatchAvailability", context):
             if request.__class__ is Undecodable:
                 raise request.refusal
-            skus = skus_from_proto(request.skus, self.backend.limits, most=MAX_WATCHED_SKUS, least=0)
-            store = self.backend.network
+            skus = skus_from_proto(request.skus, self.limits, most=MAX_WATCHED_SKUS, least=0)
+            store = self.network
             channel = store.channel(request.channel_id) if request.channel_id else None
-            view = self.backend.view
+            view = self.view
 
             def answer(sku: str) -> SkuAvailability:
                 network = store.network
@@ -545,10 +529,8 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
             watched = frozenset(skus) if skus else None
             self.metrics.watchers.inc()
             try:
-                async for version, catch_up, rows in self.backend.watch.watch(
-                    watched, request.from_version, answer
-                ):
-                    yield availability_pb2.AvailabilityUpdate(
+                async for version, catch_up, rows in self.watch.watch(watched, request.from_version, answer):
+                    yield availability_pb2.WatchAvailabilityResponse(
                         version=version,
                         as_of=to_timestamp(view.as_of),
                         catch_up=catch_up,
@@ -581,21 +563,32 @@ RESPONSE_SERIALIZERS: dict[str, Callable[[Any], bytes]] = {
 class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServicer):
     SERVICE = reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"]
 
-    def __init__(self, backend: Backend) -> None:
-        super().__init__(backend)
-        self.coordinator = backend.coordinator
+    def __init__(
+        self,
+        network: NetworkStore,
+        limits: Limits,
+        metrics: Metrics,
+        checkout: Checkout,
+        coordinator: ReservationCoordinator,
+    ) -> None:
+        super().__init__(network, limits, metrics)
+        self.checkout = checkout
+        self.coordinator = coordinator
 
     def _count(self, outcome: str) -> None:
         self.metrics.count_reservation(outcome)
 
     @rpc("Reserve")
-    async def Reserve(self, request: Any, context: Any) -> reservation_pb2.ReserveResponse:
-        reservation_id, lines, ttl, destination = reserve_from_proto(request, self.backend.limits)
+    async def Reserve(
+        self, request: reservation_pb2.ReserveRequest, context: grpc.aio.ServicerContext
+    ) -> reservation_pb2.ReserveResponse:
+        reservation_id, lines, ttl, destination = reserve_from_proto(request, self.limits)
+        if request.customer_id:
+            reservation_id_from_proto(request.customer_id, self.limits, field="customer_id")
         try:
-            if destination is not None:
-                view, replayed = await self._reserve_sourced(request, reservation_id, lines, ttl, destination)
-            else:
-                view, replayed = await self._reserve_at_nodes(request, reservation_id, lines, ttl)
+            view, replayed = await self.checkout.reserve(
+                reservation_id, lines, ttl, request.channel_id, request.customer_id, destination
+            )
         except CannotSource:
             self._count("refused_sourcing")
             raise
@@ -613,72 +606,17 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         reservation_to_proto(view, response.reservation)
         return response
 
-    async def _reserve_at_nodes(
-        self, request: Any, reservation_id: str, lines: list[Line], ttl: int
-    ) -> tuple[ReservationView, bool]:
-        store = self.backend.network
-        store.require({line.node_id for line in lines})
-        disabled = sorted({line.node_id for line in lines if not store.is_enabled(line.node_id)})
-        if disabled:
-            raise FailedPrecondition(f"node(s) {', '.join(disabled)} are disabled and sell nothing")
-        limits = self._channel_limits(request.channel_id, lines) if request.channel_id else None
-        purchase_limits = self._purchase_limits(request.customer_id, lines)
-        return await self.coordinator.reserve(
-            reservation_id, lines, ttl, request.channel_id, limits, request.customer_id, purchase_limits
-        )
-
-    async def _reserve_sourced(
-        self, request: Any, reservation_id: str, lines: list[Line], ttl: int, destination: Destination
-    ) -> tuple[ReservationView, bool]:
-        store = self.backend.network
-        store.channel(request.channel_id)  # NOT_FOUND for an unknown channel
-        if destination.pickup_node_id:
-            store.require([destination.pickup_node_id])
-        purchase_limits = self._purchase_limits(request.customer_id, lines)
-        return await reserve_sourced(
-            self.coordinator,
-            self.backend.positions,
-            store.network,
-            reservation_id,
-            lines,
-            ttl,
-            request.channel_id,
-            destination,
-            request.customer_id,
-            purchase_limits,
-        )
-
     @rpc("Reassign")
-    async def Reassign(self, request: Any, context: Any) -> reservation_pb2.ReassignResponse:
-        reassign_from_proto(request, self.backend.limits)
-        store = self.backend.network
-        current = await self.coordinator.get(request.reservation_id)
-        sourcing = None
-        to_node = request.to_node_id
-        if not to_node and _open_units(current, request.sku, request.from_node_id):
-            sourcing = await self._source_move(current, request.sku, request.from_node_id)
-            to_node = next(v.node_id for v in sourcing.considered if v.chosen)
-        # Otherwise (nothing open there any more) the shard replays a retry of this move
-        # or says why there is nothing to move.
-        if to_node:
-            store.require([to_node])
-            if not store.is_enabled(to_node):
-                raise FailedPrecondition(f"node {to_node} is disabled and sells nothing")
-        limit = None
-        if current.channel and to_node:
-            network = store.network
-            if to_node not in network.eligible(current.channel):
-                raise FailedPrecondition(
-                    f"node {to_node} is not one of channel {current.channel}'s enabled nodes; name another"
-                )
-            limit = network.limit(network.channels[current.channel], request.sku, network.nodes[to_node])
-        view, replayed = await self.coordinator.move_line(
+    async def Reassign(
+        self, request: reservation_pb2.ReassignRequest, context: grpc.aio.ServicerContext
+    ) -> reservation_pb2.ReassignResponse:
+        reassign_from_proto(request, self.limits)
+        view, replayed, sourcing = await self.checkout.reassign(
             request.reservation_id,
             request.reassignment_id,
             request.sku,
             request.from_node_id,
-            to_node,
-            limit,
+            request.to_node_id,
         )
         if not replayed:
             self._count("reassigned")
@@ -687,75 +625,11 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
             response.sourcing.CopyFrom(line_sourcing_to_proto(sourcing))
         return response
 
-    async def _source_move(self, current: ReservationView, sku: str, from_node: str) -> LineSourcing:
-        """Choose the node a line moves to by the reservation's channel rules, from its
-        destination (or, without one, from the node it leaves)."""
-        if not current.channel:
-            raise InvalidArgument(
-                [
-                    (
-                        "to_node_id",
-                        "is required: the reservation has no channel whose rules could choose a node",
-                    )
-                ]
-            )
-        network = self.backend.network.network
-        units = _open_units(current, sku, from_node)
-        destination = current.destination
-        if destination is not None and destination.pickup_node_id:
-            raise InvalidArgument(
-                [("to_node_id", "is required: a pickup order is collected at its store, so name the node")]
-            )
-        if destination is None:
-            leaving = network.nodes.get(from_node)
-            destination = Destination(leaving.latitude, leaving.longitude) if leaving else Destination()
-        taken = {ln.node_id for ln in current.lines if ln.sku == sku}
-        sourcing = await plan_from_shards(
-            self.coordinator,
-            self.backend.positions,
-            single_node(network, current.channel),
-            current.channel,
-            [Wanted(sku, units)],
-            destination,
-            exclude=taken,
-        )
-        if not sourcing.complete:
-            raise CannotSource(sourcing)
-        return sourcing.explanations[0]
-
-    def _purchase_limits(self, customer_id: str, lines: list[Line]) -> dict[str, int]:
-        """The limits of the SKUs asked for; a limited SKU needs to know whose basket it is."""
-        limits = self.backend.network.network.purchase_limits
-        limited = {line.sku: limits[line.sku] for line in lines if line.sku in limits}
-        if limited and not customer_id:
-            raise InvalidArgument(
-                [
-                    (
-                        "customer_id",
-                        f"is required: {', '.join(sorted(limited))} has a per-customer purchase limit",
-                    )
-                ]
-            )
-        if customer_id:
-            reservation_id_from_proto(customer_id, self.backend.limits, field="customer_id")
-        return limited
-
-    def _channel_limits(self, channel_id: str, lines: list[Line]) -> dict[tuple[str, str], ChannelLimit]:
-        """The channel's rules at each line's position; a node it cannot sell from gets nothing."""
-        store = self.backend.network
-        channel = store.channel(channel_id)
-        network = store.network
-        eligible = network.eligible(channel_id)
-        return {
-            (line.sku, line.node_id): network.limit(channel, line.sku, network.nodes[line.node_id])
-            if line.node_id in eligible
-            else NOTHING
-            for line in lines
-        }
-
     @rpc("Confirm")
-    async def Confirm(self, request: Any, context: Any) -> reservation_pb2.ConfirmResponse:
-        reservation_id = reservation_id_from_proto(request.reservation_id, self.backend.limits)
+    async def Confirm(
+        self, request: reservation_pb2.ConfirmRequest, context: grpc.aio.ServicerContext
+    ) -> reservation_pb2.ConfirmResponse:
+        reservation_id = reservation_id_from_proto(request.reservation_id, self.limits)
         view, replayed = await self.coordinator.confirm(reservation_id)
         if not replayed:
             self._count("confirmed")
@@ -764,8 +638,10 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         return response
 
     @rpc("Release")
-    async def Release(self, request: Any, context: Any) -> reservation_pb2.ReleaseResponse:
-        reservation_id = reservation_id_from_proto(request.reservation_id, self.backend.limits)
+    async def Release(
+        self, request: reservation_pb2.ReleaseRequest, context: grpc.aio.ServicerContext
+    ) -> reservation_pb2.ReleaseResponse:
+        reservation_id = reservation_id_from_proto(request.reservation_id, self.limits)
         view, replayed = await self.coordinator.release(reservation_id)
         if not replayed:
             self._count("released")
@@ -774,16 +650,20 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         return response
 
     @rpc("Extend")
-    async def Extend(self, request: Any, context: Any) -> reservation_pb2.ExtendResponse:
-        reservation_id, ttl = extend_from_proto(request, self.backend.limits)
+    async def Extend(
+        self, request: reservation_pb2.ExtendRequest, context: grpc.aio.ServicerContext
+    ) -> reservation_pb2.ExtendResponse:
+        reservation_id, ttl = extend_from_proto(request, self.limits)
         view = await self.coordinator.extend(reservation_id, ttl)
         self._count("extended")
         return reservation_pb2.ExtendResponse(reservation=reservation_to_proto(view))
 
     @rpc("Fulfil")
-    async def Fulfil(self, request: Any, context: Any) -> reservation_pb2.FulfilResponse:
+    async def Fulfil(
+        self, request: reservation_pb2.FulfilRequest, context: grpc.aio.ServicerContext
+    ) -> reservation_pb2.FulfilResponse:
         lines = close_lines_from_proto(
-            request.reservation_id, request.fulfilment_id, "fulfilment_id", request.lines, self.backend.limits
+            request.reservation_id, request.fulfilment_id, "fulfilment_id", request.lines, self.limits
         )
         view, replayed = await self.coordinator.close_lines(
             request.reservation_id, request.fulfilment_id, "fulfilled", lines
@@ -793,13 +673,15 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         return reservation_pb2.FulfilResponse(reservation=reservation_to_proto(view), replayed=replayed)
 
     @rpc("CancelLines")
-    async def CancelLines(self, request: Any, context: Any) -> reservation_pb2.CancelLinesResponse:
+    async def CancelLines(
+        self, request: reservation_pb2.CancelLinesRequest, context: grpc.aio.ServicerContext
+    ) -> reservation_pb2.CancelLinesResponse:
         lines = close_lines_from_proto(
             request.reservation_id,
             request.cancellation_id,
             "cancellation_id",
             request.lines,
-            self.backend.limits,
+            self.limits,
         )
         view, replayed = await self.coordinator.close_lines(
             request.reservation_id, request.cancellation_id, "cancelled", lines
@@ -809,9 +691,11 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         return reservation_pb2.CancelLinesResponse(reservation=reservation_to_proto(view), replayed=replayed)
 
     @rpc("Return")
-    async def Return(self, request: Any, context: Any) -> reservation_pb2.ReturnResponse:
-        returned, node_id = return_from_proto(request, self.backend.limits)
-        self.backend.network.require([node_id])
+    async def Return(
+        self, request: reservation_pb2.ReturnRequest, context: grpc.aio.ServicerContext
+    ) -> reservation_pb2.ReturnResponse:
+        returned, node_id = return_from_proto(request, self.limits)
+        self.network.require([node_id])
         view, replayed = await self.coordinator.return_units(
             request.reservation_id, request.return_id, returned, node_id, sellable=not request.damaged
         )
@@ -820,21 +704,12 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         return reservation_pb2.ReturnResponse(reservation=reservation_to_proto(view), replayed=replayed)
 
     @rpc("GetReservation")
-    async def GetReservation(self, request: Any, context: Any) -> reservation_pb2.GetReservationResponse:
-        reservation_id = reservation_id_from_proto(request.reservation_id, self.backend.limits)
+    async def GetReservation(
+        self, request: reservation_pb2.GetReservationRequest, context: grpc.aio.ServicerContext
+    ) -> reservation_pb2.GetReservationResponse:
+        reservation_id = reservation_id_from_proto(request.reservation_id, self.limits)
         view = await self.coordinator.get(reservation_id)
         return reservation_pb2.GetReservationResponse(reservation=reservation_to_proto(view))
-
-
-def _open_units(reservation: ReservationView, sku: str, node_id: str) -> int:
-    """Units of the line still held or committed (0 when there is no such line or it is not open)."""
-    if reservation.state not in (PartState.HELD, PartState.CONFIRMED):
-        return 0
-    for index, line in enumerate(reservation.lines):
-        if (line.sku, line.node_id) == (sku, node_id):
-            fulfilled, cancelled, _ = reservation.progress[index] if reservation.progress else (0, 0, 0)
-            return line.quantity - fulfilled - cancelled
-    return 0
 
 
 class NetworkServicer(Servicer, network_pb2_grpc.NetworkServiceServicer):
@@ -842,35 +717,56 @@ class NetworkServicer(Servicer, network_pb2_grpc.NetworkServiceServicer):
 
     SERVICE = network_pb2.DESCRIPTOR.services_by_name["NetworkService"]
 
+    def __init__(self, network: NetworkStore, limits: Limits, metrics: Metrics, watch: WatchHub) -> None:
+        super().__init__(network, limits, metrics)
+        self.watch = watch
+
     @rpc("GetNetwork")
-    async def GetNetwork(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
-        return network_to_proto(await self.backend.network.latest())
+    async def GetNetwork(
+        self, request: network_pb2.GetNetworkRequest, context: grpc.aio.ServicerContext
+    ) -> network_pb2.GetNetworkResponse:
+        return network_pb2.GetNetworkResponse(network=network_to_proto(await self.network.latest()))
 
     @rpc("PutGroups")
-    async def PutGroups(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
-        groups = groups_from_proto(request.groups, self.backend.limits)
-        return await self._changed(self.backend.network.change(groups=groups))
+    async def PutGroups(
+        self, request: network_pb2.PutGroupsRequest, context: grpc.aio.ServicerContext
+    ) -> network_pb2.PutGroupsResponse:
+        groups = groups_from_proto(request.groups, self.limits)
+        network = await self._changed(self.network.change(groups=groups))
+        return network_pb2.PutGroupsResponse(network=network)
 
     @rpc("DeleteGroups")
-    async def DeleteGroups(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
-        return await self._changed(self.backend.network.change(drop_groups=request.group_ids))
+    async def DeleteGroups(
+        self, request: network_pb2.DeleteGroupsRequest, context: grpc.aio.ServicerContext
+    ) -> network_pb2.DeleteGroupsResponse:
+        network = await self._changed(self.network.change(drop_groups=request.group_ids))
+        return network_pb2.DeleteGroupsResponse(network=network)
 
     @rpc("PutChannels")
-    async def PutChannels(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
-        channels = channels_from_proto(request.channels, self.backend.limits)
-        return await self._changed(self.backend.network.change(channels=channels))
+    async def PutChannels(
+        self, request: network_pb2.PutChannelsRequest, context: grpc.aio.ServicerContext
+    ) -> network_pb2.PutChannelsResponse:
+        channels = channels_from_proto(request.channels, self.limits)
+        network = await self._changed(self.network.change(channels=channels))
+        return network_pb2.PutChannelsResponse(network=network)
 
     @rpc("DeleteChannels")
-    async def DeleteChannels(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
-        return await self._changed(self.backend.network.change(drop_channels=request.channel_ids))
+    async def DeleteChannels(
+        self, request: network_pb2.DeleteChannelsRequest, context: grpc.aio.ServicerContext
+    ) -> network_pb2.DeleteChannelsResponse:
+        network = await self._changed(self.network.change(drop_channels=request.channel_ids))
+        return network_pb2.DeleteChannelsResponse(network=network)
 
     @rpc("PutPurchaseLimits")
-    async def PutPurchaseLimits(self, request: Any, context: Any) -> network_pb2.NetworkConfig:
-        limits = purchase_limits_from_proto(request.limits, self.backend.limits)
-        return await self._changed(self.backend.network.change(purchase_limits=limits))
+    async def PutPurchaseLimits(
+        self, request: network_pb2.PutPurchaseLimitsRequest, context: grpc.aio.ServicerContext
+    ) -> network_pb2.PutPurchaseLimitsResponse:
+        limits = purchase_limits_from_proto(request.limits, self.limits)
+        network = await self._changed(self.network.change(purchase_limits=limits))
+        return network_pb2.PutPurchaseLimitsResponse(network=network)
 
     async def _changed(self, change: Awaitable[Network]) -> network_pb2.NetworkConfig:
         """Apply a change, then let open feeds recompute under the new rules."""
         network = await change
-        self.backend.watch.rules_changed()
+        self.watch.rules_changed()
         return network_to_proto(network)

@@ -36,26 +36,28 @@ from redis.backoff import NoBackoff
 from omnistock.availability.feed import ChangeHistory
 from omnistock.availability.network_file import parse_network_file
 from omnistock.availability.view import NetworkView
+from omnistock.gateway.grpc.answer_cache import AnswerCache
 from omnistock.gateway.grpc.convert import Limits
 from omnistock.gateway.grpc.feed_hub import WatchHub
+from omnistock.gateway.grpc.network_store import NetworkStore
 from omnistock.gateway.grpc.servicers import (
     AvailabilityServicer,
-    Backend,
     InventoryServicer,
     NetworkServicer,
     ReservationServicer,
     add_service,
 )
 from omnistock.gateway.metrics import Metrics
-from omnistock.gateway.network_store import NetworkStore
 from omnistock.gateway.runtime.cpus import default_shards
 from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis
 from omnistock.gateway.runtime.supervisor import READY, GatewaySupervisor, exit_text, restart_delay
 from omnistock.gateway.transport.router import ShardRouter
 from omnistock.gateway.transport.shard_stats import ShardStatsPoller
 from omnistock.gateway.transport.view_sync import ViewSync
+from omnistock.gateway.usecases.checkout import Checkout
 from omnistock.gateway.usecases.courier import Courier
 from omnistock.gateway.usecases.reservations import ReservationCoordinator
+from omnistock.gateway.usecases.stock import Stock
 from omnistock.protos.gen.omnistock.v1 import (
     availability_pb2,
     inventory_pb2,
@@ -207,7 +209,8 @@ class Gateway:
         self._view_sync: ViewSync | None = None
         self._courier: Courier | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self.backend: Backend | None = None
+        self.router: ShardRouter | None = None
+        self.network: NetworkStore | None = None
 
     async def start(self, apply_network_file: bool = False) -> Gateway:
         config, shards, partitions = self.config, self._shards, self._partitions
@@ -218,9 +221,11 @@ class Gateway:
         stats = ShardStatsPoller(shards, self.metrics, config.stats_interval)
         await stats.poll_once()
         self._tasks.append(loop.create_task(stats.run()))
-        coordinator = ReservationCoordinator(
-            router.execute, lambda key: partition_of(key, partitions), time.time, colocated=router.colocated
-        )
+
+        def partition(key: str) -> int:
+            return partition_of(key, partitions)
+
+        coordinator = ReservationCoordinator(router.execute, partition, time.time, colocated=router.colocated)
         self._courier = Courier(coordinator, router.pollers(), router.last_reply, self.metrics)
         router.on_handoffs = self._courier.take
         self._courier.start()
@@ -244,9 +249,18 @@ class Gateway:
         self._view_sync.start()
         # A rule changed through another gateway applies to this one's open feeds too.
         self._tasks.append(loop.create_task(network.follow(watch.rules_changed, config.network_refresh)))
-        self.backend = Backend(router, coordinator, network, view, watch, self.metrics, config.limits)
-        answers = self.backend.answers
+        self.router, self.network = router, network
+        answers = AnswerCache()
         self.metrics.watch_answer_cache(lambda: answers.hits, lambda: answers.misses, lambda: len(answers))
+        stock = Stock(router.execute, partition, lambda: network.network)
+        checkout = Checkout(coordinator, stock.positions, lambda: network.network)
+        edge = (network, config.limits, self.metrics)
+        servicers = [
+            InventoryServicer(*edge, stock, router),
+            AvailabilityServicer(*edge, stock, view, watch, answers),
+            ReservationServicer(*edge, checkout, coordinator),
+            NetworkServicer(*edge, watch),
+        ]
 
         shared = config.gateways > 1
         port = unshared_port(config.host, config.port) if shared and self.index == 0 else config.port
@@ -259,8 +273,8 @@ class Gateway:
             ]
         )
         # Each from its service's descriptor, undecodable requests refused (add_service).
-        for servicer in (InventoryServicer, AvailabilityServicer, ReservationServicer, NetworkServicer):
-            add_service(servicer(self.backend), server)
+        for servicer in servicers:
+            add_service(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         services = [
             inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
@@ -343,8 +357,8 @@ class Gateway:
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
-        if self.backend is not None:
-            self.backend.router.close()
+        if self.router is not None:
+            self.router.close()
         if self._redis is not None:
             await self._redis.aclose()
 
@@ -391,8 +405,14 @@ class Service:
         return [self.metrics_port or None, *others]
 
     @property
-    def backend(self) -> Backend | None:
-        return self.gateway.backend if self.gateway else None
+    def router(self) -> ShardRouter | None:
+        """Gateway 0's handle on the shards."""
+        return self.gateway.router if self.gateway else None
+
+    @property
+    def network(self) -> NetworkStore | None:
+        """Gateway 0's network."""
+        return self.gateway.network if self.gateway else None
 
     async def start(self) -> Service:
         config = self.config
@@ -525,8 +545,8 @@ class Service:
 
     async def check(self) -> list[str]:
         """Conservation check over every shard."""
-        assert self.backend is not None
-        return await self.backend.router.check()
+        assert self.router is not None
+        return await self.router.check()
 
     async def stop(self, grace: float = 5.0) -> None:
         """Stop taking calls at every gateway, drain those in flight, then stop shards and Redis."""

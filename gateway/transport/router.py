@@ -17,8 +17,8 @@ from omnistock.reservations.domain.commands import Command, Result
 from omnistock.reservations.domain.errors import Unavailable
 from omnistock.reservations.domain.placement import shard_of
 from omnistock.reservations.shard import wire
-from omnistock.reservations.shard.actor import BatchReply
 from omnistock.reservations.shard.state import Handoff, WrongShard
+from omnistock.reservations.shard.wire import BatchReply
 
 AUDIT_RECHECK = 0.5
 """Seconds between an audit's two passes: far longer than a decision takes to be carried."""

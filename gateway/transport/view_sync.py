@@ -15,8 +15,8 @@ import ray.exceptions
 from omnistock.availability.view import NetworkView
 from omnistock.gateway.metrics import Metrics
 from omnistock.reservations.shard import wire
-from omnistock.reservations.shard.actor import BatchReply
 from omnistock.reservations.shard.state import Changes
+from omnistock.reservations.shard.wire import BatchReply
 
 log = logging.getLogger(__name__)
 

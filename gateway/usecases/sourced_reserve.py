@@ -1,4 +1,4 @@
-"""Reserve lines that name no node: plan by the channel's rules, then hold (pure).
+"""Reserve lines that name no node: plan by the channel's rules from fresh stock, then hold.
 
 Planning reads positions and capacity strongly consistently from the shards, then
 holds the plan in one all-or-nothing step. If stock (or a node's capacity) moved in
@@ -14,14 +14,16 @@ from dataclasses import replace
 
 from omnistock.availability.answer import promisable_at
 from omnistock.availability.network import Network
-from omnistock.gateway.usecases.reservations import ReservationCoordinator, ReservationView, Sourced
+from omnistock.availability.positions import PositionView
+from omnistock.gateway.usecases.reservations import ReservationCoordinator, Sourced
 from omnistock.reservations.domain.errors import (
     AlreadyExists,
     CannotSource,
     CapacityReached,
     InsufficientStock,
 )
-from omnistock.reservations.domain.model import Line, PositionView, fingerprint
+from omnistock.reservations.domain.model import Line, fingerprint
+from omnistock.reservations.domain.reservation_view import ReservationView
 from omnistock.reservations.domain.sourcing import Destination, SourcingPlan, Wanted, plan
 
 ReadPositions = Callable[[list[str]], Awaitable[Mapping[str, Sequence[PositionView]]]]

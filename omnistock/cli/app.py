@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -62,7 +63,7 @@ from omnistock.cli.network_commands import (
 )
 from omnistock.cli.output import Output
 from omnistock.cli.parsing import LEVEL_FORM, SUPPLY_FORM
-from omnistock.cli.serve import add_log_level, run_gateway, serve
+from omnistock.cli.serve import add_log_level, load_demo_network, run_gateway, serve
 from omnistock.cli.watch import cmd_watch
 from omnistock.client import DEFAULT_TARGET, OmnistockClient, OmnistockRpcError
 from omnistock.gateway.runtime.cpus import default_shards
@@ -262,7 +263,7 @@ def add_service_commands(commands: Commands) -> None:
         " checks at the end. Exit status 1 on any error, oversold unit or hold left open.",
     )
     add_loadtest_arguments(loadtest_parser)
-    loadtest_parser.set_defaults(handler=run_loadtest)
+    loadtest_parser.set_defaults(handler=functools.partial(run_loadtest, load_network=load_demo_network))
 
 
 def add_stock_commands(commands: Commands, client_command: ClientCommands) -> None:

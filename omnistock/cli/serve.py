@@ -244,8 +244,8 @@ async def serve_async(args: argparse.Namespace, network: tuple[str, NetworkFile]
 
     target = client_target(service.config.host, service.port)
     say(banner(service))
-    if network is not None and not args.demo and service.backend is not None:
-        say(f"network {network[0]} applied (version {service.backend.network.network.version})")
+    if network is not None and not args.demo and service.network is not None:
+        say(f"network {network[0]} applied (version {service.network.network.version})")
     demo: asyncio.Task[None] | None = None
     if args.demo:
 
@@ -340,3 +340,11 @@ def run_gateway(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+async def load_demo_network(target: str, say: Callable[[str], None]) -> None:
+    """The demo network and stock, unless nodes are registered (then its channels only)."""
+    from omnistock.loadtest.datagen import DEMO_NETWORK_FILE, demo_network_text
+
+    where = f"loadtest/{DEMO_NETWORK_FILE}"
+    await load_demo_if_empty(target, say, (where, parse_network_text(demo_network_text(), where)))

@@ -52,7 +52,7 @@ class WatchPrinter:
             return self.paint(f"{previous} -> {status}", status), amount
         return status, amount
 
-    def format(self, update: availability_pb2.AvailabilityUpdate) -> str:
+    def format(self, update: availability_pb2.WatchAvailabilityResponse) -> str:
         head = f"version {update.version}, as of {local_time(update.as_of)}"
         changes = list(update.changes)
         if update.catch_up:
@@ -83,7 +83,7 @@ class WatchPrinter:
             lines.append("  " + "  ".join([*parts, amount]))
         return "\n".join(lines)
 
-    def show(self, update: availability_pb2.AvailabilityUpdate) -> None:
+    def show(self, update: availability_pb2.WatchAvailabilityResponse) -> None:
         self.version = update.version
         self.updates += 1
         if self.out.as_json:

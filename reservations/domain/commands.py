@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import ForwardRef, Generic, TypeVar, get_args
 
 from omnistock.availability.atp import ChannelLimit
+from omnistock.availability.positions import PositionView
 from omnistock.reservations.domain.model import (
     Claim,
     Decision,
@@ -18,7 +20,6 @@ from omnistock.reservations.domain.model import (
     Line,
     Part,
     PartState,
-    PositionView,
     Step,
     StockState,
 )
@@ -26,9 +27,18 @@ from omnistock.reservations.domain.sourcing import Destination, LineSourcing
 
 # --- commands ---
 
+R = TypeVar("R", covariant=True)
+
+
+class Asks(Generic[R]):
+    """A command a partition answers with an R: `RESULT_OF` names it, `Partition.handle`
+    holds to it, and a caller that sends commands of one kind gets a list of R back."""
+
+    __slots__ = ()
+
 
 @dataclass(frozen=True, slots=True)
-class SetStock:
+class SetStock(Asks["StockResult"]):
     """Absolute on_hand counted at `as_of`; an older count never overwrites a newer one."""
 
     partition: int
@@ -41,7 +51,7 @@ class SetStock:
 
 
 @dataclass(frozen=True, slots=True)
-class LoadLevels:
+class LoadLevels(Asks["LoadResult"]):
     """Many absolute counts in one partition (SetStock and LoadStock): each by SetStock's
     rule, answered with counts, not a position per level."""
 
@@ -50,7 +60,7 @@ class LoadLevels:
 
 
 @dataclass(frozen=True, slots=True)
-class AdjustStock:
+class AdjustStock(Asks["AdjustResult"]):
     """Signed change of on_hand, idempotent by adjustment_id."""
 
     partition: int
@@ -66,7 +76,7 @@ class AdjustStock:
 
 
 @dataclass(frozen=True, slots=True)
-class ExpectSupply:
+class ExpectSupply(Asks["SupplyResult"]):
     """Create, change or (with 0 units) clear one line of an expected inbound supply.
 
     A supply id (a purchase order, a transfer) may have lines for many SKUs and nodes;
@@ -81,7 +91,7 @@ class ExpectSupply:
 
 
 @dataclass(frozen=True, slots=True)
-class PlaceHold:
+class PlaceHold(Asks["HoldResult"]):
     """Hold all `lines` (all in this partition) or none."""
 
     partition: int
@@ -106,7 +116,7 @@ class PlaceHold:
 
 
 @dataclass(frozen=True, slots=True)
-class CloseLines:
+class CloseLines(Asks["PartResult"]):
     """Ship (kind "fulfilled": units leave on_hand) or cancel (kind "cancelled": units
     return) part of some lines; idempotent by operation_id."""
 
@@ -122,7 +132,7 @@ class CloseLines:
 
 
 @dataclass(frozen=True, slots=True)
-class ReturnUnits:
+class ReturnUnits(Asks["PartResult"]):
     """Bring back fulfilled units of one line at `node_id` (sellable: on hand; not: damaged)."""
 
     partition: int
@@ -139,7 +149,7 @@ class ReturnUnits:
 
 
 @dataclass(frozen=True, slots=True)
-class MoveLine:
+class MoveLine(Asks["PartResult"]):
     """Move the open units of a line to another node in one step: held there first,
     then freed here; refused (and nothing changes) when the new node cannot take them."""
 
@@ -155,7 +165,7 @@ class MoveLine:
 
 
 @dataclass(frozen=True, slots=True)
-class ReadCapacity:
+class ReadCapacity(Asks["CapacityResult"]):
     """Orders each node has taken on `day`, for nodes counted in this partition."""
 
     partition: int
@@ -170,13 +180,13 @@ class CapacityResult:
 
 
 @dataclass(frozen=True, slots=True)
-class GetPart:
+class GetPart(Asks["PartResult"]):
     partition: int
     reservation_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class RecordClaim:
+class RecordClaim(Asks["ClaimResult"]):
     """Take a reservation id in its home partition (unique across the network) for one
     Reserve attempt: the reservation is PENDING until DecideHold."""
 
@@ -192,7 +202,7 @@ class RecordClaim:
 
 
 @dataclass(frozen=True, slots=True)
-class DecideHold:
+class DecideHold(Asks["DecisionResult"]):
     """Decide a PENDING reservation: HELD when every part of the attempt was placed, else
     ABORTED (its parts withdrawn). `placed` None: look at the parts, which must all be in
     partitions of the shard that owns the home (a Reserve made in one call)."""
@@ -207,7 +217,7 @@ class DecideHold:
 
 
 @dataclass(frozen=True, slots=True)
-class ConfirmReservation:
+class ConfirmReservation(Asks["DecisionResult"]):
     """HELD -> CONFIRMED, decided at the home on its clock."""
 
     partition: int
@@ -215,7 +225,7 @@ class ConfirmReservation:
 
 
 @dataclass(frozen=True, slots=True)
-class ReleaseReservation:
+class ReleaseReservation(Asks["DecisionResult"]):
     """HELD or CONFIRMED -> RELEASED."""
 
     partition: int
@@ -223,7 +233,7 @@ class ReleaseReservation:
 
 
 @dataclass(frozen=True, slots=True)
-class ExtendReservation:
+class ExtendReservation(Asks["DecisionResult"]):
     """A HELD reservation now expires at `expires_at`."""
 
     partition: int
@@ -232,7 +242,7 @@ class ExtendReservation:
 
 
 @dataclass(frozen=True, slots=True)
-class DecideClose:
+class DecideClose(Asks["DecisionResult"]):
     """Ship or cancel units of lines in several parts as one decision: allowed while the
     reservation is in one of `allowed`; `ends` is its decision once every step is taken,
     when the operation closes its last open units (None: it stays as it is)."""
@@ -246,7 +256,7 @@ class DecideClose:
 
 
 @dataclass(frozen=True, slots=True)
-class CarryStep:
+class CarryStep(Asks["PartResult"]):
     """A part takes one step of its reservation's decision (see model.Intent)."""
 
     partition: int
@@ -255,7 +265,7 @@ class CarryStep:
 
 
 @dataclass(frozen=True, slots=True)
-class MarkCarried:
+class MarkCarried(Asks["DecisionResult"]):
     """The home learns that the parts in `partitions` took their steps of `operation`."""
 
     partition: int
@@ -265,13 +275,13 @@ class MarkCarried:
 
 
 @dataclass(frozen=True, slots=True)
-class GetClaim:
+class GetClaim(Asks["ClaimResult"]):
     partition: int
     reservation_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class ReadPositions:
+class ReadPositions(Asks["PositionsResult"]):
     """Every node's position of each SKU."""
 
     partition: int
@@ -460,3 +470,17 @@ Result = (
     | PositionsResult
     | CapacityResult
 )
+
+
+def _result_of(command: type) -> type:
+    bases = vars(command)["__orig_bases__"]
+    (declared,) = get_args(next(b for b in bases if getattr(b, "__origin__", None) is Asks))
+    return globals()[declared.__forward_arg__] if isinstance(declared, ForwardRef) else declared
+
+
+RESULT_OF: dict[type, type] = {
+    command: _result_of(command)
+    for command in Asks.__subclasses__()
+    if globals().get(command.__name__) is command  # not the class dataclass(slots=True) replaced
+}
+"""Each command's result type, as it declares it (Asks[...])."""

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 from omnistock.reservations.domain.commands import OverLimit, ShortLine
+from omnistock.reservations.domain.reservation_view import ReservationView
 from omnistock.reservations.domain.sourcing import SourcingPlan
-
-if TYPE_CHECKING:
-    from omnistock.gateway.usecases.reservations import ReservationView
 
 
 class OmnistockError(Exception):

@@ -14,7 +14,8 @@ from array import array
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 
-from omnistock.reservations.domain.model import LevelColumns, LoadedBlock, PositionRow, loaded_rows
+from omnistock.availability.positions import LoadedBlock, PositionRow, loaded_rows
+from omnistock.reservations.domain.model import LevelColumns
 
 
 class _SkuLevels:

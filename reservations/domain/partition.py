@@ -15,7 +15,9 @@ from dataclasses import replace
 from operator import itemgetter
 
 from omnistock.availability.atp import NO_LIMIT, ChannelLimit, future_free
+from omnistock.availability.positions import PositionRow, PositionView
 from omnistock.reservations.domain.commands import (
+    RESULT_OF,
     AdjustOutcome,
     AdjustResult,
     AdjustStock,
@@ -80,8 +82,6 @@ from omnistock.reservations.domain.model import (
     PartChanged,
     PartState,
     Position,
-    PositionRow,
-    PositionView,
     ReservationDecided,
     StockAdjusted,
     StockSet,
@@ -91,6 +91,7 @@ from omnistock.reservations.domain.model import (
     Withdraw,
     line_key,
     position_row,
+    position_view,
 )
 
 PENDING_SECONDS = 5.0
@@ -162,7 +163,7 @@ class Partition:
         return position
 
     def view(self, sku: str, node_id: str) -> PositionView:
-        return PositionView.of(sku, node_id, self.peek(sku, node_id) or Position())
+        return position_view(sku, node_id, self.peek(sku, node_id) or Position())
 
     def views(self, sku: str) -> Iterator[PositionView]:
         """Every position of the SKU, by node id."""
@@ -226,6 +227,7 @@ class Partition:
         """Decide `command` at `now` (the shard's clock, which decides reservations' expiry),
         apply its events, return (result, events)."""
         result, events = self._decide(command, now)
+        assert isinstance(result, RESULT_OF[command.__class__]), (command, result)
         for event in events:
             self.apply(event)
         if events or isinstance(result, DecisionResult):

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from omnistock.reservations.domain.model import Event, Part, PartChanged, PartState, PositionRow
+from omnistock.availability.positions import PositionRow
+from omnistock.reservations.domain.model import Event, Part, PartChanged, PartState
 
 HOLD_ENDINGS = {
     PartState.CONFIRMED: "confirmed",

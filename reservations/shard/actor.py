@@ -11,7 +11,7 @@ import logging
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis
 from redis.backoff import NoBackoff
@@ -19,8 +19,8 @@ from redis.retry import Retry
 
 from omnistock.reservations import crash_points
 from omnistock.reservations.domain.audit import PartRow, RecordRow, rows_of
-from omnistock.reservations.domain.commands import Command, Result
-from omnistock.reservations.domain.model import Event, LoadedBlock, PositionRow, ReservationDecided
+from omnistock.reservations.domain.commands import Command
+from omnistock.reservations.domain.model import Event, ReservationDecided
 from omnistock.reservations.domain.partition import PENDING_SECONDS
 from omnistock.reservations.domain.stats import HoldEndings, ShardStats, StockWatch
 from omnistock.reservations.shard import wire
@@ -29,11 +29,10 @@ from omnistock.reservations.shard.journal import Journal, RedisJournal, RedisKey
 from omnistock.reservations.shard.state import (
     CARRY_LEASE,
     Changes,
-    Handoff,
     ShardState,
-    WrongShard,
     count_expired,
 )
+from omnistock.reservations.shard.wire import BatchReply
 
 log = logging.getLogger(__name__)
 
@@ -95,35 +94,6 @@ class ShardConfig:
     by the hundred thousand, and a full collection that scanned them all would stall every
     batch. Each settle scans what came since the last one, so settling often makes the same
     work into short pauses: at peak rate 2-7 ms a second against 25-48 ms every 10 s."""
-
-
-@dataclass(frozen=True, slots=True)
-class BatchReply:
-    results: list[Result | WrongShard]
-    apply_seconds: float
-    journal_seconds: float
-    expired: int
-    """Holds expired since the previous reply (timer included)."""
-    changes: tuple[str, int] = ("", 0)
-    """(epoch, version) of the shard's change feed after the batch: tells the gateway's
-    view whether there is something new to fetch."""
-    since: int = 0
-    """Version of the change feed before the batch."""
-    changed: list[PositionRow] = field(default_factory=list)
-    """Positions changed from `since` to `changes`: a view at `since` takes them as they
-    are, with no call of its own (one at another version fetches with changes_since)."""
-    changed_loaded: list[LoadedBlock] = field(default_factory=list)
-    """The same for SKUs whose loaded counts all changed, a block each (Changes.loaded)."""
-    busy_seconds: float = 0.0
-    """Time the shard spent on the call, on its own clock: from the batch arriving (still
-    packed) to the reply made, not yet packed. The gateway's round trip less this is what
-    the call spent outside the shard's own work: packing, the batch port's socket, and
-    waiting for a core."""
-    handoffs: list[Handoff] = field(default_factory=list)
-    """Decisions whose steps for other shards the gateway should carry (ShardState._hand_out)."""
-
-
-wire.by_fields(BatchReply)
 
 
 class Shard:

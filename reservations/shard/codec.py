@@ -46,7 +46,11 @@ _STOCK_STATES = {
     StockState.DAMAGED: pb.STOCK_STATE_DAMAGED,
     StockState.QUALITY_HOLD: pb.STOCK_STATE_QUALITY_HOLD,
 }
-_STOCK_STATES_BACK = {value: key for key, value in _STOCK_STATES.items()}
+# Entries and snapshots written before STOCK_STATE_SELLABLE had its own number hold 0
+# (now STOCK_STATE_UNSPECIFIED) for sellable units: read both as sellable.
+_STOCK_STATES_BACK = {value: key for key, value in _STOCK_STATES.items()} | {
+    pb.STOCK_STATE_UNSPECIFIED: StockState.SELLABLE
+}
 
 _STATES = {
     PartState.HELD: pb.PART_STATE_HELD,

@@ -8,6 +8,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
+from omnistock.availability.positions import LoadedBlock, PositionRow, PositionView, loaded_rows
 from omnistock.reservations.domain.commands import (
     CarryStep,
     Command,
@@ -25,13 +26,9 @@ from omnistock.reservations.domain.model import (
     Decision,
     Event,
     Intent,
-    LoadedBlock,
     PartChanged,
     PartState,
-    PositionRow,
-    PositionView,
     ReservationDecided,
-    loaded_rows,
     position_row,
 )
 from omnistock.reservations.domain.partition import PENDING_SECONDS, Partition

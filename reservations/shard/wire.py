@@ -1,11 +1,11 @@
-"""How a batch crosses the Ray boundary: commands out, results back, one bytes blob each.
+"""How a batch crosses from a gateway to a shard: commands out, a BatchReply back, one bytes
+blob each (a frame of the batch port, or a Ray call's argument).
 
-Ray pickles arguments and results with cloudpickle, which runs a Python hook for every
-object. A batch is plain data (frozen slots dataclasses, enums, tuples), so the standard
-C pickler does the same job in about half the time. Each object travels as its field
-values and is rebuilt by setting its slots directly: several times faster than the
-__getstate__/__setstate__ pair that slots dataclasses get (it calls dataclasses.fields()
-for every object), or than a frozen dataclass's __init__.
+A batch is plain data (frozen slots dataclasses, enums, tuples), so the standard C pickler
+packs it, in about half the time of cloudpickle, which runs a Python hook for every object.
+Each object travels as its field values and is rebuilt by setting its slots directly:
+several times faster than the __getstate__/__setstate__ pair that slots dataclasses get
+(it calls dataclasses.fields() for every object), or than a frozen dataclass's __init__.
 """
 
 from __future__ import annotations
@@ -14,10 +14,14 @@ import dataclasses
 import pickle
 import types
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
+from omnistock.availability.positions import LoadedBlock, PositionRow
 from omnistock.reservations.domain import commands, model, sourcing
+from omnistock.reservations.domain.commands import Result
 from omnistock.reservations.shard import state as shard
+from omnistock.reservations.shard.state import Handoff, WrongShard
 
 _SETTERS: dict[type, tuple[Callable[[Any, Any], None], ...]] = {}
 
@@ -63,6 +67,32 @@ def by_fields_in(*modules: types.ModuleType) -> None:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class BatchReply:
+    results: list[Result | WrongShard]
+    apply_seconds: float
+    journal_seconds: float
+    expired: int
+    """Holds expired since the previous reply (timer included)."""
+    changes: tuple[str, int] = ("", 0)
+    """(epoch, version) of the shard's change feed after the batch: tells the gateway's
+    view whether there is something new to fetch."""
+    since: int = 0
+    """Version of the change feed before the batch."""
+    changed: list[PositionRow] = field(default_factory=list)
+    """Positions changed from `since` to `changes`: a view at `since` takes them as they
+    are, with no call of its own (one at another version fetches with changes_since)."""
+    changed_loaded: list[LoadedBlock] = field(default_factory=list)
+    """The same for SKUs whose loaded counts all changed, a block each (Changes.loaded)."""
+    busy_seconds: float = 0.0
+    """Time the shard spent on the call, on its own clock: from the batch arriving (still
+    packed) to the reply made, not yet packed. The gateway's round trip less this is what
+    the call spent outside the shard's own work: packing, the batch port's socket, and
+    waiting for a core."""
+    handoffs: list[Handoff] = field(default_factory=list)
+    """Decisions whose steps for other shards the gateway should carry (ShardState._hand_out)."""
+
+
 def pack(value: Any) -> bytes:
     return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
 
@@ -72,3 +102,4 @@ def unpack(data: bytes) -> Any:
 
 
 by_fields_in(commands, model, shard, sourcing)
+by_fields(BatchReply)

@@ -31,7 +31,7 @@ async def client(service: Any) -> AsyncIterator[OmnistockClient]:
 
 def skus_on_shards(service: Any, shards: list[int], prefix: str = "SKU") -> list[str]:
     """One SKU per requested shard index (so a test can span shards on purpose)."""
-    partitions = service.backend.router.partitions
+    partitions = service.router.partitions
     count = len(service.shards)
     found: dict[int, str] = {}
     i = 0

@@ -43,7 +43,9 @@ class Admin:
         self.client = client
 
     async def __call__(self, method: str, request: Any) -> network_pb2.NetworkConfig:
-        return await self.client._call(getattr(self.stub, method), request)
+        """Call a NetworkService method; the network its response carries."""
+        response = await self.client._call(getattr(self.stub, method), request)
+        return response.network
 
 
 @pytest_asyncio.fixture

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Literal
 
 import grpc
@@ -30,9 +29,9 @@ from omnistock.availability.network import NodeGroup
 from omnistock.availability.nodes import Node, NodeType
 from omnistock.client import OmnistockClient, OmnistockRpcError, level, line
 from omnistock.gateway.grpc.convert import Limits
+from omnistock.gateway.grpc.network_store import NetworkStore
 from omnistock.gateway.grpc.servicers import Servicer, rpc
 from omnistock.gateway.metrics import Metrics
-from omnistock.gateway.network_store import NetworkStore
 from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis, free_port
 from omnistock.gateway.runtime.service import (
     ServiceConfig,
@@ -237,7 +236,7 @@ async def test_a_gateway_takes_network_changes_stored_by_another(redis_server: E
 
         # A call naming a node another gateway just added is answered, not refused.
         await first.change(nodes=[Node("DC-10", NodeType.DC)])
-        servicer = Servicer(SimpleNamespace(network=second, metrics=Metrics()))  # type: ignore[arg-type]
+        servicer = Servicer(second, Limits(), Metrics())
         context = RefusingContext()
         assert await require_node(servicer, "DC-10", context) == "DC-10"
         with pytest.raises(Refused):
@@ -275,7 +274,7 @@ class RefusingContext:
 
 @rpc("RequireNode")
 async def require_node(self: Servicer, node_id: str, context: Any) -> str:
-    self.backend.network.require([node_id])
+    self.network.require([node_id])
     return node_id
 
 
@@ -314,7 +313,7 @@ async def test_a_call_refused_while_another_takes_the_new_network_is_run_again(
     await first.load()
     await second.load()
     lock = second._lock = WatchedLock()
-    servicer = Servicer(SimpleNamespace(network=second, metrics=Metrics()))  # type: ignore[arg-type]
+    servicer = Servicer(second, Limits(), Metrics())
     try:
         await first.change(nodes=[Node("DC-12", NodeType.DC)])
         async with lock:  # the follower's look at Redis, taking the new network

@@ -300,7 +300,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         The partitions are fixed (2, 3 and 4 or 2), so the service's behaviour is a function of
         the drawn steps alone (which part is asked first follows the partition numbers), as
         Hypothesis needs to replay and shrink a failure."""
-        partitions = self.d.service.backend.router.partitions
+        partitions = self.d.service.router.partitions
         assert len(self.d.service.shards) == 2 and partitions >= 5
         targets = {"A": 2, "B": 3, "C": 4 if layout == "three partitions" else 2}
         for letter, target in targets.items():
@@ -798,7 +798,7 @@ async def attempt(call: Awaitable[T]) -> tuple[T | None, OmnistockRpcError | Non
 async def two_partitions(client: OmnistockClient, service: Any) -> tuple[str, str]:
     """Two fresh SKUs in different partitions, 5 sellable units each at LM-A."""
     await client.put_nodes(NODES)
-    prefix, partitions = f"LMCASE{uuid.uuid4().hex[:8]}", service.backend.router.partitions
+    prefix, partitions = f"LMCASE{uuid.uuid4().hex[:8]}", service.router.partitions
     names = [f"{prefix}-{i}" for i in range(10 * partitions)]
     a, b = (next(name for name in names if partition_of(name, partitions) == p) for p in (2, 3))
     await client.set_stock([level(a, "LM-A", 5), level(b, "LM-A", 5)])

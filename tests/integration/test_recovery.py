@@ -48,7 +48,7 @@ async def test_killed_shard_is_restarted_and_rebuilt(
         skus, rids = await make_history(service, client)
         before = await snapshot_of_state(client, skus, rids)
         admin, keys = redis.Redis.from_url(redis_server.url), RedisKeys(service.config.prefix)
-        snapshots = sum(admin.exists(keys.snapshot(n)) for n in range(service.backend.router.partitions))
+        snapshots = sum(admin.exists(keys.snapshot(n)) for n in range(service.router.partitions))
         assert (snapshots > 0) == (snapshot_every == 2)  # partitions with 2 entries took one
 
         for shard in service.shards:
@@ -72,7 +72,7 @@ async def test_a_shard_killed_with_batches_in_flight_answers_every_reserve_once(
         await client.put_nodes(NODES)
         skus = skus_on_shards(service, [0, 1], prefix="KILL")
         await client.set_stock([level(sku, "DC-1", 1_000) for sku in skus])
-        links = service.backend.router.links
+        links = service.router.links
         assert [link.connects for link in links] == [1, 1]
 
         async def reserve(i: int) -> Any:
@@ -165,7 +165,7 @@ async def test_a_bulk_load_is_snapshotted_and_a_restarted_shard_reads_it(
         # Every partition (about 190 counts each, of 64) took a snapshot of the load and
         # trimmed the entries it covers: only the hold and a few of the load's last
         # entries are left to replay, where each partition had at least one.
-        partitions = range(service.backend.router.partitions)
+        partitions = range(service.router.partitions)
         assert all(admin.exists(keys.snapshot(n)) for n in partitions)
         assert sum(admin.xlen(keys.log(n)) for n in partitions) < 8
         for shard in service.shards:

@@ -367,7 +367,7 @@ async def test_check_names_a_reservation_whose_parts_disagree(service: Any, clie
     await client.reserve("split-1", [line(skus[0], "DC-1", 1), line(skus[1], "DC-1", 1)])
     assert (await client.check_conservation()).disagreement_count == 0
     # Break it as a bug would: one part confirmed behind its home's back.
-    router = service.backend.router
+    router = service.router
     step = Follow(PartState.CONFIRMED, time.time(), math.inf)
     await router.execute([CarryStep(partition_of(skus[1], router.partitions), "split-1", step)])
     report = await client.check_conservation()

@@ -5,12 +5,12 @@ from __future__ import annotations
 import gc
 
 from omnistock.availability.network import Network
+from omnistock.availability.positions import PositionView
 from omnistock.availability.view import NetworkView
 from omnistock.gateway.grpc.answer_cache import AnswerCache
 from omnistock.gateway.grpc.convert import to_timestamp
 from omnistock.gateway.metrics import Metrics
 from omnistock.protos.gen.omnistock.v1 import availability_pb2, common_pb2
-from omnistock.reservations.domain.model import PositionView
 
 
 def test_an_answer_holds_until_its_sku_or_the_network_changes() -> None:

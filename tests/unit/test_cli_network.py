@@ -819,8 +819,8 @@ IN, LOW, OUT = (
 
 def update(
     version: int, catch_up: bool, *changes: tuple[str, int, int, int]
-) -> availability_pb2.AvailabilityUpdate:
-    message = availability_pb2.AvailabilityUpdate(version=version, catch_up=catch_up)
+) -> availability_pb2.WatchAvailabilityResponse:
+    message = availability_pb2.WatchAvailabilityResponse(version=version, catch_up=catch_up)
     message.as_of.FromSeconds(1_790_000_000 + version)
     for sku, available, status, previous in changes:
         message.changes.add(sku=sku, available=available, status=status, previous_status=previous)
@@ -912,14 +912,14 @@ def test_resume_command(monkeypatch: pytest.MonkeyPatch) -> None:
 class WatchClient:
     """Yields the given updates, then either waits (a live feed), ends, or fails."""
 
-    def __init__(self, updates: list[availability_pb2.AvailabilityUpdate], then: str = "wait") -> None:
+    def __init__(self, updates: list[availability_pb2.WatchAvailabilityResponse], then: str = "wait") -> None:
         self.updates = updates
         self.then = then
         self.asked: tuple[Any, ...] = ()
 
     async def watch_availability(
         self, skus: Any, channel_id: str = "", from_version: int = 0
-    ) -> AsyncIterator[availability_pb2.AvailabilityUpdate]:
+    ) -> AsyncIterator[availability_pb2.WatchAvailabilityResponse]:
         self.asked = (list(skus), channel_id, from_version)
         for item in self.updates:
             yield item

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from omnistock.gateway.grpc.convert import reservation_to_proto
-from omnistock.gateway.usecases.reservations import ReservationView
 from omnistock.protos.gen.omnistock.v1 import reservation_pb2
 from omnistock.reservations.domain.model import Line, PartState
+from omnistock.reservations.domain.reservation_view import ReservationView
 from omnistock.reservations.domain.sourcing import Destination
 from omnistock.reservations.shard.codec import reservation_event
 

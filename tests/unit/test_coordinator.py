@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from omnistock.gateway.usecases.reservations import ReservationCoordinator, Sourced, merged_state
+from omnistock.gateway.usecases.reservations import ReservationCoordinator, Sourced
 from omnistock.reservations.domain.audit import disagreements, rows_of
 from omnistock.reservations.domain.commands import (
     AdjustStock,
@@ -30,6 +30,7 @@ from omnistock.reservations.domain.errors import (
 )
 from omnistock.reservations.domain.model import Line, Part, PartState
 from omnistock.reservations.domain.partition import Partition
+from omnistock.reservations.domain.reservation_view import merged_state
 from omnistock.reservations.domain.sourcing import Destination
 from omnistock.reservations.shard.state import Handoff, ShardState
 

@@ -6,10 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from omnistock.availability.positions import PositionView
 from omnistock.protos.gen.omnistock.journal.v1 import journal_pb2
 from omnistock.reservations.domain.commands import AdjustStock, LoadLevels, PlaceHold, SetStock
 from omnistock.reservations.domain.levels import LoadedLevels
-from omnistock.reservations.domain.model import Level, LevelColumns, LevelsSet, Line, PositionView, StockSet
+from omnistock.reservations.domain.model import Level, LevelColumns, LevelsSet, Line, StockSet
 from omnistock.reservations.domain.partition import Partition
 from omnistock.reservations.shard.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
 

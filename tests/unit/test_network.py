@@ -10,7 +10,7 @@ from omnistock.availability.answer import channel_availability, network_availabi
 from omnistock.availability.atp import ChannelLimit
 from omnistock.availability.network import AllocationCap, Channel, Network, NodeGroup, SafetyRule, StockStatus
 from omnistock.availability.nodes import Node, NodeType
-from omnistock.reservations.domain.model import PositionView
+from omnistock.availability.positions import PositionView
 
 DC, STORE, TPL, DROP = NodeType.DC, NodeType.STORE, NodeType.THREE_PL, NodeType.DROPSHIP
 

@@ -7,7 +7,7 @@ import asyncio
 from typing import Any
 
 from omnistock.gateway.grpc.convert import Limits
-from omnistock.gateway.network_store import NetworkStore
+from omnistock.gateway.grpc.network_store import NetworkStore
 from omnistock.reservations.shard.journal import RedisKeys
 
 

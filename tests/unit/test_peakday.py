@@ -34,7 +34,7 @@ def test_the_command_is_registered_with_the_retailers_numbers() -> None:
     args = build_parser().parse_args(
         ["loadtest", "--orders-per-second", "2", "--spike", "20", "--minutes", "3", "--headless", "--json"]
     )
-    assert args.handler is peakday.run_loadtest
+    assert args.handler.func is peakday.run_loadtest
     assert (args.orders_per_second, args.spike, args.minutes, args.headless, args.json) == (
         2,
         20,

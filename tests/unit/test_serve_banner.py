@@ -30,11 +30,14 @@ def test_the_banner_says_how_to_stop_the_service_cleanly() -> None:
         assert "Ctrl-C" in stop and f"kill -TERM {os.getpid()}" in stop
 
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+SHOW_THE_BANNER = [ROOT / "README.md", ROOT / "docs" / "quickstart.md"]
+RUNNING = ROOT / "docs" / "running.md"
 
 
-def test_the_readme_shows_the_banner_the_service_prints() -> None:
-    shown = README.read_text().split("```\nomnistock is serving\n", 1)[1].splitlines()[:7]
+@pytest.mark.parametrize("page", SHOW_THE_BANNER, ids=lambda page: str(page.relative_to(ROOT)))
+def test_the_docs_show_the_banner_the_service_prints(page: Path) -> None:
+    shown = page.read_text().split("```\nomnistock is serving\n", 1)[1].splitlines()[:7]
     config = SimpleNamespace(
         host="127.0.0.1", redis_url=None, data_dir=Path("/home/me/omnistock/var"), gateways=1, shards=1,
         ray_address=None,
@@ -46,8 +49,8 @@ def test_the_readme_shows_the_banner_the_service_prints() -> None:
     assert printed == ["omnistock is serving", *shown]
 
 
-def test_the_readme_shows_the_refusal_of_a_data_dir_in_use(tmp_path: Path) -> None:
-    (line,) = [ln for ln in README.read_text().splitlines() if "is in use by another omnistock serve" in ln]
+def test_the_docs_show_the_refusal_of_a_data_dir_in_use(tmp_path: Path) -> None:
+    (line,) = [ln for ln in RUNNING.read_text().splitlines() if "is in use by another omnistock serve" in ln]
     held = tmp_path / "redis"
     held.mkdir()
     lock = os.open(held / LOCK_FILE, os.O_RDWR | os.O_CREAT)

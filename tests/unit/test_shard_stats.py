@@ -6,9 +6,10 @@ import asyncio
 
 from prometheus_client import generate_latest
 
+from omnistock.availability.positions import PositionView
 from omnistock.gateway.metrics import Metrics
 from omnistock.gateway.transport.batcher import ShardBatcher
-from omnistock.reservations.domain.model import Line, Part, PartChanged, PartState, PositionView
+from omnistock.reservations.domain.model import Line, Part, PartChanged, PartState
 from omnistock.reservations.domain.stats import HoldEndings, StockWatch
 
 

@@ -18,7 +18,6 @@ from omnistock.gateway.grpc.statuses import (
     UndecodableRequest,
     to_status,
 )
-from omnistock.gateway.usecases.reservations import ReservationView
 from omnistock.protos.gen.omnistock.v1 import common_pb2, reservation_pb2
 from omnistock.reservations.domain.commands import OverLimit, ShortLine
 from omnistock.reservations.domain.errors import (
@@ -31,6 +30,7 @@ from omnistock.reservations.domain.errors import (
     PurchaseLimitExceeded,
 )
 from omnistock.reservations.domain.model import Line, PartState
+from omnistock.reservations.domain.reservation_view import ReservationView
 from omnistock.reservations.domain.sourcing import LineSourcing, NodeVerdict, SourcingPlan
 
 TRAILER_LIMIT = 8 * 1024

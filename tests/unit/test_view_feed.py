@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from omnistock.availability.positions import PositionView
 from omnistock.availability.view import NetworkView
 from omnistock.reservations.domain.commands import (
     AdjustStock,
@@ -27,7 +28,6 @@ from omnistock.reservations.domain.model import (
     LevelsSet,
     Line,
     PartChanged,
-    PositionView,
     StockAdjusted,
     StockState,
     fingerprint,

@@ -3,10 +3,10 @@ catalog loaded while serving stays out of every later full collection."""
 
 from __future__ import annotations
 
+from omnistock.availability.positions import PositionView
 from omnistock.availability.view import NetworkView
 from omnistock.gateway.metrics import Metrics
 from omnistock.gateway.transport.view_sync import ViewSync
-from omnistock.reservations.domain.model import PositionView
 
 
 def rows(skus: range, nodes: tuple[str, ...] = ("n1",), on_hand: int = 5) -> list[PositionView]:

@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 
+from omnistock.availability.positions import PositionView
 from omnistock.reservations.domain.commands import (
     ClaimOutcome,
     ClaimResult,
@@ -18,11 +19,11 @@ from omnistock.reservations.domain.commands import (
     PlaceHold,
     RecordClaim,
 )
-from omnistock.reservations.domain.model import Claim, Line, Part, PartState, PositionView
+from omnistock.reservations.domain.model import Claim, Line, Part, PartState
 from omnistock.reservations.domain.sourcing import Destination, LineSourcing, NodeVerdict
 from omnistock.reservations.shard import wire
-from omnistock.reservations.shard.actor import BatchReply
 from omnistock.reservations.shard.state import WrongShard
+from omnistock.reservations.shard.wire import BatchReply
 
 
 def test_a_batch_and_its_reply_come_back_equal() -> None:

@@ -144,7 +144,7 @@ class AvailabilityChange(_message.Message):
     previous_status: _common_pb2.StockStatus
     def __init__(self, sku: _Optional[str] = ..., available: _Optional[int] = ..., status: _Optional[_Union[_common_pb2.StockStatus, str]] = ..., previous_status: _Optional[_Union[_common_pb2.StockStatus, str]] = ...) -> None: ...
 
-class AvailabilityUpdate(_message.Message):
+class WatchAvailabilityResponse(_message.Message):
     __slots__ = ("version", "as_of", "changes", "catch_up")
     VERSION_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]

@@ -48,7 +48,7 @@ class AvailabilityServiceStub:
         self.WatchAvailability = channel.unary_stream(
                 '/omnistock.v1.AvailabilityService/WatchAvailability',
                 request_serializer=omnistock_dot_v1_dot_availability__pb2.WatchAvailabilityRequest.SerializeToString,
-                response_deserializer=omnistock_dot_v1_dot_availability__pb2.AvailabilityUpdate.FromString,
+                response_deserializer=omnistock_dot_v1_dot_availability__pb2.WatchAvailabilityResponse.FromString,
                 _registered_method=True)
 
 
@@ -57,7 +57,10 @@ class AvailabilityServiceServicer:
     """
 
     def GetAvailability(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """What can be promised now of each SKU asked (for product pages, carts and
+        marketplace feeds), network-wide or through one channel, optionally node by node
+        and against expected supply.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -94,7 +97,7 @@ def add_AvailabilityServiceServicer_to_server(servicer, server):
             'WatchAvailability': grpc.unary_stream_rpc_method_handler(
                     servicer.WatchAvailability,
                     request_deserializer=omnistock_dot_v1_dot_availability__pb2.WatchAvailabilityRequest.FromString,
-                    response_serializer=omnistock_dot_v1_dot_availability__pb2.AvailabilityUpdate.SerializeToString,
+                    response_serializer=omnistock_dot_v1_dot_availability__pb2.WatchAvailabilityResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -178,7 +181,7 @@ class AvailabilityService:
             target,
             '/omnistock.v1.AvailabilityService/WatchAvailability',
             omnistock_dot_v1_dot_availability__pb2.WatchAvailabilityRequest.SerializeToString,
-            omnistock_dot_v1_dot_availability__pb2.AvailabilityUpdate.FromString,
+            omnistock_dot_v1_dot_availability__pb2.WatchAvailabilityResponse.FromString,
             options,
             channel_credentials,
             insecure,

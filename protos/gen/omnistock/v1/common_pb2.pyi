@@ -20,6 +20,7 @@ class NodeType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
 
 class StockState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
+    STOCK_STATE_UNSPECIFIED: _ClassVar[StockState]
     STOCK_STATE_SELLABLE: _ClassVar[StockState]
     STOCK_STATE_DAMAGED: _ClassVar[StockState]
     STOCK_STATE_QUALITY_HOLD: _ClassVar[StockState]
@@ -35,6 +36,7 @@ NODE_TYPE_STORE: NodeType
 NODE_TYPE_DC: NodeType
 NODE_TYPE_3PL: NodeType
 NODE_TYPE_DROPSHIP: NodeType
+STOCK_STATE_UNSPECIFIED: StockState
 STOCK_STATE_SELLABLE: StockState
 STOCK_STATE_DAMAGED: StockState
 STOCK_STATE_QUALITY_HOLD: StockState

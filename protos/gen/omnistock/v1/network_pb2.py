@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from omnistock.protos.gen.omnistock.v1 import common_pb2 as omnistock_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aomnistock/v1/network.proto\x12\x0comnistock.v1\x1a\x19omnistock/v1/common.proto\"6\n\rPurchaseLimit\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x18\n\x10max_per_customer\x18\x02 \x01(\x03\"G\n\x18PutPurchaseLimitsRequest\x12+\n\x06limits\x18\x01 \x03(\x0b\x32\x1b.omnistock.v1.PurchaseLimit\"\x94\x01\n\tNodeGroup\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x10\n\x08node_ids\x18\x02 \x03(\t\x12%\n\x05types\x18\x03 \x03(\x0e\x32\x16.omnistock.v1.NodeType\x12\x12\n\x05ships\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x13\n\x06pickup\x18\x05 \x01(\x08H\x01\x88\x01\x01\x42\x08\n\x06_shipsB\t\n\x07_pickup\"u\n\nSafetyRule\x12\r\n\x05units\x18\x01 \x01(\x03\x12\x0f\n\x07percent\x18\x02 \x01(\x01\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12)\n\tnode_type\x18\x05 \x01(\x0e\x32\x16.omnistock.v1.NodeType\"\\\n\rAllocationCap\x12\x0f\n\x07percent\x18\x01 \x01(\x01\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12)\n\tnode_type\x18\x03 \x01(\x0e\x32\x16.omnistock.v1.NodeType\"\x8f\x02\n\x07\x43hannel\x12\x12\n\nchannel_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06groups\x18\x03 \x03(\t\x12(\n\x06safety\x18\x04 \x03(\x0b\x32\x18.omnistock.v1.SafetyRule\x12)\n\x04\x63\x61ps\x18\x05 \x03(\x0b\x32\x1b.omnistock.v1.AllocationCap\x12\x1b\n\x13low_stock_threshold\x18\x06 \x01(\x03\x12\x13\n\x0b\x64isplay_cap\x18\x07 \x01(\x03\x12\x1b\n\x13\x66uture_supply_holds\x18\x08 \x01(\x08\x12.\n\x08sourcing\x18\t \x01(\x0b\x32\x1c.omnistock.v1.SourcingPolicy\"K\n\x0eSourcingPolicy\x12\r\n\x05rules\x18\x01 \x03(\t\x12\x13\n\x0bsplit_lines\x18\x02 \x01(\x08\x12\x15\n\rmax_shipments\x18\x03 \x01(\x05\"\xcb\x01\n\rNetworkConfig\x12!\n\x05nodes\x18\x01 \x03(\x0b\x32\x12.omnistock.v1.Node\x12\'\n\x06groups\x18\x02 \x03(\x0b\x32\x17.omnistock.v1.NodeGroup\x12\'\n\x08\x63hannels\x18\x03 \x03(\x0b\x32\x15.omnistock.v1.Channel\x12\x0f\n\x07version\x18\x04 \x01(\x04\x12\x34\n\x0fpurchase_limits\x18\x05 \x03(\x0b\x32\x1b.omnistock.v1.PurchaseLimit\"\x13\n\x11GetNetworkRequest\";\n\x10PutGroupsRequest\x12\'\n\x06groups\x18\x01 \x03(\x0b\x32\x17.omnistock.v1.NodeGroup\"(\n\x13\x44\x65leteGroupsRequest\x12\x11\n\tgroup_ids\x18\x01 \x03(\t\"=\n\x12PutChannelsRequest\x12\'\n\x08\x63hannels\x18\x01 \x03(\x0b\x32\x15.omnistock.v1.Channel\",\n\x15\x44\x65leteChannelsRequest\x12\x13\n\x0b\x63hannel_ids\x18\x01 \x03(\t2\xf2\x03\n\x0eNetworkService\x12J\n\nGetNetwork\x12\x1f.omnistock.v1.GetNetworkRequest\x1a\x1b.omnistock.v1.NetworkConfig\x12H\n\tPutGroups\x12\x1e.omnistock.v1.PutGroupsRequest\x1a\x1b.omnistock.v1.NetworkConfig\x12N\n\x0c\x44\x65leteGroups\x12!.omnistock.v1.DeleteGroupsRequest\x1a\x1b.omnistock.v1.NetworkConfig\x12L\n\x0bPutChannels\x12 .omnistock.v1.PutChannelsRequest\x1a\x1b.omnistock.v1.NetworkConfig\x12R\n\x0e\x44\x65leteChannels\x12#.omnistock.v1.DeleteChannelsRequest\x1a\x1b.omnistock.v1.NetworkConfig\x12X\n\x11PutPurchaseLimits\x12&.omnistock.v1.PutPurchaseLimitsRequest\x1a\x1b.omnistock.v1.NetworkConfigb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aomnistock/v1/network.proto\x12\x0comnistock.v1\x1a\x19omnistock/v1/common.proto\"6\n\rPurchaseLimit\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x18\n\x10max_per_customer\x18\x02 \x01(\x03\"G\n\x18PutPurchaseLimitsRequest\x12+\n\x06limits\x18\x01 \x03(\x0b\x32\x1b.omnistock.v1.PurchaseLimit\"I\n\x19PutPurchaseLimitsResponse\x12,\n\x07network\x18\x01 \x01(\x0b\x32\x1b.omnistock.v1.NetworkConfig\"\x94\x01\n\tNodeGroup\x12\x10\n\x08group_id\x18\x01 \x01(\t\x12\x10\n\x08node_ids\x18\x02 \x03(\t\x12%\n\x05types\x18\x03 \x03(\x0e\x32\x16.omnistock.v1.NodeType\x12\x12\n\x05ships\x18\x04 \x01(\x08H\x00\x88\x01\x01\x12\x13\n\x06pickup\x18\x05 \x01(\x08H\x01\x88\x01\x01\x42\x08\n\x06_shipsB\t\n\x07_pickup\"u\n\nSafetyRule\x12\r\n\x05units\x18\x01 \x01(\x03\x12\x0f\n\x07percent\x18\x02 \x01(\x01\x12\x0b\n\x03sku\x18\x03 \x01(\t\x12\x0f\n\x07node_id\x18\x04 \x01(\t\x12)\n\tnode_type\x18\x05 \x01(\x0e\x32\x16.omnistock.v1.NodeType\"\\\n\rAllocationCap\x12\x0f\n\x07percent\x18\x01 \x01(\x01\x12\x0f\n\x07node_id\x18\x02 \x01(\t\x12)\n\tnode_type\x18\x03 \x01(\x0e\x32\x16.omnistock.v1.NodeType\"\x8f\x02\n\x07\x43hannel\x12\x12\n\nchannel_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x0e\n\x06groups\x18\x03 \x03(\t\x12(\n\x06safety\x18\x04 \x03(\x0b\x32\x18.omnistock.v1.SafetyRule\x12)\n\x04\x63\x61ps\x18\x05 \x03(\x0b\x32\x1b.omnistock.v1.AllocationCap\x12\x1b\n\x13low_stock_threshold\x18\x06 \x01(\x03\x12\x13\n\x0b\x64isplay_cap\x18\x07 \x01(\x03\x12\x1b\n\x13\x66uture_supply_holds\x18\x08 \x01(\x08\x12.\n\x08sourcing\x18\t \x01(\x0b\x32\x1c.omnistock.v1.SourcingPolicy\"K\n\x0eSourcingPolicy\x12\r\n\x05rules\x18\x01 \x03(\t\x12\x13\n\x0bsplit_lines\x18\x02 \x01(\x08\x12\x15\n\rmax_shipments\x18\x03 \x01(\x05\"\xcb\x01\n\rNetworkConfig\x12!\n\x05nodes\x18\x01 \x03(\x0b\x32\x12.omnistock.v1.Node\x12\'\n\x06groups\x18\x02 \x03(\x0b\x32\x17.omnistock.v1.NodeGroup\x12\'\n\x08\x63hannels\x18\x03 \x03(\x0b\x32\x15.omnistock.v1.Channel\x12\x0f\n\x07version\x18\x04 \x01(\x04\x12\x34\n\x0fpurchase_limits\x18\x05 \x03(\x0b\x32\x1b.omnistock.v1.PurchaseLimit\"\x13\n\x11GetNetworkRequest\"B\n\x12GetNetworkResponse\x12,\n\x07network\x18\x01 \x01(\x0b\x32\x1b.omnistock.v1.NetworkConfig\";\n\x10PutGroupsRequest\x12\'\n\x06groups\x18\x01 \x03(\x0b\x32\x17.omnistock.v1.NodeGroup\"A\n\x11PutGroupsResponse\x12,\n\x07network\x18\x01 \x01(\x0b\x32\x1b.omnistock.v1.NetworkConfig\"(\n\x13\x44\x65leteGroupsRequest\x12\x11\n\tgroup_ids\x18\x01 \x03(\t\"D\n\x14\x44\x65leteGroupsResponse\x12,\n\x07network\x18\x01 \x01(\x0b\x32\x1b.omnistock.v1.NetworkConfig\"=\n\x12PutChannelsRequest\x12\'\n\x08\x63hannels\x18\x01 \x03(\x0b\x32\x15.omnistock.v1.Channel\"C\n\x13PutChannelsResponse\x12,\n\x07network\x18\x01 \x01(\x0b\x32\x1b.omnistock.v1.NetworkConfig\",\n\x15\x44\x65leteChannelsRequest\x12\x13\n\x0b\x63hannel_ids\x18\x01 \x03(\t\"F\n\x16\x44\x65leteChannelsResponse\x12,\n\x07network\x18\x01 \x01(\x0b\x32\x1b.omnistock.v1.NetworkConfig2\x9d\x04\n\x0eNetworkService\x12O\n\nGetNetwork\x12\x1f.omnistock.v1.GetNetworkRequest\x1a .omnistock.v1.GetNetworkResponse\x12L\n\tPutGroups\x12\x1e.omnistock.v1.PutGroupsRequest\x1a\x1f.omnistock.v1.PutGroupsResponse\x12U\n\x0c\x44\x65leteGroups\x12!.omnistock.v1.DeleteGroupsRequest\x1a\".omnistock.v1.DeleteGroupsResponse\x12R\n\x0bPutChannels\x12 .omnistock.v1.PutChannelsRequest\x1a!.omnistock.v1.PutChannelsResponse\x12[\n\x0e\x44\x65leteChannels\x12#.omnistock.v1.DeleteChannelsRequest\x1a$.omnistock.v1.DeleteChannelsResponse\x12\x64\n\x11PutPurchaseLimits\x12&.omnistock.v1.PutPurchaseLimitsRequest\x1a\'.omnistock.v1.PutPurchaseLimitsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,28 +36,40 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PURCHASELIMIT']._serialized_end=125
   _globals['_PUTPURCHASELIMITSREQUEST']._serialized_start=127
   _globals['_PUTPURCHASELIMITSREQUEST']._serialized_end=198
-  _globals['_NODEGROUP']._serialized_start=201
-  _globals['_NODEGROUP']._serialized_end=349
-  _globals['_SAFETYRULE']._serialized_start=351
-  _globals['_SAFETYRULE']._serialized_end=468
-  _globals['_ALLOCATIONCAP']._serialized_start=470
-  _globals['_ALLOCATIONCAP']._serialized_end=562
-  _globals['_CHANNEL']._serialized_start=565
-  _globals['_CHANNEL']._serialized_end=836
-  _globals['_SOURCINGPOLICY']._serialized_start=838
-  _globals['_SOURCINGPOLICY']._serialized_end=913
-  _globals['_NETWORKCONFIG']._serialized_start=916
-  _globals['_NETWORKCONFIG']._serialized_end=1119
-  _globals['_GETNETWORKREQUEST']._serialized_start=1121
-  _globals['_GETNETWORKREQUEST']._serialized_end=1140
-  _globals['_PUTGROUPSREQUEST']._serialized_start=1142
-  _globals['_PUTGROUPSREQUEST']._serialized_end=1201
-  _globals['_DELETEGROUPSREQUEST']._serialized_start=1203
-  _globals['_DELETEGROUPSREQUEST']._serialized_end=1243
-  _globals['_PUTCHANNELSREQUEST']._serialized_start=1245
-  _globals['_PUTCHANNELSREQUEST']._serialized_end=1306
-  _globals['_DELETECHANNELSREQUEST']._serialized_start=1308
-  _globals['_DELETECHANNELSREQUEST']._serialized_end=1352
-  _globals['_NETWORKSERVICE']._serialized_start=1355
-  _globals['_NETWORKSERVICE']._serialized_end=1853
+  _globals['_PUTPURCHASELIMITSRESPONSE']._serialized_start=200
+  _globals['_PUTPURCHASELIMITSRESPONSE']._serialized_end=273
+  _globals['_NODEGROUP']._serialized_start=276
+  _globals['_NODEGROUP']._serialized_end=424
+  _globals['_SAFETYRULE']._serialized_start=426
+  _globals['_SAFETYRULE']._serialized_end=543
+  _globals['_ALLOCATIONCAP']._serialized_start=545
+  _globals['_ALLOCATIONCAP']._serialized_end=637
+  _globals['_CHANNEL']._serialized_start=640
+  _globals['_CHANNEL']._serialized_end=911
+  _globals['_SOURCINGPOLICY']._serialized_start=913
+  _globals['_SOURCINGPOLICY']._serialized_end=988
+  _globals['_NETWORKCONFIG']._serialized_start=991
+  _globals['_NETWORKCONFIG']._serialized_end=1194
+  _globals['_GETNETWORKREQUEST']._serialized_start=1196
+  _globals['_GETNETWORKREQUEST']._serialized_end=1215
+  _globals['_GETNETWORKRESPONSE']._serialized_start=1217
+  _globals['_GETNETWORKRESPONSE']._serialized_end=1283
+  _globals['_PUTGROUPSREQUEST']._serialized_start=1285
+  _globals['_PUTGROUPSREQUEST']._serialized_end=1344
+  _globals['_PUTGROUPSRESPONSE']._serialized_start=1346
+  _globals['_PUTGROUPSRESPONSE']._serialized_end=1411
+  _globals['_DELETEGROUPSREQUEST']._serialized_start=1413
+  _globals['_DELETEGROUPSREQUEST']._serialized_end=1453
+  _globals['_DELETEGROUPSRESPONSE']._serialized_start=1455
+  _globals['_DELETEGROUPSRESPONSE']._serialized_end=1523
+  _globals['_PUTCHANNELSREQUEST']._serialized_start=1525
+  _globals['_PUTCHANNELSREQUEST']._serialized_end=1586
+  _globals['_PUTCHANNELSRESPONSE']._serialized_start=1588
+  _globals['_PUTCHANNELSRESPONSE']._serialized_end=1655
+  _globals['_DELETECHANNELSREQUEST']._serialized_start=1657
+  _globals['_DELETECHANNELSREQUEST']._serialized_end=1701
+  _globals['_DELETECHANNELSRESPONSE']._serialized_start=1703
+  _globals['_DELETECHANNELSRESPONSE']._serialized_end=1773
+  _globals['_NETWORKSERVICE']._serialized_start=1776
+  _globals['_NETWORKSERVICE']._serialized_end=2317
 # @@protoc_insertion_point(module_scope)

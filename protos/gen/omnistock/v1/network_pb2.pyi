@@ -21,6 +21,12 @@ class PutPurchaseLimitsRequest(_message.Message):
     limits: _containers.RepeatedCompositeFieldContainer[PurchaseLimit]
     def __init__(self, limits: _Optional[_Iterable[_Union[PurchaseLimit, _Mapping]]] = ...) -> None: ...
 
+class PutPurchaseLimitsResponse(_message.Message):
+    __slots__ = ("network",)
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    network: NetworkConfig
+    def __init__(self, network: _Optional[_Union[NetworkConfig, _Mapping]] = ...) -> None: ...
+
 class NodeGroup(_message.Message):
     __slots__ = ("group_id", "node_ids", "types", "ships", "pickup")
     GROUP_ID_FIELD_NUMBER: _ClassVar[int]
@@ -109,11 +115,23 @@ class GetNetworkRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class GetNetworkResponse(_message.Message):
+    __slots__ = ("network",)
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    network: NetworkConfig
+    def __init__(self, network: _Optional[_Union[NetworkConfig, _Mapping]] = ...) -> None: ...
+
 class PutGroupsRequest(_message.Message):
     __slots__ = ("groups",)
     GROUPS_FIELD_NUMBER: _ClassVar[int]
     groups: _containers.RepeatedCompositeFieldContainer[NodeGroup]
     def __init__(self, groups: _Optional[_Iterable[_Union[NodeGroup, _Mapping]]] = ...) -> None: ...
+
+class PutGroupsResponse(_message.Message):
+    __slots__ = ("network",)
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    network: NetworkConfig
+    def __init__(self, network: _Optional[_Union[NetworkConfig, _Mapping]] = ...) -> None: ...
 
 class DeleteGroupsRequest(_message.Message):
     __slots__ = ("group_ids",)
@@ -121,14 +139,32 @@ class DeleteGroupsRequest(_message.Message):
     group_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, group_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class DeleteGroupsResponse(_message.Message):
+    __slots__ = ("network",)
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    network: NetworkConfig
+    def __init__(self, network: _Optional[_Union[NetworkConfig, _Mapping]] = ...) -> None: ...
+
 class PutChannelsRequest(_message.Message):
     __slots__ = ("channels",)
     CHANNELS_FIELD_NUMBER: _ClassVar[int]
     channels: _containers.RepeatedCompositeFieldContainer[Channel]
     def __init__(self, channels: _Optional[_Iterable[_Union[Channel, _Mapping]]] = ...) -> None: ...
 
+class PutChannelsResponse(_message.Message):
+    __slots__ = ("network",)
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    network: NetworkConfig
+    def __init__(self, network: _Optional[_Union[NetworkConfig, _Mapping]] = ...) -> None: ...
+
 class DeleteChannelsRequest(_message.Message):
     __slots__ = ("channel_ids",)
     CHANNEL_IDS_FIELD_NUMBER: _ClassVar[int]
     channel_ids: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, channel_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class DeleteChannelsResponse(_message.Message):
+    __slots__ = ("network",)
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    network: NetworkConfig
+    def __init__(self, network: _Optional[_Union[NetworkConfig, _Mapping]] = ...) -> None: ...

@@ -27,7 +27,8 @@ if _version_not_supported:
 
 class NetworkServiceStub:
     """The network as data: node groups and channels with their rules, changed at
-    runtime. Every change is validated whole before anything applies.
+    runtime. Every change is validated whole before anything applies, applies at once
+    to the next availability answer and hold, and answers the whole new network.
     """
 
     def __init__(self, channel):
@@ -39,42 +40,45 @@ class NetworkServiceStub:
         self.GetNetwork = channel.unary_unary(
                 '/omnistock.v1.NetworkService/GetNetwork',
                 request_serializer=omnistock_dot_v1_dot_network__pb2.GetNetworkRequest.SerializeToString,
-                response_deserializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
+                response_deserializer=omnistock_dot_v1_dot_network__pb2.GetNetworkResponse.FromString,
                 _registered_method=True)
         self.PutGroups = channel.unary_unary(
                 '/omnistock.v1.NetworkService/PutGroups',
                 request_serializer=omnistock_dot_v1_dot_network__pb2.PutGroupsRequest.SerializeToString,
-                response_deserializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
+                response_deserializer=omnistock_dot_v1_dot_network__pb2.PutGroupsResponse.FromString,
                 _registered_method=True)
         self.DeleteGroups = channel.unary_unary(
                 '/omnistock.v1.NetworkService/DeleteGroups',
                 request_serializer=omnistock_dot_v1_dot_network__pb2.DeleteGroupsRequest.SerializeToString,
-                response_deserializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
+                response_deserializer=omnistock_dot_v1_dot_network__pb2.DeleteGroupsResponse.FromString,
                 _registered_method=True)
         self.PutChannels = channel.unary_unary(
                 '/omnistock.v1.NetworkService/PutChannels',
                 request_serializer=omnistock_dot_v1_dot_network__pb2.PutChannelsRequest.SerializeToString,
-                response_deserializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
+                response_deserializer=omnistock_dot_v1_dot_network__pb2.PutChannelsResponse.FromString,
                 _registered_method=True)
         self.DeleteChannels = channel.unary_unary(
                 '/omnistock.v1.NetworkService/DeleteChannels',
                 request_serializer=omnistock_dot_v1_dot_network__pb2.DeleteChannelsRequest.SerializeToString,
-                response_deserializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
+                response_deserializer=omnistock_dot_v1_dot_network__pb2.DeleteChannelsResponse.FromString,
                 _registered_method=True)
         self.PutPurchaseLimits = channel.unary_unary(
                 '/omnistock.v1.NetworkService/PutPurchaseLimits',
                 request_serializer=omnistock_dot_v1_dot_network__pb2.PutPurchaseLimitsRequest.SerializeToString,
-                response_deserializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
+                response_deserializer=omnistock_dot_v1_dot_network__pb2.PutPurchaseLimitsResponse.FromString,
                 _registered_method=True)
 
 
 class NetworkServiceServicer:
     """The network as data: node groups and channels with their rules, changed at
-    runtime. Every change is validated whole before anything applies.
+    runtime. Every change is validated whole before anything applies, applies at once
+    to the next availability answer and hold, and answers the whole new network.
     """
 
     def GetNetwork(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """The whole network as stored (nodes, groups, channels, purchase limits), with the
+        latest change made through any gateway.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -87,7 +91,8 @@ class NetworkServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteGroups(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Delete groups by group_id; refused while a channel sells from one of them.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -100,7 +105,8 @@ class NetworkServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def DeleteChannels(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """Delete channels by channel_id.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -118,32 +124,32 @@ def add_NetworkServiceServicer_to_server(servicer, server):
             'GetNetwork': grpc.unary_unary_rpc_method_handler(
                     servicer.GetNetwork,
                     request_deserializer=omnistock_dot_v1_dot_network__pb2.GetNetworkRequest.FromString,
-                    response_serializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.SerializeToString,
+                    response_serializer=omnistock_dot_v1_dot_network__pb2.GetNetworkResponse.SerializeToString,
             ),
             'PutGroups': grpc.unary_unary_rpc_method_handler(
                     servicer.PutGroups,
                     request_deserializer=omnistock_dot_v1_dot_network__pb2.PutGroupsRequest.FromString,
-                    response_serializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.SerializeToString,
+                    response_serializer=omnistock_dot_v1_dot_network__pb2.PutGroupsResponse.SerializeToString,
             ),
             'DeleteGroups': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteGroups,
                     request_deserializer=omnistock_dot_v1_dot_network__pb2.DeleteGroupsRequest.FromString,
-                    response_serializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.SerializeToString,
+                    response_serializer=omnistock_dot_v1_dot_network__pb2.DeleteGroupsResponse.SerializeToString,
             ),
             'PutChannels': grpc.unary_unary_rpc_method_handler(
                     servicer.PutChannels,
                     request_deserializer=omnistock_dot_v1_dot_network__pb2.PutChannelsRequest.FromString,
-                    response_serializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.SerializeToString,
+                    response_serializer=omnistock_dot_v1_dot_network__pb2.PutChannelsResponse.SerializeToString,
             ),
             'DeleteChannels': grpc.unary_unary_rpc_method_handler(
                     servicer.DeleteChannels,
                     request_deserializer=omnistock_dot_v1_dot_network__pb2.DeleteChannelsRequest.FromString,
-                    response_serializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.SerializeToString,
+                    response_serializer=omnistock_dot_v1_dot_network__pb2.DeleteChannelsResponse.SerializeToString,
             ),
             'PutPurchaseLimits': grpc.unary_unary_rpc_method_handler(
                     servicer.PutPurchaseLimits,
                     request_deserializer=omnistock_dot_v1_dot_network__pb2.PutPurchaseLimitsRequest.FromString,
-                    response_serializer=omnistock_dot_v1_dot_network__pb2.NetworkConfig.SerializeToString,
+                    response_serializer=omnistock_dot_v1_dot_network__pb2.PutPurchaseLimitsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -155,7 +161,8 @@ def add_NetworkServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class NetworkService:
     """The network as data: node groups and channels with their rules, changed at
-    runtime. Every change is validated whole before anything applies.
+    runtime. Every change is validated whole before anything applies, applies at once
+    to the next availability answer and hold, and answers the whole new network.
     """
 
     @staticmethod
@@ -174,7 +181,7 @@ class NetworkService:
             target,
             '/omnistock.v1.NetworkService/GetNetwork',
             omnistock_dot_v1_dot_network__pb2.GetNetworkRequest.SerializeToString,
-            omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
+            omnistock_dot_v1_dot_network__pb2.GetNetworkResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -201,7 +208,7 @@ class NetworkService:
             target,
             '/omnistock.v1.NetworkService/PutGroups',
             omnistock_dot_v1_dot_network__pb2.PutGroupsRequest.SerializeToString,
-            omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
+            omnistock_dot_v1_dot_network__pb2.PutGroupsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -228,7 +235,7 @@ class NetworkService:
             target,
             '/omnistock.v1.NetworkService/DeleteGroups',
             omnistock_dot_v1_dot_network__pb2.DeleteGroupsRequest.SerializeToString,
-            omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
+            omnistock_dot_v1_dot_network__pb2.DeleteGroupsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -255,7 +262,7 @@ class NetworkService:
             target,
             '/omnistock.v1.NetworkService/PutChannels',
             omnistock_dot_v1_dot_network__pb2.PutChannelsRequest.SerializeToString,
-            omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
+            omnistock_dot_v1_dot_network__pb2.PutChannelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -282,7 +289,7 @@ class NetworkService:
             target,
             '/omnistock.v1.NetworkService/DeleteChannels',
             omnistock_dot_v1_dot_network__pb2.DeleteChannelsRequest.SerializeToString,
-            omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
+            omnistock_dot_v1_dot_network__pb2.DeleteChannelsResponse.FromString,
             options,
             channel_credentials,
             insecure,
@@ -309,7 +316,7 @@ class NetworkService:
             target,
             '/omnistock.v1.NetworkService/PutPurchaseLimits',
             omnistock_dot_v1_dot_network__pb2.PutPurchaseLimitsRequest.SerializeToString,
-            omnistock_dot_v1_dot_network__pb2.NetworkConfig.FromString,
+            omnistock_dot_v1_dot_network__pb2.PutPurchaseLimitsResponse.FromString,
             options,
             channel_credentials,
             insecure,

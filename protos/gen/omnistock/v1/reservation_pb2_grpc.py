@@ -108,7 +108,9 @@ class ReservationServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetReservation(self, request, context):
-        """Missing associated documentation comment in .proto file."""
+        """A reservation as it stands: state, lines with their closed units, times, sourcing
+        and history.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')

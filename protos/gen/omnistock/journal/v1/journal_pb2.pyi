@@ -9,6 +9,7 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 class StockState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
+    STOCK_STATE_UNSPECIFIED: _ClassVar[StockState]
     STOCK_STATE_SELLABLE: _ClassVar[StockState]
     STOCK_STATE_DAMAGED: _ClassVar[StockState]
     STOCK_STATE_QUALITY_HOLD: _ClassVar[StockState]
@@ -32,6 +33,7 @@ class Decision(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DECISION_EXPIRED: _ClassVar[Decision]
     DECISION_FULFILLED: _ClassVar[Decision]
     DECISION_ABORTED: _ClassVar[Decision]
+STOCK_STATE_UNSPECIFIED: StockState
 STOCK_STATE_SELLABLE: StockState
 STOCK_STATE_DAMAGED: StockState
 STOCK_STATE_QUALITY_HOLD: StockState

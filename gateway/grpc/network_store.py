@@ -27,6 +27,7 @@ import redis.exceptions
 from omnistock.availability.network import Channel, Network, NodeGroup
 from omnistock.availability.nodes import Node
 from omnistock.gateway.grpc.convert import Limits, network_from_proto, network_to_proto
+from omnistock.gateway.usecases.network_rules import require_channel, require_nodes
 from omnistock.protos.gen.omnistock.v1 import network_pb2
 from omnistock.reservations.domain.errors import InvalidArgument, NotFound, Unavailable
 from omnistock.reservations.shard.journal import RedisKeys
@@ -200,16 +201,7 @@ class NetworkStore:
 
     def require(self, node_ids: Iterable[str]) -> None:
         """NOT_FOUND naming the first unknown node."""
-        for node_id in node_ids:
-            if node_id not in self.network.nodes:
-                raise NotFound("node", node_id)
+        require_nodes(self.network, node_ids)
 
     def channel(self, channel_id: str) -> Channel:
-        channel = self.network.channels.get(channel_id)
-        if channel is None:
-            raise NotFound("channel", channel_id)
-        return channel
-
-    def is_enabled(self, node_id: str) -> bool:
-        node = self.network.nodes.get(node_id)
-        return node is not None and node.enabled
+        return require_channel(self.network, channel_id)
