@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -38,6 +40,7 @@ def ray_runtime() -> Iterator[None]:
 
 
 ServiceFactory = Callable[..., Awaitable[Any]]
+STOP_SECONDS = 60.0
 
 
 @asynccontextmanager
@@ -66,7 +69,14 @@ async def services(redis_url: str) -> AsyncIterator[ServiceFactory]:
         yield start
     finally:
         for service in started:
-            await service.stop(grace=1)
+            try:
+                async with asyncio.timeout(STOP_SECONDS):
+                    await service.stop(grace=1)
+            except TimeoutError:
+                # A stop that hangs is a defect: fail with where every task waits, not hang the run.
+                for task in asyncio.all_tasks():
+                    task.print_stack(file=sys.stderr)
+                raise
 
 
 @pytest_asyncio.fixture
