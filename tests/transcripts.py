@@ -314,3 +314,11 @@ def pages(root: Path) -> Iterator[Path]:
     docs = root / "docs"
     if docs.is_dir():
         yield from sorted(docs.rglob("*.md"))
+
+
+PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```$", re.M | re.S)
+
+
+def python_blocks(text: str) -> list[str]:
+    """The ```python blocks of a page, in order."""
+    return PYTHON_BLOCK.findall(text)

@@ -20,7 +20,6 @@ from omnistock.availability.answer import (
     network_availability,
     promisable_at,
 )
-from omnistock.availability.atp import ChannelLimit
 from omnistock.availability.network import Channel, Network
 from omnistock.availability.pickup import find_pickup_stores
 from omnistock.availability.positions import PositionView
@@ -99,8 +98,6 @@ Handler = Callable[..., Awaitable[T]]
 MAX_WATCHED_SKUS = 10_000
 MAX_DISAGREEMENTS_LISTED = 1_000
 UNSPECIFIED = common_pb2.STOCK_STATUS_UNSPECIFIED
-NOTHING = ChannelLimit(cap_percent=0.0)
-"""The limit at a node a channel does not sell from: it may promise nothing there."""
 
 ADJUSTMENT_OUTCOMES = {
     AdjustOutcome.APPLIED: inventory_pb2.ADJUSTMENT_OUTCOME_APPLIED,

@@ -41,6 +41,7 @@ from tests.transcripts import (
     diff,
     omnistock_args,
     pages,
+    python_blocks,
     split_interrupt,
     steps,
     trim,
@@ -245,3 +246,29 @@ async def test_console_examples(
             " (rules: tests/transcripts.py)\n\n" + "\n\n".join(run.failures),
             pytrace=False,
         )
+
+
+CLIENT_GUIDE = ROOT / "docs" / "python-client.md"
+DOCUMENTED_TARGET = "127.0.0.1:50051"
+
+
+@pytest.mark.slow
+async def test_the_python_client_guide_runs_against_the_demo_service(
+    make_service: Any, tmp_path: Path
+) -> None:
+    """Each Python example of the client guide, run as a script against a fresh demo service
+    (its output is not shown on the page, so what is checked is that it runs through)."""
+    args = serve_demo_args()
+    service = await make_service(shards=args.shards, partitions=args.partitions)
+    target = f"127.0.0.1:{service.port}"
+    await load_demo_if_empty(target, lambda _: None, serve_network_file(args))
+    examples = python_blocks(CLIENT_GUIDE.read_text(encoding="utf-8"))
+    assert examples and all(DOCUMENTED_TARGET in code for code in examples)
+    for index, code in enumerate(examples):
+        script = tmp_path / f"example_{index}.py"
+        script.write_text(code.replace(DOCUMENTED_TARGET, target), encoding="utf-8")
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, str(script), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        output, _ = await asyncio.wait_for(process.communicate(), 60)
+        assert process.returncode == 0, f"python-client.md example {index + 1} failed:\n{output.decode()}"
