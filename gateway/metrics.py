@@ -22,6 +22,8 @@ EXPIRY_LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0,
 RECOVERY_BUCKETS = (0.01, 0.05, 0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 Count = Callable[[], int]
 """A count read when the metrics are scraped."""
+ADMISSION_REASONS = ("concurrency", "streams", "rate", "deadline")
+"""Why admission refused a call (gateway/grpc/admission.py)."""
 RESERVATION_OUTCOMES = (
     "held",
     "replayed",
@@ -120,6 +122,24 @@ class Metrics:
             "omnistock_view_version", "Version of the gateway's network view", registry=r
         )
         self.watchers = Gauge("omnistock_watch_streams", "Open WatchAvailability streams", registry=r)
+        self.admission_refusal_counter = Counter(
+            "omnistock_admission_refusals_total",
+            "Calls refused before any work, by reason: concurrency and streams (this gateway's caps),"
+            " rate (a caller's rate limit): RESOURCE_EXHAUSTED; deadline (passed on arrival):"
+            " DEADLINE_EXCEEDED",
+            ["reason"],
+            registry=r,
+        )
+        self.admission_refusals = {
+            reason: self.admission_refusal_counter.labels(reason=reason) for reason in ADMISSION_REASONS
+        }
+        """By reason, looked up once (a flood is refused on the hot path)."""
+        self.in_flight = Gauge(
+            "omnistock_calls_in_flight",
+            "Calls admitted and not yet ended at this gateway: unary calls, and open streams",
+            ["kind"],
+            registry=r,
+        )
         self.queued = Gauge(
             "omnistock_gateway_queued_commands", "Commands waiting for a shard call", registry=r
         )
@@ -206,6 +226,15 @@ class Metrics:
             ["shard"],
             registry=r,
         )
+        self.auth_refusals = Counter(
+            "omnistock_auth_refusals_total",
+            "Calls refused by the guard: unauthenticated (no, unknown, revoked or expired credential)"
+            " or permission_denied (a scope or channel the caller lacks)",
+            ["reason"],
+            registry=r,
+        )
+        for reason in ("unauthenticated", "permission_denied"):
+            self.auth_refusals.labels(reason=reason)
         # Every outcome exported from the start, at 0; looked up once (see observe_rpc).
         self._outcomes = {
             outcome: self.reservations.labels(outcome=outcome) for outcome in RESERVATION_OUTCOMES
@@ -225,6 +254,14 @@ class Metrics:
             )
         series[0].inc()
         series[1].observe(seconds)
+
+    def observe_auth_refusal(self, reason: str) -> None:
+        self.auth_refusals.labels(reason=reason).inc()
+
+    def watch_admission(self, calls: Count, streams: Count) -> None:
+        """Export the calls and streams in flight, read when scraped."""
+        self.in_flight.labels(kind="unary").set_function(calls)
+        self.in_flight.labels(kind="stream").set_function(streams)
 
     def watch_answer_cache(self, hits: Count, misses: Count, entries: Count) -> None:
         """Export the availability answer cache's lookups and size, read when scraped: a page

@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,7 @@ import grpc
 import psutil
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from omnistock.client import load_stock_column_requests, load_stock_requests
+from omnistock.client import Credentials, load_stock_column_requests, load_stock_requests
 from omnistock.gateway.runtime.cpus import default_shards, usable_cpus
 from omnistock.gateway.runtime.embedded_redis import free_port
 from omnistock.gateway.runtime.event_loop import loop_name
@@ -283,11 +283,21 @@ def start(name: str, argv: list[str], workdir: Path) -> Process:
     return Process(name, popen, log)
 
 
+def target_credentials(args: argparse.Namespace) -> Credentials:
+    """TLS and API key for --target (the CLI reads its options into args.credentials); a
+    service started here listens on loopback in plain text and asks for no key."""
+    found: Credentials | None = getattr(args, "credentials", None)
+    return found if args.target and found is not None else Credentials()
+
+
 async def wait_until_serving(
-    process: Process | None, target: str, check: Callable[[grpc.aio.Channel], Awaitable[Any]]
+    process: Process | None,
+    target: str,
+    check: Callable[[grpc.aio.Channel], Awaitable[Any]],
+    credentials: Credentials | None = None,
 ) -> None:
     deadline = time.monotonic() + START_TIMEOUT
-    async with grpc.aio.insecure_channel(target) as channel:
+    async with (credentials or Credentials()).aio_channel(target) as channel:
         while True:
             if process is not None and process.popen.poll() is not None:
                 raise RuntimeError(
@@ -316,16 +326,22 @@ async def service_ready(channel: grpc.aio.Channel) -> None:
 
 
 def start_service(
-    workdir: Path, shards: int, partitions: int, redis_fsync: str, gateways: int = 1
+    workdir: Path,
+    shards: int,
+    partitions: int,
+    redis_fsync: str,
+    gateways: int = 1,
+    extra: Sequence[str] = (),
 ) -> tuple[Process, str]:
-    """`omnistock serve` in its own process (data and log under workdir); (process, HOST:PORT)."""
+    """`omnistock serve` in its own process (data and log under workdir), with `extra` serve
+    flags; (process, HOST:PORT)."""
     port = free_port()
     argv = [
         sys.executable, "-m", "omnistock.cli", "serve",
         "--port", str(port), "--metrics-port", str(free_port()),
         "--shards", str(shards), "--partitions", str(partitions),
         "--data-dir", str(workdir / "data"), "--log-level", "warning",
-        "--redis-fsync", redis_fsync, "--gateways", str(gateways),
+        "--redis-fsync", redis_fsync, "--gateways", str(gateways), *extra,
     ]  # fmt: skip
     return start("omnistock", argv, workdir), f"127.0.0.1:{port}"
 
@@ -359,7 +375,7 @@ async def processes_under_test(
                     workdir, args.shards, args.partitions, args.redis_fsync, args.gateways
                 )
                 started.append(service)
-            await wait_until_serving(service, service_target, service_ready)
+            await wait_until_serving(service, service_target, service_ready, target_credentials(args))
             yield echo_target, service_target, service, echo
         finally:
             for process in reversed(started):
@@ -522,8 +538,9 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
         contextlib.AsyncExitStack() as stack,
         grpc.aio.insecure_channel(echo_target) as echo,
     ):
+        credentials = target_credentials(args)
         channels = [
-            await stack.enter_async_context(grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS))
+            await stack.enter_async_context(credentials.aio_channel(target, options=CHANNEL_OPTIONS))
             for _ in range(connections)
         ]
         channel = channels[0]

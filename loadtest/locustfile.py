@@ -6,6 +6,9 @@ only). By hand:
 
     locust -f loadtest/locustfile.py --headless --host 127.0.0.1:50051 --orders-per-second 1 --spike 50
 
+A target with TLS or API keys is reached as the CLI reaches it: OMNISTOCK_TLS_CA, OMNISTOCK_TLS_CERT,
+OMNISTOCK_TLS_KEY and OMNISTOCK_API_KEY (or OMNISTOCK_API_KEY_FILE) in the environment.
+
 Each gRPC call fires Locust's request event (request type "grpc", the RPC's name, its time
 in ms, the answer's size, the error). A refused Reserve (FAILED_PRECONDITION: short stock,
 nothing to source) is an answer, not an error: stock runs out on a peak day. The live
@@ -39,6 +42,7 @@ from locust import LoadTestShape, User, constant, constant_throughput, events, t
 from locust.env import Environment
 
 from omnistock.availability.pickup import distance_km
+from omnistock.client import Credentials
 from omnistock.loadtest import peak
 from omnistock.loadtest.datagen import SkuDemand, customer_location, sku_id
 from omnistock.protos.gen.omnistock.v1 import (
@@ -55,6 +59,8 @@ from omnistock.protos.gen.omnistock.v1 import (
 # the standard library (on import), before any channel is made.
 grpc_gevent.init_gevent()
 
+CREDENTIALS = Credentials.from_env()
+"""TLS and API key of the target (`omnistock loadtest` passes them in OMNISTOCK_TLS_CA, ...)."""
 WEB, PICKUP, MARKETPLACE = "web", "store-pickup", "marketplace"
 ANSWERS = {"Reserve": {grpc.StatusCode.FAILED_PRECONDITION}}
 """Status codes that are business answers of a method, not errors."""
@@ -172,7 +178,7 @@ class OmnistockUser(User):
     def __init__(self, environment: Environment) -> None:
         super().__init__(environment)
         self.rng = random.Random(next(STATE.ids))
-        channel = grpc.insecure_channel(self.host or "127.0.0.1:50051")
+        channel = CREDENTIALS.channel(self.host or "127.0.0.1:50051")
         self.channel = grpc.intercept_channel(channel, RequestEvents(environment))
         self._raw_channel = channel
         self.availability = availability_pb2_grpc.AvailabilityServiceStub(self.channel)
@@ -497,7 +503,7 @@ def plan_users(environment: Environment, **_: Any) -> None:
 @events.test_start.add_listener
 def read_network(environment: Environment, **_: Any) -> None:
     """The target's stores and DCs (the checkouts and the feed pick among them)."""
-    with grpc.insecure_channel(environment.host or "127.0.0.1:50051") as channel:
+    with CREDENTIALS.channel(environment.host or "127.0.0.1:50051") as channel:
         nodes = inventory_pb2_grpc.InventoryServiceStub(channel).ListNodes(
             inventory_pb2.ListNodesRequest(), timeout=CALL_TIMEOUT
         )

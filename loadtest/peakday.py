@@ -33,7 +33,15 @@ from typing import Any
 
 import grpc
 
-from omnistock.client import OmnistockClient
+from omnistock.client import (
+    API_KEY_ENV,
+    API_KEY_FILE_ENV,
+    TLS_CA_ENV,
+    TLS_CERT_ENV,
+    TLS_KEY_ENV,
+    Credentials,
+    OmnistockClient,
+)
 from omnistock.loadtest import bench, peak
 from omnistock.loadtest.datagen import sku_id
 from omnistock.protos.gen.omnistock.v1 import reservation_pb2
@@ -308,13 +316,35 @@ def progress_line(out: Path, began: float) -> str | None:
     return None
 
 
-async def run_locust(args: argparse.Namespace, target: str, out: Path, say: Callable[[str], None]) -> int:
+CREDENTIAL_ENVS = (TLS_CA_ENV, TLS_CERT_ENV, TLS_KEY_ENV, API_KEY_ENV, API_KEY_FILE_ENV)
+
+
+def locust_env(credentials: Credentials) -> dict[str, str]:
+    """Locust's environment: ours, with the target's TLS and key settings in place of any the
+    shell had (its users read them with Credentials.from_env)."""
+    inherited = {name: value for name, value in os.environ.items() if name not in CREDENTIAL_ENVS}
+    return inherited | credentials.env()
+
+
+async def run_locust(
+    args: argparse.Namespace,
+    target: str,
+    out: Path,
+    say: Callable[[str], None],
+    credentials: Credentials | None = None,
+) -> int:
     argv = locust_argv(args, target, out)
     log = out / "locust.log"
     where = "headless" if args.headless else f"web UI on http://127.0.0.1:{args.web_port}"
     say(f"running Locust for {args.minutes:g} min ({where}; log {log}) ...")
     with log.open("wb") as sink:
-        locust = subprocess.Popen(argv, stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
+        locust = subprocess.Popen(
+            argv,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=locust_env(credentials or Credentials()),
+        )
     began = time.monotonic()
     deadline = began + args.minutes * 60 + 180  # start-up, stop and the autoquit, generously
     said = began
@@ -339,7 +369,7 @@ async def run_locust(args: argparse.Namespace, target: str, out: Path, say: Call
 async def service_under_test(args: argparse.Namespace, say: Callable[[str], None]) -> AsyncIterator[str]:
     """The target: --target, or a service started here (stopped after)."""
     if args.target:
-        await bench.wait_until_serving(None, args.target, bench.service_ready)
+        await bench.wait_until_serving(None, args.target, bench.service_ready, bench.target_credentials(args))
         yield args.target
         return
     with tempfile.TemporaryDirectory(prefix="omnistock-loadtest-") as scratch:
@@ -352,9 +382,9 @@ async def service_under_test(args: argparse.Namespace, say: Callable[[str], None
             service.stop()
 
 
-LoadNetwork = Callable[[str, Callable[[str], None]], Awaitable[None]]
-"""Puts the demo network and stock into the service at a target, saying what it does (the
-command's own loader, as `omnistock serve --demo` uses)."""
+LoadNetwork = Callable[[str, Callable[[str], None], Credentials], Awaitable[None]]
+"""Puts the demo network and stock into the service at a target (reached with the
+credentials), saying what it does (the command's own loader, as `omnistock serve --demo` uses)."""
 
 
 def plan_of(args: argparse.Namespace) -> peak.Plan:
@@ -374,16 +404,17 @@ async def loadtest(
     out.mkdir(parents=True, exist_ok=True)
     users = ", ".join(f"{name} {c.users} x {c.per_user_rate:.2f}/s" for name, c in plan.classes.items())
     say(f"plan at {args.spike:g}x: {users}, marketplace {peak.MARKETPLACE_STREAMS} streams")
+    credentials = bench.target_credentials(args)
     async with service_under_test(args, say) as target:
-        await load_network(target, say)
+        await load_network(target, say, credentials)
         began, ticks = time.monotonic(), cpu_ticks()
-        exit_code = await run_locust(args, target, out, say)
+        exit_code = await run_locust(args, target, out, say, credentials)
         ran, cpu = time.monotonic() - began, cpu_shares(ticks, cpu_ticks())
         say("checking stock: conservation, every position, the holds left to expire ...")
         report: dict[str, Any] = {}
         with contextlib.suppress(OSError, ValueError):
             report = json.loads((out / "scenarios.json").read_text(encoding="utf-8"))
-        async with OmnistockClient(target, timeout=60.0) as client:
+        async with OmnistockClient(target, timeout=60.0, credentials=credentials) as client:
             stock = await check_stock(client, DEMO_SKUS)
             checked, still_open = await check_expired(client, report.get("expiring", []))
     rpcs = (

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import collections
 import itertools
 import math
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import os
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -18,8 +21,12 @@ from omnistock.protos.gen.omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
     common_pb2,
+    events_pb2,
+    events_pb2_grpc,
     inventory_pb2,
     inventory_pb2_grpc,
+    keys_pb2,
+    keys_pb2_grpc,
     network_pb2,
     network_pb2_grpc,
     reservation_pb2,
@@ -157,6 +164,205 @@ async def load_stock_column_requests(
         yield inventory_pb2.LoadStockRequest(columns=columns)
 
 
+TLS_CA_ENV = "OMNISTOCK_TLS_CA"
+TLS_CERT_ENV = "OMNISTOCK_TLS_CERT"
+TLS_KEY_ENV = "OMNISTOCK_TLS_KEY"
+API_KEY_ENV = "OMNISTOCK_API_KEY"
+API_KEY_FILE_ENV = "OMNISTOCK_API_KEY_FILE"
+"""Environment variables a client's credentials may come from (`Credentials.from_env`)."""
+
+
+def read_api_key(path: str | os.PathLike[str]) -> str:
+    """The API key in a file (its first line; blanks around it dropped)."""
+    lines = Path(path).read_text(encoding="utf-8").strip().splitlines()
+    if not lines:
+        raise ValueError(f"{path} holds no API key")
+    return lines[0].strip()
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """How a client checks the server and shows who it is: TLS (`tls_ca`, the CA that signed
+    the server's certificate; a client certificate for mutual TLS) and an API key, sent on
+    every call as `authorization: Bearer <key>`. No TLS setting: plain text."""
+
+    tls_ca: Path | None = None
+    """PEM CA bundle to check the server's certificate with; TLS is on with it."""
+    client_cert: Path | None = None
+    """PEM certificate (chain) shown to a server that asks for one (mutual TLS), with client_key."""
+    client_key: Path | None = None
+    api_key: str | None = field(default=None, repr=False)
+    server_name: str | None = None
+    """The name to expect in the server's certificate when it is not the target's host."""
+    tls: bool = False
+    """TLS even without tls_ca: the server's certificate is checked against gRPC's default roots
+    (the public CAs it ships, or the file $GRPC_DEFAULT_SSL_ROOTS_FILE_PATH names)."""
+
+    def __post_init__(self) -> None:
+        if (self.client_cert is None) != (self.client_key is None):
+            missing = "client_key" if self.client_key is None else "client_cert"
+            raise ValueError(
+                f"a client certificate needs its key and the key its certificate: {missing} is missing"
+            )
+        if self.api_key is not None and not (
+            self.api_key and self.api_key.isascii() and self.api_key.isprintable() and " " not in self.api_key
+        ):
+            # Never say what the key is: messages end up in logs.
+            raise ValueError(
+                "the API key is empty or holds characters a key never has (spaces, control characters)"
+            )
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls or self.tls_ca is not None or self.client_cert is not None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Credentials:
+        """From OMNISTOCK_TLS_CA, OMNISTOCK_TLS_CERT, OMNISTOCK_TLS_KEY and OMNISTOCK_API_KEY (or
+        OMNISTOCK_API_KEY_FILE); unset or empty ones are left out."""
+        env = os.environ if environ is None else environ
+
+        def path(name: str) -> Path | None:
+            return Path(env[name]) if env.get(name) else None
+
+        key = env.get(API_KEY_ENV) or None
+        if key is None and env.get(API_KEY_FILE_ENV):
+            key = read_api_key(env[API_KEY_FILE_ENV])
+        return cls(path(TLS_CA_ENV), path(TLS_CERT_ENV), path(TLS_KEY_ENV), key)
+
+    def env(self) -> dict[str, str]:
+        """The environment variables from_env reads back (for a child process: Locust)."""
+        values = {
+            TLS_CA_ENV: self.tls_ca,
+            TLS_CERT_ENV: self.client_cert,
+            TLS_KEY_ENV: self.client_key,
+            API_KEY_ENV: self.api_key,
+        }
+        return {name: str(value) for name, value in values.items() if value is not None}
+
+    def channel_credentials(self) -> grpc.ChannelCredentials | None:
+        """TLS credentials, the API key riding on them; None for plain text. Reads the files
+        (OSError names the one that cannot be read)."""
+        if not self.uses_tls:
+            return None
+        ssl = grpc.ssl_channel_credentials(
+            root_certificates=self.tls_ca.read_bytes() if self.tls_ca else None,
+            private_key=self.client_key.read_bytes() if self.client_key else None,
+            certificate_chain=self.client_cert.read_bytes() if self.client_cert else None,
+        )
+        if self.api_key is None:
+            return ssl
+        # gRPC sends call credentials over TLS only: the key never travels in clear text this way.
+        return grpc.composite_channel_credentials(ssl, grpc.access_token_call_credentials(self.api_key))
+
+    def _channel_options(self, options: Sequence[tuple[str, Any]]) -> list[tuple[str, Any]]:
+        named = [("grpc.ssl_target_name_override", self.server_name)] if self.server_name else []
+        return [*options, *named]
+
+    def aio_channel(self, target: str, options: Sequence[tuple[str, Any]] = ()) -> grpc.aio.Channel:
+        """An asyncio channel to `target` with these credentials."""
+        secure = self.channel_credentials()
+        every = self._channel_options(options)
+        if secure is not None:
+            return grpc.aio.secure_channel(target, secure, every)
+        interceptors = bearer_interceptors(self.api_key) if self.api_key is not None else None
+        return grpc.aio.insecure_channel(target, every, interceptors=interceptors)
+
+    def channel(self, target: str, options: Sequence[tuple[str, Any]] = ()) -> grpc.Channel:
+        """A blocking channel to `target` with these credentials (Locust's users)."""
+        secure = self.channel_credentials()
+        every = self._channel_options(options)
+        if secure is not None:
+            return grpc.secure_channel(target, secure, every)
+        channel = grpc.insecure_channel(target, every)
+        if self.api_key is None:
+            return channel
+        return grpc.intercept_channel(channel, BlockingBearerKey(self.api_key))
+
+
+def bearer(api_key: str) -> tuple[str, str]:
+    return ("authorization", f"Bearer {api_key}")
+
+
+class _AddsKey:
+    """Adds the API key to a call's metadata (for a plain-text asyncio channel: over TLS the
+    channel's call credentials carry it)."""
+
+    def __init__(self, api_key: str) -> None:
+        self._pair = bearer(api_key)
+
+    def _details(self, details: grpc.aio.ClientCallDetails) -> grpc.aio.ClientCallDetails:
+        metadata = grpc.aio.Metadata(*(details.metadata or ()))
+        metadata.add(*self._pair)
+        return details._replace(metadata=metadata)
+
+
+class _UnaryUnaryKey(_AddsKey, grpc.aio.UnaryUnaryClientInterceptor):
+    async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _UnaryStreamKey(_AddsKey, grpc.aio.UnaryStreamClientInterceptor):
+    async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return await continuation(self._details(details), request)
+
+
+class _StreamUnaryKey(_AddsKey, grpc.aio.StreamUnaryClientInterceptor):
+    async def intercept_stream_unary(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)
+
+
+class _StreamStreamKey(_AddsKey, grpc.aio.StreamStreamClientInterceptor):
+    async def intercept_stream_stream(self, continuation: Any, details: Any, requests: Any) -> Any:
+        return await continuation(self._details(details), requests)
+
+
+def bearer_interceptors(api_key: str) -> list[grpc.aio.ClientInterceptor]:
+    """One interceptor per kind of call: a channel files each under the first kind it is."""
+    kinds = (_UnaryUnaryKey, _UnaryStreamKey, _StreamUnaryKey, _StreamStreamKey)
+    return [kind(api_key) for kind in kinds]
+
+
+class _BlockingCallDetails(
+    collections.namedtuple(
+        "_BlockingCallDetails",
+        ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression"),
+    ),
+    grpc.ClientCallDetails,
+):
+    pass
+
+
+class BlockingBearerKey(
+    grpc.UnaryUnaryClientInterceptor,
+    grpc.UnaryStreamClientInterceptor,
+    grpc.StreamUnaryClientInterceptor,
+    grpc.StreamStreamClientInterceptor,
+):
+    """Adds the API key to every call of a plain-text blocking channel (Locust's users)."""
+
+    def __init__(self, api_key: str) -> None:
+        self._pair = bearer(api_key)
+
+    def _details(self, details: Any) -> _BlockingCallDetails:
+        return _BlockingCallDetails(
+            details.method,
+            details.timeout,
+            [*(details.metadata or ()), self._pair],
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def _call(self, continuation: Callable[[Any, Any], Any], details: Any, request: Any) -> Any:
+        return continuation(self._details(details), request)
+
+    intercept_unary_unary = _call
+    intercept_unary_stream = _call
+    intercept_stream_unary = _call
+    intercept_stream_stream = _call
+
+
 class OmnistockClient:
     """`async with OmnistockClient(target) as client: await client.reserve(...)`.
 
@@ -164,16 +370,46 @@ class OmnistockClient:
     """
 
     def __init__(
-        self, target: str = DEFAULT_TARGET, timeout: float = 30.0, options: Sequence[tuple[str, Any]] = ()
+        self,
+        target: str = DEFAULT_TARGET,
+        timeout: float = 30.0,
+        options: Sequence[tuple[str, Any]] = (),
+        *,
+        tls_ca: str | os.PathLike[str] | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
+        api_key: str | None = None,
+        server_name: str | None = None,
+        credentials: Credentials | None = None,
     ) -> None:
         """`options` are more gRPC channel options, e.g. ("grpc.use_local_subchannel_pool", 1)
         for a connection of its own (channels of one process otherwise share one, and so
-        reach one gateway of several)."""
+        reach one gateway of several).
+
+        TLS: `tls_ca` is the PEM file of the CA that signed the server's certificate;
+        `client_cert` and `client_key` the PEM files shown to a server that asks for a client
+        certificate (mutual TLS); `server_name` the name to expect in the server's certificate
+        when it is not the target's host. `api_key` goes with every call as
+        `authorization: Bearer <key>`. Or all of it as `credentials`."""
+        given = (tls_ca, client_cert, client_key, api_key, server_name)
+        if credentials is not None and any(value is not None for value in given):
+            raise ValueError(
+                "give either credentials or tls_ca, client_cert, client_key, api_key, server_name"
+            )
+        if credentials is None:
+            credentials = Credentials(
+                Path(tls_ca) if tls_ca is not None else None,
+                Path(client_cert) if client_cert is not None else None,
+                Path(client_key) if client_key is not None else None,
+                api_key,
+                server_name,
+            )
         self.target = target
         self.timeout = timeout
-        self.channel = grpc.aio.insecure_channel(
+        self.credentials = credentials
+        self.channel = credentials.aio_channel(
             target,
-            options=[
+            [
                 ("grpc.max_receive_message_length", 8 * 1024 * 1024),
                 ("grpc.max_send_message_length", 8 * 1024 * 1024),
                 *options,
@@ -183,6 +419,8 @@ class OmnistockClient:
         self.availability_stub = availability_pb2_grpc.AvailabilityServiceStub(self.channel)
         self.reservations = reservation_pb2_grpc.ReservationServiceStub(self.channel)
         self.network = network_pb2_grpc.NetworkServiceStub(self.channel)
+        self.keys = keys_pb2_grpc.KeyServiceStub(self.channel)
+        self.events = events_pb2_grpc.EventServiceStub(self.channel)
 
     async def __aenter__(self) -> OmnistockClient:
         return self
@@ -471,3 +709,59 @@ class OmnistockClient:
         )
         response = await self._call(self.network.PutPurchaseLimits, request)
         return response.network
+
+    # --- API keys (network:admin) ---
+
+    async def create_key(
+        self,
+        name: str,
+        scopes: Sequence[str],
+        channels: Sequence[str] = (),
+        asserts_customers: bool = False,
+    ) -> keys_pb2.CreateKeyResponse:
+        """A new API key; its token is in the response only (keep it: it is not stored)."""
+        request = keys_pb2.CreateKeyRequest(
+            name=name, scopes=scopes, channels=channels, asserts_customers=asserts_customers
+        )
+        return await self._call(self.keys.CreateKey, request)
+
+    async def list_keys(self) -> list[keys_pb2.ApiKey]:
+        response = await self._call(self.keys.ListKeys, keys_pb2.ListKeysRequest())
+        return list(response.keys)
+
+    async def rotate_key(self, name: str, grace_seconds: int = 0) -> keys_pb2.RotateKeyResponse:
+        """A new secret; the old one keeps working for `grace_seconds`."""
+        request = keys_pb2.RotateKeyRequest(name=name, grace_seconds=grace_seconds)
+        return await self._call(self.keys.RotateKey, request)
+
+    async def revoke_key(self, name: str) -> keys_pb2.ApiKey:
+        response = await self._call(self.keys.RevokeKey, keys_pb2.RevokeKeyRequest(name=name))
+        return response.key
+
+    # --- events and the audit trail (events:read) ---
+
+    async def read_events(
+        self, after: str = "", limit: int = 0, wait_ms: int = 0
+    ) -> events_pb2.ReadReservationEventsResponse:
+        """A page of reservation events after stream id `after` ("": the oldest kept, "$": only
+        new ones), at most `limit` (0: 100, at most 1000), waiting up to `wait_ms` (at most
+        30000) when there is none yet. Read on with the response's last_id."""
+        request = events_pb2.ReadReservationEventsRequest(after=after, limit=limit, wait_ms=wait_ms)
+        return await self._read_page(self.events.ReadReservationEvents, request, wait_ms)
+
+    async def read_audit(
+        self, after: str = "", limit: int = 0, wait_ms: int = 0, subject_prefix: str = ""
+    ) -> events_pb2.ReadAuditEventsResponse:
+        """A page of the audit trail (stock, network and key changes, each with who made it),
+        as `read_events`; only entries whose subject starts with `subject_prefix` when given."""
+        request = events_pb2.ReadAuditEventsRequest(
+            after=after, limit=limit, wait_ms=wait_ms, subject_prefix=subject_prefix
+        )
+        return await self._read_page(self.events.ReadAuditEvents, request, wait_ms)
+
+    async def _read_page(self, method: Any, request: Any, wait_ms: int) -> Any:
+        """A call that may wait on the server: its deadline leaves room for the wait."""
+        try:
+            return await method(request, timeout=self.timeout + wait_ms / 1000)
+        except grpc.aio.AioRpcError as error:
+            raise OmnistockRpcError.from_grpc(error) from None

@@ -28,7 +28,9 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
 def ray_runtime() -> Iterator[None]:
     import ray
 
-    ray.init(
+    from omnistock.gateway.runtime import local_ray
+
+    local_ray.init(  # on loopback only, as `omnistock serve` starts it
         num_cpus=2,
         include_dashboard=False,
         namespace="omnistock",

@@ -77,6 +77,9 @@ MASKS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(127\.0\.0\.1|localhost|0\.0\.0\.0|\[::1?\]):\d+"), r"\1:<port>"),
     (re.compile(r"\b(pid|kill -TERM) \d+"), r"\1 <pid>"),
     (re.compile(r"(?<![\w.])/[^\s)]*/var\b(/[^\s)]*)?"), "<var>"),
+    # API key tokens (shown once) and key ids: 12 hex digits with a letter and a digit.
+    (re.compile(r"\bosk_[0-9a-f]{12}_[A-Za-z0-9_-]+"), "osk_<token>"),
+    (re.compile(r"\b(?=[0-9a-f]{0,11}[a-f])(?=[0-9a-f]{0,11}[0-9])[0-9a-f]{12}\b"), "<key-id>"),
 ]
 
 

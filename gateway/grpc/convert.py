@@ -63,6 +63,13 @@ class Limits:
 
 
 ID_PATTERN = re.compile(r"[\x21-\x7e]+")  # printable ASCII, no spaces
+UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]")
+"""What free text (names, reasons) must not contain: control characters (Unicode Cc: escapes
+that drive a terminal, newlines that forge lines of a log or a listing), the bidirectional
+controls of Cf that reorder what is shown (U+202E shows `exe.txt` for `txt.exe`), and the
+line and paragraph separators."""
+MAX_TEXT_LENGTH = 200
+"""Characters of a free-text field (a name, a reason) at most."""
 
 NODE_TYPES = {
     common_pb2.NODE_TYPE_STORE: NodeType.STORE,
@@ -97,6 +104,27 @@ class Problems:
             self.add(field, f"is {len(value)} characters long; at most {limits.max_id_length} are allowed")
         elif not ID_PATTERN.fullmatch(value):
             self.add(field, "may only contain printable ASCII characters without spaces")
+
+    def check_text(self, field: str, value: str, most: int = MAX_TEXT_LENGTH) -> None:
+        """Free text: any printable characters, spaces too, up to `most`."""
+        if len(value) > most:
+            self.add(field, f"must be at most {most} characters")
+        self.check_clean(field, value)
+
+    def check_clean(self, field: str, value: str) -> None:
+        """No control characters (UNSAFE_TEXT) in `value`."""
+        found = UNSAFE_TEXT.search(value)
+        if found is not None:
+            self.add(
+                field,
+                f"must not contain control characters; found U+{ord(found.group()):04X}"
+                f" at character {found.start()}",
+            )
+
+    def check_optional_id(self, field: str, value: str, limits: Limits) -> None:
+        """An id that may be left empty."""
+        if value:
+            self.check_id(field, value, limits)
 
     def check_position(
         self, field: str, sku: str, node_id: str, seen: set[tuple[str, str]], limits: Limits
@@ -188,6 +216,7 @@ def nodes_from_proto(nodes: Sequence[common_pb2.Node], limits: Limits) -> list[N
             daily_capacity=message.daily_capacity,
         )
         problems.items.extend(node_problems(node, field))
+        problems.check_clean(f"{field}.name", node.name)  # its length is one of node_problems
         result.append(node)
     problems.raise_if_any()
     return result
@@ -351,8 +380,7 @@ def adjustments_problems(adjustments: Sequence[inventory_pb2.StockAdjustment], l
             problems.check_id(f"{field}.supply_id", adjustment.supply_id, limits)
             if adjustment.delta <= 0 or STOCK_STATES.get(adjustment.state) is not StockState.SELLABLE:
                 problems.add(field, "a receipt of supply is a positive delta of sellable units")
-        if len(adjustment.reason) > 200:
-            problems.add(f"{field}.reason", "must be at most 200 characters")
+        problems.check_text(f"{field}.reason", adjustment.reason)
     problems.raise_if_any()
 
 
@@ -426,6 +454,8 @@ def reserve_from_proto(
     sourced: none of them names a node."""
     problems = Problems()
     problems.check_id("reservation_id", request.reservation_id, limits)
+    problems.check_optional_id("channel_id", request.channel_id, limits)
+    problems.check_optional_id("customer_id", request.customer_id, limits)
     problems.check_count("lines", len(request.lines), limits.max_lines)
     destination = destination_from_proto(request, problems, limits)
     named = sum(1 for line in request.lines if line.node_id)
@@ -524,6 +554,24 @@ def extend_from_proto(request: reservation_pb2.ExtendRequest, limits: Limits) ->
     return request.reservation_id, request.ttl_seconds
 
 
+def channel_id_from_proto(channel_id: str, limits: Limits, field: str = "channel_id") -> str:
+    """A channel id a request may leave empty (then: the whole network)."""
+    problems = Problems()
+    problems.check_optional_id(field, channel_id, limits)
+    problems.raise_if_any()
+    return channel_id
+
+
+def ids_from_proto(ids: Sequence[str], field: str, limits: Limits) -> list[str]:
+    """Ids a request lists (groups or channels to delete), each well formed."""
+    problems = Problems()
+    problems.check_count(field, len(ids), limits.max_nodes, least=0)
+    for i, value in enumerate(ids):
+        problems.check_id(f"{field}[{i}]", value, limits)
+    problems.raise_if_any()
+    return list(ids)
+
+
 def reservation_id_from_proto(reservation_id: str, limits: Limits, field: str = "reservation_id") -> str:
     problems = Problems()
     problems.check_id(field, reservation_id, limits)
@@ -556,8 +604,8 @@ def reservation_to_proto(
     set_timestamp(message.expires_at, view.expires_at)
     if view.changed_at:
         set_timestamp(message.changed_at, view.changed_at)
-    for what, at in view.history:
-        fill_reservation_event(message.history.add(), None, view.reservation_id, what, at)
+    for what, at, by in view.history:
+        fill_reservation_event(message.history.add(), None, view.reservation_id, what, at, by)
     if view.sourcing:
         message.sourcing.extend(line_sourcing_to_proto(line) for line in view.sourcing)
     if view.destination is not None:
@@ -609,13 +657,19 @@ def groups_from_proto(groups: Sequence[network_pb2.NodeGroup], limits: Limits) -
     return result
 
 
-def channels_from_proto(channels: Sequence[network_pb2.Channel], limits: Limits) -> list[Channel]:
+def channels_from_proto(
+    channels: Sequence[network_pb2.Channel], limits: Limits, stored: bool = False
+) -> list[Channel]:
+    """Checked channels; `stored`: read back from Redis, checked when they were written (by
+    the rules of then: a stored network always loads)."""
     problems = Problems()
     problems.check_count("channels", len(channels), limits.max_nodes)
     result = []
     for i, channel in enumerate(channels):
         field = f"channels[{i}]"
         problems.check_id(f"{field}.channel_id", channel.channel_id, limits)
+        if not stored:
+            _channel_text_problems(channel, field, problems, limits)
         safety = tuple(
             SafetyRule(
                 units=rule.units,
@@ -649,6 +703,20 @@ def channels_from_proto(channels: Sequence[network_pb2.Channel], limits: Limits)
         )
     problems.raise_if_any()
     return result
+
+
+def _channel_text_problems(
+    channel: network_pb2.Channel, field: str, problems: Problems, limits: Limits
+) -> None:
+    """A channel's name and the ids its rules name: nothing a terminal or a log would act on."""
+    problems.check_text(f"{field}.name", channel.name)
+    for j, group_id in enumerate(channel.groups):
+        problems.check_id(f"{field}.groups[{j}]", group_id, limits)
+    for j, rule in enumerate(channel.safety):
+        problems.check_optional_id(f"{field}.safety[{j}].sku", rule.sku, limits)
+        problems.check_optional_id(f"{field}.safety[{j}].node_id", rule.node_id, limits)
+    for j, cap in enumerate(channel.caps):
+        problems.check_optional_id(f"{field}.caps[{j}].node_id", cap.node_id, limits)
 
 
 def _policy_from_proto(message: network_pb2.SourcingPolicy, field: str, problems: Problems) -> SourcingPolicy:
@@ -725,7 +793,7 @@ def network_from_proto(config: network_pb2.NetworkConfig, limits: Limits) -> Net
     """A stored network (validated when it was written)."""
     nodes = [node_from_proto(n) for n in config.nodes]
     groups = groups_from_proto(config.groups, limits) if config.groups else []
-    channels = channels_from_proto(config.channels, limits) if config.channels else []
+    channels = channels_from_proto(config.channels, limits, stored=True) if config.channels else []
     return Network(
         nodes={n.node_id: n for n in nodes},
         groups={g.group_id: g for g in groups},
@@ -792,6 +860,7 @@ def pickup_query_from_proto(request: availability_pb2.FindPickupStoresRequest, l
             problems.add("location.longitude", f"must be within -180..180, got {longitude}")
     else:
         problems.check_id("store_id", request.store_id, limits)
+    problems.check_optional_id("channel_id", request.channel_id, limits)
     radius = request.radius_km or 50.0
     if not 0 < radius <= 1000:
         problems.add("radius_km", f"must be within 0..1000 km, got {request.radius_km}")
@@ -847,6 +916,7 @@ def date_query_from_proto(
     request: availability_pb2.GetAvailabilityRequest, limits: Limits
 ) -> tuple[float | None, int]:
     problems = Problems()
+    problems.check_optional_id("channel_id", request.channel_id, limits)
     if request.quantity and not 1 <= request.quantity <= limits.max_on_hand:
         problems.add("quantity", f"must be within 1..{limits.max_on_hand}, got {request.quantity}")
     problems.raise_if_any()

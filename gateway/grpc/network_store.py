@@ -4,7 +4,9 @@ Every change builds a whole new Network, validates it and only then writes it:
 nothing applies partially. Several gateways share the stored network: a change is
 decided on the stored version and written only if no other gateway wrote in between
 (WATCH/MULTI), then announced on a pub/sub channel so the others reload it at once;
-each also polls the version key, in case an announcement was missed.
+each also polls the version key, in case an announcement was missed. The same transaction
+adds an audit entry (reservations/shard/audit_trail.py) for each node, group, channel and
+purchase limit the change put or deleted, naming the caller that made it.
 
 A change one gateway acknowledged is seen by the next call at any other: a call refused for
 a part of the network it did not know asks `refreshed_since` whether the network in hand
@@ -30,6 +32,7 @@ from omnistock.gateway.grpc.convert import Limits, network_from_proto, network_t
 from omnistock.gateway.usecases.network_rules import require_channel, require_nodes
 from omnistock.protos.gen.omnistock.v1 import network_pb2
 from omnistock.reservations.domain.errors import InvalidArgument, NotFound, Unavailable
+from omnistock.reservations.shard.audit_trail import AUDIT_KEPT, AuditEntry, audit_entry
 from omnistock.reservations.shard.journal import RedisKeys
 
 log = logging.getLogger(__name__)
@@ -143,11 +146,15 @@ class NetworkStore:
         drop_groups: Iterable[str] = (),
         drop_channels: Iterable[str] = (),
         purchase_limits: Mapping[str, int] | None = None,
+        by: str = "",
     ) -> Network:
-        """Apply a change whole, or raise InvalidArgument naming every problem (Unavailable
-        when Redis cannot store it: nothing changed)."""
+        """Apply a change whole, recorded in the audit trail as made by `by` (the caller's
+        label), or raise InvalidArgument naming every problem (Unavailable when Redis cannot
+        store it: nothing changed)."""
         try:
-            return await self._change(nodes, groups, channels, drop_groups, drop_channels, purchase_limits)
+            return await self._change(
+                nodes, groups, channels, drop_groups, drop_channels, purchase_limits, by
+            )
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as error:
             raise Unavailable(f"the network cannot be stored now ({type(error).__name__}); retry") from error
 
@@ -159,6 +166,7 @@ class NetworkStore:
         drop_groups: Iterable[str],
         drop_channels: Iterable[str],
         purchase_limits: Mapping[str, int] | None,
+        by: str,
     ) -> Network:
         nodes, groups, channels = list(nodes), list(groups), list(channels)
         drop_groups, drop_channels = list(drop_groups), list(drop_channels)
@@ -189,6 +197,8 @@ class NetworkStore:
                 pipe.set(self._keys.network, network_to_proto(candidate).SerializeToString())
                 pipe.set(self._keys.network_version, candidate.version)
                 pipe.publish(self._keys.network_changes, candidate.version)
+                for entry in network_audit(current, candidate, by, int(time.time() * 1000)):
+                    pipe.xadd(self._keys.audit, entry.fields(), maxlen=AUDIT_KEPT, approximate=True)
                 try:
                     await pipe.execute()
                 except redis.exceptions.WatchError:
@@ -205,3 +215,42 @@ class NetworkStore:
 
     def channel(self, channel_id: str) -> Channel:
         return require_channel(self.network, channel_id)
+
+
+def network_audit(before: Network, after: Network, by: str, at: int) -> list[AuditEntry]:
+    """An audit entry for each node, group, channel and purchase limit that differs between
+    the two networks: a put that changes nothing records nothing."""
+    entries: list[AuditEntry] = []
+    for node_id, node in after.nodes.items():
+        old = before.nodes.get(node_id)
+        if old != node:
+            entries.append(
+                audit_entry(
+                    at,
+                    by,
+                    "network.nodes_put",
+                    node_id,
+                    created=old is None,
+                    type=node.type.value,
+                    enabled=node.enabled,
+                )
+            )
+    for kind, was, now in (
+        ("groups", before.groups, after.groups),
+        ("channels", before.channels, after.channels),
+    ):
+        for item_id, item in now.items():
+            if was.get(item_id) != item:
+                entries.append(
+                    audit_entry(at, by, f"network.{kind}_put", item_id, created=item_id not in was)
+                )
+        entries.extend(
+            audit_entry(at, by, f"network.{kind}_deleted", item_id) for item_id in sorted(was.keys() - now)
+        )
+    limits, old_limits = after.purchase_limits, before.purchase_limits
+    for sku in sorted(limits.keys() | old_limits.keys()):
+        if limits.get(sku) != old_limits.get(sku):
+            entries.append(
+                audit_entry(at, by, "network.limits_put", sku, max_per_customer=limits.get(sku, 0))
+            )
+    return entries

@@ -32,11 +32,13 @@ from omnistock.gateway.grpc.convert import (
     Limits,
     adjustments_problems,
     availability_to_proto,
+    channel_id_from_proto,
     channels_from_proto,
     close_lines_from_proto,
     date_query_from_proto,
     extend_from_proto,
     groups_from_proto,
+    ids_from_proto,
     levels_from_columns,
     levels_from_proto,
     line_sourcing_to_proto,
@@ -57,6 +59,7 @@ from omnistock.gateway.grpc.convert import (
     to_timestamp,
 )
 from omnistock.gateway.grpc.feed_hub import WatchHub
+from omnistock.gateway.grpc.guard import current_caller
 from omnistock.gateway.grpc.load_batches import LoadBatches
 from omnistock.gateway.grpc.network_store import NETWORK_KINDS, NetworkStore
 from omnistock.gateway.grpc.statuses import UndecodableRequest, to_status
@@ -86,6 +89,7 @@ from omnistock.reservations.domain.errors import (
     CannotSource,
     InsufficientStock,
     NotFound,
+    PermissionDenied,
     PurchaseLimitExceeded,
 )
 from omnistock.reservations.domain.model import LevelColumns
@@ -244,6 +248,20 @@ def rpc(method: str) -> Callable[[Handler[T]], Handler[T]]:
     return decorate
 
 
+def bound_channel(channel_id: str, what: str = "channel_id") -> None:
+    """Refuse a channel the caller's key is not bound to (a key bound to none sees them all)."""
+    caller = current_caller()
+    if caller.channels and channel_id not in caller.channels:
+        bound = ", ".join(sorted(caller.channels))
+        if what != "channel_id":
+            subject = f"{what} is held through channel {channel_id!r}"
+        elif channel_id:
+            subject = f"channel_id {channel_id!r}"
+        else:
+            subject = "channel_id: none named"
+        raise PermissionDenied(f"{subject}; {caller.label} is bound to channel(s) {bound} only")
+
+
 class Servicer:
     SERVICE: ClassVar[ServiceDescriptor]
     """The service it serves (`add_service`)."""
@@ -271,7 +289,7 @@ class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
         nodes = nodes_from_proto(request.nodes, self.limits)
         known = self.network.network.nodes
         created = sum(1 for node in nodes if node.node_id not in known)
-        await self.network.change(nodes=nodes)
+        await self.network.change(nodes=nodes, by=current_caller().label)
         return inventory_pb2.PutNodesResponse(created=created, updated=len(nodes) - created)
 
     @rpc("ListNodes")
@@ -289,7 +307,7 @@ class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
         self, request: inventory_pb2.SetStockRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.SetStockResponse:
         levels = levels_from_proto(request.levels, self.limits, time.time())
-        applied, stale = await self.stock.set_levels(levels)
+        applied, stale = await self.stock.set_levels(levels, current_caller().label)
         return inventory_pb2.SetStockResponse(applied=applied, stale=stale)
 
     @rpc("AdjustStock")
@@ -299,6 +317,7 @@ class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
         adjustments = request.adjustments
         adjustments_problems(adjustments, self.limits)
         partition = self.stock.partition
+        by = current_caller().label
         results = await self.stock.adjust(
             [
                 AdjustStock(
@@ -310,6 +329,7 @@ class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
                     a.reason,
                     STOCK_STATES[a.state],
                     a.supply_id,
+                    by,
                 )
                 for a in adjustments
             ]
@@ -329,7 +349,7 @@ class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
         request_iterator: AsyncIterator[inventory_pb2.LoadStockRequest],
         context: grpc.aio.ServicerContext,
     ) -> inventory_pb2.LoadStockResponse:
-        batches = LoadBatches(self.stock.set_levels)
+        batches = LoadBatches(functools.partial(self.stock.set_levels, by=current_caller().label))
         try:
             async for chunk in request_iterator:
                 now, limits = time.time(), self.limits
@@ -352,10 +372,10 @@ class InventoryServicer(Servicer, inventory_pb2_grpc.InventoryServiceServicer):
         self, request: inventory_pb2.ExpectSupplyRequest, context: grpc.aio.ServicerContext
     ) -> inventory_pb2.ExpectSupplyResponse:
         supplies = supplies_from_proto(request.supplies, self.limits, time.time())
-        partition = self.stock.partition
+        partition, by = self.stock.partition, current_caller().label
         applied = await self.stock.expect_supply(
             [
-                ExpectSupplyCommand(partition(sku), supply_id, sku, node_id, quantity, expected_at)
+                ExpectSupplyCommand(partition(sku), supply_id, sku, node_id, quantity, expected_at, by)
                 for supply_id, sku, node_id, quantity, expected_at in supplies
             ]
         )
@@ -408,6 +428,7 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
         """From the view, answers that do not depend on the clock come from the answer cache
         as serialized fragments, joined (see gateway/grpc/answer_cache.py); the method's serializer
         passes bytes through (`RESPONSE_SERIALIZERS`)."""
+        bound_channel(request.channel_id)
         if request.consistent or request.quantity or request.HasField("by_date"):
             return await self._availability_by_request(request)
         skus, limits, view = request.skus, self.limits, self.view
@@ -425,6 +446,7 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
                 # network (the entry holds the network's number), so checks wait for a miss.
                 if not checked:
                     skus_from_proto(skus, limits)
+                    channel_id_from_proto(request.channel_id, limits)
                     channel = store.channel(request.channel_id) if request.channel_id else None
                     checked = True
                 found = self._availability(sku, view.positions(sku), network, channel)
@@ -477,6 +499,7 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
         self, request: availability_pb2.FindPickupStoresRequest, context: grpc.aio.ServicerContext
     ) -> availability_pb2.FindPickupStoresResponse:
         query = pickup_query_from_proto(request, self.limits)
+        bound_channel(query.channel_id)
         store = self.network
         network = store.network
         channel = store.channel(query.channel_id) if query.channel_id else None
@@ -511,6 +534,8 @@ class AvailabilityServicer(Servicer, availability_pb2_grpc.AvailabilityServiceSe
             if request.__class__ is Undecodable:
                 raise request.refusal
             skus = skus_from_proto(request.skus, self.limits, most=MAX_WATCHED_SKUS, least=0)
+            channel_id_from_proto(request.channel_id, self.limits)
+            bound_channel(request.channel_id)
             store = self.network
             channel = store.channel(request.channel_id) if request.channel_id else None
             view = self.view
@@ -575,6 +600,13 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
     def _count(self, outcome: str) -> None:
         self.metrics.count_reservation(outcome)
 
+    async def _bound_reservation(self, reservation_id: str) -> None:
+        """Refuse a change to a reservation held through a channel the caller's key is not
+        bound to (one read of the reservation, for channel-bound keys only)."""
+        if current_caller().channels:
+            view = await self.coordinator.get(reservation_id)
+            bound_channel(view.channel, what=f"reservation {reservation_id!r}")
+
     @rpc("Reserve")
     async def Reserve(
         self, request: reservation_pb2.ReserveRequest, context: grpc.aio.ServicerContext
@@ -582,9 +614,18 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         reservation_id, lines, ttl, destination = reserve_from_proto(request, self.limits)
         if request.customer_id:
             reservation_id_from_proto(request.customer_id, self.limits, field="customer_id")
+        bound_channel(request.channel_id)
+        if (problem := current_caller().customer_problem(request.customer_id)) is not None:
+            raise PermissionDenied(f"customer_id: {problem}")
         try:
             view, replayed = await self.checkout.reserve(
-                reservation_id, lines, ttl, request.channel_id, request.customer_id, destination
+                reservation_id,
+                lines,
+                ttl,
+                request.channel_id,
+                request.customer_id,
+                destination,
+                current_caller().label,
             )
         except CannotSource:
             self._count("refused_sourcing")
@@ -608,12 +649,14 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         self, request: reservation_pb2.ReassignRequest, context: grpc.aio.ServicerContext
     ) -> reservation_pb2.ReassignResponse:
         reassign_from_proto(request, self.limits)
+        await self._bound_reservation(reservation_id_from_proto(request.reservation_id, self.limits))
         view, replayed, sourcing = await self.checkout.reassign(
             request.reservation_id,
             request.reassignment_id,
             request.sku,
             request.from_node_id,
             request.to_node_id,
+            current_caller().label,
         )
         if not replayed:
             self._count("reassigned")
@@ -627,7 +670,8 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         self, request: reservation_pb2.ConfirmRequest, context: grpc.aio.ServicerContext
     ) -> reservation_pb2.ConfirmResponse:
         reservation_id = reservation_id_from_proto(request.reservation_id, self.limits)
-        view, replayed = await self.coordinator.confirm(reservation_id)
+        await self._bound_reservation(reservation_id)
+        view, replayed = await self.coordinator.confirm(reservation_id, current_caller().label)
         if not replayed:
             self._count("confirmed")
         response = reservation_pb2.ConfirmResponse(replayed=replayed)
@@ -639,7 +683,8 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         self, request: reservation_pb2.ReleaseRequest, context: grpc.aio.ServicerContext
     ) -> reservation_pb2.ReleaseResponse:
         reservation_id = reservation_id_from_proto(request.reservation_id, self.limits)
-        view, replayed = await self.coordinator.release(reservation_id)
+        await self._bound_reservation(reservation_id)
+        view, replayed = await self.coordinator.release(reservation_id, current_caller().label)
         if not replayed:
             self._count("released")
         response = reservation_pb2.ReleaseResponse(replayed=replayed)
@@ -651,7 +696,8 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         self, request: reservation_pb2.ExtendRequest, context: grpc.aio.ServicerContext
     ) -> reservation_pb2.ExtendResponse:
         reservation_id, ttl = extend_from_proto(request, self.limits)
-        view = await self.coordinator.extend(reservation_id, ttl)
+        await self._bound_reservation(reservation_id)
+        view = await self.coordinator.extend(reservation_id, ttl, current_caller().label)
         self._count("extended")
         return reservation_pb2.ExtendResponse(reservation=reservation_to_proto(view))
 
@@ -662,8 +708,9 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
         lines = close_lines_from_proto(
             request.reservation_id, request.fulfilment_id, "fulfilment_id", request.lines, self.limits
         )
+        await self._bound_reservation(request.reservation_id)
         view, replayed = await self.coordinator.close_lines(
-            request.reservation_id, request.fulfilment_id, "fulfilled", lines
+            request.reservation_id, request.fulfilment_id, "fulfilled", lines, current_caller().label
         )
         if not replayed:
             self._count("fulfilled")
@@ -680,8 +727,9 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
             request.lines,
             self.limits,
         )
+        await self._bound_reservation(request.reservation_id)
         view, replayed = await self.coordinator.close_lines(
-            request.reservation_id, request.cancellation_id, "cancelled", lines
+            request.reservation_id, request.cancellation_id, "cancelled", lines, current_caller().label
         )
         if not replayed:
             self._count("lines_cancelled")
@@ -693,8 +741,14 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
     ) -> reservation_pb2.ReturnResponse:
         returned, node_id = return_from_proto(request, self.limits)
         self.network.require([node_id])
+        await self._bound_reservation(request.reservation_id)
         view, replayed = await self.coordinator.return_units(
-            request.reservation_id, request.return_id, returned, node_id, sellable=not request.damaged
+            request.reservation_id,
+            request.return_id,
+            returned,
+            node_id,
+            sellable=not request.damaged,
+            by=current_caller().label,
         )
         if not replayed:
             self._count("returned")
@@ -706,6 +760,7 @@ class ReservationServicer(Servicer, reservation_pb2_grpc.ReservationServiceServi
     ) -> reservation_pb2.GetReservationResponse:
         reservation_id = reservation_id_from_proto(request.reservation_id, self.limits)
         view = await self.coordinator.get(reservation_id)
+        bound_channel(view.channel, what=f"reservation {reservation_id!r}")
         return reservation_pb2.GetReservationResponse(reservation=reservation_to_proto(view))
 
 
@@ -729,14 +784,19 @@ class NetworkServicer(Servicer, network_pb2_grpc.NetworkServiceServicer):
         self, request: network_pb2.PutGroupsRequest, context: grpc.aio.ServicerContext
     ) -> network_pb2.PutGroupsResponse:
         groups = groups_from_proto(request.groups, self.limits)
-        network = await self._changed(self.network.change(groups=groups))
+        network = await self._changed(self.network.change(groups=groups, by=current_caller().label))
         return network_pb2.PutGroupsResponse(network=network)
 
     @rpc("DeleteGroups")
     async def DeleteGroups(
         self, request: network_pb2.DeleteGroupsRequest, context: grpc.aio.ServicerContext
     ) -> network_pb2.DeleteGroupsResponse:
-        network = await self._changed(self.network.change(drop_groups=request.group_ids))
+        network = await self._changed(
+            self.network.change(
+                drop_groups=ids_from_proto(request.group_ids, "group_ids", self.limits),
+                by=current_caller().label,
+            )
+        )
         return network_pb2.DeleteGroupsResponse(network=network)
 
     @rpc("PutChannels")
@@ -744,14 +804,19 @@ class NetworkServicer(Servicer, network_pb2_grpc.NetworkServiceServicer):
         self, request: network_pb2.PutChannelsRequest, context: grpc.aio.ServicerContext
     ) -> network_pb2.PutChannelsResponse:
         channels = channels_from_proto(request.channels, self.limits)
-        network = await self._changed(self.network.change(channels=channels))
+        network = await self._changed(self.network.change(channels=channels, by=current_caller().label))
         return network_pb2.PutChannelsResponse(network=network)
 
     @rpc("DeleteChannels")
     async def DeleteChannels(
         self, request: network_pb2.DeleteChannelsRequest, context: grpc.aio.ServicerContext
     ) -> network_pb2.DeleteChannelsResponse:
-        network = await self._changed(self.network.change(drop_channels=request.channel_ids))
+        network = await self._changed(
+            self.network.change(
+                drop_channels=ids_from_proto(request.channel_ids, "channel_ids", self.limits),
+                by=current_caller().label,
+            )
+        )
         return network_pb2.DeleteChannelsResponse(network=network)
 
     @rpc("PutPurchaseLimits")
@@ -759,7 +824,7 @@ class NetworkServicer(Servicer, network_pb2_grpc.NetworkServiceServicer):
         self, request: network_pb2.PutPurchaseLimitsRequest, context: grpc.aio.ServicerContext
     ) -> network_pb2.PutPurchaseLimitsResponse:
         limits = purchase_limits_from_proto(request.limits, self.limits)
-        network = await self._changed(self.network.change(purchase_limits=limits))
+        network = await self._changed(self.network.change(purchase_limits=limits, by=current_caller().label))
         return network_pb2.PutPurchaseLimitsResponse(network=network)
 
     async def _changed(self, change: Awaitable[Network]) -> network_pb2.NetworkConfig:

@@ -30,6 +30,7 @@ from omnistock.reservations.domain.errors import (
     InvalidState,
     NotFound,
     OmnistockError,
+    PermissionDenied,
     PurchaseLimitExceeded,
     Unavailable,
 )
@@ -281,6 +282,8 @@ def to_status(error: BaseException) -> tuple[grpc.StatusCode, grpc.Status]:
                 details.append(reservation)
         case FailedPrecondition():
             code = code_pb2.FAILED_PRECONDITION
+        case PermissionDenied():
+            code = code_pb2.PERMISSION_DENIED
         case Unavailable():
             code = code_pb2.UNAVAILABLE
             details.append(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(nanos=100_000_000)))

@@ -36,9 +36,19 @@ from redis.backoff import NoBackoff
 from omnistock.availability.feed import ChangeHistory
 from omnistock.availability.network_file import parse_network_file
 from omnistock.availability.view import NetworkView
+from omnistock.gateway.grpc.admission import (
+    Admission,
+    AdmissionSettings,
+    server_options,
+)
 from omnistock.gateway.grpc.answer_cache import AnswerCache
 from omnistock.gateway.grpc.convert import Limits
+from omnistock.gateway.grpc.events_servicer import EventServicer
 from omnistock.gateway.grpc.feed_hub import WatchHub
+from omnistock.gateway.grpc.guard import Authenticator, Guard
+from omnistock.gateway.grpc.jwt_tokens import JwtVerifier
+from omnistock.gateway.grpc.key_servicer import KeyServicer
+from omnistock.gateway.grpc.key_store import KeyStore
 from omnistock.gateway.grpc.network_store import NetworkStore
 from omnistock.gateway.grpc.servicers import (
     AvailabilityServicer,
@@ -48,22 +58,19 @@ from omnistock.gateway.grpc.servicers import (
     add_service,
 )
 from omnistock.gateway.metrics import Metrics
+from omnistock.gateway.runtime import local_ray
 from omnistock.gateway.runtime.cpus import default_shards
-from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis
+from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis, RedisServer
+from omnistock.gateway.runtime.redis_url import redacted
 from omnistock.gateway.runtime.supervisor import READY, GatewaySupervisor, exit_text, restart_delay
 from omnistock.gateway.transport.router import ShardRouter
 from omnistock.gateway.transport.shard_stats import ShardStatsPoller
 from omnistock.gateway.transport.view_sync import ViewSync
+from omnistock.gateway.usecases.access import Scope
 from omnistock.gateway.usecases.checkout import Checkout
 from omnistock.gateway.usecases.courier import Courier
 from omnistock.gateway.usecases.reservations import ReservationCoordinator
 from omnistock.gateway.usecases.stock import Stock
-from omnistock.protos.gen.omnistock.v1 import (
-    availability_pb2,
-    inventory_pb2,
-    network_pb2,
-    reservation_pb2,
-)
 from omnistock.reservations.domain.errors import Unavailable
 from omnistock.reservations.domain.partition import PENDING_SECONDS
 from omnistock.reservations.domain.placement import partition_of, partitions_of_shard
@@ -117,6 +124,22 @@ class ServiceConfig:
     network_refresh: float = 1.0
     """Seconds between two checks of the stored network's version by each gateway, in case
     it missed another gateway's announcement of a change."""
+    metrics_host: str = "127.0.0.1"
+    """Interface for /metrics: loopback unless told otherwise, whatever `host` is."""
+    tls_cert: Path | None = None
+    """PEM certificate chain of the gRPC port; with tls_key, the port serves TLS only."""
+    tls_key: Path | None = None
+    client_ca: Path | None = None
+    """PEM CA bundle: with it, every client must show a certificate it signed (mutual TLS)."""
+    auth: str = "off"
+    """"keys": every call shows an API key (or a JWT when jwt_jwks is set); "off": none is
+    asked for (a developer's loopback)."""
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_jwks: Path | None = None
+    """JWKS file of an identity provider whose JWTs are accepted besides API keys."""
+    admission: AdmissionSettings = field(default_factory=AdmissionSettings)
+    """Each gateway's limits under load: calls in flight, open streams, a rate per caller."""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -124,10 +147,34 @@ class ServiceConfig:
     @classmethod
     def from_json(cls, text: str) -> ServiceConfig:
         data = json.loads(text)
+        for name in PATH_FIELDS:
+            data[name] = Path(data[name]) if data.get(name) else None
         data["data_dir"] = Path(data["data_dir"])
-        data["network_file"] = Path(data["network_file"]) if data["network_file"] else None
         data["limits"] = Limits(**data["limits"])
+        data["admission"] = AdmissionSettings(**data["admission"])
         return cls(**data)
+
+
+PATH_FIELDS = ("network_file", "tls_cert", "tls_key", "client_ca", "jwt_jwks")
+"""ServiceConfig's optional paths (to_json writes them as strings)."""
+
+
+def server_credentials(config: ServiceConfig) -> grpc.ServerCredentials | None:
+    """TLS of the gRPC port from tls_cert and tls_key (mutual TLS with client_ca); None for
+    plain text. ValueError names a missing setting; OSError a file that cannot be read."""
+    if config.tls_cert is None and config.tls_key is None:
+        if config.client_ca is not None:
+            raise ValueError("client_ca needs tls_cert and tls_key: client certificates are checked over TLS")
+        return None
+    if config.tls_cert is None or config.tls_key is None:
+        missing = "tls_key" if config.tls_key is None else "tls_cert"
+        raise ValueError(f"TLS needs both tls_cert and tls_key: {missing} is missing")
+    client_ca = config.client_ca.read_bytes() if config.client_ca is not None else None
+    return grpc.ssl_server_credentials(
+        [(config.tls_key.read_bytes(), config.tls_cert.read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
 
 
 VIEW_VERSIONS_PER_GATEWAY = 10**13
@@ -197,6 +244,7 @@ class Gateway:
         self.config = config
         self.index = index
         self.metrics = metrics or Metrics()
+        self.admission = Admission(config.admission, self.metrics)
         self.port = 0
         self.metrics_port = 0
         self._redis_url = redis_url
@@ -236,7 +284,11 @@ class Gateway:
         if apply_network_file and config.network_file is not None:
             parsed = parse_network_file(config.network_file.read_text())
             await network.change(
-                parsed.nodes, parsed.groups, parsed.channels, purchase_limits=parsed.purchase_limits
+                parsed.nodes,
+                parsed.groups,
+                parsed.channels,
+                purchase_limits=parsed.purchase_limits,
+                by="startup",  # the audit trail's name for `serve --network`
             )
         first_version = first_view_version(self.index, time.time())
         view = NetworkView(len(shards), first_version)
@@ -250,6 +302,8 @@ class Gateway:
         # A rule changed through another gateway applies to this one's open feeds too.
         self._tasks.append(loop.create_task(network.follow(watch.rules_changed, config.network_refresh)))
         self.router, self.network = router, network
+        keys = KeyStore(self._redis, config.prefix)
+        authenticator = await self._authenticator(keys)
         answers = AnswerCache()
         self.metrics.watch_answer_cache(lambda: answers.hits, lambda: answers.misses, lambda: len(answers))
         stock = Stock(router.execute, partition, lambda: network.network)
@@ -260,46 +314,65 @@ class Gateway:
             AvailabilityServicer(*edge, stock, view, watch, answers),
             ReservationServicer(*edge, checkout, coordinator),
             NetworkServicer(*edge, watch),
+            KeyServicer(*edge, keys),
+            EventServicer(*edge, self._redis, RedisKeys(config.prefix)),
         ]
 
         shared = config.gateways > 1
         port = unshared_port(config.host, config.port) if shared and self.index == 0 else config.port
         server = grpc.aio.server(
+            interceptors=[Guard(authenticator, self.metrics, self.admission)],
             options=[
                 ("grpc.max_receive_message_length", config.limits.max_message_bytes),
                 ("grpc.max_send_message_length", config.limits.max_message_bytes),
                 # One gateway owns its port alone, so a second service on it fails loudly.
                 ("grpc.so_reuseport", 1 if shared else 0),
-            ]
+                *server_options(config.admission),
+            ],
         )
         # Each from its service's descriptor, undecodable requests refused (add_service).
         for servicer in servicers:
             add_service(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-        services = [
-            inventory_pb2.DESCRIPTOR.services_by_name["InventoryService"].full_name,
-            availability_pb2.DESCRIPTOR.services_by_name["AvailabilityService"].full_name,
-            reservation_pb2.DESCRIPTOR.services_by_name["ReservationService"].full_name,
-            network_pb2.DESCRIPTOR.services_by_name["NetworkService"].full_name,
-            health.SERVICE_NAME,
-            reflection.SERVICE_NAME,
-        ]
-        reflection.enable_server_reflection(services, server)
-        self.port = server.add_insecure_port(f"{config.host}:{port}")
+        api = [servicer.SERVICE.full_name for servicer in servicers]
+        reflection.enable_server_reflection([*api, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
+        address, credentials = f"{config.host}:{port}", server_credentials(config)
+        # Health and reflection share the port, so they are served over TLS too.
+        self.port = (
+            server.add_secure_port(address, credentials)
+            if credentials is not None
+            else server.add_insecure_port(address)
+        )
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {config.host}:{port}; is the port in use?")
         await server.start()
         self._server = server
-        for name in ["", *services[:4]]:
+        for name in ["", *api]:
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._tasks.append(loop.create_task(self._watch_redis(["", *services[:4]])))
+        self._tasks.append(loop.create_task(self._watch_redis(["", *api])))
         metrics_port = gateway_metrics_port(config, self.index)
         if metrics_port is not None:
             self._metrics_server, _ = start_http_server(
-                metrics_port, addr=config.host, registry=self.metrics.registry
+                metrics_port, addr=config.metrics_host, registry=self.metrics.registry
             )
             self.metrics_port = self._metrics_server.server_port
         return self
+
+    async def _authenticator(self, keys: KeyStore) -> Authenticator | None:
+        """What the guard checks tokens with (None: auth off), kept up to date with the keys."""
+        config = self.config
+        if config.auth == "off":
+            return None
+        if config.auth != "keys":
+            raise ValueError(f"auth must be 'keys' or 'off', got {config.auth!r}")
+        tokens = None
+        if config.jwt_jwks is not None:
+            if not config.jwt_issuer or not config.jwt_audience:
+                raise ValueError("a JWKS file needs jwt_issuer and jwt_audience too")
+            tokens = JwtVerifier(config.jwt_jwks, config.jwt_issuer, config.jwt_audience)
+        authenticator = Authenticator(await keys.keys(), tokens)
+        self._tasks.append(asyncio.get_running_loop().create_task(keys.follow(authenticator.replace_keys)))
+        return authenticator
 
     async def _watch_redis(self, names: list[str]) -> None:
         """Health of `names` NOT_SERVING while Redis does not take a write (down, hanging,
@@ -320,6 +393,9 @@ class Gateway:
                         await probe.set(key, int(time.time() * 1000), px=int(REDIS_CHECK * 20_000))
                     healthy, reason = True, ""
                 except (redis.exceptions.RedisError, OSError, TimeoutError) as error:
+                    task = asyncio.current_task()
+                    if task is not None and task.cancelling():
+                        raise  # stopping: redis-py turned the cancellation into its own error
                     healthy, reason = False, f"{type(error).__name__}: {error}"
                 if healthy != serving:
                     serving = healthy
@@ -351,9 +427,7 @@ class Gateway:
             await self._view_sync.stop()
         if self._courier is not None:
             await self._courier.stop()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
@@ -361,6 +435,18 @@ class Gateway:
             self.router.close()
         if self._redis is not None:
             await self._redis.aclose()
+
+
+async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel `tasks` and wait for them to end. A cancellation that lands inside a redis-py
+    command can be swallowed there (the task goes on with its loop), so a task still running
+    after a moment is cancelled again."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def audit_every(router: ShardRouter, metrics: Metrics, interval: float) -> None:
@@ -378,6 +464,7 @@ class Service:
     def __init__(self, config: ServiceConfig) -> None:
         if config.gateways < 1:
             raise ValueError(f"gateways must be at least 1, got {config.gateways}")
+        server_credentials(config)  # bad TLS settings or files fail before anything starts
         self.config = config
         self.metrics = Metrics()
         self.redis_url = ""
@@ -388,10 +475,17 @@ class Service:
         self.gateway: Gateway | None = None
         self.supervisor: GatewaySupervisor | None = None
         self.shards: list[Any] = []
+        self.admin_key_file: Path | None = None
+        """With auth "keys": where the first admin key's token was written (ADMIN_KEY_FILE)."""
 
     @property
     def port(self) -> int:
         return self.gateway.port if self.gateway else 0
+
+    @property
+    def redis_server(self) -> RedisServer | None:
+        """The embedded Redis's binary; None with an external Redis."""
+        return self._embedded.server if self._embedded else None
 
     @property
     def metrics_port(self) -> int:
@@ -423,9 +517,17 @@ class Service:
             self._embedded = EmbeddedRedis(config.data_dir / "redis", fsync=config.redis_fsync)
             self._embedded.start()
             self.redis_url = self._embedded.url
-            log.info("embedded redis-server on %s (data in %s)", self.redis_url, self._embedded.data_dir)
+            log.info(
+                "embedded %s on %s (data in %s)",
+                self._embedded.server.describe(),
+                redacted(self.redis_url),
+                self._embedded.data_dir,
+            )
             self._keeper = asyncio.get_running_loop().create_task(self._keep_redis(self._embedded))
         self._redis = aioredis.Redis.from_url(self.redis_url)
+        if config.auth == "keys":
+            store = KeyStore(self._redis, config.prefix)
+            self.admin_key_file = await bootstrap_admin_key(store, config.data_dir)
         keys = RedisKeys(config.prefix)
         await self._redis.setnx(keys.partitions, config.partitions)
         partitions = int(await self._redis.get(keys.partitions))  # type: ignore[arg-type]
@@ -437,7 +539,7 @@ class Service:
             )
 
         if not ray.is_initialized():
-            ray.init(
+            local_ray.init(  # a runtime started here listens on loopback only
                 address=config.ray_address,
                 num_cpus=None if config.ray_address else config.ray_cpus,
                 include_dashboard=False,
@@ -571,6 +673,29 @@ class Service:
             self._embedded.stop()
 
 
+ADMIN_KEY_FILE = "admin.key"
+"""In the data dir, mode 0600: the token of the key `admin` (every scope), made at the first
+start with auth on, so there is a key to create the others with (`omnistock keys create`)."""
+
+
+async def bootstrap_admin_key(keys: KeyStore, data_dir: Path) -> Path | None:
+    """The admin key's file: made (with the key) when no key exists yet; else the file an
+    earlier start made, if it is still there (None if someone removed it, as they should
+    once they made their own keys)."""
+    path = data_dir / ADMIN_KEY_FILE
+    if await keys.keys():
+        return path if path.exists() else None
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    every_scope = [scope.value for scope in Scope]
+    _, token = await keys.create("admin", every_scope, asserts_customers=True, by="bootstrap")
+    path.unlink(missing_ok=True)  # left by a run on another (now empty) Redis
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(token + "\n")
+    log.warning("no API key existed: created the key 'admin' with every scope; its token is in %s", path)
+    return path
+
+
 def shard_name(prefix: str, index: int) -> str:
     return f"{prefix}-shard-{index}"
 
@@ -582,7 +707,7 @@ async def serve_gateway(settings: str) -> None:
     config = ServiceConfig.from_json(about["config"])
     index, namespace = int(about["index"]), about["namespace"]
     parent = os.getppid()
-    ray.init(
+    local_ray.init(  # the service's runtime: on loopback, it stays there
         address=config.ray_address,
         namespace=namespace,
         logging_level=logging.WARNING,

@@ -10,6 +10,9 @@ ask until the shard serves again, so calls made during a restart wait for it. A 
 whose connection broke before its reply is sent again on a new connection, at most
 `resends` times, as Ray re-ran an actor task whose actor died: every command is idempotent
 by its id, so a batch applied twice answers as it did the first time.
+
+With TLS configured (reservations/shard/batch_tls.py) the link speaks TLS, shows this node's
+certificate and checks the shard's, and sends the token inside it.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
+from omnistock.reservations.shard import batch_tls
 from omnistock.reservations.shard.batch_port import FAILED, HEADER, MAX_FRAME, OK
 
 log = logging.getLogger(__name__)
@@ -84,14 +89,26 @@ class _Connection:
             self.close(error)
 
 
+TLS_HANDSHAKE_SECONDS = 10.0
+
+
 class ShardLink:
+    """`tls`: a client context, None for plain TCP, or "environment" for what
+    batch_tls.settings() finds (ValueError here when it is half set)."""
+
     def __init__(
-        self, index: int, handle: Any, resends: int = 3, on_connect: Callable[[], None] | None = None
+        self,
+        index: int,
+        handle: Any,
+        resends: int = 3,
+        on_connect: Callable[[], None] | None = None,
+        tls: ssl.SSLContext | Literal["environment"] | None = "environment",
     ) -> None:
         self.index = index
         self._handle = handle
         self._resends = resends
         self._on_connect = on_connect
+        self._tls = batch_tls.client_context(batch_tls.settings()) if tls == "environment" else tls
         self._connection: _Connection | None = None
         self._connecting = asyncio.Lock()
         self.connects = 0
@@ -131,7 +148,12 @@ class ShardLink:
                 self._connection.close()
                 self._connection = None
             host, port, token = await self._handle.batch_endpoint.remote()
-            reader, writer = await asyncio.open_connection(host, port)
+            if self._tls is None:
+                reader, writer = await asyncio.open_connection(host, port)
+            else:
+                reader, writer = await asyncio.open_connection(
+                    host, port, ssl=self._tls, ssl_handshake_timeout=TLS_HANDSHAKE_SECONDS
+                )
             try:
                 writer.writelines((HEADER.pack(len(token)), token))
             except BaseException:

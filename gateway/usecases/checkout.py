@@ -51,9 +51,10 @@ class Checkout:
         channel_id: str = "",
         customer_id: str = "",
         destination: Destination | None = None,
+        by: str = "",
     ) -> tuple[ReservationView, bool]:
-        """Hold every line or none; lines that name no node are sourced by the channel's rules
-        towards `destination`. Returns (reservation, replayed)."""
+        """Hold every line or none for `by` (the caller's label); lines that name no node are
+        sourced by the channel's rules towards `destination`. Returns (reservation, replayed)."""
         network = self._network()
         if destination is not None:
             require_channel(network, channel_id)
@@ -71,16 +72,23 @@ class Checkout:
                 destination,
                 customer_id,
                 purchase_limits,
+                by,
             )
         require_enabled(network, {line.node_id for line in lines})
         limits = channel_limits(network, channel_id, lines) if channel_id else None
         purchase_limits = _purchase_limits(network, customer_id, lines)
         return await self._coordinator.reserve(
-            reservation_id, lines, ttl_seconds, channel_id, limits, customer_id, purchase_limits
+            reservation_id, lines, ttl_seconds, channel_id, limits, customer_id, purchase_limits, by=by
         )
 
     async def reassign(
-        self, reservation_id: str, reassignment_id: str, sku: str, from_node: str, to_node: str = ""
+        self,
+        reservation_id: str,
+        reassignment_id: str,
+        sku: str,
+        from_node: str,
+        to_node: str = "",
+        by: str = "",
     ) -> tuple[ReservationView, bool, LineSourcing | None]:
         """Move a line's open units to `to_node`, or, without one, to the node the reservation's
         channel rules choose. Returns (reservation, replayed, why that node when it was chosen)."""
@@ -102,7 +110,7 @@ class Checkout:
                 )
             limit = network.limit(network.channels[current.channel], sku, network.nodes[to_node])
         view, replayed = await self._coordinator.move_line(
-            reservation_id, reassignment_id, sku, from_node, to_node, limit
+            reservation_id, reassignment_id, sku, from_node, to_node, limit, by
         )
         return view, replayed, sourcing
 

@@ -139,9 +139,11 @@ class ReservationCoordinator:
         customer: str = "",
         purchase_limits: Mapping[str, int] | None = None,
         sourced: Sourced | None = None,
+        by: str = "",
         _retried: bool = False,
     ) -> tuple[ReservationView, bool]:
-        """Hold every line or none. Returns (reservation, replayed).
+        """Hold every line or none for `by` (the caller's label, recorded with the hold).
+        Returns (reservation, replayed).
 
         Through a channel, each line may only take what `limits` (the channel's rules
         at that position) let the channel promise. A sourced order also takes one order
@@ -203,13 +205,14 @@ class ReservationCoordinator:
                 tuple(capacity.get(p, ())),
                 attempt,
                 home,
+                by,
             )
 
         placed: dict[int, HoldResult] = {}
         decided: DecisionResult | None = None
         if self._colocated((home, *partitions)):
             results = await self._execute(
-                [record, *holds.values(), DecideHold(home, reservation_id, attempt)]
+                [record, *holds.values(), DecideHold(home, reservation_id, attempt, by=by)]
             )
             claimed, last = results[0], results[-1]
             placed = dict(zip(partitions, _holds(results[1:-1]), strict=True))
@@ -224,7 +227,7 @@ class ReservationCoordinator:
             assert isinstance(claimed, ClaimResult)
             placed = dict(zip(here, _holds(results[1:]), strict=True))
             if claimed.outcome is ClaimOutcome.RECORDED:
-                decided = await self._place_and_decide(home, reservation_id, attempt, holds, placed)
+                decided = await self._place_and_decide(home, reservation_id, attempt, holds, placed, by)
 
         if claimed.outcome is ClaimOutcome.CONFLICT or any(
             h.outcome is HoldOutcome.CONFLICT for h in placed.values()
@@ -251,6 +254,7 @@ class ReservationCoordinator:
                     customer,
                     purchase_limits,
                     sourced,
+                    by,
                     True,
                 )
             return await self._replay(reservation_id, claimed)
@@ -272,6 +276,7 @@ class ReservationCoordinator:
         attempt: str,
         holds: Mapping[int, PlaceHold],
         placed: dict[int, HoldResult],
+        by: str,
     ) -> DecisionResult:
         """The parts outside the home's shard, then the home's decision (and, for an abort,
         the withdrawal of what was placed)."""
@@ -285,7 +290,7 @@ class ReservationCoordinator:
         crash_points.crash_point("reserve.after_parts")
         ok = not unknown and all(h.outcome in _HELD for h in placed.values())
         refused = () if ok else tuple(p for p, h in placed.items() if h.outcome not in _MAY_HOLD)
-        (result,) = await self._execute([DecideHold(home, reservation_id, attempt, ok, refused)])
+        (result,) = await self._execute([DecideHold(home, reservation_id, attempt, ok, refused, by)])
         assert isinstance(result, DecisionResult)
         if result.carry is not None:
             await self._carry(home, reservation_id, result.carry)
@@ -318,18 +323,20 @@ class ReservationCoordinator:
 
     # --- changes decided at the home, then carried to the parts ---
 
-    async def confirm(self, reservation_id: str) -> tuple[ReservationView, bool]:
+    async def confirm(self, reservation_id: str, by: str = "") -> tuple[ReservationView, bool]:
         home = self._partition_of(reservation_id)
-        return await self._transition(reservation_id, "confirm", ConfirmReservation(home, reservation_id))
+        command = ConfirmReservation(home, reservation_id, by)
+        return await self._transition(reservation_id, "confirm", command)
 
-    async def release(self, reservation_id: str) -> tuple[ReservationView, bool]:
+    async def release(self, reservation_id: str, by: str = "") -> tuple[ReservationView, bool]:
         home = self._partition_of(reservation_id)
-        return await self._transition(reservation_id, "release", ReleaseReservation(home, reservation_id))
+        command = ReleaseReservation(home, reservation_id, by)
+        return await self._transition(reservation_id, "release", command)
 
-    async def extend(self, reservation_id: str, ttl_seconds: float) -> ReservationView:
+    async def extend(self, reservation_id: str, ttl_seconds: float, by: str = "") -> ReservationView:
         """A HELD reservation now expires `ttl_seconds` from now (every part alike)."""
         home = self._partition_of(reservation_id)
-        command = ExtendReservation(home, reservation_id, self._clock() + ttl_seconds)
+        command = ExtendReservation(home, reservation_id, self._clock() + ttl_seconds, by)
         view, _ = await self._transition(reservation_id, "extend", command)
         return view
 
@@ -403,7 +410,7 @@ class ReservationCoordinator:
             await asyncio.gather(*self._marking, return_exceptions=True)
 
     async def close_lines(
-        self, reservation_id: str, operation_id: str, kind: str, lines: Sequence[Line]
+        self, reservation_id: str, operation_id: str, kind: str, lines: Sequence[Line], by: str = ""
     ) -> tuple[ReservationView, bool]:
         """Fulfil (kind "fulfilled") or cancel (kind "cancelled") units of some lines.
 
@@ -464,14 +471,14 @@ class ReservationCoordinator:
         self._raise_refused(reservation_id, action, view, list(asked.values()))
         ends = _ends(parts, by_partition, kind)
         steps: list[tuple[int, Close | Follow]] = [
-            (p, Close(operation_id, kind, by_partition[p], at)) for p in asked
+            (p, Close(operation_id, kind, by_partition[p], at, by)) for p in asked
         ]
         if ends is not None:  # a part that only counts a node's daily capacity ends with the lines
-            follow = Follow(ends.part_state, at, parts[next(iter(parts))].expires_at)
+            follow = Follow(ends.part_state, at, parts[next(iter(parts))].expires_at, by=by)
             steps.extend((p, follow) for p, part in parts.items() if not part.lines and part.state.is_open)
         home = self._partition_of(reservation_id)
         decided, carried = await self._decide(
-            DecideClose(home, reservation_id, operation_id, tuple(steps), allowed, ends)
+            DecideClose(home, reservation_id, operation_id, tuple(steps), allowed, ends, by)
         )
         if decided.outcome is DecisionOutcome.NOT_FOUND or decided.claim is None:
             raise NotFound("reservation", reservation_id)
@@ -528,6 +535,7 @@ class ReservationCoordinator:
         line: Line,
         node_id: str,
         sellable: bool,
+        by: str = "",
     ) -> tuple[ReservationView, bool]:
         """Fulfilled units of `line` (its sku and reserved node; quantity = units) come back at `node_id`."""
         claim, _ = await self._claim(reservation_id)
@@ -546,6 +554,7 @@ class ReservationCoordinator:
             line.quantity,
             sellable,
             self._clock(),
+            by,
         )
         (result,) = await self._execute([command])
         assert isinstance(result, PartResult)
@@ -617,6 +626,7 @@ class ReservationCoordinator:
         from_node: str,
         to_node: str,
         limit: ChannelLimit | None,
+        by: str = "",
     ) -> tuple[ReservationView, bool]:
         """Move a line's open units to `to_node` in one step (one partition holds both nodes
         of a SKU, so the new node is held and the old freed atomically)."""
@@ -629,7 +639,7 @@ class ReservationCoordinator:
             reservation_id, partitions, partition, operation_id, "move the line of"
         )
         command = MoveLine(
-            partition, reservation_id, operation_id, sku, from_node, to_node, self._clock(), limit
+            partition, reservation_id, operation_id, sku, from_node, to_node, self._clock(), limit, by
         )
         if not decision.is_open:  # decided at the home: its parts may not have taken it yet
             current = await self._view(claim, decision, {})

@@ -68,8 +68,9 @@ async def reserve_sourced(
     destination: Destination,
     customer: str = "",
     purchase_limits: Mapping[str, int] | None = None,
+    by: str = "",
 ) -> tuple[ReservationView, bool]:
-    """Choose nodes for `lines` (their node_id is empty) and hold them. Returns
+    """Choose nodes for `lines` (their node_id is empty) and hold them for `by`. Returns
     (reservation, replayed); raises CannotSource when the rules cannot fill the order."""
     digest = fingerprint(lines, channel_id, customer, destination)
     wanted = [Wanted(line.sku, line.quantity) for line in lines]
@@ -106,7 +107,15 @@ async def reserve_sourced(
         sourced = Sourced(digest, sourcing.explanations, destination, capacity)
         try:
             return await coordinator.reserve(
-                reservation_id, chosen, ttl_seconds, channel_id, limits, customer, purchase_limits, sourced
+                reservation_id,
+                chosen,
+                ttl_seconds,
+                channel_id,
+                limits,
+                customer,
+                purchase_limits,
+                sourced,
+                by,
             )
         except (InsufficientStock, CapacityReached) as moved:
             last = moved  # stock or capacity changed since the plan was made: plan again

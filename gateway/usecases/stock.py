@@ -27,14 +27,14 @@ class Stock:
         self._partition_of = partition_of
         self._network = network
 
-    async def set_levels(self, levels: LevelColumns) -> tuple[int, int]:
-        """Apply absolute counts; returns (applied, stale)."""
+    async def set_levels(self, levels: LevelColumns, by: str = "") -> tuple[int, int]:
+        """Apply absolute counts sent by `by` (the caller's label); returns (applied, stale)."""
         require_nodes(self._network(), set(levels.node_id))
         # A SKU's nodes come together: one partition lookup a run of them.
         by_partition: dict[int, list[tuple[int, int]]] = {}
         for sku, start, end in levels.sku_runs():
             by_partition.setdefault(self._partition_of(sku), []).append((start, end))
-        results = await self._execute([LoadLevels(p, levels.runs(r)) for p, r in by_partition.items()])
+        results = await self._execute([LoadLevels(p, levels.runs(r), by) for p, r in by_partition.items()])
         loaded = [r for r in results if isinstance(r, LoadResult)]
         return sum(r.applied for r in loaded), sum(r.stale for r in loaded)
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import grpc
 
+from omnistock.cli.certs import add_certs_commands
 from omnistock.cli.commands import (
     Command,
     cmd_availability,
@@ -44,7 +45,15 @@ from omnistock.cli.common import (
     TARGET_ENV,
     ProblemsError,
     UsageError,
+    add_connection_arguments,
+    connection_hint,
+    credentials_of,
 )
+from omnistock.cli.events import DESCRIPTION as EVENTS_DESCRIPTION
+from omnistock.cli.events import HELP as EVENTS_HELP
+from omnistock.cli.events import add_arguments as add_events_arguments
+from omnistock.cli.events import cmd_events
+from omnistock.cli.keys import cmd_keys_create, cmd_keys_list, cmd_keys_revoke, cmd_keys_rotate
 from omnistock.cli.network_args import DEFAULT_SOURCING, SOURCING_RULES, STOCK_STATE_NAMES, parse_yes_no
 from omnistock.cli.network_commands import (
     cmd_channels_delete,
@@ -65,8 +74,9 @@ from omnistock.cli.output import Output
 from omnistock.cli.parsing import LEVEL_FORM, SUPPLY_FORM
 from omnistock.cli.serve import add_log_level, load_demo_network, run_gateway, serve
 from omnistock.cli.watch import cmd_watch
-from omnistock.client import DEFAULT_TARGET, OmnistockClient, OmnistockRpcError
+from omnistock.client import DEFAULT_TARGET, Credentials, OmnistockClient, OmnistockRpcError
 from omnistock.gateway.runtime.cpus import default_shards
+from omnistock.gateway.usecases.access import Scope
 from omnistock.loadtest.bench import add_arguments as add_bench_arguments
 from omnistock.loadtest.bench import run_bench
 from omnistock.loadtest.peakday import add_arguments as add_loadtest_arguments
@@ -103,6 +113,13 @@ def int64(text: str) -> int:
     return value
 
 
+def non_negative_number(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number >= 0, got {text}")
+    return value
+
+
 def port_number(text: str) -> int:
     value = int(text)
     if not 0 <= value <= 65535:
@@ -122,11 +139,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_service_commands(commands)
+    add_certs_commands(commands)
     client_command = ClientCommands()
     add_stock_commands(commands, client_command)
     add_availability_commands(commands, client_command)
     add_reservation_commands(commands, client_command)
     add_network_commands(commands, client_command)
+    add_events_arguments(
+        client_command(commands, "events", cmd_events, EVENTS_HELP, description=EVENTS_DESCRIPTION)
+    )
     return parser
 
 
@@ -145,6 +166,7 @@ class ClientCommands:
         self.options.add_argument(
             "--timeout", type=float, default=30.0, help="seconds per call (default %(default)s)"
         )
+        add_connection_arguments(self.options)
 
     def __call__(
         self, group: Commands, name: str, command: Command, help_text: str, **kwargs: Any
@@ -219,6 +241,13 @@ def add_service_commands(commands: Commands) -> None:
         default="always",
         help="AOF fsync of the embedded Redis: always loses no acknowledged write (default %(default)s)",
     )
+    serve_parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="interface for /metrics, whatever --host is (default %(default)s: loopback only)",
+    )
+    add_limit_arguments(serve_parser)
+    add_security_arguments(serve_parser)
     add_log_level(serve_parser)
     serve_parser.set_defaults(handler=serve)
 
@@ -241,7 +270,8 @@ def add_service_commands(commands: Commands) -> None:
         " Exit status 1 if any scenario had an error.",
     )
     add_bench_arguments(bench_parser)
-    bench_parser.set_defaults(handler=run_bench)
+    add_connection_arguments(bench_parser)
+    bench_parser.set_defaults(handler=run_bench, reads_credentials=True)
 
     size_parser = commands.add_parser(
         "size",
@@ -263,7 +293,82 @@ def add_service_commands(commands: Commands) -> None:
         " checks at the end. Exit status 1 on any error, oversold unit or hold left open.",
     )
     add_loadtest_arguments(loadtest_parser)
-    loadtest_parser.set_defaults(handler=functools.partial(run_loadtest, load_network=load_demo_network))
+    add_connection_arguments(loadtest_parser)
+    loadtest_parser.set_defaults(
+        handler=functools.partial(run_loadtest, load_network=load_demo_network), reads_credentials=True
+    )
+
+
+def add_security_arguments(parser: argparse.ArgumentParser) -> None:
+    """serve's TLS and API keys. Off loopback both are required unless --insecure
+    (omnistock/cli/serve.py, security_refusal)."""
+    group = parser.add_argument_group(
+        "TLS and API keys (required when --host is not loopback, unless --insecure)"
+    )
+    group.add_argument(
+        "--tls-cert",
+        metavar="FILE",
+        help="PEM certificate chain of the gRPC port, which then serves TLS only (with --tls-key);"
+        " `omnistock certs dev DIR` makes one to try",
+    )
+    group.add_argument("--tls-key", metavar="FILE", help="the PEM private key of --tls-cert")
+    group.add_argument(
+        "--client-ca",
+        metavar="FILE",
+        help="PEM CA bundle: every client must show a certificate it signed (mutual TLS)",
+    )
+    group.add_argument(
+        "--auth",
+        choices=["keys", "off"],
+        help="keys: every call shows an API key (`omnistock keys`); off: no key is asked for"
+        " (default: keys off loopback, off on loopback)",
+    )
+    group.add_argument(
+        "--insecure",
+        action="store_true",
+        help="listen beyond loopback without TLS or API keys anyway (a trusted network only)",
+    )
+
+
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """serve's limits under load: past them a call is refused at once with RESOURCE_EXHAUSTED
+    and a RetryInfo (gateway/grpc/admission.py)."""
+    limits = parser.add_argument_group("limits under load (each gateway; 0: no limit)")
+    limits.add_argument(
+        "--max-calls",
+        type=non_negative_int,
+        default=1000,
+        metavar="N",
+        help="unary calls in flight at a gateway (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-streams",
+        type=non_negative_int,
+        default=1000,
+        metavar="N",
+        help="open streams at a gateway: live feeds, stock loads (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-connection-streams",
+        type=non_negative_int,
+        default=1000,
+        metavar="N",
+        help="HTTP/2 streams one connection may have open; a client queues the rest (default %(default)s)",
+    )
+    limits.add_argument(
+        "--rate-per-key",
+        type=non_negative_number,
+        default=0.0,
+        metavar="PER_S",
+        help="calls a second each caller (API key) may make at a gateway (default 0: no rate limit)",
+    )
+    limits.add_argument(
+        "--burst-per-key",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="calls a caller may make at once beyond its rate (default 0: one second's worth)",
+    )
 
 
 def add_stock_commands(commands: Commands, client_command: ClientCommands) -> None:
@@ -743,6 +848,8 @@ def add_network_commands(commands: Commands, client_command: ClientCommands) -> 
         "pairs", metavar="SKU MAX", nargs="+", help="a SKU and the most units one customer may hold"
     )
 
+    add_key_commands(commands, client_command)
+
     network = commands.add_parser("network", help="the whole network: show, apply a file")
     network_commands = network.add_subparsers(dest="network_command", metavar="ACTION", required=True)
     client_command(network_commands, "show", cmd_network_show, "nodes, groups, channels and purchase limits")
@@ -759,9 +866,74 @@ def add_network_commands(commands: Commands, client_command: ClientCommands) -> 
     network_apply.add_argument("file", metavar="FILE")
 
 
+def add_key_commands(commands: Commands, client_command: ClientCommands) -> None:
+    keys = commands.add_parser(
+        "keys",
+        help="API keys with scopes: create, list, rotate, revoke (needs network:admin)",
+        description="One key per integration with the least scopes it needs. Scopes: "
+        + ", ".join(scope.value for scope in Scope)
+        + ". Write implies read (reservations:write brings reservations:read, network:admin"
+        " network:read); availability:read brings network:read.",
+    )
+    key_commands = keys.add_subparsers(dest="keys_command", metavar="ACTION", required=True)
+    create = client_command(
+        key_commands,
+        "create",
+        cmd_keys_create,
+        "create a key; prints its token once",
+        description="Create an API key. Callers send its token as `authorization: Bearer <token>`"
+        " (the CLI: --api-key or OMNISTOCK_API_KEY). Only a hash is stored: the token is printed"
+        " this once. Every gateway accepts it within a second.",
+    )
+    create.add_argument("--name", required=True, help="what the key is for, e.g. web-storefront (unique)")
+    create.add_argument(
+        "--scopes", required=True, metavar="S1,S2", help="comma-separated scopes, e.g. availability:read"
+    )
+    create.add_argument(
+        "--channels",
+        metavar="C1,C2",
+        help="bind the key to these channels: it sees and holds only through them",
+    )
+    create.add_argument(
+        "--asserts-customers",
+        action="store_true",
+        help="trust the key to name the customer a reservation is for (an order service that"
+        " signed the shopper in); without it, a Reserve naming a customer is refused",
+    )
+    client_command(key_commands, "list", cmd_keys_list, "list keys (never their secrets)")
+    rotate = client_command(
+        key_commands,
+        "rotate",
+        cmd_keys_rotate,
+        "give a key a new secret; prints the new token once",
+        description="Give a key a new secret. With --grace, the old secret keeps working that many"
+        " seconds, so the integration can switch without a refused call.",
+    )
+    rotate.add_argument("name", metavar="NAME", help="the key's name or id")
+    rotate.add_argument(
+        "--grace",
+        type=non_negative_int,
+        default=0,
+        metavar="SECONDS",
+        help="seconds the old secret keeps working (default 0)",
+    )
+    revoke = client_command(
+        key_commands, "revoke", cmd_keys_revoke, "revoke a key: refused everywhere within a second"
+    )
+    revoke.add_argument("name", metavar="NAME", help="the key's name or id")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    if getattr(args, "reads_credentials", False):
+        # bench and loadtest use them with --target; a service they start listens on loopback
+        # in plain text.
+        try:
+            args.credentials = credentials_of(args)
+        except UsageError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return EXIT_USAGE
     try:
         return handler(args)
     except BrokenPipeError:
@@ -778,24 +950,45 @@ def unreachable(client: OmnistockClient) -> bool:
     return bool(state != grpc.ChannelConnectivity.READY)
 
 
+class ClientOutput(Output):
+    """A client command's output: a refusal for want of an API key, a scope or the right TLS
+    settings also says what to do about it."""
+
+    def __init__(self, as_json: bool) -> None:
+        super().__init__(as_json)
+        self.credentials = Credentials()
+
+    def rpc_error(self, error: OmnistockRpcError, *args: Any, **kwargs: Any) -> int:
+        code = super().rpc_error(error, *args, **kwargs)
+        if hint := connection_hint(error.code, error.message, self.credentials):
+            self.note(hint)
+        return code
+
+
 def run_client(args: argparse.Namespace, command: Command) -> int:
-    out = Output(args.json)
+    out = ClientOutput(args.json)
 
     async def go() -> int:
-        async with OmnistockClient(args.target, timeout=args.timeout) as client:
+        async with OmnistockClient(args.target, timeout=args.timeout, credentials=out.credentials) as client:
             try:
                 return await command(client, args, out)
             except OmnistockRpcError as error:
                 if error.code == grpc.StatusCode.UNAVAILABLE and unreachable(client):
+                    hint = connection_hint(error.code, error.message, out.credentials)
                     out.error(
                         "UNAVAILABLE",
-                        f'cannot reach omnistock at {args.target}; is "omnistock serve" running?',
+                        f"cannot connect to omnistock at {args.target}"
+                        if hint
+                        else f'cannot reach omnistock at {args.target}; is "omnistock serve" running?',
                         {"target": args.target, "detail": error.message},
                     )
+                    if hint:
+                        out.note(hint)
                     return EXIT_REFUSED
                 return out.rpc_error(error)
 
     try:
+        out.credentials = credentials_of(args)
         return asyncio.run(go())
     except ProblemsError as error:
         return out.problems(error)

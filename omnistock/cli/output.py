@@ -4,6 +4,7 @@ the tables of reservations, sourcing, positions and limits."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 import time
@@ -20,6 +21,25 @@ from omnistock.cli.common import EXIT_REFUSED, EXIT_USAGE, UNCERTAIN, ProblemsEr
 from omnistock.cli.network_args import parse_quota_subject, quota_text
 from omnistock.client import OmnistockRpcError
 from omnistock.protos.gen.omnistock.v1 import common_pb2, network_pb2, reservation_pb2
+
+WIDE_CONTROLS = "\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029"
+"""Beyond ASCII's control characters, characters never written raw: DEL and the C1 controls
+(Cc), the bidirectional controls that reorder what is shown, the line separators."""
+UNPRINTABLE = re.compile(f"[\x00-\x1f{WIDE_CONTROLS}]")
+UNPRINTABLE_BUT_NEWLINES = re.compile(f"[\x00-\x09\x0b-\x1f{WIDE_CONTROLS}]")
+
+
+def _escaped(found: re.Match[str]) -> str:
+    code = ord(found.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, newlines: bool = False) -> str:
+    """`text` with every control character written as an escape (`\\x1b`, `\\u202e`): a name or
+    id read from a response or a file cannot move the cursor, recolour or retitle the terminal,
+    or reorder what is shown. `newlines`: a text of several lines keeps its line breaks."""
+    pattern = UNPRINTABLE_BUT_NEWLINES if newlines else UNPRINTABLE
+    return pattern.sub(_escaped, text) if pattern.search(text) else text
 
 
 def to_dict(message: Message) -> dict[str, Any]:
@@ -91,7 +111,7 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[Any]], indent: str = "
 def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
-    return str(value)
+    return printable(str(value))
 
 
 def state_name(state: int) -> str:
@@ -345,7 +365,8 @@ def wrapped(words: Sequence[str], indent: str = "  ", width: int = 100) -> str:
 
 
 class Output:
-    """Where a client command writes: text or JSON on stdout, progress and errors on stderr."""
+    """Where a client command writes: text or JSON on stdout, progress and errors on stderr.
+    Text goes out `printable` (JSON escapes control characters itself)."""
 
     def __init__(self, as_json: bool, stdout: IO[str] | None = None, stderr: IO[str] | None = None) -> None:
         self.as_json = as_json
@@ -357,11 +378,11 @@ class Output:
             payload = to_dict(data) if isinstance(data, Message) else data
             print(json.dumps(payload, indent=2), file=self.stdout)
         else:
-            print(text, file=self.stdout)
+            print(printable(text, newlines=True), file=self.stdout)
 
     def note(self, text: str) -> None:
         """Human-only remarks (stderr), never mixed into JSON."""
-        print(text, file=self.stderr)
+        print(printable(text, newlines=True), file=self.stderr)
 
     def error(self, code: str, message: str, extra: dict[str, Any] | None = None, text: str = "") -> None:
         if self.as_json:
@@ -370,9 +391,10 @@ class Output:
                 file=self.stdout,
             )
         else:
+            message = printable(message)
             print(f"error: {code}: {message}" if code else f"error: {message}", file=self.stderr)
             if text:
-                print(text, file=self.stderr)
+                print(printable(text, newlines=True), file=self.stderr)
 
     def rpc_error(
         self,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import faulthandler
+import ipaddress
 import logging
 import os
 import signal
@@ -14,7 +15,6 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
-from urllib.parse import urlsplit, urlunsplit
 
 from omnistock.availability.network import Channel, NodeGroup
 from omnistock.availability.network_file import NetworkFile
@@ -36,8 +36,9 @@ from omnistock.cli.network_args import (
     read_network_file,
 )
 from omnistock.cli.network_commands import apply_network, describe_applied
-from omnistock.client import DEFAULT_TARGET, OmnistockClient, OmnistockRpcError
+from omnistock.client import DEFAULT_TARGET, Credentials, OmnistockClient, OmnistockRpcError, read_api_key
 from omnistock.gateway.runtime.event_loop import loop_runner
+from omnistock.gateway.runtime.redis_url import redacted as redact
 from omnistock.reservations.domain.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -53,13 +54,129 @@ def client_target(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+def is_loopback(host: str) -> bool:
+    """Only this machine reaches `host`: localhost, 127.0.0.0/8 or ::1 (not 0.0.0.0, not a name)."""
+    name = host.strip().strip("[]")
+    if name.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def default_auth(host: str, insecure: bool) -> str:
+    """API keys off loopback (unless --insecure), none on it: a developer's machine."""
+    return "off" if insecure or is_loopback(host) else "keys"
+
+
+def exposure_refusal(host: str, tls: bool, auth: str, insecure: bool) -> str | None:
+    """None when serve may listen on `host` as set; otherwise what to add, in words. Beyond
+    loopback the API needs TLS and API keys, unless --insecure says to go without."""
+    if insecure or is_loopback(host):
+        return None
+    needed = [what for what, has in (("TLS", tls), ("API keys", auth == "keys")) if not has]
+    if not needed:
+        return None
+    lines = [
+        f"error: --host {host} is reachable from the network: serve listens there only with TLS and"
+        f" API keys ({' and '.join(needed)} missing)"
+    ]
+    if not tls:
+        lines.append(
+            "  add --tls-cert FILE --tls-key FILE (to try it: `omnistock certs dev ./certs --host NAME`"
+            " makes ./certs/server.pem and ./certs/server.key)"
+        )
+    if auth != "keys":
+        lines.append("  leave out --auth off (API keys are the default off loopback)")
+    lines.append("  or add --insecure to serve without them anyway (a trusted network only)")
+    return "\n".join(lines)
+
+
+def security_refusal(args: argparse.Namespace) -> str | None:
+    """serve's TLS and key flags checked before anything starts: None, or the error to print."""
+    if bool(args.tls_cert) != bool(args.tls_key):
+        given, missing = ("--tls-cert", "--tls-key") if args.tls_cert else ("--tls-key", "--tls-cert")
+        return f"error: {given} needs {missing}: the certificate and its private key go together"
+    if args.client_ca and not args.tls_cert:
+        return "error: --client-ca needs --tls-cert and --tls-key: client certificates are checked over TLS"
+    files = (("--tls-cert", args.tls_cert), ("--tls-key", args.tls_key), ("--client-ca", args.client_ca))
+    for flag, path in files:
+        if path:
+            try:
+                Path(path).read_bytes()
+            except OSError as error:
+                return f"error: cannot read {flag} {path}: {error.strerror or error}"
+    auth = args.auth or default_auth(args.host, args.insecure)
+    return exposure_refusal(args.host, bool(args.tls_cert), auth, args.insecure)
+
+
+def host_port(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host and not host.startswith("[") else f"{host}:{port}"
+
+
+def security_rows(config: ServiceConfig, admin_key_file: Path | None) -> list[tuple[str, str]]:
+    """The banner's TLS and API keys rows, in words (and the admin key made at this start)."""
+    if config.tls_cert is None:
+        tls = "off (plain text)"
+    elif config.client_ca is not None:
+        tls = f"on (clients must show a certificate signed by {config.client_ca})"
+    else:
+        tls = f"on (certificate {config.tls_cert}; clients show none)"
+    if config.auth == "keys":
+        keys = "required (every call shows `authorization: Bearer <key>`; omnistock keys create makes them)"
+    else:
+        keys = "not required (anyone who reaches the port can do anything)"
+    rows = [("TLS", tls), ("API keys", keys)]
+    if admin_key_file is not None:
+        rows.append(
+            ("admin", f"key in {admin_key_file} (mode 0600, every scope): make narrower keys with it")
+        )
+    return rows
+
+
+def insecure_line(config: ServiceConfig, port: int) -> str | None:
+    """The loud line of a service reachable from the network without TLS or keys."""
+    if is_loopback(config.host):
+        return None
+    gaps = (("plain text", config.tls_cert is None), ("no keys", config.auth != "keys"))
+    missing = [what for what, gone in gaps if gone]
+    if not missing:
+        return None
+    return f"INSECURE: {' and '.join(missing)} on {host_port(config.host, port)}, reachable from the network"
+
+
+def own_credentials(config: ServiceConfig, admin_key_file: Path | None) -> Credentials:
+    """How serve reaches its own port (to load the demo): it trusts its own certificate chain
+    (with `omnistock certs dev`'s, the CA's certificate follows the server's), shows its own
+    certificate when clients must show one, and uses the admin key made at this start."""
+    if config.tls_cert is None:
+        tls = Credentials()
+    elif config.client_ca is not None:
+        tls = Credentials(config.tls_cert, config.tls_cert, config.tls_key)
+    else:
+        tls = Credentials(config.tls_cert)
+    if config.auth != "keys" or admin_key_file is None:
+        return tls
+    return Credentials(tls.tls_ca, tls.client_cert, tls.client_key, read_api_key(admin_key_file))
+
+
 def service_config(args: argparse.Namespace) -> ServiceConfig:
+    from omnistock.gateway.grpc.admission import AdmissionSettings
     from omnistock.gateway.runtime.service import ServiceConfig
 
     return ServiceConfig(
         host=args.host,
         port=args.port,
         metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        admission=AdmissionSettings(
+            max_calls=args.max_calls,
+            max_streams=args.max_streams,
+            connection_streams=args.max_connection_streams,
+            rate_per_key=args.rate_per_key,
+            burst_per_key=args.burst_per_key,
+        ),
         shards=args.shards,
         partitions=args.partitions,
         redis_url=args.redis_url,
@@ -69,6 +186,10 @@ def service_config(args: argparse.Namespace) -> ServiceConfig:
         gateways=args.gateways,
         # With --demo the file is applied once the demo nodes are there (see serve_async).
         network_file=Path(args.network) if args.network and not args.demo else None,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
+        client_ca=Path(args.client_ca) if args.client_ca else None,
+        auth=args.auth or default_auth(args.host, args.insecure),
     )
 
 
@@ -112,26 +233,18 @@ def say_problems(say: Callable[[str], None], headline: str, problems: Sequence[t
         say(f"  {field}: {description}")
 
 
-def redact(url: str) -> str:
-    """The URL without its password (banners end up in logs)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
-
-
 def banner(service: Service) -> str:
     config = service.config
+    embedded = service.redis_server
     redis = redact(service.redis_url) + (
-        f" (embedded, data in {(config.data_dir / 'redis').resolve()})" if not config.redis_url else ""
+        f" (embedded {embedded.describe()}, data in {(config.data_dir / 'redis').resolve()})"
+        if embedded is not None
+        else ""
     )
     ports = [port for port in service.metrics_ports if port]
-    metrics = ", ".join(f"http://{client_target(config.host, port)}/metrics" for port in ports) or "off"
+    metrics = (
+        ", ".join(f"http://{client_target(config.metrics_host, port)}/metrics" for port in ports) or "off"
+    )
     if len(ports) > 1:
         metrics += " (one per gateway)"
     gateways = (
@@ -139,6 +252,7 @@ def banner(service: Service) -> str:
     )
     rows = [
         ("gRPC", f"{client_target(config.host, service.port)} (listening on {config.host})"),
+        *security_rows(config, admin_key_file(service)),
         ("gateways", gateways),
         ("metrics", metrics),
         ("shards", f"{config.shards} Ray actor(s) on {config.ray_address or 'a local Ray runtime'}"),
@@ -148,22 +262,38 @@ def banner(service: Service) -> str:
     ]
     width = max(len(label) for label, _ in rows)
     lines = ["omnistock is serving"] + [f"  {label.ljust(width)}  {value}" for label, value in rows]
-    return "\n".join(lines)
+    loud = insecure_line(config, service.port)
+    return "\n".join([*lines, f"  {loud}"] if loud else lines)
 
 
-def try_hint(target: str) -> str:
+def admin_key_file(service: Service) -> Path | None:
+    """The file of the admin key the service made at this start (auth "keys", no key yet)."""
+    found = getattr(service, "admin_key_file", None)
+    return Path(found) if found else None
+
+
+def try_hint(target: str, config: ServiceConfig | None = None, key_file: Path | None = None) -> str:
     flag = "" if target == DEFAULT_TARGET else f" --target {target}"
+    if config is not None and config.tls_cert is not None:
+        flag += f" --tls-ca {config.client_ca or 'CA.pem'}"
+        if config.client_ca is not None:
+            flag += " --tls-cert CLIENT.pem --tls-key CLIENT.key"
+    if config is not None and config.auth == "keys":
+        flag += f" --api-key-file {key_file or 'KEY_FILE'}"
     return f"try: omnistock availability SKU-00001 --nodes{flag}    (stop with Ctrl-C)"
 
 
 async def load_demo_if_empty(
-    target: str, say: Callable[[str], None], network: tuple[str, NetworkFile] | None = None
+    target: str,
+    say: Callable[[str], None],
+    network: tuple[str, NetworkFile] | None = None,
+    credentials: Credentials | None = None,
 ) -> None:
     """Load the demo nodes and stock unless nodes are registered, and apply `network` (the demo's
     groups and channels, or the --network file) once the nodes are there."""
     from omnistock.loadtest.datagen import demo_nodes, load_demo
 
-    async with OmnistockClient(target, timeout=60.0) as client:
+    async with OmnistockClient(target, timeout=60.0, credentials=credentials) as client:
 
         async def apply() -> None:
             if network is not None:
@@ -243,6 +373,7 @@ async def serve_async(args: argparse.Namespace, network: tuple[str, NetworkFile]
         loop.add_signal_handler(signum, on_signal, signum)
 
     target = client_target(service.config.host, service.port)
+    key_file = admin_key_file(service)
     say(banner(service))
     if network is not None and not args.demo and service.network is not None:
         say(f"network {network[0]} applied (version {service.network.network.version})")
@@ -252,7 +383,8 @@ async def serve_async(args: argparse.Namespace, network: tuple[str, NetworkFile]
         async def demo_then_hint() -> None:
             nonlocal exit_code
             try:
-                await load_demo_if_empty(target, say, network)
+                credentials = own_credentials(service.config, key_file)
+                await load_demo_if_empty(target, say, network, credentials)
             except ProblemsError as error:
                 say_problems(say, f"{error}; stopping", error.problems)
                 exit_code = EXIT_USAGE
@@ -260,11 +392,13 @@ async def serve_async(args: argparse.Namespace, network: tuple[str, NetworkFile]
                 return
             except OmnistockRpcError as error:
                 say(f"demo: loading failed: {error}; the service keeps running")
-            say(try_hint(target))
+            except (OSError, ValueError) as error:  # the admin key's file, the TLS files
+                say(f"demo: cannot connect to load it: {error}; the service keeps running")
+            say(try_hint(target, service.config, key_file))
 
         demo = asyncio.create_task(demo_then_hint())
     else:
-        say(try_hint(target))
+        say(try_hint(target, service.config, key_file))
     try:
         await stopping.wait()
     finally:
@@ -295,6 +429,10 @@ def serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    refusal = security_refusal(args)
+    if refusal is not None:  # before anything starts
+        print(refusal, file=sys.stderr)
         return EXIT_USAGE
     start_logging(args)
     try:
@@ -342,9 +480,12 @@ def run_gateway(args: argparse.Namespace) -> int:
     os._exit(code)
 
 
-async def load_demo_network(target: str, say: Callable[[str], None]) -> None:
+async def load_demo_network(
+    target: str, say: Callable[[str], None], credentials: Credentials | None = None
+) -> None:
     """The demo network and stock, unless nodes are registered (then its channels only)."""
     from omnistock.loadtest.datagen import DEMO_NETWORK_FILE, demo_network_text
 
     where = f"loadtest/{DEMO_NETWORK_FILE}"
-    await load_demo_if_empty(target, say, (where, parse_network_text(demo_network_text(), where)))
+    network = (where, parse_network_text(demo_network_text(), where))
+    await load_demo_if_empty(target, say, network, credentials)

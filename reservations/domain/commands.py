@@ -48,6 +48,8 @@ class SetStock(Asks["StockResult"]):
     as_of: float
     damaged: int = 0
     quality_hold: int = 0
+    by: str = ""
+    """Who asked (the caller's label): recorded with the change. So in every command below."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +59,7 @@ class LoadLevels(Asks["LoadResult"]):
 
     partition: int
     levels: LevelColumns
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ class AdjustStock(Asks["AdjustResult"]):
     """Which units change: sellable ones, or the damaged / quality-hold ones."""
     supply_id: str = ""
     """Receive this expected supply: its remaining units drop by delta."""
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +92,7 @@ class ExpectSupply(Asks["SupplyResult"]):
     node_id: str
     quantity: int
     expected_at: float
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +118,7 @@ class PlaceHold(Asks["HoldResult"]):
     """The Reserve attempt (Claim.attempt); a part is placed only for the attempt that owns the id."""
     home: int = -1
     """The reservation's home partition: a shard that owns it checks the attempt there first."""
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,7 @@ class CloseLines(Asks["PartResult"]):
     check_only: bool = False
     """Decide but change nothing (CHANGED then means it would change): lets an operation
     over several partitions be checked against every part before any part changes."""
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +153,7 @@ class ReturnUnits(Asks["PartResult"]):
     units: int
     sellable: bool
     at: float
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +170,7 @@ class MoveLine(Asks["PartResult"]):
     at: float
     limit: ChannelLimit | None = None
     """The reservation's channel's rules at the new node (None: no channel)."""
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +223,7 @@ class DecideHold(Asks["DecisionResult"]):
     unplaced: tuple[int, ...] = ()
     """Partitions known to hold no part of the attempt (it was refused there): they need no
     Withdraw step, nor a fence."""
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,6 +232,7 @@ class ConfirmReservation(Asks["DecisionResult"]):
 
     partition: int
     reservation_id: str
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +241,7 @@ class ReleaseReservation(Asks["DecisionResult"]):
 
     partition: int
     reservation_id: str
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,6 +251,7 @@ class ExtendReservation(Asks["DecisionResult"]):
     partition: int
     reservation_id: str
     expires_at: float
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -253,6 +266,7 @@ class DecideClose(Asks["DecisionResult"]):
     steps: tuple[tuple[int, Step], ...]
     allowed: tuple[Decision, ...]
     ends: Decision | None = None
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -92,5 +92,10 @@ class InvalidState(FailedPrecondition):
         )
 
 
+class PermissionDenied(OmnistockError):
+    """The caller's key may not do this: a channel it is not bound to, a customer it may not
+    name. The message says which and what to use instead."""
+
+
 class Unavailable(OmnistockError):
     """A shard or the journal cannot serve now; retrying with the same id is safe."""

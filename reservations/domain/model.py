@@ -20,6 +20,11 @@ from omnistock.reservations.domain.sourcing import Destination, LineSourcing
 
 DAY = 86_400.0
 
+HistoryEntry = tuple[str, float, str]
+"""(what happened, when, by whom) in a reservation's history; "by" is the caller's label
+(`key:web-storefront`, `local`, ...), `expiry` for the shard's timer, "" in entries journaled
+before callers were recorded."""
+
 
 @dataclass(frozen=True, slots=True)
 class Line:
@@ -134,9 +139,9 @@ class Part:
     """The channel the hold was made through ("" when none)."""
     customer: str = ""
     """The customer it was made for ("" when none): purchase limits count it."""
-    history: tuple[tuple[str, float], ...] = field(default=(), compare=False)
-    """(what happened, when): held, confirmed, released, expired, extended. An audit
-    trail, so it is left out of comparisons of parts."""
+    history: tuple[HistoryEntry, ...] = field(default=(), compare=False)
+    """(what happened, when, by whom): held, confirmed, released, expired, extended. An
+    audit trail, so it is left out of comparisons of parts."""
     fulfilled: tuple[int, ...] = ()
     """Units shipped or picked up, per line (empty: none yet)."""
     cancelled: tuple[int, ...] = ()
@@ -241,6 +246,8 @@ class Follow:
     version: int = 0
     """The number of the decision at its home (Claim.decisions): of two extensions, the
     later decided wins wherever their steps arrive in turn, whatever the clocks said."""
+    by: str = ""
+    """Who decided it: each part records it, also when recovery carries the step."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,6 +257,7 @@ class Withdraw:
 
     attempt: str
     until: float
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +268,7 @@ class Close:
     kind: str
     lines: tuple[Line, ...]
     at: float
+    by: str = ""
 
 
 Step = Follow | Withdraw | Close
@@ -318,8 +327,8 @@ class Claim:
     """When the decision was taken (created_at while PENDING)."""
     intents: tuple[Intent, ...] = ()
     """Decided changes not yet taken by every part, oldest first."""
-    history: tuple[tuple[str, float], ...] = ()
-    """(decision, when) of every decision after PENDING."""
+    history: tuple[HistoryEntry, ...] = ()
+    """(decision, when, by whom) of every decision after PENDING."""
     decisions: int = 0
     """Decisions taken so far: the next one is number decisions + 1 (Follow.version)."""
 
@@ -470,6 +479,8 @@ class LevelsSet:
     a partition, as one object per level would cost more than the level."""
 
     levels: LevelColumns
+    by: str = ""
+    """Who sent the counts (the caller's label); so with every event below."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -482,6 +493,7 @@ class StockAdjusted:
     state: StockState = StockState.SELLABLE
     supply_id: str = ""
     """A receipt of this expected supply: it comes off the supply as it goes on hand."""
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -493,6 +505,7 @@ class SupplyExpected:
     node_id: str
     quantity: int
     expected_at: float
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -506,6 +519,7 @@ class HoldPlaced:
     customer: str = ""
     capacity: tuple[tuple[str, int], ...] = ()
     attempt: str = ""
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -513,6 +527,7 @@ class PartChanged:
     reservation_id: str
     state: PartState
     at: float
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -522,6 +537,7 @@ class HoldExtended:
     at: float = 0.0
     version: int = 0
     """The decision it follows (Follow.version)."""
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -536,6 +552,7 @@ class LinesClosed:
     at: float
     lines: tuple[Line, ...] = ()
     """The same units as lines (sku, node_id, units), for downstream systems."""
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -550,6 +567,7 @@ class UnitsReturned:
     sellable: bool
     at: float
     sku: str = ""
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -565,11 +583,13 @@ class LineMoved:
     from_node: str = ""
     units: int = 0
     """The units moved (for downstream systems; the partition recomputes them)."""
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class HoldAborted:
     reservation_id: str
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -597,6 +617,7 @@ class ReservationDecided:
     at: float
     expires_at: float
     intent: Intent | None = None
+    by: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -101,6 +101,9 @@ FENCE_MARGIN = 60.0
 """Seconds a fence outlives its attempt's expiry: a PlaceHold of it later still would be
 refused anyway as already expired, unless the clocks of two hosts disagree by this much."""
 EXPIRY_RETRY = 0.05
+EXPIRY_BY = "expiry"
+"""Who the home's timer's decisions are recorded as made by (an expiry, an attempt left
+PENDING too long): no caller asked for them."""
 """Seconds before the timer looks again at an expiry it put off (see expire_due)."""
 _RANK = {
     PartState.HELD: 0,
@@ -249,9 +252,9 @@ class Partition:
             case DecideHold():
                 return self._decide_hold(command, now)
             case ConfirmReservation():
-                return self._decide_state(command.reservation_id, now, Decision.CONFIRMED)
+                return self._decide_state(command.reservation_id, now, Decision.CONFIRMED, command.by)
             case ReleaseReservation():
-                return self._decide_state(command.reservation_id, now, Decision.RELEASED)
+                return self._decide_state(command.reservation_id, now, Decision.RELEASED, command.by)
             case ExtendReservation():
                 return self._decide_extend(command, now)
             case DecideClose():
@@ -322,7 +325,9 @@ class Partition:
             command.damaged,
             command.quality_hold,
         )
-        loaded, events = self._load_levels(LoadLevels(command.partition, LevelColumns.of((level,))))
+        loaded, events = self._load_levels(
+            LoadLevels(command.partition, LevelColumns.of((level,)), command.by)
+        )
         assert isinstance(loaded, LoadResult)
         return StockResult(loaded.applied == 1, self.view(command.sku, command.node_id)), events
 
@@ -377,7 +382,7 @@ class Partition:
         if not changed:
             return LoadResult(len(levels) - stale, stale), []
         taken = levels if len(changed) == len(levels) else levels.take(changed)
-        return LoadResult(len(levels) - stale, stale), [LevelsSet(taken)]
+        return LoadResult(len(levels) - stale, stale), [LevelsSet(taken, command.by)]
 
     def _adjust(self, command: AdjustStock) -> tuple[Result, list[Event]]:
         current = self.view(command.sku, command.node_id)
@@ -414,6 +419,7 @@ class Partition:
             command.reason,
             command.state,
             command.supply_id,
+            command.by,
         )
         return AdjustResult(AdjustOutcome.APPLIED, current), [event]
 
@@ -427,7 +433,12 @@ class Partition:
         if known == (command.expected_at, command.quantity) or (known is None and command.quantity == 0):
             return SupplyResult(current), []
         event = SupplyExpected(
-            command.supply_id, command.sku, command.node_id, command.quantity, command.expected_at
+            command.supply_id,
+            command.sku,
+            command.node_id,
+            command.quantity,
+            command.expected_at,
+            command.by,
         )
         return SupplyResult(current), [event]
 
@@ -477,6 +488,7 @@ class Partition:
             command.customer,
             tuple((node_id, day) for node_id, day, _ in command.capacity),
             command.attempt,
+            command.by,
         )
         return HoldResult(HoldOutcome.PLACED), [event]
 
@@ -560,6 +572,7 @@ class Partition:
             closed,
             command.at,
             tuple(Line(part.lines[i].sku, part.lines[i].node_id, u) for i, u in closed),
+            command.by,
         )
         return PartResult(PartOutcome.CHANGED), [event]
 
@@ -591,6 +604,7 @@ class Partition:
             command.sellable,
             command.at,
             command.sku,
+            command.by,
         )
         return PartResult(PartOutcome.CHANGED), [event]
 
@@ -639,6 +653,7 @@ class Partition:
             command.sku,
             command.from_node,
             units,
+            command.by,
         )
         return PartResult(PartOutcome.CHANGED), [event]
 
@@ -675,9 +690,11 @@ class Partition:
         if claim.decision is not Decision.PENDING:
             return self._as_decided(claim, now), []
         if command.placed:
-            event = ReservationDecided(claim.reservation_id, Decision.HELD, now, claim.expires_at)
+            event = ReservationDecided(
+                claim.reservation_id, Decision.HELD, now, claim.expires_at, by=command.by
+            )
             return DecisionResult(DecisionOutcome.DECIDED, claim), [event]
-        event = self._aborted(claim, now, command.unplaced)
+        event = self._aborted(claim, now, command.unplaced, command.by)
         if event.intent is None:  # nothing was placed anywhere: the id is free at once
             return DecisionResult(DecisionOutcome.DECIDED, claim), [event, ClaimDropped(claim.reservation_id)]
         return DecisionResult(DecisionOutcome.DECIDED, claim, carry=event.intent), [event]
@@ -687,15 +704,17 @@ class Partition:
         carry = claim.intents[0] if claim.intents else None
         return DecisionResult(DecisionOutcome.REPLAYED, claim, claim.decision_at(now), carry)
 
-    def _aborted(self, claim: Claim, now: float, unplaced: Iterable[int] = ()) -> ReservationDecided:
+    def _aborted(
+        self, claim: Claim, now: float, unplaced: Iterable[int] = (), by: str = EXPIRY_BY
+    ) -> ReservationDecided:
         """Every part of the attempt is withdrawn (fenced out where none arrived), but in the
         partitions known to hold none."""
         until = max(claim.expires_at, now) + FENCE_MARGIN
-        step = Withdraw(claim.attempt, until)
+        step = Withdraw(claim.attempt, until, by)
         skip = set(unplaced)
         steps = tuple((p, step) for p in claim.partitions if p not in skip)
         intent = Intent(f"abort:{claim.attempt}", steps) if steps else None
-        return ReservationDecided(claim.reservation_id, Decision.ABORTED, now, claim.expires_at, intent)
+        return ReservationDecided(claim.reservation_id, Decision.ABORTED, now, claim.expires_at, intent, by)
 
     def _decided_claim(self, reservation_id: str) -> Claim | None:
         """The claim of a reservation a client may know of: decided, and not aborted."""
@@ -712,7 +731,9 @@ class Partition:
                 return DecisionResult(DecisionOutcome.BUSY, claim, claim.decision_at(now), intent)
         return None
 
-    def _decide_state(self, reservation_id: str, now: float, target: Decision) -> tuple[Result, list[Event]]:
+    def _decide_state(
+        self, reservation_id: str, now: float, target: Decision, by: str
+    ) -> tuple[Result, list[Event]]:
         claim = self._decided_claim(reservation_id)
         if claim is None:
             return DecisionResult(DecisionOutcome.NOT_FOUND), []
@@ -724,11 +745,11 @@ class Partition:
             return self._as_decided(claim, now), []
         if not (current is Decision.HELD or (target is Decision.RELEASED and current is Decision.CONFIRMED)):
             return DecisionResult(DecisionOutcome.REFUSED, claim, current), []
-        follow = Follow(target.part_state, now, claim.expires_at, claim.decisions + 1)
+        follow = Follow(target.part_state, now, claim.expires_at, claim.decisions + 1, by)
         intent = Intent(
             f"{target.name.lower()}#{follow.version}", tuple((p, follow) for p in claim.partitions)
         )
-        event = ReservationDecided(reservation_id, target, now, claim.expires_at, intent)
+        event = ReservationDecided(reservation_id, target, now, claim.expires_at, intent, by)
         return DecisionResult(DecisionOutcome.DECIDED, claim, carry=intent), [event]
 
     def _decide_extend(self, command: ExtendReservation, now: float) -> tuple[Result, list[Event]]:
@@ -743,9 +764,11 @@ class Partition:
             return DecisionResult(DecisionOutcome.REFUSED, claim, current), []
         if claim.expires_at == command.expires_at:
             return self._as_decided(claim, now), []
-        follow = Follow(PartState.HELD, now, command.expires_at, claim.decisions + 1)
+        follow = Follow(PartState.HELD, now, command.expires_at, claim.decisions + 1, command.by)
         intent = Intent(f"extend#{follow.version}", tuple((p, follow) for p in claim.partitions))
-        event = ReservationDecided(claim.reservation_id, Decision.HELD, now, command.expires_at, intent)
+        event = ReservationDecided(
+            claim.reservation_id, Decision.HELD, now, command.expires_at, intent, command.by
+        )
         return DecisionResult(DecisionOutcome.DECIDED, claim, carry=intent), [event]
 
     def _decide_close(self, command: DecideClose, now: float) -> tuple[Result, list[Event]]:
@@ -764,7 +787,7 @@ class Partition:
             return DecisionResult(DecisionOutcome.REFUSED, claim, current), []
         intent = Intent(operation, command.steps)
         decision = command.ends or claim.decision
-        event = ReservationDecided(claim.reservation_id, decision, now, claim.expires_at, intent)
+        event = ReservationDecided(claim.reservation_id, decision, now, claim.expires_at, intent, command.by)
         return DecisionResult(DecisionOutcome.DECIDED, claim, carry=intent), [event]
 
     def _mark_carried(self, command: MarkCarried) -> tuple[Result, list[Event]]:
@@ -798,23 +821,32 @@ class Partition:
                     # has, so an older one arriving after it changes nothing.
                     if step.state is PartState.HELD and step.version > part.followed:
                         return PartResult(PartOutcome.CHANGED), [
-                            HoldExtended(reservation_id, step.expires_at, step.at, step.version)
+                            HoldExtended(reservation_id, step.expires_at, step.at, step.version, step.by)
                         ]
                     return PartResult(PartOutcome.REPLAYED, part, part.state), []
                 if _RANK[step.state] <= _RANK[part.state]:  # a later step came first
                     return PartResult(PartOutcome.REPLAYED, part, part.state), []
-                return PartResult(PartOutcome.CHANGED), [PartChanged(reservation_id, step.state, step.at)]
+                changed = PartChanged(reservation_id, step.state, step.at, step.by)
+                return PartResult(PartOutcome.CHANGED), [changed]
             case Withdraw():
                 if part is not None:
                     if part.attempt == step.attempt and part.state is PartState.HELD:
-                        return PartResult(PartOutcome.CHANGED, part), [HoldAborted(reservation_id)]
+                        return PartResult(PartOutcome.CHANGED, part), [HoldAborted(reservation_id, step.by)]
                     return PartResult(PartOutcome.REPLAYED, part, part.state), []
                 if step.attempt in self.fences.get(reservation_id, ()):
                     return PartResult(PartOutcome.REPLAYED), []
                 return PartResult(PartOutcome.CHANGED), [HoldFenced(reservation_id, step.attempt, step.until)]
             case Close():
                 return self._close_lines(
-                    CloseLines(self.number, reservation_id, step.operation_id, step.kind, step.lines, step.at)
+                    CloseLines(
+                        self.number,
+                        reservation_id,
+                        step.operation_id,
+                        step.kind,
+                        step.lines,
+                        step.at,
+                        by=step.by,
+                    )
                 )
         raise TypeError(f"unknown step {step!r}")
 
@@ -835,9 +867,11 @@ class Partition:
                 # all the same, and readers see it EXPIRED meanwhile (Claim.decision_at).
                 deferred.append((now + EXPIRY_RETRY, expires_at, reservation_id))
                 continue
-            follow = Follow(PartState.EXPIRED, expires_at, expires_at, claim.decisions + 1)
+            follow = Follow(PartState.EXPIRED, expires_at, expires_at, claim.decisions + 1, EXPIRY_BY)
             intent = Intent(f"expire#{follow.version}", tuple((p, follow) for p in claim.partitions))
-            event = ReservationDecided(reservation_id, Decision.EXPIRED, expires_at, expires_at, intent)
+            event = ReservationDecided(
+                reservation_id, Decision.EXPIRED, expires_at, expires_at, intent, EXPIRY_BY
+            )
             self.apply(event)
             events.append(event)
         for entry in deferred:
@@ -847,7 +881,7 @@ class Partition:
             claim = self.claims.get(reservation_id)
             if claim is None or claim.decision is not Decision.PENDING or claim.created_at != created_at:
                 continue
-            aborted = self._aborted(claim, now)
+            aborted = self._aborted(claim, now, by=EXPIRY_BY)
             self.apply(aborted)
             events.append(aborted)
         while self._fenced and self._fenced[0][0] <= now:
@@ -892,7 +926,7 @@ class Partition:
                     event.expires_at,
                     channel=event.channel,
                     customer=event.customer,
-                    history=(("held", event.created_at),),
+                    history=(("held", event.created_at, event.by),),
                     capacity=event.capacity,
                     attempt=event.attempt,
                 )
@@ -904,7 +938,7 @@ class Partition:
                     part,
                     state=event.state,
                     changed_at=event.at,
-                    history=(*part.history, (event.state.name.lower(), event.at)),
+                    history=(*part.history, (event.state.name.lower(), event.at, event.by)),
                 )
                 self.parts[part.reservation_id] = changed
                 self._count(changed, +1)
@@ -915,7 +949,7 @@ class Partition:
                 self.parts[part.reservation_id] = replace(
                     part,
                     expires_at=event.expires_at,
-                    history=(*part.history, ("extended", event.at)),
+                    history=(*part.history, ("extended", event.at, event.by)),
                     followed=max(part.followed, event.version),
                 )
             case LinesClosed():
@@ -933,7 +967,7 @@ class Partition:
                     part,
                     returned=tuple(returned),
                     operations=part.operations | {_return_key(event)},
-                    history=(*part.history, ("returned", event.at)),
+                    history=(*part.history, ("returned", event.at, event.by)),
                 )
                 self._touch(sku, event.node_id)
             case LineMoved():
@@ -975,11 +1009,11 @@ class Partition:
         if event.intent is not None and not event.intent.follows_only:
             pass  # lines closed: the parts' own entries tell it
         elif event.decision is Decision.HELD and claim.decision is Decision.PENDING:
-            history = (*history, ("held", claim.created_at))  # as the parts have it
+            history = (*history, ("held", claim.created_at, event.by))  # as the parts have it
         elif event.decision is not claim.decision and event.decision is not Decision.ABORTED:
-            history = (*history, (event.decision.name.lower(), event.at))
+            history = (*history, (event.decision.name.lower(), event.at, event.by))
         elif event.decision is Decision.HELD and event.expires_at != claim.expires_at:
-            history = (*history, ("extended", event.at))
+            history = (*history, ("extended", event.at, event.by))
         self.claims[claim.reservation_id] = Claim(  # (built, not replace()d: this runs for every Reserve)
             claim.reservation_id,
             claim.fingerprint,
@@ -1062,7 +1096,7 @@ class Partition:
             fulfilled=tuple(fulfilled),
             cancelled=tuple(cancelled),
             operations=part.operations | {_closed_key(event)},
-            history=(*part.history, (event.kind, event.at)),
+            history=(*part.history, (event.kind, event.at, event.by)),
         )
         if all(closed.open_units(i) == 0 for i in range(count)):
             final = PartState.FULFILLED if any(fulfilled) else PartState.RELEASED
@@ -1103,7 +1137,7 @@ class Partition:
             returned=widened(part.returned),
             operations=part.operations
             | {operation_key(event.operation_id, "moved", f"{old.sku}|{old.node_id}|{event.to_node}")},
-            history=(*part.history, ("moved", event.at)),
+            history=(*part.history, ("moved", event.at, event.by)),
         )
         self.parts[part.reservation_id] = changed
         self._count(changed, +1)

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from omnistock.reservations.domain.commands import PartResult
-from omnistock.reservations.domain.model import Claim, Decision, Line, Part, PartState, line_key
+from omnistock.reservations.domain.model import Claim, Decision, HistoryEntry, Line, Part, PartState, line_key
 from omnistock.reservations.domain.sourcing import Destination, LineSourcing
 
 
@@ -22,8 +22,8 @@ class ReservationView:
     changed_at: float
     channel: str = ""
     customer: str = ""
-    history: tuple[tuple[str, float], ...] = ()
-    """(what, when) of every transition, oldest first, once per transition."""
+    history: tuple[HistoryEntry, ...] = ()
+    """(what, when, by whom) of every transition, oldest first, once per transition."""
     progress: tuple[tuple[int, int, int], ...] = ()
     """(fulfilled, cancelled, returned) units of each line, in the order of `lines`."""
     sourcing: tuple[LineSourcing, ...] = ()
@@ -122,10 +122,11 @@ def _expires_at(parts: Sequence[Part], claim: Claim | None) -> float:
     return min(part.expires_at for part in ([p for p in parts if not p.settled] or parts))
 
 
-def _history(parts: Sequence[Part], claim: Claim | None = None) -> tuple[tuple[str, float], ...]:
-    """Parts and their home share the timestamps of a decision, so one entry per (what, when);
-    the home has every decision even while a part has yet to take it."""
+def _history(parts: Sequence[Part], claim: Claim | None = None) -> tuple[HistoryEntry, ...]:
+    """Parts and their home share the timestamps and the caller of a decision (its steps carry
+    both), so one entry per (what, when, by); the home has every decision even while a part
+    has yet to take it."""
     entries = {entry for part in parts for entry in part.history}
     if claim is not None:
         entries.update(claim.history)
-    return tuple(sorted(entries, key=lambda entry: (entry[1], entry[0])))
+    return tuple(sorted(entries, key=lambda entry: (entry[1], entry[0], entry[2])))

@@ -159,7 +159,8 @@ class Shard:
                 self._settled = time.monotonic()
             finally:
                 self._settling.release()
-        return wire.pack(self.apply(wire.unpack(batch), received))
+        # WireError for bytes that are not a list of commands: nothing was applied.
+        return wire.pack(self.apply(wire.unpack_commands(batch), received))
 
     def apply(self, commands: list[Command], received: float | None = None) -> BatchReply:
         """`received`: the perf_counter() at which the call arrived (by default, now)."""

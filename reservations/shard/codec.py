@@ -71,16 +71,25 @@ def _step_to_proto(partition: int, step: Step) -> pb.Step:
             return pb.Step(
                 partition=partition,
                 follow=pb.Follow(
-                    state=_state(step.state), at=step.at, expires_at=step.expires_at, version=step.version
+                    state=_state(step.state),
+                    at=step.at,
+                    expires_at=step.expires_at,
+                    version=step.version,
+                    by=step.by,
                 ),
             )
         case Withdraw():
-            return pb.Step(partition=partition, withdraw=pb.Withdraw(attempt=step.attempt, until=step.until))
+            withdraw = pb.Withdraw(attempt=step.attempt, until=step.until, by=step.by)
+            return pb.Step(partition=partition, withdraw=withdraw)
         case Close():
             return pb.Step(
                 partition=partition,
                 close=pb.Close(
-                    operation_id=step.operation_id, kind=step.kind, lines=_lines(step.lines), at=step.at
+                    operation_id=step.operation_id,
+                    kind=step.kind,
+                    lines=_lines(step.lines),
+                    at=step.at,
+                    by=step.by,
                 ),
             )
     raise TypeError(f"unknown step {step!r}")
@@ -90,12 +99,12 @@ def _step_from_proto(m: pb.Step) -> tuple[int, Step]:
     kind = m.WhichOneof("kind")
     if kind == "follow":
         f = m.follow
-        return m.partition, Follow(PartState(f.state), f.at, f.expires_at, f.version)
+        return m.partition, Follow(PartState(f.state), f.at, f.expires_at, f.version, f.by)
     if kind == "withdraw":
-        return m.partition, Withdraw(m.withdraw.attempt, m.withdraw.until)
+        return m.partition, Withdraw(m.withdraw.attempt, m.withdraw.until, m.withdraw.by)
     if kind == "close":
         c = m.close
-        return m.partition, Close(c.operation_id, c.kind, _from_lines(c.lines), c.at)
+        return m.partition, Close(c.operation_id, c.kind, _from_lines(c.lines), c.at, c.by)
     raise ValueError(f"journal entry with unknown step kind {kind!r}")
 
 
@@ -115,9 +124,10 @@ def _from_lines(lines: object) -> tuple[Line, ...]:
     return tuple(Line(line.sku, line.node_id, line.quantity) for line in lines)  # type: ignore[attr-defined]
 
 
-def _levels_to_proto(levels: LevelColumns) -> pb.LevelsSet:
+def _levels_to_proto(levels: LevelColumns, by: str = "") -> pb.LevelsSet:
     # Columns of zeros are left out: a load rarely counts damaged or held units.
     return pb.LevelsSet(
+        by=by,
         sku=levels.sku,
         node_id=levels.node_id,
         on_hand=levels.on_hand,
@@ -147,7 +157,7 @@ def _levels_from_proto(m: pb.LevelsSet) -> LevelColumns:
 def event_to_proto(event: Event) -> pb.Event:
     match event:
         case LevelsSet():
-            return pb.Event(levels_set=_levels_to_proto(event.levels))
+            return pb.Event(levels_set=_levels_to_proto(event.levels, event.by))
         case StockAdjusted():
             return pb.Event(
                 stock_adjusted=pb.StockAdjusted(
@@ -158,6 +168,7 @@ def event_to_proto(event: Event) -> pb.Event:
                     reason=event.reason,
                     state=_STOCK_STATES[event.state],
                     supply_id=event.supply_id,
+                    by=event.by,
                 )
             )
         case HoldPlaced():
@@ -172,16 +183,17 @@ def event_to_proto(event: Event) -> pb.Event:
                     customer=event.customer,
                     capacity=_node_days(event.capacity),
                     attempt=event.attempt,
+                    by=event.by,
                 )
             )
         case PartChanged():
             return pb.Event(
                 part_changed=pb.PartChanged(
-                    reservation_id=event.reservation_id, state=_state(event.state), at=event.at
+                    reservation_id=event.reservation_id, state=_state(event.state), at=event.at, by=event.by
                 )
             )
         case HoldAborted():
-            return pb.Event(hold_aborted=pb.HoldAborted(reservation_id=event.reservation_id))
+            return pb.Event(hold_aborted=pb.HoldAborted(reservation_id=event.reservation_id, by=event.by))
         case HoldExtended():
             return pb.Event(
                 hold_extended=pb.HoldExtended(
@@ -189,6 +201,7 @@ def event_to_proto(event: Event) -> pb.Event:
                     expires_at=event.expires_at,
                     at=event.at,
                     version=event.version,
+                    by=event.by,
                 )
             )
         case LinesClosed():
@@ -202,6 +215,7 @@ def event_to_proto(event: Event) -> pb.Event:
                         for (i, u), line in zip(event.units, event.lines, strict=True)
                     ],
                     at=event.at,
+                    by=event.by,
                 )
             )
         case UnitsReturned():
@@ -215,6 +229,7 @@ def event_to_proto(event: Event) -> pb.Event:
                     sellable=event.sellable,
                     at=event.at,
                     sku=event.sku,
+                    by=event.by,
                 )
             )
         case LineMoved():
@@ -228,6 +243,7 @@ def event_to_proto(event: Event) -> pb.Event:
                     sku=event.sku,
                     from_node=event.from_node,
                     units=event.units,
+                    by=event.by,
                 )
             )
         case ClaimRecorded():
@@ -242,6 +258,7 @@ def event_to_proto(event: Event) -> pb.Event:
                 decision=int(event.decision),  # type: ignore[arg-type]
                 at=event.at,
                 expires_at=event.expires_at,
+                by=event.by,
             )
             if event.intent is not None:
                 decided.intent.CopyFrom(_intent_to_proto(event.intent))
@@ -270,11 +287,12 @@ def _supply_to_proto(supply: SupplyExpected) -> pb.SupplyExpected:
         node_id=supply.node_id,
         quantity=supply.quantity,
         expected_at=supply.expected_at,
+        by=supply.by,
     )
 
 
 def _supply_from_proto(s: pb.SupplyExpected) -> SupplyExpected:
-    return SupplyExpected(s.supply_id, s.sku, s.node_id, s.quantity, s.expected_at)
+    return SupplyExpected(s.supply_id, s.sku, s.node_id, s.quantity, s.expected_at, s.by)
 
 
 def _claim_to_proto(claim: ClaimRecorded | Claim) -> pb.ClaimRecorded:
@@ -291,7 +309,7 @@ def _claim_to_proto(claim: ClaimRecorded | Claim) -> pb.ClaimRecorded:
         message.decision = int(claim.decision)  # type: ignore[assignment]
         message.decided_at = claim.decided_at
         message.intents.extend(_intent_to_proto(intent) for intent in claim.intents)
-        message.history.extend(pb.HistoryEntry(what=what, at=at) for what, at in claim.history)
+        message.history.extend(pb.HistoryEntry(what=what, at=at, by=by) for what, at, by in claim.history)
         message.decisions = claim.decisions
     if claim.destination is not None:
         d = claim.destination
@@ -322,7 +340,7 @@ def _claim_from_proto(r: pb.ClaimRecorded) -> Claim:
         math.inf if legacy and not r.expires_at else r.expires_at,
         r.decided_at or r.created_at,
         tuple(_intent_from_proto(intent) for intent in r.intents),
-        tuple((h.what, h.at) for h in r.history),
+        tuple((h.what, h.at, h.by) for h in r.history),
         r.decisions,
     )
 
@@ -355,14 +373,21 @@ def _node_days(capacity: tuple[tuple[str, int], ...]) -> list[pb.NodeDay]:
 def event_from_proto(message: pb.Event) -> Event:
     kind = message.WhichOneof("kind")
     if kind == "levels_set":
-        return LevelsSet(_levels_from_proto(message.levels_set))
+        return LevelsSet(_levels_from_proto(message.levels_set), message.levels_set.by)
     if kind == "stock_set":
         m = message.stock_set
         return StockSet(m.sku, m.node_id, m.on_hand, m.as_of, m.damaged, m.quality_hold)
     if kind == "stock_adjusted":
         a = message.stock_adjusted
         return StockAdjusted(
-            a.adjustment_id, a.sku, a.node_id, a.delta, a.reason, _STOCK_STATES_BACK[a.state], a.supply_id
+            a.adjustment_id,
+            a.sku,
+            a.node_id,
+            a.delta,
+            a.reason,
+            _STOCK_STATES_BACK[a.state],
+            a.supply_id,
+            a.by,
         )
     if kind == "supply_expected":
         return _supply_from_proto(message.supply_expected)
@@ -378,18 +403,21 @@ def event_from_proto(message: pb.Event) -> Event:
             h.customer,
             tuple((c.node_id, c.day) for c in h.capacity),
             h.attempt,
+            h.by,
         )
     if kind == "part_changed":
         c = message.part_changed
-        return PartChanged(c.reservation_id, PartState(c.state), c.at)
+        return PartChanged(c.reservation_id, PartState(c.state), c.at, c.by)
     if kind == "hold_extended":
-        extended = message.hold_extended
-        return HoldExtended(extended.reservation_id, extended.expires_at, extended.at, extended.version)
+        e = message.hold_extended
+        return HoldExtended(e.reservation_id, e.expires_at, e.at, e.version, e.by)
     if kind == "lines_closed":
         closed = message.lines_closed
         units = tuple((u.index, u.units) for u in closed.units)
         lines = tuple(Line(u.sku, u.node_id, u.units) for u in closed.units)
-        return LinesClosed(closed.reservation_id, closed.operation_id, closed.kind, units, closed.at, lines)
+        return LinesClosed(
+            closed.reservation_id, closed.operation_id, closed.kind, units, closed.at, lines, closed.by
+        )
     if kind == "units_returned":
         back = message.units_returned
         return UnitsReturned(
@@ -401,6 +429,7 @@ def event_from_proto(message: pb.Event) -> Event:
             back.sellable,
             back.at,
             back.sku,
+            back.by,
         )
     if kind == "line_moved":
         moved = message.line_moved
@@ -413,9 +442,10 @@ def event_from_proto(message: pb.Event) -> Event:
             moved.sku,
             moved.from_node,
             moved.units,
+            moved.by,
         )
     if kind == "hold_aborted":
-        return HoldAborted(message.hold_aborted.reservation_id)
+        return HoldAborted(message.hold_aborted.reservation_id, message.hold_aborted.by)
     if kind == "claim_recorded":
         claim = _claim_from_proto(message.claim_recorded)
         return ClaimRecorded(
@@ -433,7 +463,7 @@ def event_from_proto(message: pb.Event) -> Event:
     if kind == "reservation_decided":
         d = message.reservation_decided
         intent = _intent_from_proto(d.intent) if d.HasField("intent") else None
-        return ReservationDecided(d.reservation_id, Decision(d.decision), d.at, d.expires_at, intent)
+        return ReservationDecided(d.reservation_id, Decision(d.decision), d.at, d.expires_at, intent, d.by)
     if kind == "intent_carried":
         taken = message.intent_carried
         return IntentCarried(taken.reservation_id, taken.operation, tuple(taken.partitions))
@@ -466,7 +496,7 @@ def encode_snapshot(partition: Partition, last_entry_id: str) -> bytes:
             changed_at=part.changed_at,
             channel=part.channel,
             customer=part.customer,
-            history=[pb.HistoryEntry(what=what, at=at) for what, at in part.history],
+            history=[pb.HistoryEntry(what=what, at=at, by=by) for what, at, by in part.history],
             fulfilled=part.fulfilled,
             cancelled=part.cancelled,
             operations=sorted(part.operations),
@@ -519,7 +549,7 @@ def decode_snapshot(data: bytes) -> tuple[Partition, str]:
                 p.changed_at,
                 p.channel,
                 p.customer,
-                tuple((h.what, h.at) for h in p.history),
+                tuple((h.what, h.at, h.by) for h in p.history),
                 tuple(p.fulfilled),
                 tuple(p.cancelled),
                 tuple(p.returned),
@@ -557,14 +587,16 @@ _EVENT_TYPES = {
 }
 
 
-def reservation_event(partition: int | None, rid: str, what: str, at: float) -> v1.ReservationEvent:
+def reservation_event(
+    partition: int | None, rid: str, what: str, at: float, by: str = ""
+) -> v1.ReservationEvent:
     """The public form of a transition: of one part (published), or of the whole
-    reservation (its history; partition None)."""
-    return fill_reservation_event(v1.ReservationEvent(), partition, rid, what, at)
+    reservation (its history; partition None); `by` made it."""
+    return fill_reservation_event(v1.ReservationEvent(), partition, rid, what, at, by)
 
 
 def fill_reservation_event(
-    message: v1.ReservationEvent, partition: int | None, rid: str, what: str, at: float
+    message: v1.ReservationEvent, partition: int | None, rid: str, what: str, at: float, by: str = ""
 ) -> v1.ReservationEvent:
     """`reservation_event` written into `message` (e.g. one just added to a repeated
     field, which saves building it apart and copying it in)."""
@@ -574,6 +606,8 @@ def fill_reservation_event(
     message.partition = partition or 0
     message.type = _EVENT_TYPES[what]
     message.at.seconds, message.at.nanos = divmod(round(at * 1e9), 1_000_000_000)
+    if by:
+        message.by = by
     return message
 
 
@@ -583,7 +617,9 @@ def published_events(partition: int, events: list[Event]) -> list[bytes]:
     for event in events:
         match event:
             case HoldPlaced():
-                message = reservation_event(partition, event.reservation_id, "held", event.created_at)
+                message = reservation_event(
+                    partition, event.reservation_id, "held", event.created_at, event.by
+                )
                 message.lines.extend(
                     v1.ReservationLine(sku=line.sku, node_id=line.node_id, quantity=line.quantity)
                     for line in event.lines
@@ -591,25 +627,25 @@ def published_events(partition: int, events: list[Event]) -> list[bytes]:
                 message.channel_id, message.customer_id = event.channel, event.customer
             case PartChanged():
                 message = reservation_event(
-                    partition, event.reservation_id, event.state.name.lower(), event.at
+                    partition, event.reservation_id, event.state.name.lower(), event.at, event.by
                 )
             case HoldExtended():
-                message = reservation_event(partition, event.reservation_id, "extended", event.at)
+                message = reservation_event(partition, event.reservation_id, "extended", event.at, event.by)
             case LinesClosed():
-                message = reservation_event(partition, event.reservation_id, event.kind, event.at)
+                message = reservation_event(partition, event.reservation_id, event.kind, event.at, event.by)
                 message.lines.extend(
                     v1.ReservationLine(sku=line.sku, node_id=line.node_id, quantity=line.quantity)
                     for line in event.lines
                 )
             case UnitsReturned():
-                message = reservation_event(partition, event.reservation_id, "returned", event.at)
+                message = reservation_event(partition, event.reservation_id, "returned", event.at, event.by)
                 message.lines.add(sku=event.sku, node_id=event.node_id, quantity=event.units)
             case LineMoved():
-                message = reservation_event(partition, event.reservation_id, "moved", event.at)
+                message = reservation_event(partition, event.reservation_id, "moved", event.at, event.by)
                 message.lines.add(sku=event.sku, node_id=event.to_node, quantity=event.units)
                 message.from_node_id = event.from_node
             case HoldAborted():
-                message = reservation_event(partition, event.reservation_id, "withdrawn", 0.0)
+                message = reservation_event(partition, event.reservation_id, "withdrawn", 0.0, event.by)
             case _:
                 continue
         out.append(message.SerializeToString())

@@ -6,6 +6,9 @@ each published event. Redis runs a script whole, like MULTI/EXEC, and with
 `appendfsync always` answers only once its writes are on disk; one command instead of
 one per entry spares the shard redis-py's work per command (docs/performance.md).
 
+The same call adds the audit trail's entries for stock changes (audit_trail.py): who set,
+adjusted or expected which stock is stored with the change itself, never apart from it.
+
 A snapshot records the whole partition and the id of the last entry it covers;
 recovery loads it and replays the entries after it.
 """
@@ -13,6 +16,7 @@ recovery loads it and replays the entries after it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, cast
@@ -21,6 +25,7 @@ import redis
 
 from omnistock.reservations.domain.model import Event, LevelsSet
 from omnistock.reservations.domain.partition import Partition
+from omnistock.reservations.shard.audit_trail import AUDIT_KEPT, stock_audit
 from omnistock.reservations.shard.codec import (
     decode_entry,
     decode_snapshot,
@@ -37,17 +42,25 @@ EVENTS_KEPT = 1_000_000
 
 APPEND_SCRIPT = """
 local logs = tonumber(ARGV[1])
+local published = tonumber(ARGV[3])
 local ids = {}
 for i = 1, logs do
-  ids[i] = redis.call('XADD', KEYS[i], '*', 'e', ARGV[i + 2])
+  ids[i] = redis.call('XADD', KEYS[i], '*', 'e', ARGV[i + 4])
 end
-for i = logs + 3, #ARGV do
+local first = logs + 5
+for i = first, first + published - 1 do
   redis.call('XADD', KEYS[logs + 1], 'MAXLEN', '~', ARGV[2], '*', 'e', ARGV[i])
+end
+for i = first + published, #ARGV, 5 do
+  redis.call('XADD', KEYS[logs + 2], 'MAXLEN', '~', ARGV[4], '*', 'at', ARGV[i], 'by', ARGV[i + 1],
+    'action', ARGV[i + 2], 'subject', ARGV[i + 3], 'detail', ARGV[i + 4])
 end
 return ids
 """
-"""KEYS: the partition logs, then the events stream. ARGV: how many logs, how many events
-to keep, an entry per log, then the published events. Returns the logs' new entry ids."""
+"""KEYS: the partition logs, the events stream, the audit stream. ARGV: how many logs, how
+many events to keep, how many published events, how many audit entries to keep, an entry
+per log, the published events, then each audit entry's five fields (audit_trail.FIELDS).
+Returns the logs' new entry ids."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +90,11 @@ class RedisKeys:
     @property
     def events(self) -> str:
         return f"{self.prefix}:events"
+
+    @property
+    def audit(self) -> str:
+        """The audit trail of stock, network and key changes (audit_trail.py)."""
+        return f"{self.prefix}:audit"
 
     def log(self, partition: int) -> str:
         return f"{self.prefix}:p:{partition}:log"
@@ -122,9 +140,15 @@ class RedisJournal:
         numbers = list(events)
         keys = [self._keys.log(number) for number in numbers]
         keys.append(self._keys.events)
-        args: list[bytes | int] = [len(numbers), EVENTS_KEPT]
+        keys.append(self._keys.audit)
+        published = [data for number in numbers for data in published_events(number, events[number])]
+        args: list[bytes | str | int] = [len(numbers), EVENTS_KEPT, len(published), AUDIT_KEPT]
         args.extend(encode_entry(events[number]) for number in numbers)
-        args.extend(data for number in numbers for data in published_events(number, events[number]))
+        args.extend(published)
+        at = int(time.time() * 1000)
+        for number in numbers:
+            for entry in stock_audit(number, events[number], at):
+                args.extend(entry.values())
         ids = cast(list[bytes], self._append(keys=keys, args=args))
         for number, entry_id in zip(numbers, ids, strict=True):
             self._last_id[number] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id

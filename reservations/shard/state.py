@@ -271,7 +271,9 @@ class ShardState:
                 return refused
         elif isinstance(command, DecideHold) and command.placed is None:
             placed, unplaced = self._placed_here(command)
-            command = DecideHold(command.partition, command.reservation_id, command.attempt, placed, unplaced)
+            command = DecideHold(
+                command.partition, command.reservation_id, command.attempt, placed, unplaced, command.by
+            )
         for _ in range(3):
             result, new_events = partition.handle(command, now)
             if new_events:

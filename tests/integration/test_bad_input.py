@@ -112,6 +112,51 @@ async def test_bad_stock_requests(client: OmnistockClient) -> None:
     assert "N" not in {n.node_id for n in await client.list_nodes()}
 
 
+HOSTILE_TEXT = [
+    pytest.param("Main St\x1b]0;owned\x07\x1b[2J", id="terminal escapes"),
+    pytest.param("Store 1\nDC-9  dc  enabled", id="newline"),
+    pytest.param("gnp.\u202eexe", id="right-to-left override"),
+]
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT)
+async def test_control_characters_in_names_ids_and_reasons_are_refused_and_change_nothing(
+    client: OmnistockClient, service: Any, text: str
+) -> None:
+    await client.set_stock([level("CLEAN", "DC-1", 5)])
+    adjustment_id = f"clean-{text.encode().hex()[:24]}"
+    hostile_node = common_pb2.Node(node_id="HOSTILE", type=common_pb2.NODE_TYPE_DC, name=text, enabled=True)
+    hostile_channel = network_pb2.Channel(channel_id="hostile", name=text, groups=["dcs"])
+    cases = [
+        (client.put_nodes([hostile_node]), "nodes[0].name"),
+        (client.adjust(adjustment_id, "CLEAN", "DC-1", -1, reason=text), "adjustments[0].reason"),
+        (client.put_channels([hostile_channel]), "channels[0].name"),
+        (client.availability(["CLEAN"], channel_id=text), "channel_id"),
+        (client.reserve("clean-r1", [line("CLEAN", "DC-1", 1)], channel_id=text), "channel_id"),
+        (client.reserve("clean-r2", [line("CLEAN", "DC-1", 1)], customer_id=text), "customer_id"),
+        (client.delete_channels([text]), "channel_ids[0]"),
+    ]
+    for call, field in cases:
+        with pytest.raises(OmnistockRpcError) as refused:
+            await call
+        assert refused.value.code is INVALID, refused.value
+        assert field in [f for f, _ in refused.value.field_violations], refused.value
+    # Nothing above changed the stock, the network or any reservation.
+    position = (await client.availability(["CLEAN"], consistent=True)).skus[0]
+    assert (position.on_hand, position.reserved) == (5, 0)
+    network = await client.get_network()
+    assert "HOSTILE" not in {node.node_id for node in network.nodes}
+    assert "hostile" not in {channel.channel_id for channel in network.channels}
+    for reservation_id in ("clean-r1", "clean-r2"):
+        with pytest.raises(OmnistockRpcError) as missing:
+            await client.get_reservation(reservation_id)
+        assert missing.value.code is NOT_FOUND
+    # The refused adjustment's id was never used: the same id with a clean reason applies.
+    applied = await client.adjust(adjustment_id, "CLEAN", "DC-1", -1, reason="damage")
+    assert applied.outcome == inventory_pb2.ADJUSTMENT_OUTCOME_APPLIED
+    assert await service.check() == []
+
+
 async def test_adjustment_below_zero_is_refused(client: OmnistockClient) -> None:
     await client.set_stock([level("Z", "DC-1", 2)])
     result = await client.adjust("sale-1", "Z", "DC-1", -3, "pos-sale")

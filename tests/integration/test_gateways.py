@@ -32,7 +32,7 @@ from omnistock.gateway.grpc.convert import Limits
 from omnistock.gateway.grpc.network_store import NetworkStore
 from omnistock.gateway.grpc.servicers import Servicer, rpc
 from omnistock.gateway.metrics import Metrics
-from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis, free_port
+from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis, choose_server, free_port
 from omnistock.gateway.runtime.service import (
     ServiceConfig,
     first_view_version,
@@ -439,7 +439,8 @@ async def test_stopping_serve_stops_every_gateway_ray_and_redis(tmp_path: Path) 
             assert scrape(metrics_port + gateway)  # each gateway serves its own metrics
         tree = psutil.Process(process.pid).children(recursive=True)
         names = " ".join(" ".join(p.cmdline()) for p in tree)
-        assert "redis-server" in names and "raylet" in names and "omnistock.cli gateway" in names
+        server = Path(choose_server().path).name  # valkey-server or redis-server
+        assert server in names and "raylet" in names and "omnistock.cli gateway" in names
 
         kill_group(process, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole group
         assert wait_exit(process, log, timeout=90) == 0, log.read_text()[-3000:]

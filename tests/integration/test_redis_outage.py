@@ -21,7 +21,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from omnistock.client import OmnistockClient, level, line
-from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis
+from omnistock.gateway.runtime.embedded_redis import SERVER_NAMES, EmbeddedRedis
 from omnistock.protos.gen.omnistock.v1 import availability_pb2, inventory_pb2, reservation_pb2
 from tests.conftest import services
 from tests.integration.conftest import NODES
@@ -129,7 +129,7 @@ def redis_server_on(data_dir: Path) -> psutil.Process:
     found = []
     for process in psutil.process_iter(["name"]):
         with contextlib.suppress(psutil.Error):
-            if (process.info["name"] or "").startswith("redis-server") and process.cwd() == here:
+            if (process.info["name"] or "").startswith(SERVER_NAMES) and process.cwd() == here:
                 found.append(process)
     assert len(found) == 1, f"redis-servers on {data_dir}: {found}"
     return found[0]

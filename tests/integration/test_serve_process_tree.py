@@ -19,7 +19,7 @@ import pytest
 
 from omnistock.cli.common import EXIT_REFUSED
 from omnistock.client import OmnistockClient, level, line
-from omnistock.gateway.runtime.embedded_redis import free_port
+from omnistock.gateway.runtime.embedded_redis import SERVER_NAMES, choose_server, free_port
 from tests.integration.conftest import NODES
 from tests.integration.test_crash_restart import kill_group, wait_exit, wait_serving
 
@@ -69,7 +69,7 @@ def redis_servers_on(data_dir: Path) -> list[int]:
     for process in psutil.process_iter(["name"]):
         with contextlib.suppress(psutil.Error, OSError):
             if (
-                (process.info["name"] or "").startswith("redis-server")
+                (process.info["name"] or "").startswith(SERVER_NAMES)
                 and process.status() != psutil.STATUS_ZOMBIE
                 and process.cwd() == here
             ):
@@ -97,7 +97,8 @@ async def test_sigkill_leaves_no_process_of_the_service_behind(tmp_path: Path, k
     try:
         await wait_banner(port, process, log)
         running = " ".join(of_the_service(marker, data_dir).values())
-        for part in ("redis-server", "raylet", "gcs_server", "ray::Shard", "omnistock.cli gateway"):
+        server = Path(choose_server().path).name  # valkey-server or redis-server
+        for part in (server, "raylet", "gcs_server", "ray::Shard", "omnistock.cli gateway"):
             assert part in running, f"{part} not found among {running}"
         if kill == "process group":
             kill_group(process, signal.SIGKILL)

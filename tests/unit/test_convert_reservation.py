@@ -22,7 +22,7 @@ def view(**changes: object) -> ReservationView:
         changed_at=CREATED + 5.5,
         channel="web",
         customer="c-9",
-        history=(("held", CREATED), ("confirmed", CREATED + 5.5)),
+        history=(("held", CREATED, "key:web-storefront"), ("confirmed", CREATED + 5.5, "local")),
         progress=((1, 0, 0), (0, 2, 1)),
     )
     fields.update(changes)
@@ -46,8 +46,8 @@ def test_every_field_of_the_view_is_in_the_message() -> None:
     assert (message.channel_id, message.customer_id) == ("web", "c-9")
     assert message.destination.pickup_node_id == "STORE-7"
     assert list(message.history) == [
-        reservation_event(None, "order-1", "held", CREATED),
-        reservation_event(None, "order-1", "confirmed", CREATED + 5.5),
+        reservation_event(None, "order-1", "held", CREATED, "key:web-storefront"),
+        reservation_event(None, "order-1", "confirmed", CREATED + 5.5, "local"),
     ]
     assert message.history[1].event_id == f"order-1/confirmed/{round((CREATED + 5.5) * 1000)}"
 

@@ -59,7 +59,7 @@ from omnistock.reservations.domain.model import (
     Withdraw,
     fingerprint,
 )
-from omnistock.reservations.domain.partition import FENCE_MARGIN, Partition
+from omnistock.reservations.domain.partition import EXPIRY_BY, FENCE_MARGIN, Partition
 from omnistock.reservations.shard.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
 from tests.unit import homes
 
@@ -389,7 +389,7 @@ def test_a_confirmed_step_moves_units_from_reserved_to_committed():
     assert pos(p, "a", "n1")[:3] == (10, 0, 4)
     assert pos(p, "b", "n1")[:3] == (10, 0, 1)
     assert p.view("a", "n1").available == 6
-    assert p.parts["r1"].history == (("held", CREATED), ("confirmed", EXPIRES - 0.001))
+    assert p.parts["r1"].history == (("held", CREATED, ""), ("confirmed", EXPIRES - 0.001, ""))
 
 
 @pytest.mark.parametrize("carried_at", [EXPIRES, EXPIRES + 0.5, EXPIRES + 1000])
@@ -511,7 +511,7 @@ def test_a_held_step_with_another_expiry_extends_a_held_part_only():
     assert events == [HoldExtended("r1", EXPIRES + 60, CREATED + 5, 2)]
     assert result.part.expires_at == EXPIRES + 60
     assert result.part.followed == 2
-    assert result.part.history[-1] == ("extended", CREATED + 5)
+    assert result.part.history[-1] == ("extended", CREATED + 5, "")
     assert pos(p, "a", "n1")[:3] == (10, 5, 0)  # an extension moves no units
     before = state(p)
     again, events = follow(p, "r1", PartState.HELD, CREATED + 5, expires=EXPIRES + 60, version=2)
@@ -734,7 +734,7 @@ def test_decide_hold_holds_a_reservation_whose_parts_were_all_placed():
     assert events == [ReservationDecided("r1", Decision.HELD, CREATED + 1, EXPIRES)]
     claim = p.claims["r1"]
     assert (claim.decision, claim.decided_at, claim.expires_at) == (Decision.HELD, CREATED + 1, EXPIRES)
-    assert claim.history == (("held", CREATED),)  # as its parts have it
+    assert claim.history == (("held", CREATED, ""),)  # as its parts have it
     assert result.claim == claim
     before = state(p)
     again, events = p.handle(DecideHold(P, "r1", "a1", placed=True), CREATED + 2)
@@ -839,7 +839,7 @@ def test_confirm_is_decided_at_the_home_first_then_carried_to_the_part():
         intent,
     )
     assert events == [ReservationDecided("r1", Decision.CONFIRMED, now, EXPIRES, intent)]
-    assert p.claims["r1"].history == (("held", CREATED), ("confirmed", now))
+    assert p.claims["r1"].history == (("held", CREATED, ""), ("confirmed", now, ""))
     # Decided, not yet taken: the part still holds its units as reserved.
     assert p.parts["r1"].state is PartState.HELD and pos(p, "a", "n1")[:3] == (10, 4, 0)
     homes.carry(p, P, "r1", intent, EXPIRES + 30)
@@ -911,19 +911,20 @@ def test_the_home_decides_expired_at_the_expiry_as_of_the_expiry():
     assert p.next_due(PENDING) == EXPIRES
     assert p.expire_due(EXPIRES - 0.001, PENDING) == []
     assert p.claims["r1"].decision is Decision.HELD
-    step = Follow(PartState.EXPIRED, EXPIRES, EXPIRES, 2)  # the home's second decision, after HELD
+    step = Follow(PartState.EXPIRED, EXPIRES, EXPIRES, 2, EXPIRY_BY)  # the second decision, after HELD
     intent = Intent("expire#2", ((P, step),))
     # However late the timer runs, the reservation expired at its expiry.
     events = p.expire_due(EXPIRES + 4, PENDING)
-    assert events == [ReservationDecided("r1", Decision.EXPIRED, EXPIRES, EXPIRES, intent)]
+    assert events == [ReservationDecided("r1", Decision.EXPIRED, EXPIRES, EXPIRES, intent, EXPIRY_BY)]
     claim = p.claims["r1"]
     assert (claim.decision, claim.decided_at, claim.intents) == (Decision.EXPIRED, EXPIRES, (intent,))
-    assert claim.history[-1] == ("expired", EXPIRES)
+    assert claim.history[-1] == ("expired", EXPIRES, EXPIRY_BY)
     # Decided: the part follows once the step is carried.
     assert p.parts["r1"].state is PartState.HELD and pos(p, "a", "n1")[:3] == (10, 4, 0)
     log: list = []
     homes.carry(p, P, "r1", intent, EXPIRES + 4, log)
-    assert log == [PartChanged("r1", PartState.EXPIRED, EXPIRES), IntentCarried("r1", intent.operation, (P,))]
+    expired = PartChanged("r1", PartState.EXPIRED, EXPIRES, EXPIRY_BY)
+    assert log == [expired, IntentCarried("r1", intent.operation, (P,))]
     assert (p.parts["r1"].state, p.parts["r1"].changed_at) == (PartState.EXPIRED, EXPIRES)
     assert pos(p, "a", "n1")[:3] == (10, 0, 0)
     assert p.claims["r1"].intents == ()
@@ -976,7 +977,7 @@ def test_an_extended_reservation_expires_at_its_new_expiry_only():
     extended = decide(p, ExtendReservation(P, "r1", EXPIRES + 50), CREATED + 10)
     assert (extended.outcome, extended.claim.expires_at) == (DecisionOutcome.DECIDED, EXPIRES + 50)
     assert p.parts["r1"].expires_at == EXPIRES + 50
-    assert p.claims["r1"].history[-1] == ("extended", CREATED + 10)
+    assert p.claims["r1"].history[-1] == ("extended", CREATED + 10, "")
     # the old expiry's timer must not expire it
     assert p.expire_due(EXPIRES + 10, PENDING) == []
     assert p.claims["r1"].decision is Decision.HELD and pos(p, "a", "n1")[:3] == (10, 4, 0)
@@ -994,11 +995,17 @@ def test_an_undecided_attempt_is_aborted_after_pending_seconds_and_its_parts_wit
     assert p.expire_due(CREATED + PENDING - 0.001, PENDING) == []
     assert pos(p, "a", "n1")[:3] == (10, 5, 0)
     until = EXPIRES + FENCE_MARGIN
-    intent = Intent("abort:a1", ((P, Withdraw("a1", until)),))
+    intent = Intent("abort:a1", ((P, Withdraw("a1", until, EXPIRY_BY)),))
     log: list = []
     decided = homes.expire(p, CREATED + PENDING, PENDING, log)
-    assert decided == [ReservationDecided("r1", Decision.ABORTED, CREATED + PENDING, EXPIRES, intent)]
-    assert log[1:] == [HoldAborted("r1"), IntentCarried("r1", "abort:a1", (P,)), ClaimDropped("r1")]
+    assert decided == [
+        ReservationDecided("r1", Decision.ABORTED, CREATED + PENDING, EXPIRES, intent, EXPIRY_BY)
+    ]
+    assert log[1:] == [
+        HoldAborted("r1", EXPIRY_BY),
+        IntentCarried("r1", "abort:a1", (P,)),
+        ClaimDropped("r1"),
+    ]
     assert set(p.parts) == {"r2"} and set(p.claims) == {"r2"}
     assert pos(p, "a", "n1")[:3] == (10, 1, 0)
     assert p.check() == []
@@ -1115,12 +1122,19 @@ def _busy_partition() -> tuple[Partition, list]:
 
 
 def _after_the_timer_at_1000() -> list[ReservationDecided]:
-    expired = Follow(PartState.EXPIRED, 500.0, 500.0, 2)  # r6's second decision, after HELD
-    withdrawn = Withdraw(R10_ATTEMPT, 1000.0 + FENCE_MARGIN)
+    expired = Follow(PartState.EXPIRED, 500.0, 500.0, 2, EXPIRY_BY)  # r6's second decision, after HELD
+    withdrawn = Withdraw(R10_ATTEMPT, 1000.0 + FENCE_MARGIN, EXPIRY_BY)
     return [
-        ReservationDecided("r6", Decision.EXPIRED, 500.0, 500.0, Intent("expire#2", ((P, expired),))),
         ReservationDecided(
-            "r10", Decision.ABORTED, 1000.0, 700.0, Intent(f"abort:{R10_ATTEMPT}", ((P, withdrawn),))
+            "r6", Decision.EXPIRED, 500.0, 500.0, Intent("expire#2", ((P, expired),)), EXPIRY_BY
+        ),
+        ReservationDecided(
+            "r10",
+            Decision.ABORTED,
+            1000.0,
+            700.0,
+            Intent(f"abort:{R10_ATTEMPT}", ((P, withdrawn),)),
+            EXPIRY_BY,
         ),
     ]
 

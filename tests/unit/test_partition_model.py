@@ -62,7 +62,7 @@ from omnistock.reservations.domain.model import (
     Withdraw,
     fingerprint,
 )
-from omnistock.reservations.domain.partition import FENCE_MARGIN, Partition
+from omnistock.reservations.domain.partition import EXPIRY_BY, FENCE_MARGIN, Partition
 from omnistock.reservations.shard.codec import decode_entry, decode_snapshot, encode_entry, encode_snapshot
 
 P = 0
@@ -132,7 +132,7 @@ class ModelRecord:
     decision: Decision = Decision.PENDING
     decided_at: float = 0.0
     intents: list[Intent] = field(default_factory=list)
-    history: list[tuple[str, float]] = field(default_factory=list)
+    history: list[tuple[str, float, str]] = field(default_factory=list)
     decisions: int = 0
     """Decisions taken after PENDING: the next one's steps carry decisions + 1."""
     tried: bool = False
@@ -329,16 +329,16 @@ class PartitionMachine(RuleBasedStateMachine):
                         and part.expires_at != step.expires_at
                         and step.version > part.followed  # not an older extension arriving late
                     ):
-                        extended = HoldExtended(rid, step.expires_at, step.at, step.version)
+                        extended = HoldExtended(rid, step.expires_at, step.at, step.version, step.by)
                         outcome, expected = PartOutcome.CHANGED, [extended]
                         part.expires_at, part.followed = step.expires_at, step.version
                 elif RANK[step.state] > RANK[part.state]:
-                    outcome, expected = PartOutcome.CHANGED, [PartChanged(rid, step.state, step.at)]
+                    outcome, expected = PartOutcome.CHANGED, [PartChanged(rid, step.state, step.at, step.by)]
                     part.state, part.changed_at = step.state, step.at
             case Withdraw():
                 if part is not None:
                     if part.attempt == step.attempt and part.state is PartState.HELD:
-                        outcome, expected = PartOutcome.CHANGED, [HoldAborted(rid)]
+                        outcome, expected = PartOutcome.CHANGED, [HoldAborted(rid, step.by)]
                         del self.parts[rid]
                 elif step.attempt not in self.fences.get(rid, {}):
                     outcome, expected = PartOutcome.CHANGED, [HoldFenced(rid, step.attempt, step.until)]
@@ -356,7 +356,13 @@ class PartitionMachine(RuleBasedStateMachine):
     # --- the model's rules for a home ---
 
     def decided(
-        self, record: ModelRecord, decision: Decision, at: float, expires_at: float, intent: Intent | None
+        self,
+        record: ModelRecord,
+        decision: Decision,
+        at: float,
+        expires_at: float,
+        intent: Intent | None,
+        by: str = "",
     ) -> ReservationDecided:
         """The record after a decision (and the event that says so)."""
         if intent is not None:
@@ -368,24 +374,26 @@ class PartitionMachine(RuleBasedStateMachine):
                 record.intents = [i for i in record.intents if not i.follows_only]
             record.intents.append(intent)
         if decision is Decision.HELD and record.decision is Decision.PENDING:
-            record.history.append(("held", record.created_at))
+            record.history.append(("held", record.created_at, by))
         elif decision is not record.decision and decision is not Decision.ABORTED:
-            record.history.append((decision.name.lower(), at))
+            record.history.append((decision.name.lower(), at, by))
         elif decision is Decision.HELD and expires_at != record.expires_at:
-            record.history.append(("extended", at))
+            record.history.append(("extended", at, by))
         record.decision, record.decided_at, record.expires_at = decision, at, expires_at
         record.decisions += 1
-        return ReservationDecided(record.rid, decision, at, expires_at, intent)
+        return ReservationDecided(record.rid, decision, at, expires_at, intent, by)
 
-    def aborted(self, record: ModelRecord, unplaced: tuple[int, ...] = ()) -> ReservationDecided:
+    def aborted(
+        self, record: ModelRecord, unplaced: tuple[int, ...] = (), by: str = ""
+    ) -> ReservationDecided:
         until = max(record.expires_at, self.now) + FENCE_MARGIN
-        step = Withdraw(record.attempt, until)
+        step = Withdraw(record.attempt, until, by)
         steps = tuple((p, step) for p in record.partitions if p not in unplaced)
         if P in dict(steps) and not record.tried:
             lines, created, expires = record.lines, record.created_at, record.expires_at
             self.late[(record.rid, record.attempt)] = Late(record.fingerprint, lines, created, expires, until)
         intent = Intent(f"abort:{record.attempt}", steps) if steps else None
-        return self.decided(record, Decision.ABORTED, self.now, record.expires_at, intent)
+        return self.decided(record, Decision.ABORTED, self.now, record.expires_at, intent, by)
 
     def drop(self, rid: str) -> None:
         del self.records[rid]
@@ -818,15 +826,15 @@ class PartitionMachine(RuleBasedStateMachine):
         )
         for expires_at, rid in expiring:
             record = self.records[rid]
-            follow = Follow(PartState.EXPIRED, expires_at, expires_at, record.decisions + 1)
+            follow = Follow(PartState.EXPIRED, expires_at, expires_at, record.decisions + 1, EXPIRY_BY)
             intent = Intent(f"expire#{follow.version}", tuple((p, follow) for p in record.partitions))
-            expected.append(self.decided(record, Decision.EXPIRED, expires_at, expires_at, intent))
+            expected.append(self.decided(record, Decision.EXPIRED, expires_at, expires_at, intent, EXPIRY_BY))
         timed_out = sorted(
             (r.created_at, rid)
             for rid, r in self.records.items()
             if r.decision is Decision.PENDING and r.created_at + PENDING <= self.now
         )
-        expected.extend(self.aborted(self.records[rid]) for _, rid in timed_out)
+        expected.extend(self.aborted(self.records[rid], by=EXPIRY_BY) for _, rid in timed_out)
         for rid in list(self.fences):
             self.dropped_fences.update(
                 (rid, a, until) for a, until in self.fences[rid].items() if until <= self.now

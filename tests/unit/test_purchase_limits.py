@@ -119,7 +119,7 @@ def test_history_records_every_transition_and_survives_replay_and_snapshots() ->
     log += live.handle(PlaceHold(P, "h", "f", (Line("drop", "n1", 1),), 10.0, 100.0))[1]
     log += take(live, "h", PartState.HELD, 20.0, expires=200.0, version=2)[1]  # extended
     log += take(live, "h", PartState.CONFIRMED, 30.0, expires=200.0, version=3)[1]
-    expected = (("held", 10.0), ("extended", 20.0), ("confirmed", 30.0))
+    expected = (("held", 10.0, ""), ("extended", 20.0, ""), ("confirmed", 30.0, ""))
     assert live.parts["h"].history == expected
     replayed = stocked()
     for event in decode_entry(encode_entry(log)):

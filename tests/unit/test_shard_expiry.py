@@ -45,7 +45,7 @@ from omnistock.reservations.domain.model import (
     Withdraw,
     fingerprint,
 )
-from omnistock.reservations.domain.partition import FENCE_MARGIN, Partition
+from omnistock.reservations.domain.partition import EXPIRY_BY, FENCE_MARGIN, Partition
 from omnistock.reservations.shard.state import Handoff, ShardState
 
 PENDING = 1.0
@@ -196,7 +196,7 @@ def test_a_batch_decides_only_for_homes_with_something_due() -> None:
     assert sorted(outcome.events) == [1, 3]  # the home decided, its part (here) followed
     assert outcome.expired == 1
     assert [type(e).__name__ for e in outcome.events[1]] == ["ReservationDecided", "IntentCarried"]
-    assert outcome.events[3] == [PartChanged("soon", PartState.EXPIRED, 10.0)]
+    assert outcome.events[3] == [PartChanged("soon", PartState.EXPIRED, 10.0, EXPIRY_BY)]
     assert state.partitions[1].claims["soon"].decision is Decision.EXPIRED
     assert state.partitions[3].parts["soon"].state is PartState.EXPIRED
     assert state.partitions[4].parts["later"].state is PartState.HELD
@@ -248,8 +248,8 @@ def test_an_expiry_is_taken_here_at_once_and_handed_out_for_the_other_shards_unt
     assert b.apply_batch([hold_2], 0.0).results[0].outcome is HoldOutcome.PLACED  # type: ignore[union-attr]
     a.apply_batch([decide], 0.0)
     outcome = a.apply_batch([], 10.0)
-    step = Follow(PartState.EXPIRED, 10.0, 10.0, 2)  # the home's second decision, after HELD
-    assert outcome.events[1] == [PartChanged("r", PartState.EXPIRED, 10.0)]
+    step = Follow(PartState.EXPIRED, 10.0, 10.0, 2, EXPIRY_BY)  # the home's second decision, after HELD
+    assert outcome.events[1] == [PartChanged("r", PartState.EXPIRED, 10.0, EXPIRY_BY)]
     assert outcome.handoffs == [Handoff(0, "r", Intent("expire#2", ((2, step),)))]
     assert b.partitions[2].parts["r"].state is PartState.HELD  # until a gateway carries it
     # Nobody carried it: it is handed out again once the lease of the first carrier is over.
@@ -270,10 +270,11 @@ def test_an_undecided_attempt_is_withdrawn_here_and_fenced_out_where_its_part_ne
     a.apply_batch([record, hold_1], 0.0)  # the gateway dies: no part in B, no decision
     outcome = a.apply_batch([], PENDING)
     until = 10.0 + FENCE_MARGIN
-    assert outcome.events[1] == [HoldAborted("r")]
-    assert outcome.handoffs == [Handoff(0, "r", Intent("abort:at-r", ((2, Withdraw("at-r", until)),)))]
+    assert outcome.events[1] == [HoldAborted("r", EXPIRY_BY)]
+    withdraw = Withdraw("at-r", until, EXPIRY_BY)
+    assert outcome.handoffs == [Handoff(0, "r", Intent("abort:at-r", ((2, withdraw),)))]
     assert a.partitions[1].view("sku-1", "dc").reserved == 0
-    (fenced,) = b.apply_batch([CarryStep(2, "r", Withdraw("at-r", until))], 1.5).events[2]
+    (fenced,) = b.apply_batch([CarryStep(2, "r", withdraw)], 1.5).events[2]
     assert fenced == HoldFenced("r", "at-r", until)
     # The dead gateway's PlaceHold arrives only now: refused, nothing held.
     (late,) = b.apply_batch([hold_2], 1.6).results
@@ -324,4 +325,4 @@ def test_an_expiry_waiting_for_a_close_to_be_carried_does_not_stop_the_shard() -
     assert a.partitions[0].claims["r"].decision is Decision.EXPIRED
     # the home's third decision: HELD, the cancel, then EXPIRED (as of the expiry)
     assert expired.handoffs and expired.handoffs[0].intent.operation == "expire#3"
-    assert expired.handoffs[0].intent.steps == ((2, Follow(PartState.EXPIRED, 10.0, 10.0, 3)),)
+    assert expired.handoffs[0].intent.steps == ((2, Follow(PartState.EXPIRED, 10.0, 10.0, 3, EXPIRY_BY)),)

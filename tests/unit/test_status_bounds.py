@@ -71,7 +71,7 @@ def reservation(lines: int, history: int = 0) -> ReservationView:
         created_at=1.0,
         expires_at=2.0,
         changed_at=3.0,
-        history=tuple(("held", float(i)) for i in range(history)),
+        history=tuple(("held", float(i), "local") for i in range(history)),
     )
 
 

@@ -186,7 +186,7 @@ class ExtendResponse(_message.Message):
     def __init__(self, reservation: _Optional[_Union[Reservation, _Mapping]] = ...) -> None: ...
 
 class ReservationEvent(_message.Message):
-    __slots__ = ("event_id", "reservation_id", "partition", "type", "at", "lines", "channel_id", "customer_id", "from_node_id")
+    __slots__ = ("event_id", "reservation_id", "partition", "type", "at", "lines", "channel_id", "customer_id", "from_node_id", "by")
     EVENT_ID_FIELD_NUMBER: _ClassVar[int]
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     PARTITION_FIELD_NUMBER: _ClassVar[int]
@@ -196,6 +196,7 @@ class ReservationEvent(_message.Message):
     CHANNEL_ID_FIELD_NUMBER: _ClassVar[int]
     CUSTOMER_ID_FIELD_NUMBER: _ClassVar[int]
     FROM_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     event_id: str
     reservation_id: str
     partition: int
@@ -205,7 +206,8 @@ class ReservationEvent(_message.Message):
     channel_id: str
     customer_id: str
     from_node_id: str
-    def __init__(self, event_id: _Optional[str] = ..., reservation_id: _Optional[str] = ..., partition: _Optional[int] = ..., type: _Optional[_Union[ReservationEventType, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[ReservationLine, _Mapping]]] = ..., channel_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., from_node_id: _Optional[str] = ...) -> None: ...
+    by: str
+    def __init__(self, event_id: _Optional[str] = ..., reservation_id: _Optional[str] = ..., partition: _Optional[int] = ..., type: _Optional[_Union[ReservationEventType, str]] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., lines: _Optional[_Iterable[_Union[ReservationLine, _Mapping]]] = ..., channel_id: _Optional[str] = ..., customer_id: _Optional[str] = ..., from_node_id: _Optional[str] = ..., by: _Optional[str] = ...) -> None: ...
 
 class ReservationLine(_message.Message):
     __slots__ = ("sku", "node_id", "quantity", "fulfilled", "cancelled", "returned")

@@ -79,23 +79,25 @@ class StockSet(_message.Message):
     def __init__(self, sku: _Optional[str] = ..., node_id: _Optional[str] = ..., on_hand: _Optional[int] = ..., as_of: _Optional[float] = ..., damaged: _Optional[int] = ..., quality_hold: _Optional[int] = ...) -> None: ...
 
 class LevelsSet(_message.Message):
-    __slots__ = ("sku", "node_id", "on_hand", "as_of", "damaged", "quality_hold")
+    __slots__ = ("sku", "node_id", "on_hand", "as_of", "damaged", "quality_hold", "by")
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     ON_HAND_FIELD_NUMBER: _ClassVar[int]
     AS_OF_FIELD_NUMBER: _ClassVar[int]
     DAMAGED_FIELD_NUMBER: _ClassVar[int]
     QUALITY_HOLD_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     sku: _containers.RepeatedScalarFieldContainer[str]
     node_id: _containers.RepeatedScalarFieldContainer[str]
     on_hand: _containers.RepeatedScalarFieldContainer[int]
     as_of: _containers.RepeatedScalarFieldContainer[float]
     damaged: _containers.RepeatedScalarFieldContainer[int]
     quality_hold: _containers.RepeatedScalarFieldContainer[int]
-    def __init__(self, sku: _Optional[_Iterable[str]] = ..., node_id: _Optional[_Iterable[str]] = ..., on_hand: _Optional[_Iterable[int]] = ..., as_of: _Optional[_Iterable[float]] = ..., damaged: _Optional[_Iterable[int]] = ..., quality_hold: _Optional[_Iterable[int]] = ...) -> None: ...
+    by: str
+    def __init__(self, sku: _Optional[_Iterable[str]] = ..., node_id: _Optional[_Iterable[str]] = ..., on_hand: _Optional[_Iterable[int]] = ..., as_of: _Optional[_Iterable[float]] = ..., damaged: _Optional[_Iterable[int]] = ..., quality_hold: _Optional[_Iterable[int]] = ..., by: _Optional[str] = ...) -> None: ...
 
 class StockAdjusted(_message.Message):
-    __slots__ = ("adjustment_id", "sku", "node_id", "delta", "reason", "state", "supply_id")
+    __slots__ = ("adjustment_id", "sku", "node_id", "delta", "reason", "state", "supply_id", "by")
     ADJUSTMENT_ID_FIELD_NUMBER: _ClassVar[int]
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -103,6 +105,7 @@ class StockAdjusted(_message.Message):
     REASON_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     SUPPLY_ID_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     adjustment_id: str
     sku: str
     node_id: str
@@ -110,24 +113,27 @@ class StockAdjusted(_message.Message):
     reason: str
     state: StockState
     supply_id: str
-    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ..., state: _Optional[_Union[StockState, str]] = ..., supply_id: _Optional[str] = ...) -> None: ...
+    by: str
+    def __init__(self, adjustment_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., delta: _Optional[int] = ..., reason: _Optional[str] = ..., state: _Optional[_Union[StockState, str]] = ..., supply_id: _Optional[str] = ..., by: _Optional[str] = ...) -> None: ...
 
 class SupplyExpected(_message.Message):
-    __slots__ = ("supply_id", "sku", "node_id", "quantity", "expected_at")
+    __slots__ = ("supply_id", "sku", "node_id", "quantity", "expected_at", "by")
     SUPPLY_ID_FIELD_NUMBER: _ClassVar[int]
     SKU_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
     QUANTITY_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_AT_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     supply_id: str
     sku: str
     node_id: str
     quantity: int
     expected_at: float
-    def __init__(self, supply_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., quantity: _Optional[int] = ..., expected_at: _Optional[float] = ...) -> None: ...
+    by: str
+    def __init__(self, supply_id: _Optional[str] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ..., quantity: _Optional[int] = ..., expected_at: _Optional[float] = ..., by: _Optional[str] = ...) -> None: ...
 
 class HoldPlaced(_message.Message):
-    __slots__ = ("reservation_id", "fingerprint", "lines", "created_at", "expires_at", "channel", "customer", "capacity", "attempt")
+    __slots__ = ("reservation_id", "fingerprint", "lines", "created_at", "expires_at", "channel", "customer", "capacity", "attempt", "by")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     FINGERPRINT_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
@@ -137,6 +143,7 @@ class HoldPlaced(_message.Message):
     CUSTOMER_FIELD_NUMBER: _ClassVar[int]
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     fingerprint: str
     lines: _containers.RepeatedCompositeFieldContainer[Line]
@@ -146,7 +153,8 @@ class HoldPlaced(_message.Message):
     customer: str
     capacity: _containers.RepeatedCompositeFieldContainer[NodeDay]
     attempt: str
-    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., capacity: _Optional[_Iterable[_Union[NodeDay, _Mapping]]] = ..., attempt: _Optional[str] = ...) -> None: ...
+    by: str
+    def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., created_at: _Optional[float] = ..., expires_at: _Optional[float] = ..., channel: _Optional[str] = ..., customer: _Optional[str] = ..., capacity: _Optional[_Iterable[_Union[NodeDay, _Mapping]]] = ..., attempt: _Optional[str] = ..., by: _Optional[str] = ...) -> None: ...
 
 class NodeDay(_message.Message):
     __slots__ = ("node_id", "day")
@@ -157,26 +165,30 @@ class NodeDay(_message.Message):
     def __init__(self, node_id: _Optional[str] = ..., day: _Optional[int] = ...) -> None: ...
 
 class PartChanged(_message.Message):
-    __slots__ = ("reservation_id", "state", "at")
+    __slots__ = ("reservation_id", "state", "at", "by")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     state: PartState
     at: float
-    def __init__(self, reservation_id: _Optional[str] = ..., state: _Optional[_Union[PartState, str]] = ..., at: _Optional[float] = ...) -> None: ...
+    by: str
+    def __init__(self, reservation_id: _Optional[str] = ..., state: _Optional[_Union[PartState, str]] = ..., at: _Optional[float] = ..., by: _Optional[str] = ...) -> None: ...
 
 class HoldExtended(_message.Message):
-    __slots__ = ("reservation_id", "expires_at", "at", "version")
+    __slots__ = ("reservation_id", "expires_at", "at", "version", "by")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     expires_at: float
     at: float
     version: int
-    def __init__(self, reservation_id: _Optional[str] = ..., expires_at: _Optional[float] = ..., at: _Optional[float] = ..., version: _Optional[int] = ...) -> None: ...
+    by: str
+    def __init__(self, reservation_id: _Optional[str] = ..., expires_at: _Optional[float] = ..., at: _Optional[float] = ..., version: _Optional[int] = ..., by: _Optional[str] = ...) -> None: ...
 
 class LineUnits(_message.Message):
     __slots__ = ("index", "units", "sku", "node_id")
@@ -191,21 +203,23 @@ class LineUnits(_message.Message):
     def __init__(self, index: _Optional[int] = ..., units: _Optional[int] = ..., sku: _Optional[str] = ..., node_id: _Optional[str] = ...) -> None: ...
 
 class LinesClosed(_message.Message):
-    __slots__ = ("reservation_id", "operation_id", "kind", "units", "at")
+    __slots__ = ("reservation_id", "operation_id", "kind", "units", "at", "by")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     operation_id: str
     kind: str
     units: _containers.RepeatedCompositeFieldContainer[LineUnits]
     at: float
-    def __init__(self, reservation_id: _Optional[str] = ..., operation_id: _Optional[str] = ..., kind: _Optional[str] = ..., units: _Optional[_Iterable[_Union[LineUnits, _Mapping]]] = ..., at: _Optional[float] = ...) -> None: ...
+    by: str
+    def __init__(self, reservation_id: _Optional[str] = ..., operation_id: _Optional[str] = ..., kind: _Optional[str] = ..., units: _Optional[_Iterable[_Union[LineUnits, _Mapping]]] = ..., at: _Optional[float] = ..., by: _Optional[str] = ...) -> None: ...
 
 class UnitsReturned(_message.Message):
-    __slots__ = ("reservation_id", "return_id", "index", "node_id", "units", "sellable", "at", "sku")
+    __slots__ = ("reservation_id", "return_id", "index", "node_id", "units", "sellable", "at", "sku", "by")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     RETURN_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -214,6 +228,7 @@ class UnitsReturned(_message.Message):
     SELLABLE_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     SKU_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     return_id: str
     index: int
@@ -222,10 +237,11 @@ class UnitsReturned(_message.Message):
     sellable: bool
     at: float
     sku: str
-    def __init__(self, reservation_id: _Optional[str] = ..., return_id: _Optional[str] = ..., index: _Optional[int] = ..., node_id: _Optional[str] = ..., units: _Optional[int] = ..., sellable: _Optional[bool] = ..., at: _Optional[float] = ..., sku: _Optional[str] = ...) -> None: ...
+    by: str
+    def __init__(self, reservation_id: _Optional[str] = ..., return_id: _Optional[str] = ..., index: _Optional[int] = ..., node_id: _Optional[str] = ..., units: _Optional[int] = ..., sellable: _Optional[bool] = ..., at: _Optional[float] = ..., sku: _Optional[str] = ..., by: _Optional[str] = ...) -> None: ...
 
 class LineMoved(_message.Message):
-    __slots__ = ("reservation_id", "operation_id", "index", "to_node", "at", "sku", "from_node", "units")
+    __slots__ = ("reservation_id", "operation_id", "index", "to_node", "at", "sku", "from_node", "units", "by")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
@@ -234,6 +250,7 @@ class LineMoved(_message.Message):
     SKU_FIELD_NUMBER: _ClassVar[int]
     FROM_NODE_FIELD_NUMBER: _ClassVar[int]
     UNITS_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     operation_id: str
     index: int
@@ -242,21 +259,26 @@ class LineMoved(_message.Message):
     sku: str
     from_node: str
     units: int
-    def __init__(self, reservation_id: _Optional[str] = ..., operation_id: _Optional[str] = ..., index: _Optional[int] = ..., to_node: _Optional[str] = ..., at: _Optional[float] = ..., sku: _Optional[str] = ..., from_node: _Optional[str] = ..., units: _Optional[int] = ...) -> None: ...
+    by: str
+    def __init__(self, reservation_id: _Optional[str] = ..., operation_id: _Optional[str] = ..., index: _Optional[int] = ..., to_node: _Optional[str] = ..., at: _Optional[float] = ..., sku: _Optional[str] = ..., from_node: _Optional[str] = ..., units: _Optional[int] = ..., by: _Optional[str] = ...) -> None: ...
 
 class HistoryEntry(_message.Message):
-    __slots__ = ("what", "at")
+    __slots__ = ("what", "at", "by")
     WHAT_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     what: str
     at: float
-    def __init__(self, what: _Optional[str] = ..., at: _Optional[float] = ...) -> None: ...
+    by: str
+    def __init__(self, what: _Optional[str] = ..., at: _Optional[float] = ..., by: _Optional[str] = ...) -> None: ...
 
 class HoldAborted(_message.Message):
-    __slots__ = ("reservation_id",)
+    __slots__ = ("reservation_id", "by")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
-    def __init__(self, reservation_id: _Optional[str] = ...) -> None: ...
+    by: str
+    def __init__(self, reservation_id: _Optional[str] = ..., by: _Optional[str] = ...) -> None: ...
 
 class ClaimRecorded(_message.Message):
     __slots__ = ("reservation_id", "fingerprint", "partitions", "created_at", "sourcing", "destination", "attempt", "expires_at", "decision", "decided_at", "intents", "history", "decisions")
@@ -289,36 +311,42 @@ class ClaimRecorded(_message.Message):
     def __init__(self, reservation_id: _Optional[str] = ..., fingerprint: _Optional[str] = ..., partitions: _Optional[_Iterable[int]] = ..., created_at: _Optional[float] = ..., sourcing: _Optional[_Iterable[_Union[LineSourcing, _Mapping]]] = ..., destination: _Optional[_Union[Destination, _Mapping]] = ..., attempt: _Optional[str] = ..., expires_at: _Optional[float] = ..., decision: _Optional[_Union[Decision, str]] = ..., decided_at: _Optional[float] = ..., intents: _Optional[_Iterable[_Union[Intent, _Mapping]]] = ..., history: _Optional[_Iterable[_Union[HistoryEntry, _Mapping]]] = ..., decisions: _Optional[int] = ...) -> None: ...
 
 class Follow(_message.Message):
-    __slots__ = ("state", "at", "expires_at", "version")
+    __slots__ = ("state", "at", "expires_at", "version", "by")
     STATE_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     state: PartState
     at: float
     expires_at: float
     version: int
-    def __init__(self, state: _Optional[_Union[PartState, str]] = ..., at: _Optional[float] = ..., expires_at: _Optional[float] = ..., version: _Optional[int] = ...) -> None: ...
+    by: str
+    def __init__(self, state: _Optional[_Union[PartState, str]] = ..., at: _Optional[float] = ..., expires_at: _Optional[float] = ..., version: _Optional[int] = ..., by: _Optional[str] = ...) -> None: ...
 
 class Withdraw(_message.Message):
-    __slots__ = ("attempt", "until")
+    __slots__ = ("attempt", "until", "by")
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     UNTIL_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     attempt: str
     until: float
-    def __init__(self, attempt: _Optional[str] = ..., until: _Optional[float] = ...) -> None: ...
+    by: str
+    def __init__(self, attempt: _Optional[str] = ..., until: _Optional[float] = ..., by: _Optional[str] = ...) -> None: ...
 
 class Close(_message.Message):
-    __slots__ = ("operation_id", "kind", "lines", "at")
+    __slots__ = ("operation_id", "kind", "lines", "at", "by")
     OPERATION_ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     LINES_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     operation_id: str
     kind: str
     lines: _containers.RepeatedCompositeFieldContainer[Line]
     at: float
-    def __init__(self, operation_id: _Optional[str] = ..., kind: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., at: _Optional[float] = ...) -> None: ...
+    by: str
+    def __init__(self, operation_id: _Optional[str] = ..., kind: _Optional[str] = ..., lines: _Optional[_Iterable[_Union[Line, _Mapping]]] = ..., at: _Optional[float] = ..., by: _Optional[str] = ...) -> None: ...
 
 class Step(_message.Message):
     __slots__ = ("partition", "follow", "withdraw", "close")
@@ -341,18 +369,20 @@ class Intent(_message.Message):
     def __init__(self, operation: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[Step, _Mapping]]] = ...) -> None: ...
 
 class ReservationDecided(_message.Message):
-    __slots__ = ("reservation_id", "decision", "at", "expires_at", "intent")
+    __slots__ = ("reservation_id", "decision", "at", "expires_at", "intent", "by")
     RESERVATION_ID_FIELD_NUMBER: _ClassVar[int]
     DECISION_FIELD_NUMBER: _ClassVar[int]
     AT_FIELD_NUMBER: _ClassVar[int]
     EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
     INTENT_FIELD_NUMBER: _ClassVar[int]
+    BY_FIELD_NUMBER: _ClassVar[int]
     reservation_id: str
     decision: Decision
     at: float
     expires_at: float
     intent: Intent
-    def __init__(self, reservation_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., at: _Optional[float] = ..., expires_at: _Optional[float] = ..., intent: _Optional[_Union[Intent, _Mapping]] = ...) -> None: ...
+    by: str
+    def __init__(self, reservation_id: _Optional[str] = ..., decision: _Optional[_Union[Decision, str]] = ..., at: _Optional[float] = ..., expires_at: _Optional[float] = ..., intent: _Optional[_Union[Intent, _Mapping]] = ..., by: _Optional[str] = ...) -> None: ...
 
 class IntentCarried(_message.Message):
     __slots__ = ("reservation_id", "operation", "partitions")
