@@ -4,11 +4,14 @@ node types, ids and timestamps made on the client, and reading a file or stdin."
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
+import signal
 import sys
 import uuid
-from collections.abc import Sequence, Sized
+from collections.abc import Coroutine, Sequence, Sized
 from pathlib import Path
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -219,3 +222,29 @@ def connection_hint(code: grpc.StatusCode, detail: str, credentials: Credentials
             )
         return "hint: the service closed the connection during TLS: it may refuse the --tls-cert certificate"
     return ""
+
+
+async def until_interrupted(work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+    """Run `work` until it ends or Ctrl-C (SIGINT) or SIGTERM: its task, done or cancelled.
+    Outside the main thread (no signal handlers there) Ctrl-C ends the run instead."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    handled = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(signum, stop.set)
+            handled.append(signum)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
+    task = asyncio.create_task(work)
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for signum in handled:
+            loop.remove_signal_handler(signum)
+        stopper.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    return task

@@ -4,14 +4,12 @@ network and key changes, each with who made it; --follow keeps reading until Ctr
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shlex
-import signal
 from typing import Any
 
-from omnistock.cli.common import EXIT_OK, TARGET_ENV, UsageError
+from omnistock.cli.common import EXIT_OK, TARGET_ENV, UsageError, until_interrupted
 from omnistock.cli.output import Output, event_detail, event_name, local_time, printable, to_dict
 from omnistock.client import DEFAULT_TARGET, OmnistockClient
 from omnistock.protos.gen.omnistock.v1 import events_pb2
@@ -151,26 +149,7 @@ async def cmd_events(client: OmnistockClient, args: argparse.Namespace, out: Out
     reader = Reader(client, args, out)
     if args.follow:
         out.note(f"following {'the audit trail' if args.audit else 'reservation events'}; Ctrl-C stops")
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    handled = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(signum, stop.set)
-            handled.append(signum)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread (or no signals here): Ctrl-C ends the run instead
-    reading = asyncio.create_task(reader.run())
-    stopper = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({reading, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
-        stopper.cancel()
-        if not reading.done():
-            reading.cancel()
-            await asyncio.gather(reading, return_exceptions=True)
+    reading = await until_interrupted(reader.run())
     if not reading.cancelled() and (error := reading.exception()) is not None:
         raise error  # run_client reports a refusal
     if reader.last_id and reader.last_id != "$":

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import re
 import shlex
-import signal
 from typing import IO
 
-from omnistock.cli.common import EXIT_OK, EXIT_REFUSED, TARGET_ENV, count_of
+from omnistock.cli.common import EXIT_OK, EXIT_REFUSED, TARGET_ENV, count_of, until_interrupted
 from omnistock.cli.output import Output, local_time, status_name, to_dict
 from omnistock.client import DEFAULT_TARGET, OmnistockClient, OmnistockRpcError
 from omnistock.protos.gen.omnistock.v1 import availability_pb2
@@ -130,16 +128,6 @@ async def cmd_watch(client: OmnistockClient, args: argparse.Namespace, out: Outp
         async for update in client.watch_availability(args.skus, args.channel or "", args.from_version):
             printer.show(update)
 
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    handled = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        try:
-            loop.add_signal_handler(signum, stop.set)
-            handled.append(signum)
-        except (NotImplementedError, RuntimeError, ValueError):
-            pass  # not the main thread (or no signals here): Ctrl-C ends the run instead
-
     def resume_hint(ended: str) -> None:
         if printer.updates:
             command = resume_command(args, printer.version)
@@ -147,17 +135,7 @@ async def cmd_watch(client: OmnistockClient, args: argparse.Namespace, out: Outp
         else:
             out.note(f"{ended} before any update arrived")
 
-    feed = asyncio.create_task(consume())
-    stopper = asyncio.create_task(stop.wait())
-    try:
-        await asyncio.wait({feed, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for signum in handled:
-            loop.remove_signal_handler(signum)
-        stopper.cancel()
-        if not feed.done():
-            feed.cancel()
-            await asyncio.gather(feed, return_exceptions=True)
+    feed = await until_interrupted(consume())
     if feed.cancelled():
         resume_hint("stopped")
         return EXIT_OK
