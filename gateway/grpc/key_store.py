@@ -213,5 +213,8 @@ class KeyStore:
                     seen = version
             except (redis.exceptions.RedisError, OSError) as error:
                 log.warning("API keys not refreshed: %s", error)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the event is set, and the loop would never stop.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), interval)
+                async with asyncio.timeout(interval):
+                    await self._changed.wait()

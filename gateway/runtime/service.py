@@ -729,8 +729,9 @@ async def serve_gateway(settings: str) -> None:
             if os.getppid() != parent:  # serve is gone (killed): no one would stop this gateway
                 log.warning("gateway %d: omnistock serve is gone; stopping", index)
                 break
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 0.5)
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: see ViewSync._run
+                async with asyncio.timeout(0.5):
+                    await stop.wait()
     finally:
         # A stop that hangs (Ray gone with a killed serve) must not leave this process behind.
         faulthandler.dump_traceback_later(60, exit=True)

@@ -121,10 +121,12 @@ class ViewSync:
     async def _run(self) -> None:
         last_full = time.monotonic()
         while True:
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+            # that arrives as the event is set, and this loop would go on forever (a service
+            # stop that hangs).
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._wake.wait(), max(0.0, self._heartbeat - (time.monotonic() - last_full))
-                )
+                async with asyncio.timeout(max(0.0, self._heartbeat - (time.monotonic() - last_full))):
+                    await self._wake.wait()
             self._wake.clear()
             full = time.monotonic() - last_full >= self._heartbeat
             shards, self._dirty = (None if full else self._dirty), set()

@@ -324,9 +324,10 @@ class PartitionMachine(RuleBasedStateMachine):
                 if part is None:
                     outcome = PartOutcome.NOT_FOUND
                 elif part.state is step.state:
+                    # The later-decided extension is taken even when it brings the expiry the
+                    # part has (its number kept, so an older one arriving after it is refused).
                     if (
                         step.state is PartState.HELD
-                        and part.expires_at != step.expires_at
                         and step.version > part.followed  # not an older extension arriving late
                     ):
                         extended = HoldExtended(rid, step.expires_at, step.at, step.version, step.by)
