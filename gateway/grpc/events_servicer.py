@@ -16,7 +16,6 @@ import re
 from typing import cast
 
 import grpc
-import redis.asyncio as aioredis
 import redis.exceptions
 from google.protobuf.message import DecodeError
 
@@ -28,6 +27,7 @@ from omnistock.protos.gen.omnistock.v1 import events_pb2, events_pb2_grpc
 from omnistock.reservations.domain.errors import Unavailable
 from omnistock.reservations.shard.audit_trail import AuditEntry
 from omnistock.reservations.shard.journal import RedisKeys
+from omnistock.reservations.shard.redis_connect import AsyncClient
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class EventServicer(Servicer, events_pb2_grpc.EventServiceServicer):
     SERVICE = events_pb2.DESCRIPTOR.services_by_name["EventService"]
 
     def __init__(
-        self, network: NetworkStore, limits: Limits, metrics: Metrics, redis: aioredis.Redis, keys: RedisKeys
+        self, network: NetworkStore, limits: Limits, metrics: Metrics, redis: AsyncClient, keys: RedisKeys
     ) -> None:
         super().__init__(network, limits, metrics)
         self.redis = redis

@@ -21,7 +21,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 
-import redis.asyncio as aioredis
 import redis.exceptions
 
 from omnistock.gateway.usecases.access import (
@@ -36,6 +35,7 @@ from omnistock.gateway.usecases.access import (
 from omnistock.reservations.domain.errors import AlreadyExists, InvalidArgument, NotFound
 from omnistock.reservations.shard.audit_trail import AUDIT_KEPT
 from omnistock.reservations.shard.journal import RedisKeys
+from omnistock.reservations.shard.redis_connect import AsyncClient
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def _text(value: bytes | str) -> str:
 
 class KeyStore:
     def __init__(
-        self, redis_client: aioredis.Redis, prefix: str, clock: Callable[[], float] = time.time
+        self, redis_client: AsyncClient, prefix: str, clock: Callable[[], float] = time.time
     ) -> None:
         self._redis = redis_client
         self._clock = clock

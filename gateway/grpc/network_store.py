@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, cast
 
-import redis.asyncio as aioredis
 import redis.exceptions
 
 from omnistock.availability.network import Channel, Network, NodeGroup
@@ -34,6 +33,7 @@ from omnistock.protos.gen.omnistock.v1 import network_pb2
 from omnistock.reservations.domain.errors import InvalidArgument, NotFound, Unavailable
 from omnistock.reservations.shard.audit_trail import AUDIT_KEPT, AuditEntry, audit_entry
 from omnistock.reservations.shard.journal import RedisKeys
+from omnistock.reservations.shard.redis_connect import AsyncClient
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ NETWORK_KINDS = frozenset({"node", "group", "channel"})
 
 
 class NetworkStore:
-    def __init__(self, client: aioredis.Redis, keys: RedisKeys, limits: Limits) -> None:
+    def __init__(self, client: AsyncClient, keys: RedisKeys, limits: Limits) -> None:
         self._client = client
         self._keys = keys
         self._limits = limits

@@ -30,8 +30,10 @@ def init(address: str | None = None, **options: Any) -> None:
     address, listens on loopback only."""
     target = address or os.environ.get("RAY_ADDRESS") or None
     if target is None:
+        # "local": a runtime of our own, never one that `ray start` left on this machine (a
+        # plain ray.init() joins that one, found through /tmp/ray/ray_current_cluster).
         with _single_node():
-            ray.init(_node_ip_address=LOOPBACK, **options)
+            ray.init(address="local", _node_ip_address=LOOPBACK, **options)
     elif on_loopback(target):
         with _single_node():
             ray.init(address=address, **options)

@@ -25,13 +25,10 @@ from typing import Any
 
 import grpc
 import ray
-import redis.asyncio as aioredis
 import redis.exceptions
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import start_http_server
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 
 from omnistock.availability.feed import ChangeHistory
 from omnistock.availability.network_file import parse_network_file
@@ -74,8 +71,9 @@ from omnistock.gateway.usecases.stock import Stock
 from omnistock.reservations.domain.errors import Unavailable
 from omnistock.reservations.domain.partition import PENDING_SECONDS
 from omnistock.reservations.domain.placement import partition_of, partitions_of_shard
-from omnistock.reservations.shard.actor import Shard, ShardConfig, settle_heap
+from omnistock.reservations.shard.actor import JOURNAL_TIMEOUT, Shard, ShardConfig, settle_heap
 from omnistock.reservations.shard.journal import RedisKeys
+from omnistock.reservations.shard.redis_connect import AsyncClient, check_url, connect_async
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +138,11 @@ class ServiceConfig:
     """JWKS file of an identity provider whose JWTs are accepted besides API keys."""
     admission: AdmissionSettings = field(default_factory=AdmissionSettings)
     """Each gateway's limits under load: calls in flight, open streams, a rate per caller."""
+    redis_replicas: int = 0
+    """Replicas of the journal's master that must have each batch (WAIT) before it is
+    acknowledged; 0: the master's AOF alone (docs/running.md, "Redis with replicas")."""
+    redis_wait_ms: int = 1000
+    """How long a batch waits for those replicas before it fails (UNAVAILABLE, retry-safe)."""
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), default=str)
@@ -188,9 +191,26 @@ def first_view_version(index: int, now: float) -> int:
     return index * VIEW_VERSIONS_PER_GATEWAY + int(now * 1000)
 
 
+FIRST_STANDALONE_GATEWAY = 1000
+"""serve's gateways are numbered 0..N-1 (N below this); a gateway started on its own
+(`omnistock gateway --ray-address`, any host) takes this plus a number from a Redis counter
+(RedisKeys.service, HINCRBY), so no two gateways of one service share an index, whichever
+host they run on."""
+STANDALONE_GATEWAYS = 1_000_000
+"""Standalone indexes cycle through this many: with VIEW_VERSIONS_PER_GATEWAY, every view
+version still fits the API's uint64. An index comes round again a million starts later,
+with a later clock, so its versions are still new."""
+
+
+def standalone_gateway_index(count: int) -> int:
+    """The index of the `count`th standalone gateway started (1 for the first)."""
+    return FIRST_STANDALONE_GATEWAY + (count - 1) % STANDALONE_GATEWAYS
+
+
 def gateway_metrics_port(config: ServiceConfig, index: int) -> int | None:
-    """Gateway i's metrics port: metrics_port + i (0: any free port; None: no metrics)."""
-    if config.metrics_port is None or config.metrics_port == 0:
+    """Gateway i's metrics port: metrics_port + i (0: any free port; None: no metrics). A
+    standalone gateway is the only one of its process: it serves on metrics_port itself."""
+    if config.metrics_port is None or config.metrics_port == 0 or index >= FIRST_STANDALONE_GATEWAY:
         return config.metrics_port
     return config.metrics_port + index
 
@@ -215,6 +235,10 @@ def unshared_port(host: str, port: int) -> int:
 
 
 ShardActor = ray.remote(Shard)
+SHARD_CPUS = 0.01
+"""What a shard asks of a node's CPUs: enough that it runs only on nodes offering CPUs,
+little enough that any number of shards fit (a shard's load is its batches, not a core of
+its own)."""
 
 REDIS_CHECK = 0.5
 """Seconds between two writes by which each gateway checks that Redis takes writes; health
@@ -250,7 +274,7 @@ class Gateway:
         self._redis_url = redis_url
         self._shards = shards
         self._partitions = partitions
-        self._redis: aioredis.Redis | None = None
+        self._redis: AsyncClient | None = None
         self._server: grpc.aio.Server | None = None
         self._metrics_server: Any = None
         self._health = health.aio.HealthServicer()
@@ -263,7 +287,7 @@ class Gateway:
     async def start(self, apply_network_file: bool = False) -> Gateway:
         config, shards, partitions = self.config, self._shards, self._partitions
         loop = asyncio.get_running_loop()
-        self._redis = aioredis.Redis.from_url(self._redis_url)
+        self._redis = connect_async(self._redis_url)
         router = ShardRouter(shards, partitions, self.metrics)
         self.metrics.watch_queues(router.queue_depths())
         stats = ShardStatsPoller(shards, self.metrics, config.stats_interval)
@@ -378,11 +402,11 @@ class Gateway:
         """Health of `names` NOT_SERVING while Redis does not take a write (down, hanging,
         refusing writes), SERVING again once it does: calls that write or read consistently
         need the shards' journal in Redis. Each gateway process checks for itself."""
-        probe = aioredis.Redis.from_url(
+        probe = connect_async(
             self._redis_url,
             socket_timeout=REDIS_CHECK_TIMEOUT,
             socket_connect_timeout=REDIS_CHECK_TIMEOUT,
-            retry=Retry(NoBackoff(), 1),  # once more on a new connection: one left by a restart
+            retries=1,  # once more on a new connection: one left by a restart
         )
         key = f"{self.config.prefix}:health:gateway-{self.index}"
         serving = True
@@ -462,15 +486,23 @@ async def audit_every(router: ShardRouter, metrics: Metrics, interval: float) ->
 
 class Service:
     def __init__(self, config: ServiceConfig) -> None:
-        if config.gateways < 1:
-            raise ValueError(f"gateways must be at least 1, got {config.gateways}")
+        if not 1 <= config.gateways < FIRST_STANDALONE_GATEWAY:
+            raise ValueError(
+                f"gateways must be within 1..{FIRST_STANDALONE_GATEWAY - 1}, got {config.gateways}"
+            )
         server_credentials(config)  # bad TLS settings or files fail before anything starts
+        if config.redis_url:
+            check_url(config.redis_url)
+        if not 0 < config.redis_wait_ms < JOURNAL_TIMEOUT * 1000:
+            # Longer, and the shard's socket gives up first with a less telling error.
+            longest = int(JOURNAL_TIMEOUT * 1000) - 1
+            raise ValueError(f"redis_wait_ms must be within 1..{longest}, got {config.redis_wait_ms}")
         self.config = config
         self.metrics = Metrics()
         self.redis_url = ""
         self._embedded: EmbeddedRedis | None = None
         self._keeper: asyncio.Task[None] | None = None
-        self._redis: aioredis.Redis | None = None
+        self._redis: AsyncClient | None = None
         self._started_ray = False
         self.gateway: Gateway | None = None
         self.supervisor: GatewaySupervisor | None = None
@@ -524,7 +556,7 @@ class Service:
                 self._embedded.data_dir,
             )
             self._keeper = asyncio.get_running_loop().create_task(self._keep_redis(self._embedded))
-        self._redis = aioredis.Redis.from_url(self.redis_url)
+        self._redis = connect_async(self.redis_url)
         if config.auth == "keys":
             store = KeyStore(self._redis, config.prefix)
             self.admin_key_file = await bootstrap_admin_key(store, config.data_dir)
@@ -550,6 +582,11 @@ class Service:
             self._started_ray = True
         self.shards = [await self._start_shard(index, partitions) for index in range(config.shards)]
         await asyncio.gather(*(shard.ping.remote() for shard in self.shards))
+        # For gateways started on their own (serve_standalone_gateway): how many shards to
+        # look up by name, and in which Ray namespace.
+        await self._redis.hset(
+            keys.service, mapping={"shards": config.shards, "namespace": ray.get_runtime_context().namespace}
+        )
 
         self.gateway = Gateway(config, 0, self.redis_url, self.shards, partitions, self.metrics)
         await self.gateway.start(apply_network_file=True)
@@ -583,7 +620,14 @@ class Service:
 
     async def _start_shard(self, index: int, partitions: int, wait: float = 30.0) -> Any:
         """A named shard actor. The name guards against two services owning the same
-        partitions on one Ray cluster; a name left by a crashed service is waited out."""
+        partitions on one Ray cluster; a name left by a crashed service is waited out.
+
+        Placement: SPREAD, so Ray puts the shards on different nodes while there are nodes
+        to take them, and a shard asks for SHARD_CPUS, so only nodes that offer CPUs to Ray
+        take one (a head started with `--num-cpus 0`, as Ray advises, keeps to its
+        services). A shard whose node dies is started again by Ray on a live node under the
+        same name (max_restarts=-1) and rebuilds its partitions from Redis; gateways find it
+        there by name and reach its batch port at the address it reports."""
         config = self.config
         shard_config = ShardConfig(
             index=index,
@@ -593,6 +637,8 @@ class Service:
             pending_seconds=config.pending_seconds,
             snapshot_every=config.snapshot_every,
             snapshot_levels=config.snapshot_levels,
+            redis_replicas=config.redis_replicas,
+            redis_wait_ms=config.redis_wait_ms,
         )
         deadline = time.monotonic() + wait
         while True:
@@ -601,7 +647,8 @@ class Service:
                     name=shard_name(config.prefix, index),
                     max_restarts=-1,
                     max_task_retries=3,
-                    num_cpus=0,
+                    num_cpus=SHARD_CPUS,
+                    scheduling_strategy="SPREAD",
                 ).remote(shard_config)
             except ValueError as error:  # the name is taken
                 if time.monotonic() > deadline:
@@ -739,3 +786,100 @@ async def serve_gateway(settings: str) -> None:
         ray.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
+
+
+class NoService(RuntimeError):
+    """No omnistock service has started on this Redis under this prefix."""
+
+
+class ServiceGone(RuntimeError):
+    """serve stopped the shards a standalone gateway was started against (it stopped, or
+    started again with new ones): the gateway ends, for its supervisor to start it again."""
+
+
+SHARDS_CHECK = 2.0
+"""Seconds between two looks, by a standalone gateway, at whether its shards are still there."""
+
+
+def shards_replaced(shards: list[Any], prefix: str, namespace: str) -> bool:
+    """Whether a shard name is gone or names another actor: serve stopped its shards, for
+    good (a shard Ray restarts keeps its actor, so its handle stays equal)."""
+    try:
+        return any(
+            ray.get_actor(shard_name(prefix, index), namespace=namespace) != shard
+            for index, shard in enumerate(shards)
+        )
+    except ValueError:  # no actor by that name
+        return True
+
+
+async def serve_standalone_gateway(config: ServiceConfig) -> None:
+    """A gateway on its own (`omnistock gateway --ray-address ADDR`), on any host of the
+    cluster: it learns the running service's partitions, shard count and Ray namespace from
+    Redis (RedisKeys.service, written by serve), takes an index of its own from Redis's
+    counter, finds the shards by name and serves its port until SIGTERM or Ctrl-C, or until
+    serve stops those shards (ServiceGone). Its view, feed versions and answer cache are its
+    own, as every gateway's; clients spread over several gateways through a load balancer or
+    DNS."""
+    keys = RedisKeys(config.prefix)
+    redis_url = config.redis_url or ""
+    client = connect_async(redis_url)
+    try:
+        about = await client.hgetall(keys.service)
+        partitions = await client.get(keys.partitions)
+        if b"shards" not in about or partitions is None:
+            raise NoService(
+                f"no omnistock service with prefix {config.prefix!r} has started on {redacted(redis_url)}:"
+                " start `omnistock serve` first"
+            )
+        index = standalone_gateway_index(await client.hincrby(keys.service, "gateways", 1))
+    finally:
+        await client.aclose()
+    raw_namespace = about[b"namespace"]
+    namespace = raw_namespace.decode() if isinstance(raw_namespace, bytes) else str(raw_namespace)
+    config = dataclasses.replace(
+        config, shards=int(about[b"shards"]), partitions=int(partitions), gateways=1, network_file=None
+    )
+    local_ray.init(
+        address=config.ray_address,
+        namespace=namespace,
+        logging_level=logging.WARNING,
+        log_to_driver=False,  # the shards' logs are serve's to print
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):  # after ray.init, which replaces SIGTERM's handler
+        loop.add_signal_handler(signum, stop.set)
+    gateway: Gateway | None = None
+    try:
+        shards = [
+            ray.get_actor(shard_name(config.prefix, i), namespace=namespace) for i in range(config.shards)
+        ]
+        gateway = Gateway(config, index, redis_url, shards, config.partitions)
+        await gateway.start()
+        settle_heap()
+        log.warning(
+            "omnistock gateway %d serving on %s:%d (%d shards, %d partitions, Ray %s)",
+            index,
+            config.host,
+            gateway.port,
+            config.shards,
+            config.partitions,
+            config.ray_address,
+        )
+        while not stop.is_set():
+            if await asyncio.to_thread(shards_replaced, shards, config.prefix, namespace):
+                raise ServiceGone(
+                    f"gateway {index}: the service's shards were stopped (serve stopped or started"
+                    " again); start this gateway again to serve the new ones"
+                )
+            with contextlib.suppress(TimeoutError):  # asyncio.timeout: see ViewSync._run
+                async with asyncio.timeout(SHARDS_CHECK):
+                    await stop.wait()
+    finally:
+        faulthandler.dump_traceback_later(60, exit=True)  # a stop that hangs must not stay behind
+        if gateway is not None:
+            await gateway.stop(grace=5)
+        ray.shutdown()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

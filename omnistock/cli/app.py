@@ -72,7 +72,7 @@ from omnistock.cli.network_commands import (
 )
 from omnistock.cli.output import Output
 from omnistock.cli.parsing import LEVEL_FORM, SUPPLY_FORM
-from omnistock.cli.serve import add_log_level, load_demo_network, run_gateway, serve
+from omnistock.cli.serve import REDIS_URL_ENV, add_log_level, load_demo_network, run_gateway, serve
 from omnistock.cli.watch import cmd_watch
 from omnistock.client import DEFAULT_TARGET, Credentials, OmnistockClient, OmnistockRpcError
 from omnistock.gateway.runtime.cpus import default_shards
@@ -242,6 +242,20 @@ def add_service_commands(commands: Commands) -> None:
         help="AOF fsync of the embedded Redis: always loses no acknowledged write (default %(default)s)",
     )
     serve_parser.add_argument(
+        "--redis-replicas",
+        type=non_negative_int,
+        default=0,
+        help="replicas of the journal's Redis master that must have each batch (WAIT) before it is"
+        " acknowledged; 0 trusts the master's AOF alone (default %(default)s)",
+    )
+    serve_parser.add_argument(
+        "--redis-wait-ms",
+        type=positive_int,
+        default=1000,
+        help="how long a batch waits for --redis-replicas before it fails, retry-safe, with"
+        " UNAVAILABLE (default %(default)s)",
+    )
+    serve_parser.add_argument(
         "--metrics-host",
         default="127.0.0.1",
         help="interface for /metrics, whatever --host is (default %(default)s: loopback only)",
@@ -253,11 +267,44 @@ def add_service_commands(commands: Commands) -> None:
 
     gateway_parser = commands.add_parser(
         "gateway",
-        help="one more gateway of a running `omnistock serve --gateways N` (serve starts it)",
-        description="Started by `omnistock serve --gateways N` for each gateway beyond its own:"
-        " reads its settings as one JSON line on stdin, joins serve's Ray runtime and Redis, and"
-        " serves the same port until SIGTERM or until serve is gone. Not meant to be run by hand.",
+        help="one more gateway of a running service, on any host of its Ray cluster (--ray-address)",
+        description="With --ray-address: a gateway of its own, on any host of the running service's"
+        " Ray cluster, on its own port; it reads the service's partitions, shard count and Ray"
+        " namespace from its Redis and serves until SIGTERM or Ctrl-C (docs/running.md). Without:"
+        " one of `omnistock serve --gateways N`'s gateways, which reads its settings as one JSON"
+        " line on stdin (serve starts it).",
     )
+    gateway_parser.add_argument(
+        "--ray-address", help="the service's Ray cluster, e.g. 10.0.0.5:6379 or auto (this node's)"
+    )
+    gateway_parser.add_argument(
+        "--redis-url",
+        default=os.environ.get(REDIS_URL_ENV) or None,
+        help=f"the service's Redis (default: ${REDIS_URL_ENV}, which keeps a password out of the"
+        " process list)",
+    )
+    gateway_parser.add_argument(
+        "--prefix", default="omnistock", help="the service's Redis key prefix (default %(default)s)"
+    )
+    gateway_parser.add_argument(
+        "--host", default="127.0.0.1", help="interface to listen on (default %(default)s)"
+    )
+    gateway_parser.add_argument(
+        "--port", type=port_number, default=50051, help="gRPC port (default %(default)s)"
+    )
+    gateway_parser.add_argument(
+        "--metrics-port",
+        type=port_number,
+        default=9464,
+        help="Prometheus /metrics port of this gateway (default %(default)s)",
+    )
+    gateway_parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="interface for /metrics, whatever --host is (default %(default)s: loopback only)",
+    )
+    add_limit_arguments(gateway_parser)
+    add_security_arguments(gateway_parser)
     add_log_level(gateway_parser)
     gateway_parser.set_defaults(handler=run_gateway)
 
@@ -278,7 +325,9 @@ def add_service_commands(commands: Commands) -> None:
         help="gateways, shards and cores for a retailer's busy hour times a spike",
         description="Turns orders per busy hour, lines and availability checks per order, stock updates"
         " and a spike factor into request rates per RPC, and, from the per-core capacity `omnistock bench`"
-        " measured, into the gateways, shards and cores needed with headroom (docs/sizing.md).",
+        " measured, into the gateways, shards and cores needed with headroom (docs/sizing.md); with"
+        " --node-cores, into Ray nodes, Redis masters and replicas and the manifests' replicas"
+        " (docs/cluster.md).",
     )
     add_size_arguments(size_parser)
     size_parser.set_defaults(handler=run_size)

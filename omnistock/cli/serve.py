@@ -42,6 +42,7 @@ from omnistock.gateway.runtime.redis_url import redacted as redact
 from omnistock.reservations.domain.errors import InvalidArgument
 
 if TYPE_CHECKING:
+    from omnistock.gateway.grpc.admission import AdmissionSettings
     from omnistock.gateway.runtime.service import Service, ServiceConfig
 
 
@@ -161,8 +162,19 @@ def own_credentials(config: ServiceConfig, admin_key_file: Path | None) -> Crede
     return Credentials(tls.tls_ca, tls.client_cert, tls.client_key, read_api_key(admin_key_file))
 
 
-def service_config(args: argparse.Namespace) -> ServiceConfig:
+def admission_settings(args: argparse.Namespace) -> AdmissionSettings:
     from omnistock.gateway.grpc.admission import AdmissionSettings
+
+    return AdmissionSettings(
+        max_calls=args.max_calls,
+        max_streams=args.max_streams,
+        connection_streams=args.max_connection_streams,
+        rate_per_key=args.rate_per_key,
+        burst_per_key=args.burst_per_key,
+    )
+
+
+def service_config(args: argparse.Namespace) -> ServiceConfig:
     from omnistock.gateway.runtime.service import ServiceConfig
 
     return ServiceConfig(
@@ -170,19 +182,15 @@ def service_config(args: argparse.Namespace) -> ServiceConfig:
         port=args.port,
         metrics_port=args.metrics_port,
         metrics_host=args.metrics_host,
-        admission=AdmissionSettings(
-            max_calls=args.max_calls,
-            max_streams=args.max_streams,
-            connection_streams=args.max_connection_streams,
-            rate_per_key=args.rate_per_key,
-            burst_per_key=args.burst_per_key,
-        ),
+        admission=admission_settings(args),
         shards=args.shards,
         partitions=args.partitions,
         redis_url=args.redis_url,
         ray_address=args.ray_address,
         data_dir=Path(args.data_dir),
         redis_fsync=args.redis_fsync,
+        redis_replicas=args.redis_replicas,
+        redis_wait_ms=args.redis_wait_ms,
         gateways=args.gateways,
         # With --demo the file is applied once the demo nodes are there (see serve_async).
         network_file=Path(args.network) if args.network and not args.demo else None,
@@ -459,12 +467,76 @@ def start_logging(args: argparse.Namespace) -> None:
     )
 
 
+def gateway_config(args: argparse.Namespace) -> ServiceConfig:
+    """A standalone gateway's own settings; what it shares with the service (partitions,
+    shards, Ray namespace) it reads from Redis (serve_standalone_gateway)."""
+    from omnistock.gateway.runtime.service import ServiceConfig
+
+    return ServiceConfig(
+        host=args.host,
+        port=args.port,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        admission=admission_settings(args),
+        redis_url=args.redis_url,
+        ray_address=args.ray_address,
+        prefix=args.prefix,
+        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
+        tls_key=Path(args.tls_key) if args.tls_key else None,
+        client_ca=Path(args.client_ca) if args.client_ca else None,
+        auth=args.auth or default_auth(args.host, args.insecure),
+    )
+
+
+def run_standalone_gateway(args: argparse.Namespace) -> int:
+    """`omnistock gateway --ray-address ADDR`: one gateway of a running service, on any host
+    of its Ray cluster, on a port of its own."""
+    from omnistock.gateway.runtime.service import NoService, ServiceGone, serve_standalone_gateway
+
+    if not args.redis_url:
+        print(
+            "error: a gateway of its own needs the running service's Redis: --redis-url URL"
+            f" (or {REDIS_URL_ENV}, which keeps a password out of the process list)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    refusal = security_refusal(args)
+    if refusal is not None:  # before anything starts
+        print(refusal, file=sys.stderr)
+        return EXIT_USAGE
+    start_logging(args)
+    code = EXIT_OK
+    try:
+        loop_runner()(serve_standalone_gateway(gateway_config(args)))
+    except (NoService, ServiceGone) as error:
+        print(f"error: {error}", file=sys.stderr)
+        code = EXIT_REFUSED
+    except Exception:
+        logging.getLogger(__name__).exception("gateway failed")
+        code = EXIT_REFUSED
+    # As serve: leave without tearing down the loop (grpc/grpc#40989).
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+REDIS_URL_ENV = "OMNISTOCK_REDIS_URL"
+"""`omnistock gateway --redis-url`'s default."""
+
+
 def run_gateway(args: argparse.Namespace) -> int:
     from omnistock.gateway.runtime.service import serve_gateway
 
-    settings = sys.stdin.readline()
+    if args.ray_address:
+        return run_standalone_gateway(args)
+    settings = "" if sys.stdin.isatty() else sys.stdin.readline()
     if not settings.strip():
-        print("error: omnistock gateway reads its settings on stdin (serve starts it)", file=sys.stderr)
+        print(
+            "error: omnistock gateway needs --ray-address (a gateway of its own), or its settings on"
+            " stdin (serve starts it)",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     start_logging(args)
     code = EXIT_OK

@@ -14,8 +14,6 @@ import uuid
 from dataclasses import dataclass
 
 import redis
-from redis.backoff import NoBackoff
-from redis.retry import Retry
 
 from omnistock.reservations import crash_points
 from omnistock.reservations.domain.audit import PartRow, RecordRow, rows_of
@@ -26,6 +24,7 @@ from omnistock.reservations.domain.stats import HoldEndings, ShardStats, StockWa
 from omnistock.reservations.shard import wire
 from omnistock.reservations.shard.batch_port import BatchPort
 from omnistock.reservations.shard.journal import Journal, RedisJournal, RedisKeys
+from omnistock.reservations.shard.redis_connect import connect_sync
 from omnistock.reservations.shard.state import (
     CARRY_LEASE,
     Changes,
@@ -73,6 +72,10 @@ class ShardConfig:
     redis_url: str
     prefix: str = "omnistock"
     """Prefix of every Redis key."""
+    redis_replicas: int = 0
+    """Replicas of the journal's master that must have an append before it counts (WAIT)."""
+    redis_wait_ms: int = 1000
+    """How long an append waits for those replicas before it fails (kept under JOURNAL_TIMEOUT)."""
     pending_seconds: float = PENDING_SECONDS
     """How long a Reserve attempt may stay undecided before its home aborts it."""
     carry_lease: float = CARRY_LEASE
@@ -103,7 +106,7 @@ class Shard:
         self._config = config
         self._lock = threading.Lock()
         self._journal: Journal = journal or RedisJournal(
-            redis.Redis.from_url(
+            connect_sync(
                 config.redis_url,
                 socket_timeout=JOURNAL_TIMEOUT,
                 socket_connect_timeout=JOURNAL_TIMEOUT,
@@ -111,11 +114,13 @@ class Shard:
                 # second copy would replay twice. A failed call drops the shard's state, which
                 # is reloaded from Redis (with or without the append), and the gateway's caller
                 # retries with the same ids.
-                retry=Retry(NoBackoff(), 0),
+                retries=0,
             ),
             RedisKeys(config.prefix),
             config.snapshot_every,
             config.snapshot_levels,
+            config.redis_replicas,
+            config.redis_wait_ms,
         )
         self._state: ShardState | None = None
         self._recovery_seconds = 0.0

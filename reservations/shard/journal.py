@@ -21,8 +21,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, cast
 
-import redis
-
 from omnistock.reservations.domain.model import Event, LevelsSet
 from omnistock.reservations.domain.partition import Partition
 from omnistock.reservations.shard.audit_trail import AUDIT_KEPT, stock_audit
@@ -33,6 +31,7 @@ from omnistock.reservations.shard.codec import (
     encode_snapshot,
     published_events,
 )
+from omnistock.reservations.shard.redis_connect import SyncClient, wait_for_replicas
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +71,13 @@ class RedisKeys:
     @property
     def partitions(self) -> str:
         return f"{self.prefix}:partitions"
+
+    @property
+    def service(self) -> str:
+        """Hash of what a gateway started on its own (`omnistock gateway --ray-address`) learns
+        of the running service: `shards` and `namespace`, set by serve at each start, and
+        `gateways`, the counter that numbers such gateways."""
+        return f"{self.prefix}:service"
 
     @property
     def network(self) -> str:
@@ -124,10 +130,19 @@ class RedisJournal:
     """Journal on Redis streams; one instance per shard actor."""
 
     def __init__(
-        self, client: redis.Redis, keys: RedisKeys, snapshot_every: int, snapshot_levels: int = 20_000
+        self,
+        client: SyncClient,
+        keys: RedisKeys,
+        snapshot_every: int,
+        snapshot_levels: int = 20_000,
+        replicas: int = 0,
+        wait_ms: int = 1000,
     ) -> None:
         self._client = client
         self._keys = keys
+        self._replicas = replicas
+        """Replicas that must have each append (WAIT) before it counts; 0: the master's AOF alone."""
+        self._wait_ms = wait_ms
         self._append = client.register_script(APPEND_SCRIPT)
         self._snapshot_every = snapshot_every
         self._snapshot_levels = snapshot_levels
@@ -150,6 +165,9 @@ class RedisJournal:
             for entry in stock_audit(number, events[number], at):
                 args.extend(entry.values())
         ids = cast(list[bytes], self._append(keys=keys, args=args))
+        if self._replicas:
+            # Not acknowledged until on the replicas: a failover then loses no acknowledged batch.
+            wait_for_replicas(self._client, keys[0], self._replicas, self._wait_ms)
         for number, entry_id in zip(numbers, ids, strict=True):
             self._last_id[number] = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
             self._since_snapshot[number] = self._since_snapshot.get(number, 0) + 1

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
+from ray.scripts.scripts import start as ray_start
 
 from omnistock.cli import main
+from omnistock.cli.app import build_parser
 from omnistock.loadtest.sizing import (
     GATEWAY_SHARE_OF_WRITES,
+    JOURNAL_MEASURED,
     MEASURED,
     Capacity,
     Demand,
+    JournalCost,
     availability_core_ms,
     capacity_from_bench,
     close_core_ms,
     plan,
+    plan_cluster,
     reserve_core_ms,
 )
 
@@ -123,3 +129,84 @@ def test_the_worked_example_in_the_docs_is_what_the_command_prints(
     command, printed = block.split("\n", 1)
     assert main(["size", *command.split()]) == 0
     assert capsys.readouterr().out == printed
+
+
+def test_a_cluster_keeps_a_core_a_node_for_ray_and_a_spare_node() -> None:
+    # As above: 2 gateways and 1 shard.
+    demand = Demand(
+        orders_per_hour=3600, lines_per_order=1, checks_per_order=100, stock_updates_per_second=0, spike=10
+    )
+    result = plan(demand, ROUND)
+    assert (result.gateways, result.shards) == (2, 1)
+    # 4-core nodes: 3 cores for omnistock, so one node carries the peak; a second is the spare.
+    cluster = plan_cluster(result, 4)
+    assert (cluster.nodes, cluster.gateways_per_node, cluster.shards_per_node) == (2, 2, 1)
+    assert cluster.gateways == 4  # gateways on every node, the spare's too
+    # 3-core nodes: a gateway and a shard a node, so 2 nodes for the peak and a spare.
+    small = plan_cluster(result, 3)
+    assert (small.nodes, small.gateways_per_node, small.shards_per_node) == (3, 1, 1)
+    assert small.gateways == 3
+    # The manifests run one gateway or one shard a pod, each with a spare pod.
+    assert (cluster.worker_replicas, cluster.gateway_replicas) == (2, 3)
+    assert any(c.startswith("ray start --head") and "--num-cpus 3" in c for c in cluster.commands)
+
+
+def test_redis_masters_from_the_journal_cost_of_the_writes() -> None:
+    journal = JournalCost("round figures", (1, 10), redis_cpu_ms=(0.5, 1.0), median_ms=(1.0, 2.0))
+    assert journal.per_write_core_ms() == 0.5
+    # Every write RPC is journaled: 50 Reserves, 40 Confirms, 10 Releases and 100 stock updates a second.
+    demand = Demand(orders_per_hour=3600 * 4, checks_per_order=0, stock_updates_per_second=10, spike=10)
+    writes = plan_cluster(plan(demand, ROUND), 8, journal)
+    assert writes.journal_writes_per_second == pytest.approx(200)
+    assert writes.redis_cores == pytest.approx(0.1)
+    assert (writes.redis_masters, writes.redis_replicas) == (1, 1)  # one Redis and its replica
+    # Ten times the writes: 1 core at 70% busy is 2 masters, and a Redis Cluster has at least 3.
+    busier = plan_cluster(plan(dataclasses.replace(demand, spike=100), ROUND), 8, journal)
+    assert busier.redis_cores == pytest.approx(1)
+    assert (busier.redis_masters, busier.redis_replicas) == (3, 3)
+    # A hundred times: 10 cores, 15 masters.
+    biggest = plan_cluster(plan(dataclasses.replace(demand, spike=1000), ROUND), 8, journal)
+    assert (biggest.redis_masters, biggest.redis_replicas) == (15, 15)
+
+
+def test_the_measured_journal_cost_grows_slower_than_the_batch() -> None:
+    # A batch of 50 Reserves costs Redis less than 50 batches of one: what makes group commit pay.
+    costs = dict(zip(JOURNAL_MEASURED.reserves_per_batch, JOURNAL_MEASURED.redis_cpu_ms, strict=True))
+    assert costs[50] < 50 * costs[1] / 5
+    assert JOURNAL_MEASURED.per_write_core_ms() == costs[1]
+
+
+def test_node_cores_in_the_command(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["size", "--orders-per-hour", "20000", "--node-cores", "8"]) == 0
+    table = capsys.readouterr().out
+    assert "ray nodes      3  (2 for the peak, 1 spare for a node lost)" in table
+    assert "workerGroupSpecs[shards].replicas: 3" in table
+    assert "journal figures: scripts/bench_journal.py" in table
+    assert main(["size", "--orders-per-hour", "20000", "--node-cores", "8", "--json"]) == 0
+    cluster = json.loads(capsys.readouterr().out)["cluster"]
+    assert (cluster["nodes"], cluster["shards"], cluster["redis_masters"]) == (3, 2, 1)
+    assert main(["size", "--orders-per-hour", "20000", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cluster"] is None
+    for bad in ("2", "2.5", "many"):
+        with pytest.raises(SystemExit):
+            main(["size", "--orders-per-hour", "20000", "--node-cores", bad])
+        assert "--node-cores" in capsys.readouterr().err
+
+
+def test_the_printed_commands_are_ones_omnistock_and_ray_take() -> None:
+    cluster = plan_cluster(plan(Demand(orders_per_hour=20000)), 8)
+    ray_options = {name for param in ray_start.params for name in param.opts}
+    placeholders = {"HEAD": "10.0.0.5", "URL": "redis://10.0.0.9:6379/0", "P": "50052", "M": "9465"}
+    ran = []
+    for line in cluster.commands:
+        words = line.split("  # ", 1)[0].split()
+        words = [w for w in words if "=" not in w or w.startswith("-")]  # an environment setting
+        words = [placeholders.get(w, w).replace("HEAD:", "10.0.0.5:") for w in words]
+        if words[0] == "ray":
+            assert {w for w in words[2:] if w.startswith("-")} <= ray_options, line
+        else:
+            args = build_parser().parse_args(words[1:])
+            ran.append(args.command)
+            if args.command == "serve":
+                assert (args.shards, args.gateways) == (cluster.shards, cluster.gateways_per_node)
+    assert ran == ["serve", "gateway"]
