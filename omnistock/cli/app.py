@@ -214,7 +214,10 @@ def add_service_commands(commands: Commands) -> None:
         " (default %(default)s)",
     )
     serve_parser.add_argument(
-        "--redis-url", help="external Redis, e.g. redis://host:6379/0 (default: embedded)"
+        "--redis-url",
+        default=os.environ.get(REDIS_URL_ENV) or None,
+        help="external Redis, e.g. redis://host:6379/0 or redis+cluster://h1:6379,h2:6379 (default:"
+        f" ${REDIS_URL_ENV}, which keeps a password out of the process list; unset: embedded)",
     )
     serve_parser.add_argument(
         "--ray-address", help="Ray cluster to join, e.g. auto (default: a local runtime)"
