@@ -277,22 +277,19 @@ def event_detail(event: reservation_pb2.ReservationEvent) -> str:
 
 
 def history_table(history: Sequence[reservation_pb2.ReservationEvent], indent: str = "  ") -> str:
-    """Every transition, oldest first: when, what happened, and to which lines when it says."""
+    """Every transition, oldest first: when, what happened, who made it happen (the key's
+    label, `local` without keys, `expiry` for the service's own timer), and to which lines
+    when it says."""
     if not history:
         return f"{indent}(no events)"
     details = [event_detail(event) for event in history]
+    rows = [
+        (local_time(event.at), event_name(event.type), printable(event.by) or "-", detail)
+        for event, detail in zip(history, details, strict=True)
+    ]
     if any(details):
-        return table(
-            ["TIME", "EVENT", "DETAIL"],
-            [
-                (local_time(event.at), event_name(event.type), detail)
-                for event, detail in zip(history, details, strict=True)
-            ],
-            indent,
-        )
-    return table(
-        ["TIME", "EVENT"], [(local_time(event.at), event_name(event.type)) for event in history], indent
-    )
+        return table(["TIME", "EVENT", "BY", "DETAIL"], rows, indent)
+    return table(["TIME", "EVENT", "BY"], [row[:3] for row in rows], indent)
 
 
 def format_reservation(

@@ -142,8 +142,8 @@ def test_history_lists_every_transition_oldest_first() -> None:
     text = format_reservation(reservation(history=kinds), history=True)
     lines = text.splitlines()
     start = lines.index("history")
-    assert lines[start + 1].split() == ["TIME", "EVENT"]
-    assert [line.split()[-1] for line in lines[start + 2 :]] == ["HELD", "CONFIRMED", "FULFILLED"]
+    assert lines[start + 1].split() == ["TIME", "EVENT", "BY"]
+    assert [line.split()[1] for line in lines[start + 2 :]] == ["HELD", "CONFIRMED", "FULFILLED"]
     assert history_table([]) == "  (no events)"
 
 
@@ -315,7 +315,7 @@ async def test_get_shows_the_history() -> None:
     client.current = reservation(history=(T.RESERVATION_EVENT_TYPE_HELD, T.RESERVATION_EVENT_TYPE_EXTENDED))
     code, out, _ = await run(["get", "order-1003"], client)
     assert code == 0 and "history" in out.splitlines()
-    assert [line.split()[-1] for line in out.splitlines()[-2:]] == ["HELD", "EXTENDED"]
+    assert [line.split()[1] for line in out.splitlines()[-2:]] == ["HELD", "EXTENDED"]
 
 
 # --- usage errors exit 2 before anything is sent ---

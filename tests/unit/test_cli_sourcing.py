@@ -257,16 +257,28 @@ def test_lines_with_other_rules_say_theirs() -> None:
 
 def test_history_details_a_move_when_the_event_says_where_from() -> None:
     moved = reservation_pb2.ReservationEvent(
-        type=T.RESERVATION_EVENT_TYPE_MOVED, at=stamp(1_800_000_005), from_node_id="STORE-049"
+        type=T.RESERVATION_EVENT_TYPE_MOVED,
+        at=stamp(1_800_000_005),
+        from_node_id="STORE-049",
+        by="key:store-app",
     )
     moved.lines.add(sku="SKU-00028", node_id="STORE-040", quantity=1)
     held = reservation_pb2.ReservationEvent(type=T.RESERVATION_EVENT_TYPE_HELD, at=stamp(1_800_000_000))
     lines = history_table([held, moved]).splitlines()
-    assert lines[0].split() == ["TIME", "EVENT", "DETAIL"]
-    assert lines[2].split()[1:] == ["MOVED", "SKU-00028", "x1:", "STORE-049", "->", "STORE-040"]
+    assert lines[0].split() == ["TIME", "EVENT", "BY", "DETAIL"]
+    assert lines[1].split()[1:] == ["HELD", "-"]  # no one recorded (an event from before `by`)
+    assert lines[2].split()[1:] == [
+        "MOVED",
+        "key:store-app",
+        "SKU-00028",
+        "x1:",
+        "STORE-049",
+        "->",
+        "STORE-040",
+    ]
     # The history of GetReservation has no lines: no DETAIL column then.
     bare = reservation_pb2.ReservationEvent(type=T.RESERVATION_EVENT_TYPE_MOVED, at=stamp(1_800_000_005))
-    assert history_table([held, bare]).splitlines()[0].split() == ["TIME", "EVENT"]
+    assert history_table([held, bare]).splitlines()[0].split() == ["TIME", "EVENT", "BY"]
 
 
 def test_returned_units_get_their_column() -> None:
