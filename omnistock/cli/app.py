@@ -178,21 +178,27 @@ class ClientCommands:
         return sub
 
 
+def add_listening_arguments(parser: argparse.ArgumentParser, metrics_port_help: str) -> None:
+    """What serve and a standalone gateway share: where they listen, their limits under load,
+    TLS and API keys."""
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default %(default)s)")
+    parser.add_argument("--port", type=port_number, default=50051, help="gRPC port (default %(default)s)")
+    parser.add_argument(
+        "--metrics-port", type=port_number, default=9464, help=f"{metrics_port_help} (default %(default)s)"
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        help="interface for /metrics, whatever --host is (default %(default)s: loopback only)",
+    )
+    add_limit_arguments(parser)
+    add_security_arguments(parser)
+
+
 def add_service_commands(commands: Commands) -> None:
     """serve, gateway, bench, size, loadtest: the commands that run something here."""
     serve_parser = commands.add_parser("serve", help="run the service (gRPC, shard actors, Redis journal)")
-    serve_parser.add_argument(
-        "--host", default="127.0.0.1", help="interface to listen on (default %(default)s)"
-    )
-    serve_parser.add_argument(
-        "--port", type=port_number, default=50051, help="gRPC port (default %(default)s)"
-    )
-    serve_parser.add_argument(
-        "--metrics-port",
-        type=port_number,
-        default=9464,
-        help="Prometheus /metrics port (default %(default)s)",
-    )
+    add_listening_arguments(serve_parser, "Prometheus /metrics port")
     serve_parser.add_argument(
         "--shards",
         type=positive_int,
@@ -258,13 +264,6 @@ def add_service_commands(commands: Commands) -> None:
         help="how long a batch waits for --redis-replicas before it fails, retry-safe, with"
         " UNAVAILABLE (default %(default)s)",
     )
-    serve_parser.add_argument(
-        "--metrics-host",
-        default="127.0.0.1",
-        help="interface for /metrics, whatever --host is (default %(default)s: loopback only)",
-    )
-    add_limit_arguments(serve_parser)
-    add_security_arguments(serve_parser)
     add_log_level(serve_parser)
     serve_parser.set_defaults(handler=serve)
 
@@ -289,25 +288,7 @@ def add_service_commands(commands: Commands) -> None:
     gateway_parser.add_argument(
         "--prefix", default="omnistock", help="the service's Redis key prefix (default %(default)s)"
     )
-    gateway_parser.add_argument(
-        "--host", default="127.0.0.1", help="interface to listen on (default %(default)s)"
-    )
-    gateway_parser.add_argument(
-        "--port", type=port_number, default=50051, help="gRPC port (default %(default)s)"
-    )
-    gateway_parser.add_argument(
-        "--metrics-port",
-        type=port_number,
-        default=9464,
-        help="Prometheus /metrics port of this gateway (default %(default)s)",
-    )
-    gateway_parser.add_argument(
-        "--metrics-host",
-        default="127.0.0.1",
-        help="interface for /metrics, whatever --host is (default %(default)s: loopback only)",
-    )
-    add_limit_arguments(gateway_parser)
-    add_security_arguments(gateway_parser)
+    add_listening_arguments(gateway_parser, "Prometheus /metrics port of this gateway")
     add_log_level(gateway_parser)
     gateway_parser.set_defaults(handler=run_gateway)
 

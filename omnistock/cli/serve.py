@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from omnistock.availability.network import Channel, NodeGroup
 from omnistock.availability.network_file import NetworkFile
@@ -178,15 +178,9 @@ def service_config(args: argparse.Namespace) -> ServiceConfig:
     from omnistock.gateway.runtime.service import ServiceConfig
 
     return ServiceConfig(
-        host=args.host,
-        port=args.port,
-        metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host,
-        admission=admission_settings(args),
+        **listening_settings(args),
         shards=args.shards,
         partitions=args.partitions,
-        redis_url=args.redis_url,
-        ray_address=args.ray_address,
         data_dir=Path(args.data_dir),
         redis_fsync=args.redis_fsync,
         redis_replicas=args.redis_replicas,
@@ -194,11 +188,25 @@ def service_config(args: argparse.Namespace) -> ServiceConfig:
         gateways=args.gateways,
         # With --demo the file is applied once the demo nodes are there (see serve_async).
         network_file=Path(args.network) if args.network and not args.demo else None,
-        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
-        tls_key=Path(args.tls_key) if args.tls_key else None,
-        client_ca=Path(args.client_ca) if args.client_ca else None,
-        auth=args.auth or default_auth(args.host, args.insecure),
     )
+
+
+def listening_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings serve and a standalone gateway take alike (app.add_listening_arguments,
+    the Redis and Ray to use)."""
+    return {
+        "host": args.host,
+        "port": args.port,
+        "metrics_port": args.metrics_port,
+        "metrics_host": args.metrics_host,
+        "admission": admission_settings(args),
+        "redis_url": args.redis_url,
+        "ray_address": args.ray_address,
+        "tls_cert": Path(args.tls_cert) if args.tls_cert else None,
+        "tls_key": Path(args.tls_key) if args.tls_key else None,
+        "client_ca": Path(args.client_ca) if args.client_ca else None,
+        "auth": args.auth or default_auth(args.host, args.insecure),
+    }
 
 
 ParsedNetwork = tuple[list[Node], list[NodeGroup], list[Channel]]
@@ -472,20 +480,7 @@ def gateway_config(args: argparse.Namespace) -> ServiceConfig:
     shards, Ray namespace) it reads from Redis (serve_standalone_gateway)."""
     from omnistock.gateway.runtime.service import ServiceConfig
 
-    return ServiceConfig(
-        host=args.host,
-        port=args.port,
-        metrics_port=args.metrics_port,
-        metrics_host=args.metrics_host,
-        admission=admission_settings(args),
-        redis_url=args.redis_url,
-        ray_address=args.ray_address,
-        prefix=args.prefix,
-        tls_cert=Path(args.tls_cert) if args.tls_cert else None,
-        tls_key=Path(args.tls_key) if args.tls_key else None,
-        client_ca=Path(args.client_ca) if args.client_ca else None,
-        auth=args.auth or default_auth(args.host, args.insecure),
-    )
+    return ServiceConfig(**listening_settings(args), prefix=args.prefix)
 
 
 def run_standalone_gateway(args: argparse.Namespace) -> int:

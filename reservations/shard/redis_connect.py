@@ -129,6 +129,19 @@ def check_url(url: str) -> None:
         )
 
 
+def _client_options(
+    url: str, socket_timeout: float | None, socket_connect_timeout: float | None
+) -> dict[str, Any]:
+    """The options both connectors pass on (the URL checked first); their Retry is their own."""
+    check_url(url)
+    options: dict[str, Any] = {}
+    if socket_timeout is not None:
+        options["socket_timeout"] = socket_timeout
+    if socket_connect_timeout is not None:
+        options["socket_connect_timeout"] = socket_connect_timeout
+    return options
+
+
 def _cluster_options(parsed: ClusterUrl) -> dict[str, Any]:
     options: dict[str, Any] = {"username": parsed.username, "password": parsed.password}
     if parsed.tls:
@@ -149,12 +162,7 @@ def connect_sync(
     a connection error is sent again (None: redis-py's default; 0: never, for a write that must
     not be applied twice). In a cluster, a redirection (MOVED, ASK) is followed whatever it is:
     the node that answered it did not run the command."""
-    check_url(url)
-    options: dict[str, Any] = {}
-    if socket_timeout is not None:
-        options["socket_timeout"] = socket_timeout
-    if socket_connect_timeout is not None:
-        options["socket_connect_timeout"] = socket_connect_timeout
+    options = _client_options(url, socket_timeout, socket_connect_timeout)
     if retries is not None:
         options["retry"] = Retry(NoBackoff(), retries)
     if not is_cluster_url(url):
@@ -175,12 +183,7 @@ def connect_async(
     retries: int | None = None,
 ) -> AsyncClient:
     """As connect_sync, for asyncio."""
-    check_url(url)
-    options: dict[str, Any] = {}
-    if socket_timeout is not None:
-        options["socket_timeout"] = socket_timeout
-    if socket_connect_timeout is not None:
-        options["socket_connect_timeout"] = socket_connect_timeout
+    options = _client_options(url, socket_timeout, socket_connect_timeout)
     if retries is not None:
         options["retry"] = redis.asyncio.retry.Retry(NoBackoff(), retries)
     if not is_cluster_url(url):
