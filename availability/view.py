@@ -172,6 +172,14 @@ class NetworkView:
                 self._stamps[sku] = self.version
         return changed
 
+    def resize(self, shards: int) -> None:
+        """Shards added (their cursors start empty: their first sync sends everything) or the
+        last ones removed (their partitions moved to the others first)."""
+        if shards > len(self.cursors):
+            self.cursors.extend(ShardCursor() for _ in range(shards - len(self.cursors)))
+        else:
+            del self.cursors[shards:]
+
     def stamp(self, sku: str) -> int:
         """The view version at which the SKU's positions last changed (0: never seen): an
         answer built at this stamp holds until the stamp moves."""

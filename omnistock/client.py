@@ -31,6 +31,8 @@ from omnistock.protos.gen.omnistock.v1 import (
     network_pb2_grpc,
     reservation_pb2,
     reservation_pb2_grpc,
+    shards_pb2,
+    shards_pb2_grpc,
 )
 
 DEFAULT_TARGET = "127.0.0.1:50051"
@@ -51,6 +53,8 @@ class OmnistockRpcError(Exception):
     """Why a sourced Reserve could not fill its lines, line by line."""
     precondition_violations: list[tuple[str, str, str]] = field(default_factory=list)
     """(type, subject, description) of each failed precondition."""
+    retry_delay: float | None = None
+    """Seconds the service asks a caller to wait before trying again (RetryInfo), if it said."""
 
     def __str__(self) -> str:
         return f"{self.code.name}: {self.message}"
@@ -80,6 +84,10 @@ class OmnistockRpcError(Exception):
                 why = reservation_pb2.LineSourcing()
                 detail.Unpack(why)
                 parsed.sourcing.append(why)
+            elif detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+                retry = error_details_pb2.RetryInfo()
+                detail.Unpack(retry)
+                parsed.retry_delay = retry.retry_delay.seconds + retry.retry_delay.nanos / 1e9
             elif detail.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
                 failure = error_details_pb2.PreconditionFailure()
                 detail.Unpack(failure)
@@ -421,6 +429,7 @@ class OmnistockClient:
         self.network = network_pb2_grpc.NetworkServiceStub(self.channel)
         self.keys = keys_pb2_grpc.KeyServiceStub(self.channel)
         self.events = events_pb2_grpc.EventServiceStub(self.channel)
+        self.shard_service = shards_pb2_grpc.ShardServiceStub(self.channel)
 
     async def __aenter__(self) -> OmnistockClient:
         return self
@@ -504,6 +513,26 @@ class OmnistockClient:
     async def check_conservation(self) -> inventory_pb2.CheckConservationResponse:
         request = inventory_pb2.CheckConservationRequest()
         return await self._call(self.inventory.CheckConservation, request)
+
+    # --- shards (ops:read, ops:admin) ---
+
+    async def shards(self) -> shards_pb2.GetShardsResponse:
+        """The shards, the partitions each owns, and any change of their number under way."""
+        return await self._call(self.shard_service.GetShards, shards_pb2.GetShardsRequest())
+
+    async def scale_shards(self, shards: int) -> AsyncIterator[shards_pb2.ScaleShardsResponse]:
+        """Change the number of shards while the service serves: progress as partitions move,
+        ending with a message whose `done` is set. Stopping the iteration does not stop the
+        change (the service completes it); asking again for the same count waits for nothing
+        and completes one that was cut."""
+        call = self.shard_service.ScaleShards(shards_pb2.ScaleShardsRequest(shards=shards), timeout=None)
+        try:
+            async for progress in call:
+                yield progress
+        except grpc.aio.AioRpcError as error:
+            raise OmnistockRpcError.from_grpc(error) from None
+        finally:
+            call.cancel()
 
     # --- availability ---
 
@@ -743,9 +772,12 @@ class OmnistockClient:
     async def read_events(
         self, after: str = "", limit: int = 0, wait_ms: int = 0
     ) -> events_pb2.ReadReservationEventsResponse:
-        """A page of reservation events after stream id `after` ("": the oldest kept, "$": only
-        new ones), at most `limit` (0: 100, at most 1000), waiting up to `wait_ms` (at most
-        30000) when there is none yet. Read on with the response's last_id."""
+        """A page of reservation events, merged from every journal group's stream, after `after`:
+        the response's last_id of a previous page (an opaque cursor: pass it back unchanged),
+        "" for the oldest kept, "$" for only new ones, or a stream id ("1733580000000-0") to
+        start from that time. At most `limit` (0: 100, at most 1000), waiting up to `wait_ms`
+        (at most 30000) when there is none yet. Entry ids ("<group>/<stream id>") are unique
+        in the feed. Read on with the response's last_id."""
         request = events_pb2.ReadReservationEventsRequest(after=after, limit=limit, wait_ms=wait_ms)
         return await self._read_page(self.events.ReadReservationEvents, request, wait_ms)
 
@@ -753,7 +785,8 @@ class OmnistockClient:
         self, after: str = "", limit: int = 0, wait_ms: int = 0, subject_prefix: str = ""
     ) -> events_pb2.ReadAuditEventsResponse:
         """A page of the audit trail (stock, network and key changes, each with who made it),
-        as `read_events`; only entries whose subject starts with `subject_prefix` when given."""
+        as `read_events` (its own cursor: a reservation events cursor is refused); only entries
+        whose subject starts with `subject_prefix` when given."""
         request = events_pb2.ReadAuditEventsRequest(
             after=after, limit=limit, wait_ms=wait_ms, subject_prefix=subject_prefix
         )

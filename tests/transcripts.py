@@ -73,6 +73,8 @@ MASKS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b\d{12,}(-\d+)?\b"), "<number>"),
     # Ids the CLI makes up: res-, adj-, rcv-, ... and 16 hex digits.
     (re.compile(r"\b([a-z]+)-[0-9a-f]{16}\b"), r"\1-<id>"),
+    # Events feed cursors (gateway/usecases/event_feed.py): positions in many streams.
+    (re.compile(r"\bc1\.[A-Za-z0-9_-]+"), "c1.<cursor>"),
     # Ports of local addresses, pids, paths under a data dir.
     (re.compile(r"\b(127\.0\.0\.1|localhost|0\.0\.0\.0|\[::1?\]):\d+"), r"\1:<port>"),
     (re.compile(r"\b(pid|kill -TERM) \d+"), r"\1 <pid>"),

@@ -56,6 +56,8 @@ METHOD_SCOPES: Mapping[str, Scope] = {
     _V1 + "InventoryService/LoadStock": Scope.INVENTORY_WRITE,
     _V1 + "InventoryService/ExpectSupply": Scope.INVENTORY_WRITE,
     _V1 + "InventoryService/CheckConservation": Scope.OPS_READ,
+    _V1 + "ShardService/GetShards": Scope.OPS_READ,
+    _V1 + "ShardService/ScaleShards": Scope.OPS_ADMIN,
     _V1 + "NetworkService/GetNetwork": Scope.NETWORK_READ,
     _V1 + "NetworkService/PutGroups": Scope.NETWORK_ADMIN,
     _V1 + "NetworkService/DeleteGroups": Scope.NETWORK_ADMIN,

@@ -1,11 +1,11 @@
 """API keys in Redis: created, listed, rotated and revoked at runtime, seen by every gateway.
 
-Layout (under the service's prefix):
-- `<prefix>:keys`          hash: key id -> the ApiKey record as JSON (a hash of the secret, never the secret)
-- `<prefix>:keys:names`    hash: key name -> key id (names are unique)
-- `<prefix>:keys:version`  a counter every change bumps
-- `<prefix>:audit`         the audit trail (reservations/shard/audit_trail.py): each change
-                           and who made it, written in the same script as the change
+Layout (under the service's shared hash tag, so one script may write them all):
+- `{<prefix>}:keys`          hash: key id -> the ApiKey record as JSON (the secret's hash, never the secret)
+- `{<prefix>}:keys:names`    hash: key name -> key id (names are unique)
+- `{<prefix>}:keys:version`  a counter every change bumps
+- `{<prefix>}:audit`         the audit trail (reservations/shard/audit_trail.py): each change
+                             and who made it, written in the same script as the change
 
 Each gateway polls the counter (`follow`, every 0.25 s: one GET) and reads the keys again
 when it moved, so a revoked key stops working everywhere within a second.
@@ -73,10 +73,11 @@ class KeyStore:
     ) -> None:
         self._redis = redis_client
         self._clock = clock
-        self._keys = f"{prefix}:keys"
-        self._names = f"{prefix}:keys:names"
-        self._version = f"{prefix}:keys:version"
-        self._audit = RedisKeys(prefix).audit
+        keys = RedisKeys(prefix)
+        self._keys = keys.api_keys
+        self._names = keys.api_key_names
+        self._version = keys.api_key_version
+        self._audit = keys.audit
         self._save = redis_client.register_script(_SAVE)
         self._changed = asyncio.Event()
         """Set by a change made here: this gateway's `follow` reads the keys at once."""

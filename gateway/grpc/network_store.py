@@ -33,7 +33,7 @@ from omnistock.protos.gen.omnistock.v1 import network_pb2
 from omnistock.reservations.domain.errors import InvalidArgument, NotFound, Unavailable
 from omnistock.reservations.shard.audit_trail import AUDIT_KEPT, AuditEntry, audit_entry
 from omnistock.reservations.shard.journal import RedisKeys
-from omnistock.reservations.shard.redis_connect import AsyncClient
+from omnistock.reservations.shard.redis_connect import REDIS_ERRORS, AsyncClient
 
 log = logging.getLogger(__name__)
 
@@ -196,13 +196,16 @@ class NetworkStore:
                 pipe.multi()
                 pipe.set(self._keys.network, network_to_proto(candidate).SerializeToString())
                 pipe.set(self._keys.network_version, candidate.version)
-                pipe.publish(self._keys.network_changes, candidate.version)
                 for entry in network_audit(current, candidate, by, int(time.time() * 1000)):
                     pipe.xadd(self._keys.audit, entry.fields(), maxlen=AUDIT_KEPT, approximate=True)
                 try:
                     await pipe.execute()
                 except redis.exceptions.WatchError:
                     continue  # another gateway stored a change meanwhile: decide again on it
+                # After the transaction, not in it: Redis Cluster takes no PUBLISH in one. A
+                # gateway that misses it sees the version at its next poll.
+                with contextlib.suppress(*REDIS_ERRORS):
+                    await self._client.publish(self._keys.network_changes, candidate.version)
                 self._take(candidate)
                 self._told = candidate  # the caller tells its feeds (NetworkServicer._changed)
                 return candidate

@@ -6,13 +6,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 
 def redacted(url: str) -> str:
-    """`url` with its password replaced by ***."""
+    """`url` with its password replaced by ***. The hosts are kept as written: a cluster URL
+    (`redis+cluster://:pw@host:port,host:port/`) names several."""
     parts = urlsplit(url)
-    if parts.password is None:
+    userinfo, at, hosts = parts.netloc.rpartition("@")
+    if not at or ":" not in userinfo:
         return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    user = userinfo.split(":", 1)[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}"))

@@ -54,12 +54,22 @@ from omnistock.gateway.grpc.servicers import (
     ReservationServicer,
     add_service,
 )
+from omnistock.gateway.grpc.shard_servicer import ShardServicer
 from omnistock.gateway.metrics import Metrics
 from omnistock.gateway.runtime import local_ray
 from omnistock.gateway.runtime.cpus import default_shards
 from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis, RedisServer
+from omnistock.gateway.runtime.key_layout import migrate_key_layout
 from omnistock.gateway.runtime.redis_url import redacted
+from omnistock.gateway.runtime.shard_control import (
+    RayShards,
+    ShardActor,
+    shard_name,
+    shard_options,
+    stop_shards,
+)
 from omnistock.gateway.runtime.supervisor import READY, GatewaySupervisor, exit_text, restart_delay
+from omnistock.gateway.transport.placement_store import PlacementStore
 from omnistock.gateway.transport.router import ShardRouter
 from omnistock.gateway.transport.shard_stats import ShardStatsPoller
 from omnistock.gateway.transport.view_sync import ViewSync
@@ -67,13 +77,20 @@ from omnistock.gateway.usecases.access import Scope
 from omnistock.gateway.usecases.checkout import Checkout
 from omnistock.gateway.usecases.courier import Courier
 from omnistock.gateway.usecases.reservations import ReservationCoordinator
+from omnistock.gateway.usecases.scaling import Scaler
 from omnistock.gateway.usecases.stock import Stock
 from omnistock.reservations.domain.errors import Unavailable
 from omnistock.reservations.domain.partition import PENDING_SECONDS
-from omnistock.reservations.domain.placement import partition_of, partitions_of_shard
-from omnistock.reservations.shard.actor import JOURNAL_TIMEOUT, Shard, ShardConfig, settle_heap
-from omnistock.reservations.shard.journal import RedisKeys
-from omnistock.reservations.shard.redis_connect import AsyncClient, check_url, connect_async
+from omnistock.reservations.domain.placement import Placement, partition_of
+from omnistock.reservations.shard.actor import JOURNAL_TIMEOUT, ShardConfig, settle_heap
+from omnistock.reservations.shard.journal import RedisKeys, journal_group
+from omnistock.reservations.shard.redis_connect import (
+    REDIS_ERRORS,
+    AsyncClient,
+    check_url,
+    connect_async,
+    is_cluster_url,
+)
 
 log = logging.getLogger(__name__)
 
@@ -234,12 +251,9 @@ def unshared_port(host: str, port: int) -> int:
     return port
 
 
-ShardActor = ray.remote(Shard)
-SHARD_CPUS = 0.01
-"""What a shard asks of a node's CPUs: enough that it runs only on nodes offering CPUs,
-little enough that any number of shards fit (a shard's load is its batches, not a core of
-its own)."""
-
+PLACEMENT_REFRESH = 0.25
+"""Seconds between two reads of the placement by each gateway (a moved partition's calls make
+it read at once; this brings idle gateways, their views and feeds, to new shards)."""
 REDIS_CHECK = 0.5
 """Seconds between two writes by which each gateway checks that Redis takes writes; health
 says NOT_SERVING from the first that fails to the next that succeeds."""
@@ -283,24 +297,46 @@ class Gateway:
         self._tasks: list[asyncio.Task[None]] = []
         self.router: ShardRouter | None = None
         self.network: NetworkStore | None = None
+        self._shard_servicer: ShardServicer | None = None
 
     async def start(self, apply_network_file: bool = False) -> Gateway:
         config, shards, partitions = self.config, self._shards, self._partitions
         loop = asyncio.get_running_loop()
         self._redis = connect_async(self._redis_url)
-        router = ShardRouter(shards, partitions, self.metrics)
+        placements = PlacementStore(self._redis, RedisKeys(config.prefix))
+        placement = await placements.read() or Placement.even(partitions, len(shards))
+        namespace = ray.get_runtime_context().namespace
+        if placement.shards != len(shards):  # the shard count changed since this gateway was made
+            shards = [
+                ray.get_actor(shard_name(config.prefix, i), namespace=namespace)
+                for i in range(placement.shards)
+            ]
+        router = ShardRouter(
+            shards,
+            partitions,
+            self.metrics,
+            placement=placement,
+            fetch_placement=placements.read,
+            find_shard=lambda index: ray.get_actor(shard_name(config.prefix, index), namespace=namespace),
+            write_unit=journal_group if is_cluster_url(self._redis_url) else lambda partition: 0,
+        )
         self.metrics.watch_queues(router.queue_depths())
         stats = ShardStatsPoller(shards, self.metrics, config.stats_interval)
         await stats.poll_once()
         self._tasks.append(loop.create_task(stats.run()))
+        router.on_resize.append(stats.resize)
 
         def partition(key: str) -> int:
             return partition_of(key, partitions)
 
-        coordinator = ReservationCoordinator(router.execute, partition, time.time, colocated=router.colocated)
+        coordinator = ReservationCoordinator(
+            router.execute, partition, time.time, colocated=router.colocated, execute_once=router.execute_once
+        )
         self._courier = Courier(coordinator, router.pollers(), router.last_reply, self.metrics)
         router.on_handoffs = self._courier.take
         self._courier.start()
+        courier = self._courier
+        router.on_resize.append(lambda handles: courier.resize(router.pollers()))
         if self.index == 0 and config.audit_interval > 0:
             self._tasks.append(loop.create_task(audit_every(router, self.metrics, config.audit_interval)))
         network = NetworkStore(self._redis, RedisKeys(config.prefix), config.limits)
@@ -322,7 +358,10 @@ class Gateway:
         )
         await self._view_sync.sync_once()
         router.on_changes = self._view_sync.note
+        router.on_resize.append(self._view_sync.resize)
         self._view_sync.start()
+        # Partitions moved by a change of the shard count: routed by the new placement at once.
+        self._tasks.append(loop.create_task(follow_placement(router, PLACEMENT_REFRESH)))
         # A rule changed through another gateway applies to this one's open feeds too.
         self._tasks.append(loop.create_task(network.follow(watch.rules_changed, config.network_refresh)))
         self.router, self.network = router, network
@@ -341,6 +380,14 @@ class Gateway:
             KeyServicer(*edge, keys),
             EventServicer(*edge, self._redis, RedisKeys(config.prefix)),
         ]
+        shard_control = RayShards(config.prefix, namespace)
+        self._shard_servicer = ShardServicer(
+            *edge,
+            self._redis,
+            RedisKeys(config.prefix),
+            lambda: Scaler(shard_control, placements.read, placements.write),
+        )
+        servicers.append(self._shard_servicer)
 
         shared = config.gateways > 1
         port = unshared_port(config.host, config.port) if shared and self.index == 0 else config.port
@@ -447,6 +494,8 @@ class Gateway:
         await self._health.enter_graceful_shutdown()
         if self._server is not None:
             await self._server.stop(grace)
+        if self._shard_servicer is not None:
+            await self._shard_servicer.stop()
         if self._view_sync is not None:
             await self._view_sync.stop()
         if self._courier is not None:
@@ -557,10 +606,12 @@ class Service:
             )
             self._keeper = asyncio.get_running_loop().create_task(self._keep_redis(self._embedded))
         self._redis = connect_async(self.redis_url)
+        keys = RedisKeys(config.prefix)
+        if not is_cluster_url(self.redis_url):  # first: the keys of an earlier version are kept
+            await migrate_key_layout(self._redis, keys)
         if config.auth == "keys":
             store = KeyStore(self._redis, config.prefix)
             self.admin_key_file = await bootstrap_admin_key(store, config.data_dir)
-        keys = RedisKeys(config.prefix)
         await self._redis.setnx(keys.partitions, config.partitions)
         partitions = int(await self._redis.get(keys.partitions))  # type: ignore[arg-type]
         if partitions != config.partitions:
@@ -580,7 +631,8 @@ class Service:
                 log_to_driver=True,
             )
             self._started_ray = True
-        self.shards = [await self._start_shard(index, partitions) for index in range(config.shards)]
+        placement = await PlacementStore(self._redis, keys).start_with(config.shards, partitions)
+        self.shards = [await self._start_shard(index, placement) for index in range(config.shards)]
         await asyncio.gather(*(shard.ping.remote() for shard in self.shards))
         # For gateways started on their own (serve_standalone_gateway): how many shards to
         # look up by name, and in which Ray namespace.
@@ -618,20 +670,15 @@ class Service:
         )
         return self
 
-    async def _start_shard(self, index: int, partitions: int, wait: float = 30.0) -> Any:
-        """A named shard actor. The name guards against two services owning the same
-        partitions on one Ray cluster; a name left by a crashed service is waited out.
-
-        Placement: SPREAD, so Ray puts the shards on different nodes while there are nodes
-        to take them, and a shard asks for SHARD_CPUS, so only nodes that offer CPUs to Ray
-        take one (a head started with `--num-cpus 0`, as Ray advises, keeps to its
-        services). A shard whose node dies is started again by Ray on a live node under the
-        same name (max_restarts=-1) and rebuilds its partitions from Redis; gateways find it
-        there by name and reach its batch port at the address it reports."""
+    async def _start_shard(self, index: int, placement: Placement, wait: float = 30.0) -> Any:
+        """A named shard actor (gateway/runtime/shard_control.py). The name guards against two
+        services owning the same partitions on one Ray cluster; a name left by a crashed
+        service is waited out. Gateways find it by name and reach its batch port at the
+        address it reports."""
         config = self.config
         shard_config = ShardConfig(
             index=index,
-            partitions=partitions_of_shard(index, config.shards, partitions),
+            partitions=placement.partitions_of(index),
             redis_url=self.redis_url,
             prefix=config.prefix,
             pending_seconds=config.pending_seconds,
@@ -643,13 +690,7 @@ class Service:
         deadline = time.monotonic() + wait
         while True:
             try:
-                return ShardActor.options(
-                    name=shard_name(config.prefix, index),
-                    max_restarts=-1,
-                    max_task_retries=3,
-                    num_cpus=SHARD_CPUS,
-                    scheduling_strategy="SPREAD",
-                ).remote(shard_config)
+                return ShardActor.options(**shard_options(config.prefix, index)).remote(shard_config)
             except ValueError as error:  # the name is taken
                 if time.monotonic() > deadline:
                     raise RuntimeError(
@@ -707,6 +748,13 @@ class Service:
         await asyncio.gather(*gateways)
         for shard in self.shards:
             ray.kill(shard, no_restart=True)
+        if self._redis is not None and self.shards:
+            # Shards a change of the shard count started (detached): stopped by name.
+            with contextlib.suppress(*REDIS_ERRORS):
+                stored = await PlacementStore(self._redis, RedisKeys(self.config.prefix)).read()
+                if stored is not None and stored.shards > len(self.shards):
+                    namespace = ray.get_runtime_context().namespace
+                    await asyncio.to_thread(stop_shards, self.config.prefix, namespace, stored.shards)
         self.shards = []
         if self._redis is not None:
             await self._redis.aclose()
@@ -743,8 +791,12 @@ async def bootstrap_admin_key(keys: KeyStore, data_dir: Path) -> Path | None:
     return path
 
 
-def shard_name(prefix: str, index: int) -> str:
-    return f"{prefix}-shard-{index}"
+async def follow_placement(router: ShardRouter, every: float) -> None:
+    """Read the stored placement every `every` seconds and route by it when it changed (a call
+    sent to a shard that lost its partition makes the router read it at once, too)."""
+    while True:
+        await asyncio.sleep(every)
+        await router.refresh()
 
 
 async def serve_gateway(settings: str) -> None:
@@ -801,14 +853,12 @@ SHARDS_CHECK = 2.0
 """Seconds between two looks, by a standalone gateway, at whether its shards are still there."""
 
 
-def shards_replaced(shards: list[Any], prefix: str, namespace: str) -> bool:
-    """Whether a shard name is gone or names another actor: serve stopped its shards, for
-    good (a shard Ray restarts keeps its actor, so its handle stays equal)."""
+def shards_replaced(first_shard: Any, prefix: str, namespace: str) -> bool:
+    """Whether shard 0's name is gone or names another actor: serve stopped its shards, for
+    good (a shard Ray restarts keeps its actor, so its handle stays equal). Shard 0 is the
+    witness: a change of the shard count adds and removes only shards after it."""
     try:
-        return any(
-            ray.get_actor(shard_name(prefix, index), namespace=namespace) != shard
-            for index, shard in enumerate(shards)
-        )
+        return bool(ray.get_actor(shard_name(prefix, 0), namespace=namespace) != first_shard)
     except ValueError:  # no actor by that name
         return True
 
@@ -868,7 +918,7 @@ async def serve_standalone_gateway(config: ServiceConfig) -> None:
             config.ray_address,
         )
         while not stop.is_set():
-            if await asyncio.to_thread(shards_replaced, shards, config.prefix, namespace):
+            if await asyncio.to_thread(shards_replaced, shards[0], config.prefix, namespace):
                 raise ServiceGone(
                     f"gateway {index}: the service's shards were stopped (serve stopped or started"
                     " again); start this gateway again to serve the new ones"

@@ -30,6 +30,11 @@ class ShardStatsPoller:
         self._timeout = timeout
         self._incarnations: list[str | None] = [None] * len(self._handles)
 
+    def resize(self, handles: Sequence[Any]) -> None:
+        """Follow the router's shards (ShardRouter.on_resize)."""
+        self._handles = list(handles)
+        self._incarnations = (self._incarnations + [None] * len(handles))[: len(handles)]
+
     async def _ask(self, handle: Any) -> ShardStats | None:
         try:
             async with asyncio.timeout(self._timeout):
@@ -40,7 +45,10 @@ class ShardStatsPoller:
             return None
 
     async def poll_once(self) -> None:
-        answers = await asyncio.gather(*(self._ask(handle) for handle in self._handles))
+        handles = self._handles
+        answers = await asyncio.gather(*(self._ask(handle) for handle in handles))
+        if handles is not self._handles:
+            return  # resized meanwhile
         for shard, stats in enumerate(answers):
             known = self._incarnations[shard]
             restarted = stats is not None and known is not None and stats.incarnation != known

@@ -67,9 +67,20 @@ class ViewSync:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
+    def resize(self, handles: Sequence[Any]) -> None:
+        """Follow the router's shards (ShardRouter.on_resize); a new shard is synced at once."""
+        added = range(len(self._handles), len(handles))
+        self._handles = list(handles)
+        self.view.resize(len(handles))
+        self._dirty = {shard for shard in self._dirty if shard < len(handles)} | set(added)
+        if added:
+            self._wake.set()
+
     def note(self, shard: int, reply: BatchReply) -> None:
         """A batch reply's news: take the positions it carries when they follow on from
         the view (the usual case: no call of its own), else fetch what the shard has."""
+        if shard >= len(self.view.cursors):
+            return  # a shard just removed
         cursor = self.view.cursors[shard]
         epoch, version = reply.changes
         if epoch == cursor.epoch and reply.since == cursor.version < version:
@@ -82,7 +93,8 @@ class ViewSync:
             self._wake.set()
 
     async def sync_once(self, shards: Iterable[int] | None = None) -> None:
-        chosen = sorted(shards) if shards is not None else list(range(len(self._handles)))
+        count = len(self._handles)
+        chosen = sorted(s for s in shards if s < count) if shards is not None else list(range(count))
         asked_at = time.time()
         replies = await asyncio.gather(
             *(

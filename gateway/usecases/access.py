@@ -49,13 +49,16 @@ class Scope(StrEnum):
     EVENTS_READ = "events:read"
     """The reservation events and the audit trail."""
     OPS_READ = "ops:read"
-    """The conservation check and the service's own statistics."""
+    """The conservation check, the shards and the service's own statistics."""
+    OPS_ADMIN = "ops:admin"
+    """Changing the service itself: the number of shards (implies ops:read)."""
 
 
 IMPLIED: Mapping[Scope, frozenset[Scope]] = {
     Scope.RESERVATIONS_WRITE: frozenset({Scope.RESERVATIONS_READ}),
     Scope.NETWORK_ADMIN: frozenset({Scope.NETWORK_READ}),
     Scope.AVAILABILITY_READ: frozenset({Scope.NETWORK_READ}),
+    Scope.OPS_ADMIN: frozenset({Scope.OPS_READ}),
 }
 """Write implies read (as Shopify's write_inventory implies read_inventory); reading
 availability implies reading the network it is answered over."""

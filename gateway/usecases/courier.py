@@ -71,6 +71,16 @@ class Courier:
     def start(self) -> None:
         self._tasks = [asyncio.ensure_future(self._keep_polling(shard)) for shard in range(len(self._poll))]
 
+    def resize(self, poll: Sequence[Callable[[], Awaitable[None]]]) -> None:
+        """Poll these shards from now on (shards were added or removed)."""
+        for task in self._tasks[len(poll) :]:
+            task.cancel()
+        del self._tasks[len(poll) :]
+        self._poll = list(poll)
+        self._tasks.extend(
+            asyncio.ensure_future(self._keep_polling(shard)) for shard in range(len(self._tasks), len(poll))
+        )
+
     async def _keep_polling(self, shard: int) -> None:
         while True:
             quiet = time.monotonic() - self._last_reply(shard)

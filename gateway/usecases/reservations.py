@@ -83,6 +83,7 @@ from omnistock.reservations.domain.model import (
 )
 from omnistock.reservations.domain.reservation_view import ReservationView, capacity_key, merge, shown_state
 from omnistock.reservations.domain.sourcing import Destination, LineSourcing
+from omnistock.reservations.shard.state import WrongShard
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,11 @@ class ReservationCoordinator:
         clock: Callable[[], float],
         colocated: Colocated = lambda partitions: False,
         new_attempt: Callable[[], str] = lambda: uuid.uuid4().hex[:16],
+        execute_once: Execute | None = None,
     ) -> None:
         self._execute = execute
+        self._execute_once = execute_once or execute
+        """Sends without following a partition that moved: its commands come back WrongShard."""
         self._partition_of = partition_of
         self._clock = clock
         self._colocated = colocated
@@ -210,15 +214,24 @@ class ReservationCoordinator:
 
         placed: dict[int, HoldResult] = {}
         decided: DecisionResult | None = None
+        together: list[Result] = []
         if self._colocated((home, *partitions)):
-            results = await self._execute(
+            together = await self._execute_once(
                 [record, *holds.values(), DecideHold(home, reservation_id, attempt, by=by)]
             )
-            claimed, last = results[0], results[-1]
-            placed = dict(zip(partitions, _holds(results[1:-1]), strict=True))
-            assert isinstance(claimed, ClaimResult) and isinstance(last, DecisionResult)
-            decided = last
-        else:
+        if together and not isinstance(together[0], WrongShard):
+            claimed, last = together[0], together[-1]
+            assert isinstance(claimed, ClaimResult)
+            placed = {
+                p: r for p, r in zip(partitions, together[1:-1], strict=True) if isinstance(r, HoldResult)
+            }
+            if isinstance(last, DecisionResult):
+                decided = last
+            elif claimed.outcome is ClaimOutcome.RECORDED:
+                # A part's partition moved to another shard meanwhile: the rest of the Reserve
+                # was not applied; it goes on as across shards.
+                decided = await self._place_and_decide(home, reservation_id, attempt, holds, placed, by)
+        else:  # across shards, or the home's partition moved before anything was applied
             # Parts in the home's shard go with the record (that shard checks the attempt owns
             # the id); the others only once the record is known to be this attempt's.
             here = [p for p in partitions if self._colocated((home, p))]

@@ -73,6 +73,7 @@ from omnistock.cli.network_commands import (
 from omnistock.cli.output import Output
 from omnistock.cli.parsing import LEVEL_FORM, SUPPLY_FORM
 from omnistock.cli.serve import REDIS_URL_ENV, add_log_level, load_demo_network, run_gateway, serve
+from omnistock.cli.shards import cmd_scale, cmd_shards
 from omnistock.cli.watch import cmd_watch
 from omnistock.client import DEFAULT_TARGET, Credentials, OmnistockClient, OmnistockRpcError
 from omnistock.gateway.runtime.cpus import default_shards
@@ -145,6 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_availability_commands(commands, client_command)
     add_reservation_commands(commands, client_command)
     add_network_commands(commands, client_command)
+    add_shard_commands(commands, client_command)
     add_events_arguments(
         client_command(commands, "events", cmd_events, EVENTS_HELP, description=EVENTS_DESCRIPTION)
     )
@@ -954,6 +956,36 @@ def add_key_commands(commands: Commands, client_command: ClientCommands) -> None
         key_commands, "revoke", cmd_keys_revoke, "revoke a key: refused everywhere within a second"
     )
     revoke.add_argument("name", metavar="NAME", help="the key's name or id")
+
+
+def add_shard_commands(commands: Commands, client_command: ClientCommands) -> None:
+    client_command(
+        commands,
+        "shards",
+        cmd_shards,
+        "the shards and the partitions each owns (needs ops:read)",
+    )
+    scale = client_command(
+        commands,
+        "scale",
+        cmd_scale,
+        "change the number of shards while serving (needs ops:admin)",
+        description="New shards start first, then partitions move one at a time (snapshotted,"
+        " handed over, routed there: calls to a moving partition wait, none is refused), then"
+        " shards left without partitions stop. Progress goes to stderr. One change runs at a time;"
+        " one that was cut (Ctrl-C does not cut it: the service completes it) is completed by"
+        " asking again. A restart of serve starts the number of shards its --shards gives.",
+    )
+    scale.add_argument(
+        "--shards", type=positive_int, required=True, metavar="N", help="the number of shards wanted"
+    )
+    scale.add_argument(
+        "--every",
+        type=positive_int,
+        default=16,
+        metavar="K",
+        help="print progress every K partitions (default 16)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

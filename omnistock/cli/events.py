@@ -21,12 +21,14 @@ FOLLOW_WAIT_MS = 10_000
 
 HELP = "reservation events, or the audit trail (--audit), each with who made the change"
 DESCRIPTION = (
-    "Prints what is on the stream after --after (from the oldest entry kept without it), one"
-    " line per event: time, type, reservation (part), who made the change and what it moved."
+    "Prints what is on the feed (the reservation events of every journal group's stream, merged)"
+    " after --after (from the oldest entry kept without it), one line per event: time, type,"
+    " reservation (part), who made the change and what it moved."
     " --audit prints the audit trail instead: time, action, subject, who and the change's detail;"
     " --subject keeps the entries whose subject starts with a prefix (a SKU, a node, a key name)."
     " --follow keeps reading as entries come (from now on without --after) until Ctrl-C. It ends"
-    " with the last id read, to continue after it. --json prints one JSON object per line."
+    " with the cursor to continue after what it printed. --json prints one JSON object per line,"
+    ' with the entry\'s id in the feed ("<group>/<stream id>").'
 )
 
 
@@ -40,9 +42,10 @@ def _count(text: str) -> int:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--after",
-        metavar="ID",
+        metavar="CURSOR",
         default=None,
-        help='read after this stream id (the last one printed); "$": only what comes next',
+        help="read on after this cursor (the one printed at the end), or from a stream id"
+        ' ("1733580000000-0": a time); "$": only what comes next',
     )
     parser.add_argument("--follow", "-f", action="store_true", help="keep reading new entries until Ctrl-C")
     parser.add_argument("--audit", action="store_true", help="the audit trail instead of reservation events")
@@ -74,7 +77,7 @@ def audit_line(entry: events_pb2.AuditEvent) -> str:
 
 
 def json_line(entry: events_pb2.ReservationEventEntry | events_pb2.AuditEvent) -> str:
-    """One object an event: a reservation event's fields with its stream id, or an audit entry."""
+    """One object an event: a reservation event's fields with its id in the feed, or an audit entry."""
     data: dict[str, Any]
     if isinstance(entry, events_pb2.ReservationEventEntry):
         data = {"id": entry.id, **to_dict(entry.event)}
@@ -84,7 +87,7 @@ def json_line(entry: events_pb2.ReservationEventEntry | events_pb2.AuditEvent) -
 
 
 class Reader:
-    """Pages of one stream, printed as they come; remembers the last id for a resume."""
+    """Pages of the feed, printed as they come; remembers the cursor for a resume."""
 
     def __init__(self, client: OmnistockClient, args: argparse.Namespace, out: Output) -> None:
         self.client, self.args, self.out = client, args, out

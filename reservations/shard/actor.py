@@ -11,9 +11,8 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-
-import redis
 
 from omnistock.reservations import crash_points
 from omnistock.reservations.domain.audit import PartRow, RecordRow, rows_of
@@ -23,8 +22,13 @@ from omnistock.reservations.domain.partition import PENDING_SECONDS
 from omnistock.reservations.domain.stats import HoldEndings, ShardStats, StockWatch
 from omnistock.reservations.shard import wire
 from omnistock.reservations.shard.batch_port import BatchPort
-from omnistock.reservations.shard.journal import Journal, RedisJournal, RedisKeys
-from omnistock.reservations.shard.redis_connect import connect_sync
+from omnistock.reservations.shard.journal import (
+    Journal,
+    RedisJournal,
+    RedisKeys,
+    journal_group,
+)
+from omnistock.reservations.shard.redis_connect import REDIS_ERRORS, connect_sync
 from omnistock.reservations.shard.state import (
     CARRY_LEASE,
     Changes,
@@ -121,7 +125,14 @@ class Shard:
             config.snapshot_levels,
             config.redis_replicas,
             config.redis_wait_ms,
+            owner=str(config.index),
         )
+        # Redis Cluster: only a journal group's writes are atomic together (ShardState).
+        clustered = isinstance(self._journal, RedisJournal) and self._journal.clustered
+        self._write_unit: Callable[[int], int] = journal_group if clustered else _one_unit
+        self._looked_up: dict[int, float] = {}
+        """Partitions this shard was sent but does not own -> when it last looked whether they
+        are now its own (a move whose mover stopped before handing them over)."""
         self._state: ShardState | None = None
         self._recovery_seconds = 0.0
         self._expired_unreported = 0
@@ -172,6 +183,8 @@ class Shard:
         received = time.perf_counter() if received is None else received
         with self._lock:
             state = self._healthy_state()
+            if any(command.partition not in state.partitions for command in commands):
+                self._adopt_if_placed({command.partition for command in commands} - state.partitions.keys())
             since = state.version
             started = time.perf_counter()
             outcome = state.apply_batch(commands, time.time())
@@ -227,6 +240,51 @@ class Shard:
     def ping(self) -> int:
         return self._config.index
 
+    def config(self) -> ShardConfig:
+        """What this shard was started with (a new shard of a change of the count copies it)."""
+        return self._config
+
+    def reload(self) -> None:
+        """Drop every partition and load again those the stored placement gives this shard."""
+        with self._lock:
+            self._state = None
+            self._recover()
+
+    def owned(self) -> list[int]:
+        """The partitions this shard holds now."""
+        with self._lock:
+            return sorted(self._healthy_state().partitions)
+
+    def release(self, number: int) -> bool:
+        """Give a partition up to be moved: snapshot it and give up its ownership in Redis in one
+        call, then drop it; from now on its commands are answered WrongShard. False when this
+        shard did not hold it (already released: a repeated call is harmless)."""
+        with self._lock:
+            state = self._healthy_state()
+            partition = state.partitions.get(number)
+            if partition is None:
+                return False
+            crash_points.crash_point("shard.before_release")
+            try:
+                self._journal.release(partition)
+            except REDIS_ERRORS as error:
+                raise JournalUnavailable(f"partition {number} could not be released: {error}") from error
+            state.release(number)
+            self._watch = None
+            log.info("shard %d released partition %d", self._config.index, number)
+            return True
+
+    def adopt(self, number: int) -> bool:
+        """Take a partition over: claim it in Redis, then load it (its snapshot and anything
+        journaled after). False when this shard held it already."""
+        with self._lock:
+            state = self._healthy_state()
+            if number in state.partitions:
+                return False
+            crash_points.crash_point("shard.before_adopt")
+            self._take(state, [number])
+            return True
+
     def close(self) -> None:
         """Stop the expiry timer and the batch port (an actor process just ends; this is for a
         Shard in process)."""
@@ -266,18 +324,68 @@ class Shard:
         assert self._state is not None
         return self._state
 
+    def _take(self, state: ShardState, numbers: list[int]) -> None:
+        """Claim the partitions, then load them into the state (claimed first: whatever their
+        former owner wrote before the claim is loaded, anything after it is refused)."""
+        try:
+            self._journal.claim(numbers)
+            partitions = [self._journal.load(n) for n in numbers]
+        except REDIS_ERRORS as error:
+            raise JournalUnavailable(f"partitions {numbers} could not be taken over: {error}") from error
+        for partition in partitions:
+            state.adopt(partition)
+            self._looked_up.pop(partition.number, None)
+        self._watch = None
+        log.info("shard %d took over partitions %s", self._config.index, numbers)
+
+    def _adopt_if_placed(self, numbers: set[int]) -> None:
+        """Of partitions sent here that this shard does not hold, take over those the stored
+        placement gives it (a mover that stopped between the placement and the handover);
+        each looked up at most every LOOKUP_PAUSE seconds."""
+        now = time.monotonic()
+        due = [n for n in numbers if now - self._looked_up.get(n, 0.0) >= LOOKUP_PAUSE]
+        if not due:
+            return
+        for number in due:
+            self._looked_up[number] = now
+        try:
+            placement = self._journal.placement()
+        except REDIS_ERRORS:
+            return  # the commands are answered WrongShard; the gateway retries
+        if placement is None:
+            return
+        index = self._config.index
+        mine = [
+            n
+            for n in due
+            if n < placement.partitions and placement.shard_of(n) == index and not placement.is_moving(n)
+        ]
+        if mine and self._state is not None:
+            self._take(self._state, mine)
+
+    def _placed_here(self) -> tuple[int, ...]:
+        """The partitions the stored placement gives this shard (its config's before any is stored)."""
+        placement = self._journal.placement()
+        if placement is None:
+            return self._config.partitions
+        return placement.partitions_of(self._config.index)
+
     def _recover(self) -> None:
         """Rebuild every owned partition from Redis; raises JournalUnavailable if it cannot."""
         started = time.perf_counter()
         try:
-            partitions = [self._journal.load(n) for n in self._config.partitions]
-        except redis.RedisError as error:
+            numbers = self._placed_here()
+            self._journal.claim(numbers)
+            partitions = [self._journal.load(n) for n in numbers]
+        except REDIS_ERRORS as error:
             self._state = None
             message = f"shard {self._config.index} cannot read its journal: {error}"
             raise JournalUnavailable(message) from error
         crash_points.crash_point("shard.recovery")
         config = self._config
-        self._state = ShardState(partitions, uuid.uuid4().hex, config.pending_seconds, config.carry_lease)
+        self._state = ShardState(
+            partitions, uuid.uuid4().hex, config.pending_seconds, config.carry_lease, self._write_unit
+        )
         self._watch = None
         self._recovery_seconds = time.perf_counter() - started
         self._recoveries.append(self._recovery_seconds)
@@ -291,7 +399,7 @@ class Shard:
             crash_points.crash_point("shard.before_journal")
         try:
             self._journal.append(events)
-        except redis.RedisError as error:
+        except REDIS_ERRORS as error:
             self._state = None
             self._journal_failures += 1
             try:
@@ -305,7 +413,7 @@ class Shard:
         for number in self._journal.due_snapshots({n: partitions[n] for n in events}):
             try:
                 self._journal.snapshot(self._state.partitions[number])
-            except redis.RedisError as error:  # the entries are safe; retried at its next append
+            except REDIS_ERRORS as error:  # the entries are safe; retried at its next append
                 log.warning("snapshot of partition %d failed: %s", number, error)
 
     def _tick_loop(self) -> None:
@@ -336,11 +444,18 @@ class Shard:
         return wait
 
 
+LOOKUP_PAUSE = 0.2
+"""Seconds between two looks at the placement for a partition this shard was sent and lacks."""
 RECOVER_PAUSE = 0.5
 """Seconds the timer waits after a failed reload before it tries again."""
 MIN_TICK = 0.002
 """The timer's shortest sleep: a deadline it had to put off (a lines' change still being
 carried) does not make it spin."""
+
+
+def _one_unit(partition: int) -> int:
+    """One Redis: every partition of a batch is journaled in one atomic call."""
+    return 0
 
 
 def _decides(events: dict[int, list[Event]]) -> bool:

@@ -25,6 +25,7 @@ import redis.asyncio as aioredis
 import redis.asyncio.cluster
 import redis.asyncio.retry
 import redis.cluster
+import redis.exceptions
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -36,6 +37,11 @@ CLUSTER_QUERY = ("ssl_ca_certs",)
 
 SyncClient = redis.Redis | redis.cluster.RedisCluster
 AsyncClient = aioredis.Redis | redis.asyncio.cluster.RedisCluster
+
+
+REDIS_ERRORS = (redis.RedisError, redis.exceptions.RedisClusterException)
+"""What a failed Redis call raises: redis-py's cluster client raises RedisClusterException
+(no RedisError) when it cannot reach the cluster at all."""
 
 
 class RedisUrlError(ValueError):

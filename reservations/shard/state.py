@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 
 from omnistock.availability.positions import LoadedBlock, PositionRow, PositionView, loaded_rows
@@ -135,10 +135,15 @@ class ShardState:
         epoch: str = "",
         pending_seconds: float = PENDING_SECONDS,
         carry_lease: float = CARRY_LEASE,
+        write_unit: Callable[[int], int] = lambda partition: 0,
     ) -> None:
         self.partitions = {partition.number: partition for partition in partitions}
         self.pending_seconds = pending_seconds
         self.carry_lease = carry_lease
+        self.write_unit = write_unit
+        """Partitions of one write unit are journaled atomically together (one Redis: all of
+        them; Redis Cluster: a journal group). A decision's steps are taken at once only in
+        its home's unit: a crash can never keep a step and lose its decision, or the reverse."""
         self.epoch = epoch
         self.version = 1
         # sku -> SkuChanges, oldest change first. Kept by SKU, not by position, so a loaded
@@ -251,10 +256,17 @@ class ShardState:
         what other shards' parts still have to take."""
         events = self.expire_due(now)
         results: list[Result | WrongShard] = []
+        # Reservations with a command for a partition not here (it moved): their later
+        # commands in this batch are not applied either, so that a decision sent with its
+        # parts (a colocated Reserve) is never taken without them.
+        moved: set[str] = set()
         for command in commands:
             partition = self.partitions.get(command.partition)
-            if partition is None:
+            reservation_id: str | None = getattr(command, "reservation_id", None)
+            if partition is None or (moved and reservation_id in moved):
                 results.append(WrongShard(command.partition))
+                if reservation_id is not None:
+                    moved.add(reservation_id)
                 continue
             result = self._handle(partition, command, now, events)
             results.append(result)
@@ -301,9 +313,10 @@ class ShardState:
         """Take the intent's steps for this shard's partitions and tell the home; what is left
         (steps for other shards), or None when every step is taken."""
         carried: list[tuple[int, PartResult]] = []
+        unit = self.write_unit(home)
         for number, step in intent.steps:
             partition = self.partitions.get(number)
-            if partition is None:
+            if partition is None or self.write_unit(number) != unit:
                 continue
             result, new_events = partition.handle(CarryStep(number, reservation_id, step), now)
             if new_events:
@@ -380,6 +393,39 @@ class ShardState:
             if part is None or part.attempt != command.attempt:
                 unplaced.append(number)
         return not unplaced, tuple(unplaced)
+
+    def release(self, number: int) -> Partition | None:
+        """Give a partition up (it moves to another shard): its commands are WrongShard from now
+        on, and what its homes still had to hand out is the next owner's to hand out."""
+        partition = self.partitions.pop(number, None)
+        if partition is None:
+            return None
+        for key in [key for key in self._open if key[0] == number]:
+            del self._open[key]
+        self._scheduled.pop(number, None)
+        self._agenda = [(due, n) for due, n in self._agenda if n != number]
+        heapq.heapify(self._agenda)
+        for sku in partition.skus():
+            entry = self._changed.get(sku)
+            if entry is not None and entry.partition == number:
+                del self._changed[sku]
+        return partition
+
+    def adopt(self, partition: Partition) -> None:
+        """Take a partition over (loaded from the journal): every position of it is on the feed
+        as changed, its timer is scheduled and its homes' open decisions are handed out."""
+        number = partition.number
+        self.partitions[number] = partition
+        partition.touched.clear()
+        self.version += 1
+        for sku in partition.skus():
+            self._changed.pop(sku, None)
+            self._changed[sku] = SkuChanges(self.version, number, self.version)
+        self._schedule(number)
+        for claim in partition.claims.values():
+            for intent in claim.intents:
+                self._open[(number, claim.reservation_id, intent.operation)] = 0.0
+        self._next_hand_out = 0.0
 
     def check(self) -> list[str]:
         return [f"partition {n}: {p}" for n, partition in self.partitions.items() for p in partition.check()]

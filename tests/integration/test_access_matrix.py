@@ -35,11 +35,20 @@ from omnistock.protos.gen.omnistock.v1 import (
     keys_pb2,
     network_pb2,
     reservation_pb2,
+    shards_pb2,
 )
 
 SERVICES = [
     descriptor
-    for module in (availability_pb2, inventory_pb2, network_pb2, reservation_pb2, keys_pb2, events_pb2)
+    for module in (
+        availability_pb2,
+        inventory_pb2,
+        network_pb2,
+        reservation_pb2,
+        keys_pb2,
+        events_pb2,
+        shards_pb2,
+    )
     for descriptor in module.DESCRIPTOR.services_by_name.values()
 ]
 METHODS = {
@@ -375,6 +384,11 @@ def requests() -> dict[str, Callable[[World], Awaitable[Prepared]]]:
             lambda w: events_pb2.ReadReservationEventsRequest(limit=1)
         ),
         V1 + "EventService/ReadAuditEvents": plain(lambda w: events_pb2.ReadAuditEventsRequest(limit=1)),
+        V1 + "ShardService/GetShards": plain(lambda w: shards_pb2.GetShardsRequest()),
+        # To the count it has: allowed, it moves nothing.
+        V1 + "ShardService/ScaleShards": plain(
+            lambda w: shards_pb2.ScaleShardsRequest(shards=len(w.service.shards))
+        ),
     }
 
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -18,6 +19,7 @@ import redis
 from omnistock.client import OmnistockClient, OmnistockRpcError, level, line
 from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis
 from omnistock.protos.gen.omnistock.v1 import common_pb2, reservation_pb2
+from omnistock.reservations.shard.journal import JOURNAL_GROUPS, RedisKeys
 from tests.integration.conftest import skus_on_shards
 
 T = reservation_pb2.ReservationEventType
@@ -38,10 +40,24 @@ async def omnistock_cli(*args: str) -> tuple[int, str, str]:
     return process.returncode, out.decode(), err.decode()
 
 
+def on_streams(
+    admin: redis.Redis, streams: list[str], labels: list[str]
+) -> list[tuple[str, dict[bytes, bytes]]]:
+    """Every entry of the streams, as the feed orders them: by stream id, then stream; each
+    with its feed id "<label>/<ms>-<seq>"."""
+    found = []
+    for index, (stream, label) in enumerate(zip(streams, labels, strict=True)):
+        for raw_id, fields in cast(list[tuple[bytes, dict[bytes, bytes]]], admin.xrange(stream)):
+            ms, seq = (int(part) for part in raw_id.decode().split("-"))
+            found.append(((ms, seq, index), f"{label}/{raw_id.decode()}", fields))
+    return [(entry_id, fields) for _, entry_id, fields in sorted(found, key=lambda item: item[0])]
+
+
 async def test_every_change_says_who_made_it_and_both_streams_read_page_by_page(
     service: Any, client: OmnistockClient, redis_server: EmbeddedRedis
 ) -> None:
-    prefix = service.config.prefix
+    keys = RedisKeys(service.config.prefix)
+    groups = [str(group) for group in range(JOURNAL_GROUPS)]
     admin = redis.Redis.from_url(redis_server.url)
     sku_a, sku_b = skus_on_shards(service, [0, 1], prefix="AUD")
     await client.set_stock([level(sku_a, "DC-1", 5), level(sku_b, "DC-2", 5)])
@@ -58,7 +74,7 @@ async def test_every_change_says_who_made_it_and_both_streams_read_page_by_page(
     ]
 
     # The published events: on the Redis stream and through ReadReservationEvents alike.
-    raw = admin.xrange(f"{prefix}:events")
+    raw = on_streams(admin, keys.event_streams, groups)
     on_stream = [reservation_pb2.ReservationEvent.FromString(fields[b"e"]) for _, fields in raw]
     assert sorted((e.type, e.by) for e in on_stream if e.reservation_id == "aud-1") == [
         (T.RESERVATION_EVENT_TYPE_HELD, "local"),
@@ -67,9 +83,9 @@ async def test_every_change_says_who_made_it_and_both_streams_read_page_by_page(
         (T.RESERVATION_EVENT_TYPE_CONFIRMED, "local"),
     ]
     page = await client.read_events()
-    assert [entry.id for entry in page.entries] == [entry_id.decode() for entry_id, _ in raw]
+    assert [entry.id for entry in page.entries] == [entry_id for entry_id, _ in raw]
     assert [entry.event for entry in page.entries] == on_stream
-    assert page.last_id == page.entries[-1].id
+    assert len({entry.id.split("/")[0] for entry in page.entries}) >= 2  # two partitions' groups
 
     # Paging: two at a time, each page after the last id of the one before.
     seen, after = [], ""
@@ -97,9 +113,10 @@ async def test_every_change_says_who_made_it_and_both_streams_read_page_by_page(
     assert json.loads(adjusted.detail)["reason"] == "broken in store"
     assert json.loads(adjusted.detail)["delta"] == -1
     assert abs(adjusted.at.seconds - time.time()) < 60
-    stream = admin.xrange(f"{prefix}:audit")
-    assert [e.id for e in audit.entries] == [entry_id.decode() for entry_id, _ in stream]
+    stream = on_streams(admin, keys.audit_streams, ["shared", *groups])
+    assert [e.id for e in audit.entries] == [entry_id for entry_id, _ in stream]
     assert {fields[b"by"] for _, fields in stream} == {b"local"}
+    assert next(e.id for e in audit.entries if e.action == "network.nodes_put").startswith("shared/")
 
     # By subject: only the changes of sku_a's stock; the last id still moves past the others.
     mine = await client.read_audit(subject_prefix=sku_a)
@@ -107,7 +124,7 @@ async def test_every_change_says_who_made_it_and_both_streams_read_page_by_page(
         ("stock.set", f"{sku_a}@DC-1"),
         ("stock.adjusted", f"{sku_a}@DC-1"),
     ]
-    assert mine.last_id == audit.entries[-1].id
+    assert mine.last_id == audit.last_id
 
     # Waiting: "$" reads only what comes after the call, and a change ends the wait at once.
     started = time.perf_counter()
@@ -147,7 +164,10 @@ async def test_every_change_says_who_made_it_and_both_streams_read_page_by_page(
         (p["reservation_id"], p["type"], p["by"]) for p in printed if p["reservation_id"] == "aud-1"
     ]
     assert len(mine_printed) == 6 and {by for _, _, by in mine_printed} == {"local"}
-    assert printed[-1]["id"] in err  # ends saying where to read on from
+    assert all(re.fullmatch(r"([0-9]|1[0-5])/[0-9]+-[0-9]+", p["id"]) for p in printed)
+    # It ends saying where to read on from: after everything printed, nothing is left.
+    resume = err.split("--after ", 1)[1].split()[0]
+    assert (await client.read_events(after=resume)).entries == []
     code, out, err = await omnistock_cli("events", "--audit", "--subject", sku_a, "--target", target)
     assert code == 0, err
     assert [text.split()[1:4] for text in out.splitlines()] == [
@@ -163,6 +183,7 @@ async def test_every_change_says_who_made_it_and_both_streams_read_page_by_page(
         ("read_events", {"limit": 1_001}, "limit"),
         ("read_events", {"wait_ms": 30_001}, "wait_ms"),
         ("read_events", {"after": "not-an-id"}, "after"),
+        ("read_events", {"after": "c1.EQA"}, "after"),  # a cursor of 17 streams: the audit trail's
         ("read_audit", {"subject_prefix": "SKU\x1b[2J"}, "subject_prefix"),
     ],
 )

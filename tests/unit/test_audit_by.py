@@ -14,7 +14,6 @@ import pytest
 from omnistock.availability.network import Channel, Network, NodeGroup
 from omnistock.availability.nodes import Node, NodeType
 from omnistock.cli.events import audit_line, json_line, reservation_line
-from omnistock.gateway.grpc.events_servicer import page_request
 from omnistock.gateway.grpc.network_store import network_audit
 from omnistock.gateway.usecases.reservations import ReservationCoordinator
 from omnistock.gateway.usecases.stock import Stock
@@ -28,7 +27,6 @@ from omnistock.reservations.domain.commands import (
     Result,
     SetStock,
 )
-from omnistock.reservations.domain.errors import InvalidArgument
 from omnistock.reservations.domain.model import (
     Close,
     Decision,
@@ -433,21 +431,6 @@ def test_a_network_change_is_an_audit_entry_per_node_group_channel_and_limit_it_
     ]
     assert {(e.by, e.at) for e in entries} == {("key:admin", 7)}
     assert network_audit(after, after, "key:admin", 8) == []
-
-
-# --- reading them: what a page request may ask ---
-
-
-def test_a_page_request_is_checked_and_every_wrong_field_named() -> None:
-    assert page_request("", 0, 0) == ("", 100)
-    assert page_request("$", 1_000, 30_000) == ("$", 1_000)
-    assert page_request("1733580000000", 5, 0) == ("1733580000000-0", 5)
-    assert page_request("1733580000000-7", 5, 0, "SKU-1") == ("1733580000000-7", 5)
-    with pytest.raises(InvalidArgument) as refused:
-        page_request("yesterday", 1_001, 30_001, "SKU\x1b")
-    assert [field for field, _ in refused.value.violations] == ["after", "limit", "wait_ms", "subject_prefix"]
-    with pytest.raises(InvalidArgument):
-        page_request("18446744073709551616-0", 1, 0)  # beyond a stream id's 64 bits
 
 
 # --- how `omnistock events` prints them ---

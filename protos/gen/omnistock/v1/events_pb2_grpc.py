@@ -27,10 +27,13 @@ if _version_not_supported:
 
 class EventServiceStub:
     """What changed, read page by page: every reservation event, and the audit trail of
-    stock, network and key changes, each with the caller that made it. Both are
-    streams in Redis, trimmed approximately (the newest million entries of each are
-    kept). A reader keeps the last id it was given and asks for what came after it;
-    with wait_ms it waits for new entries instead of asking again and again.
+    stock, network and key changes, each with the caller that made it. Each is one
+    feed over many Redis streams (one per journal group, and the audit trail's shared
+    stream of network and key changes), merged by stream id; each stream is trimmed
+    approximately (its newest million entries are kept). Order within a partition is
+    kept; across partitions entries interleave. A reader keeps the last_id (a cursor)
+    it was given and asks for what came after it: nothing is skipped or given twice.
+    With wait_ms it waits for new entries instead of asking again and again.
     """
 
     def __init__(self, channel):
@@ -53,22 +56,25 @@ class EventServiceStub:
 
 class EventServiceServicer:
     """What changed, read page by page: every reservation event, and the audit trail of
-    stock, network and key changes, each with the caller that made it. Both are
-    streams in Redis, trimmed approximately (the newest million entries of each are
-    kept). A reader keeps the last id it was given and asks for what came after it;
-    with wait_ms it waits for new entries instead of asking again and again.
+    stock, network and key changes, each with the caller that made it. Each is one
+    feed over many Redis streams (one per journal group, and the audit trail's shared
+    stream of network and key changes), merged by stream id; each stream is trimmed
+    approximately (its newest million entries are kept). Order within a partition is
+    kept; across partitions entries interleave. A reader keeps the last_id (a cursor)
+    it was given and asks for what came after it: nothing is skipped or given twice.
+    With wait_ms it waits for new entries instead of asking again and again.
     """
 
     def ReadReservationEvents(self, request, context):
         """A page of reservation events (one per part and transition, as published to
-        downstream systems) after a position of the stream.
+        downstream systems) after a position of the feed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def ReadAuditEvents(self, request, context):
-        """A page of the audit trail after a position of the stream, optionally only the
+        """A page of the audit trail after a position of the feed, optionally only the
         entries whose subject starts with a prefix.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -98,10 +104,13 @@ def add_EventServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class EventService:
     """What changed, read page by page: every reservation event, and the audit trail of
-    stock, network and key changes, each with the caller that made it. Both are
-    streams in Redis, trimmed approximately (the newest million entries of each are
-    kept). A reader keeps the last id it was given and asks for what came after it;
-    with wait_ms it waits for new entries instead of asking again and again.
+    stock, network and key changes, each with the caller that made it. Each is one
+    feed over many Redis streams (one per journal group, and the audit trail's shared
+    stream of network and key changes), merged by stream id; each stream is trimmed
+    approximately (its newest million entries are kept). Order within a partition is
+    kept; across partitions entries interleave. A reader keeps the last_id (a cursor)
+    it was given and asks for what came after it: nothing is skipped or given twice.
+    With wait_ms it waits for new entries instead of asking again and again.
     """
 
     @staticmethod
