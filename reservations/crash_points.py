@@ -35,6 +35,12 @@ POINTS = {
     "shard.before_journal": "shard: a batch decided in memory, not journaled",
     "shard.after_journal": "shard: a batch with a decision journaled, not answered",
     "shard.recovery": "shard: partitions reloaded, nothing yet finished or served",
+    "shard.before_release": "shard: asked to give a moving partition up, nothing done yet",
+    "shard.after_release": "shard: a moving partition snapshotted and given up in Redis, still in memory",
+    "shard.before_adopt": "shard: asked to take a moved partition over, not claimed yet",
+    "scale.after_mark": "gateway: a partition marked as moving, its shard not yet told to give it up",
+    "scale.after_release": "gateway: a partition given up by its shard, its new owner not yet placed",
+    "scale.after_placement": "gateway: a partition placed on its new shard, not yet taken over there",
 }
 
 

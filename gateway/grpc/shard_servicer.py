@@ -31,8 +31,10 @@ from omnistock.reservations.shard.redis_connect import REDIS_ERRORS, AsyncClient
 
 log = logging.getLogger(__name__)
 
-LOCK_SECONDS = 30
-"""How long the lock of a change outlives its last step (a gateway that stopped mid-change)."""
+LOCK_SECONDS = 10
+"""How long the lock of a change outlives the gateway running it (one that stopped midway)."""
+LOCK_RENEW = 2.0
+"""Seconds between two renewals of the lock while the change runs (a long step included)."""
 
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -127,9 +129,9 @@ class ShardServicer(Servicer, shards_pb2_grpc.ShardServiceServicer):
     async def _run(
         self, shards: int, claim: str, updates: asyncio.Queue[ScaleProgress | BaseException]
     ) -> None:
+        renewing = asyncio.get_running_loop().create_task(self._renew_lock(shards))
         try:
             async for progress in self._make_scaler().scale_to(shards):
-                await self.redis.expire(self.keys.scaling, LOCK_SECONDS)
                 updates.put_nowait(progress)
                 if progress.moved or progress.done:
                     log.info(
@@ -145,10 +147,20 @@ class ShardServicer(Servicer, shards_pb2_grpc.ShardServiceServicer):
                 Unavailable(f"the change to {shards} shards stopped ({error}); ask again to complete it")
             )
         finally:
+            renewing.cancel()
+            await asyncio.gather(renewing, return_exceptions=True)
             try:
                 await self.redis.eval(_RELEASE, 1, self.keys.scaling, claim)
             except REDIS_ERRORS:
                 log.warning("the lock of the change to %d shards runs out in %d s", shards, LOCK_SECONDS)
+
+    async def _renew_lock(self, shards: int) -> None:
+        while True:
+            await asyncio.sleep(LOCK_RENEW)
+            try:
+                await self.redis.expire(self.keys.scaling, LOCK_SECONDS)
+            except REDIS_ERRORS as error:
+                log.warning("the lock of the change to %d shards was not renewed: %s", shards, error)
 
     async def stop(self) -> None:
         """Cut a change under way (the gateway stops): asking again completes it."""

@@ -110,7 +110,24 @@ preexec_fn: that runs Python between fork and exec, unsafe with the threads of g
 around when Redis is started again."""
 
 
+SERVER_PORTS = (20000, 32768)
+"""Where a server's port is picked: above the ports Ray gives its workers (10002-19999) and
+below the kernel's ephemeral range (Linux: from 32768), from which every outgoing connection
+takes its local port. A port from that range, left for a second by a server that died, can
+be taken by any client's connection, and the server could not start again on it."""
+
+
 def free_port() -> int:
+    """A port free on loopback now, for a server (SERVER_PORTS; the kernel's pick if all of
+    the tries there are taken)."""
+    for _ in range(50):
+        port = secrets.randbelow(SERVER_PORTS[1] - SERVER_PORTS[0]) + SERVER_PORTS[0]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -631,8 +631,16 @@ class Service:
                 log_to_driver=True,
             )
             self._started_ray = True
-        placement = await PlacementStore(self._redis, keys).start_with(config.shards, partitions)
+        placements = PlacementStore(self._redis, keys)
+        earlier = await placements.read()
+        # Before the placement is written: another service on this prefix keeps its own.
+        await self._wait_until_free(shard_name(config.prefix, 0))
+        placement = await placements.start_with(config.shards, partitions)
         self.shards = [await self._start_shard(index, placement) for index in range(config.shards)]
+        if earlier is not None and earlier.shards > config.shards:
+            # Shards a change of the count started in a run that ended without stopping them.
+            namespace = ray.get_runtime_context().namespace
+            await asyncio.to_thread(stop_shards, config.prefix, namespace, earlier.shards, config.shards)
         await asyncio.gather(*(shard.ping.remote() for shard in self.shards))
         # For gateways started on their own (serve_standalone_gateway): how many shards to
         # look up by name, and in which Ray namespace.
@@ -669,6 +677,22 @@ class Service:
             time.perf_counter() - started,
         )
         return self
+
+    async def _wait_until_free(self, name: str, wait: float = 30.0) -> None:
+        """Until no actor has this name (one left by a crashed service goes with its runtime)."""
+        namespace = ray.get_runtime_context().namespace
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                await asyncio.to_thread(ray.get_actor, name, namespace)
+            except ValueError:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"shard actor {name} already exists on this Ray cluster:"
+                    " is another omnistock with the same --prefix running?"
+                )
+            await asyncio.sleep(0.5)
 
     async def _start_shard(self, index: int, placement: Placement, wait: float = 30.0) -> Any:
         """A named shard actor (gateway/runtime/shard_control.py). The name guards against two

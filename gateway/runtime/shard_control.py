@@ -89,9 +89,9 @@ class RayShards:
         await (await self._handle(index)).adopt.remote(partition)
 
 
-def stop_shards(prefix: str, namespace: str, count: int) -> None:
-    """Kill shards 0 to count-1 by name, those that exist (blocking)."""
-    for index in range(count):
+def stop_shards(prefix: str, namespace: str, count: int, first: int = 0) -> None:
+    """Kill shards `first` to count-1 by name, those that exist (blocking)."""
+    for index in range(first, count):
         try:
             ray.kill(ray.get_actor(shard_name(prefix, index), namespace=namespace), no_restart=True)
         except ValueError:

@@ -22,9 +22,9 @@ class PlacementStore:
         return Placement.from_json(data) if data else None
 
     async def write(self, placement: Placement) -> None:
-        """Store it, and tell the gateways listening (the others see it at their next read)."""
+        """Store it: gateways see it at their next read (every PLACEMENT_REFRESH seconds, and at
+        once when a shard answers that a partition moved)."""
         await self._client.set(self._keys.placement, placement.to_json())
-        await self._client.publish(self._keys.placement_changes, placement.version)
 
     async def start_with(self, shards: int, partitions: int) -> Placement:
         """At a start of serve: the even placement over `shards`, a version past any stored

@@ -24,6 +24,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
+from omnistock.reservations import crash_points
 from omnistock.reservations.domain.errors import InvalidArgument
 from omnistock.reservations.domain.placement import Move, Placement
 
@@ -107,8 +108,11 @@ class Scaler:
         then), given up by its owner, placed on its new owner, taken over there."""
         placement = placement.moving_to(move.partition, move.target)
         await self._write(placement)
+        crash_points.crash_point("scale.after_mark")
         await self._shards.release(move.source, move.partition)
+        crash_points.crash_point("scale.after_release")
         placement = placement.with_owner(move.partition, move.target)
         await self._write(placement)
+        crash_points.crash_point("scale.after_placement")
         await self._shards.adopt(move.target, move.partition)
         return placement

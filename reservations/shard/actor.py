@@ -269,6 +269,7 @@ class Shard:
                 self._journal.release(partition)
             except REDIS_ERRORS as error:
                 raise JournalUnavailable(f"partition {number} could not be released: {error}") from error
+            crash_points.crash_point("shard.after_release")
             state.release(number)
             self._watch = None
             log.info("shard %d released partition %d", self._config.index, number)

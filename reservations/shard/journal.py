@@ -159,11 +159,6 @@ class RedisKeys:
         return self._shared("placement")
 
     @property
-    def placement_changes(self) -> str:
-        """Pub/sub channel on which a move announces the placement version it stored."""
-        return self._shared("placement:changes")
-
-    @property
     def scaling(self) -> str:
         """The lock that lets one change of the shard count run at a time."""
         return self._shared("scaling")

@@ -38,14 +38,16 @@ class Workload:
     node_id: str
     tag: str
     retry_unavailable: bool = False
-    """Retry a call refused UNAVAILABLE with RetryInfo (same ids: safe), as a client should; the
-    refusal is still recorded."""
+    """Retry a call answered UNAVAILABLE (same ids: safe), as a client should: after its
+    RetryInfo's delay, or 0.2 s when the connection broke. The refusal is still recorded."""
     acknowledged: dict[str, int] = field(default_factory=dict)
     """Reservation id -> units held, for every Reserve that was answered OK."""
     confirmed: set[str] = field(default_factory=set)
     refusals: list[Refusal] = field(default_factory=list)
     calls: int = 0
     _ids: itertools.count[int] = field(default_factory=itertools.count)
+    _stop: asyncio.Event = field(default_factory=asyncio.Event)
+    """Once set, a refused call is no longer retried (the run is ending)."""
 
     async def _call(self, method: str, make: Callable[[], Awaitable[object]]) -> object:
         while True:
@@ -56,13 +58,11 @@ class Workload:
                 self.refusals.append(
                     Refusal(method, error.code, error.message, error.retry_delay, time.monotonic())
                 )
-                if not (
-                    self.retry_unavailable
-                    and error.code is grpc.StatusCode.UNAVAILABLE
-                    and error.retry_delay is not None
+                if self._stop.is_set() or not (
+                    self.retry_unavailable and error.code is grpc.StatusCode.UNAVAILABLE
                 ):
                     return None
-                await asyncio.sleep(error.retry_delay)
+                await asyncio.sleep(error.retry_delay or 0.2)  # no RetryInfo: the connection broke
 
     async def caller(self, number: int, stop: asyncio.Event) -> None:
         client = self.clients[number % len(self.clients)]
@@ -85,6 +85,7 @@ class Workload:
             await self._call("GetAvailability", partial(client.availability, [first], include_nodes=True))
 
     async def run_until(self, stop: asyncio.Event, callers: int = 6) -> None:
+        self._stop = stop
         await asyncio.gather(*(self.caller(i, stop) for i in range(callers)))
 
     async def missing(self, client: OmnistockClient) -> list[str]:

@@ -169,6 +169,33 @@ def test_redis_masters_from_the_journal_cost_of_the_writes() -> None:
     assert (biggest.redis_masters, biggest.redis_replicas) == (15, 15)
 
 
+def test_a_redis_cluster_is_costed_with_its_masters_own_figures() -> None:
+    # One Redis: 0.5 core-ms a write; a cluster's masters: 1.0 together (a call per journal
+    # group, the replicas fed), 2.0 for a batch of 10.
+    journal = JournalCost(
+        "round figures",
+        (1, 10),
+        redis_cpu_ms=(0.5, 1.0),
+        median_ms=(1.0, 2.0),
+        cluster_masters_cpu_ms=(1.0, 2.0),
+    )
+    assert journal.per_write_core_ms(cluster=True) == 1.0
+    assert journal.per_write_core_ms(cluster=True, batched=True) == 0.2
+    demand = Demand(orders_per_hour=3600 * 4, checks_per_order=0, stock_updates_per_second=10, spike=500)
+    # 10,000 writes a second need a cluster, planned at its own cost: 10 cores, 15 masters.
+    busy = plan_cluster(plan(demand, ROUND), 8, journal)
+    assert (busy.redis_core_ms_per_write, busy.redis_masters, busy.redis_replicas) == (1.0, 15, 15)
+    # 20,000: 29 masters, more than the journal's 16 groups can use; at such rates the shards'
+    # batches are large, and the plan counts on a batch of 10: 4 cores, 6 masters.
+    busier = plan_cluster(plan(dataclasses.replace(demand, spike=1000), ROUND), 8, journal)
+    assert busier.redis_core_ms_per_write == pytest.approx(0.2)
+    assert busier.redis_cores == pytest.approx(4)
+    assert busier.redis_masters == 6
+    # Few writes: one Redis, at one Redis's cost.
+    quiet = plan_cluster(plan(dataclasses.replace(demand, spike=10), ROUND), 8, journal)
+    assert (quiet.redis_core_ms_per_write, quiet.redis_masters) == (0.5, 1)
+
+
 def test_the_measured_journal_cost_grows_slower_than_the_batch() -> None:
     # A batch of 50 Reserves costs Redis less than 50 batches of one: what makes group commit pay.
     costs = dict(zip(JOURNAL_MEASURED.reserves_per_batch, JOURNAL_MEASURED.redis_cpu_ms, strict=True))
