@@ -26,7 +26,10 @@ from tests.integration.test_crash_restart import kill_group, wait_exit, wait_ser
 pytestmark = pytest.mark.slow
 OMNISTOCK = str(Path(sys.executable).parent / "omnistock")
 MARKER = "OMNISTOCK_TEST_MARKER"
-GONE_WITHIN = 30.0
+GONE_WITHIN = 90.0
+"""A generous bound: Ray's own agents (DashboardAgent, RuntimeEnvAgent) end once they see their
+raylet gone, which on a loaded 2-core machine has taken over 30 s; a process left for good still
+fails."""
 
 
 def start_serve(
