@@ -182,9 +182,9 @@ class Report:
     reservations: int
 
 
-@pytest_asyncio.fixture(scope="module")
-async def service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
-    tmp = tmp_path_factory.mktemp("crash")
+@contextlib.asynccontextmanager
+async def serving(tmp: Path) -> AsyncIterator[Service]:
+    """The service on a redis-server of its own, with the test network; both stopped after."""
     redis = EmbeddedRedis(tmp / "redis").start()
     running = Service(tmp, redis)
     try:
@@ -194,7 +194,13 @@ async def service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Ser
         yield running
     finally:
         running.stop()
-        running.redis.stop()
+        redis.stop()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def service(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Service]:
+    async with serving(tmp_path_factory.mktemp("crash")) as running:
+        yield running
 
 
 async def clients(service: Service, count: int) -> list[OmnistockClient]:

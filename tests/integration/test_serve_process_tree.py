@@ -93,12 +93,18 @@ def kill_leftovers(marker: str, data_dir: Path) -> None:
             psutil.Process(pid).kill()
 
 
-@pytest.mark.parametrize("kill", ["process group", "serve alone"])
+@pytest.mark.parametrize("kill", ["process group", "serve alone", "serve alone, after a scale"])
 async def test_sigkill_leaves_no_process_of_the_service_behind(tmp_path: Path, kill: str) -> None:
     marker, data_dir, port, log = uuid.uuid4().hex, tmp_path / "var", free_port(), tmp_path / "serve.log"
     process = start_serve(data_dir, port, marker, log, gateways=2)
     try:
         await wait_banner(port, process, log)
+        if kill.endswith("after a scale"):
+            # Shards a change of the count starts are detached actors: they go with serve too.
+            async with OmnistockClient(f"127.0.0.1:{port}") as client:
+                [progress async for progress in client.scale_shards(4)]
+            shards = [cmd for cmd in of_the_service(marker, data_dir).values() if "ray::Shard" in cmd]
+            assert len(shards) == 4, shards
         running = " ".join(of_the_service(marker, data_dir).values())
         server = Path(choose_server().path).name  # valkey-server or redis-server
         for part in (server, "raylet", "gcs_server", "ray::Shard", "omnistock.cli gateway"):
