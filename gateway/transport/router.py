@@ -13,7 +13,7 @@ import ray.exceptions
 from omnistock.gateway.metrics import Metrics
 from omnistock.gateway.transport.batcher import ShardBatcher
 from omnistock.gateway.transport.shard_link import LinkLost, ShardFailed, ShardLink
-from omnistock.reservations.domain.audit import AuditReport, disagreements
+from omnistock.reservations.domain.audit import AuditReport, combined
 from omnistock.reservations.domain.commands import Command, Result
 from omnistock.reservations.domain.errors import Unavailable
 from omnistock.reservations.domain.placement import Placement
@@ -231,13 +231,10 @@ class ShardRouter:
 
     async def _audit_once(self) -> AuditReport:
         try:
-            rows = await asyncio.gather(*(handle.audit.remote() for handle in self.handles))
+            shares = await asyncio.gather(*(handle.audit.remote() for handle in self.handles))
         except ray.exceptions.RayError as error:
             raise Unavailable(f"a shard could not run the audit ({type(error).__name__}); retry") from error
-        return disagreements(
-            [record for records, _ in rows for record in records],
-            [part for _, parts in rows for part in parts],
-        )
+        return combined(shares)
 
     async def execute(self, commands: Sequence[Command]) -> list[Result]:
         """Results in the order of `commands`; one batcher submission per shard touched.

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from omnistock.reservations import crash_points
-from omnistock.reservations.domain.audit import PartRow, RecordRow, rows_of
+from omnistock.reservations.domain.audit import ShardAudit, audit_here
 from omnistock.reservations.domain.commands import Command
 from omnistock.reservations.domain.model import Event, ReservationDecided
 from omnistock.reservations.domain.partition import PENDING_SECONDS
@@ -225,17 +225,12 @@ class Shard:
         with self._lock:
             return self._healthy_state().check()
 
-    def audit(self) -> tuple[list[RecordRow], list[PartRow]]:
-        """What every partition holds of reservations: the homes' records and the parts, for a
-        check that they agree across shards (reservations/domain/audit.py)."""
+    def audit(self) -> ShardAudit:
+        """This shard's share of the check that every reservation's parts agree with their home
+        (reservations/domain/audit.py): its own reservations compared here, the rows of those
+        that span shards handed on."""
         with self._lock:
-            records: list[RecordRow] = []
-            parts: list[PartRow] = []
-            for partition in self._healthy_state().partitions.values():
-                held, placed = rows_of(partition)
-                records.extend(held)
-                parts.extend(placed)
-            return records, parts
+            return audit_here(self._healthy_state().partitions)
 
     def ping(self) -> int:
         return self._config.index

@@ -379,3 +379,19 @@ async def test_check_names_a_reservation_whose_parts_disagree(service: Any, clie
         "is CONFIRMED"
     )
     assert service.metrics.disagreeing._value.get() == 1
+
+
+async def test_check_names_a_disagreement_inside_one_shard(service: Any, client: OmnistockClient) -> None:
+    """A reservation whose home and part lie in one shard is compared by that shard itself."""
+    (sku,) = skus_on_shards(service, [0], prefix="WHOLE")
+    (reservation_id,) = skus_on_shards(service, [0], prefix="whole")  # its home: shard 0 too
+    await client.set_stock([level(sku, "DC-1", 5)])
+    await client.reserve(reservation_id, [line(sku, "DC-1", 1)])
+    assert (await client.check_conservation()).disagreement_count == 0
+    router = service.router
+    step = Follow(PartState.CONFIRMED, time.time(), math.inf)
+    await router.execute([CarryStep(partition_of(sku, router.partitions), reservation_id, step)])
+    report = await client.check_conservation()
+    assert (report.ok, report.disagreement_count) == (False, 1)
+    (found,) = report.disagreements
+    assert found.reservation_id == reservation_id and found.problem.endswith("is CONFIRMED")

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import math
 
-from omnistock.reservations.domain.audit import PartRow, RecordRow, disagreements
-from omnistock.reservations.domain.model import Decision, PartState
+from omnistock.reservations.domain.audit import (
+    AuditReport,
+    PartRow,
+    RecordRow,
+    ShardAudit,
+    audit_here,
+    combined,
+    disagreements,
+)
+from omnistock.reservations.domain.commands import DecideHold, PlaceHold, RecordClaim, SetStock
+from omnistock.reservations.domain.model import Decision, Line, PartState, fingerprint
+from omnistock.reservations.domain.partition import Partition
+from omnistock.reservations.shard.state import ShardState
 
 
 def record(
@@ -79,3 +90,46 @@ def test_an_aborted_attempt_may_not_leave_a_part_open() -> None:
 def test_an_extension_every_part_has_not_taken_is_reported() -> None:
     found = problems([record(expires_at=120.0)], [part(1, expires_at=120.0), part(2, expires_at=60.0)])
     assert found == ["r: HELD until 120.000, but its part in partition 2 until 60.000"]
+
+
+def _hold(rid: str, home: int, parts: tuple[int, ...]) -> tuple[RecordClaim, list[PlaceHold], DecideHold]:
+    lines = {p: (Line(f"SKU-{p}", "DC-1", 1),) for p in parts}
+    digest = fingerprint(tuple(line for p in parts for line in lines[p]), "")
+    record = RecordClaim(home, rid, digest, parts, 1_000.0, attempt=f"{rid}-a", expires_at=1_600.0)
+    holds = [
+        PlaceHold(p, rid, digest, lines[p], 1_000.0, 1_600.0, attempt=f"{rid}-a", home=home) for p in parts
+    ]
+    return record, holds, DecideHold(home, rid, f"{rid}-a", placed=True)
+
+
+def test_a_shard_compares_the_reservations_it_holds_whole_and_hands_on_the_rest() -> None:
+    a = ShardState((Partition(n) for n in (0, 1)), epoch="a")
+    b = ShardState((Partition(2),), epoch="b")
+    for state, numbers in ((a, (0, 1)), (b, (2,))):
+        state.apply_batch([SetStock(n, f"SKU-{n}", "DC-1", 10, 0.0) for n in numbers], 1_000.0)
+    whole, parts, decide = _hold("whole", 0, (1,))
+    a.apply_batch([whole, *parts, decide], 1_000.0)
+    across, (part_b,), decide = _hold("across", 0, (2,))
+    a.apply_batch([across], 1_000.0)
+    b.apply_batch([part_b], 1_000.0)
+    a.apply_batch([decide], 1_000.0)
+
+    share_a, share_b = audit_here(a.partitions), audit_here(b.partitions)
+    assert (share_a.local.reservations, share_a.local.disagreements) == (1, [])
+    assert [r.reservation_id for r in share_a.records] == ["across"] and share_a.parts == []
+    assert share_b.records == [] and [p.reservation_id for p in share_b.parts] == ["across"]
+    report = combined([share_a, share_b])
+    assert (report.disagreements, report.reservations, report.in_doubt) == ([], 2, 0)
+
+
+def test_the_combined_audit_reports_local_and_cross_shard_disagreements_alike() -> None:
+    broken = disagreements([record(Decision.CONFIRMED)], [part(1, PartState.CONFIRMED), part(2)])
+    local = ShardAudit(broken, [], [])
+    orphan = PartRow("lost", 5, PartState.HELD, False, "a9", 60.0)
+    elsewhere = ShardAudit(AuditReport([], 0, 0), [], [orphan])
+    report = combined([local, elsewhere])
+    assert [f"{d.reservation_id}: {d.problem}" for d in report.disagreements] == [
+        "r: CONFIRMED, but its part in partition 2 is HELD",
+        "lost: a HELD part in partition 5 has no reservation record",
+    ]
+    assert report.reservations == 1
