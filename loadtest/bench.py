@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -44,6 +44,7 @@ from omnistock.gateway.runtime.cpus import default_shards, usable_cpus
 from omnistock.gateway.runtime.embedded_redis import free_port
 from omnistock.gateway.runtime.event_loop import loop_name
 from omnistock.loadtest.echo import ECHO_METHOD
+from omnistock.loadtest.peer import Peer, seed_stock, start_peer
 from omnistock.protos.gen.omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
@@ -58,8 +59,26 @@ from omnistock.protos.gen.omnistock.v1 import (
 from omnistock.reservations.domain.placement import partition_of, shard_of
 
 NODES = tuple(f"BENCH-DC-{i}" for i in range(4))
+STORES = tuple(f"BENCH-STORE-{i}" for i in range(4))
+"""Pickup stores, a few km apart around SHOPPER (the pickup search finds them all)."""
+SHOPPER = (50.0, 8.0)
+"""Where the pickup searches are made from (latitude, longitude)."""
 HOT_SKU = "BENCH-HOT"
 CHANNEL = "bench-web"
+PICKUP_CHANNEL = "bench-pickup"
+LISTING = 48
+"""SKUs on a shopper's listing page in the peak-day mix (loadtest/peak.py)."""
+ORDER_LINES = (2, 3)
+"""Lines of the sourced Reserves, in turn: the peak-day mix's 2.5 lines an order on average."""
+FEED_ADJUSTMENTS = 10
+"""Deltas per AdjustStock call, as the POS / WMS feed sends them (loadtest/peak.py)."""
+FEED_READ_SKUS = 7
+"""SKUs the feed reads (consistent, with nodes) before it adjusts a store's stock."""
+FEED_STREAMS = 2
+"""Live feed streams open in feed_update: the whole catalog, and its best sellers."""
+FEED_BEST_SELLERS = 100
+FEED_RATE = 50.0
+"""AdjustStock calls per second driven in feed_update, with and without the streams."""
 PAGE = 200
 """SKUs on a product-listing page."""
 TTL_SECONDS = 600
@@ -102,6 +121,8 @@ class Measurement:
     error_codes: dict[str, int] = field(default_factory=dict)
     cpu_ms: dict[str, float] = field(default_factory=dict)
     """Core-milliseconds per gRPC call over the measured window, by role (CpuMeter)."""
+    cpu_ms_parts: dict[str, float] = field(default_factory=dict)
+    """The service's ("omnistock") part of cpu_ms by part: gateway, shards, redis, ray."""
 
     @property
     def grpc_per_second(self) -> float:
@@ -133,6 +154,8 @@ class Recorder:
             await call
         except grpc.aio.AioRpcError as error:
             failed = error.code().name
+        except NoHoldLeft:
+            failed = "NO_HOLD_LEFT"
         done = time.perf_counter()
         if self.opens <= done < self.closes:
             self.latencies.append(done - started)
@@ -158,15 +181,68 @@ class Recorder:
         )
 
 
+SERVICE_PARTS = ("gateway", "shards", "redis", "ray")
+"""What the service's processes are, for its CPU by part (service_part)."""
+SERVICE_ROLE = "omnistock"
+
+
+def service_part(name: str, cmdline: Sequence[str], is_root: bool) -> str:
+    """Which part of the service a process of its tree is, from its name and command line:
+    the serve process and `omnistock gateway` processes are gateways, Ray's workers that host
+    a Shard actor are shards, redis-server / valkey-server (and the launcher that watches it)
+    are Redis, and the rest is Ray's own (raylet, GCS, its agents and idle workers)."""
+    first = cmdline[0] if cmdline else ""
+    if is_root:
+        return "gateway"
+    if first.startswith("ray::") or name.startswith("ray::"):
+        return "shards" if "ray::Shard" in f"{first} {name}" else "ray"
+    words = " ".join(cmdline).split()
+    if any(Path(word).name in ("redis-server", "valkey-server") for word in words) or name in (
+        "redis-server",
+        "valkey-server",
+    ):
+        return "redis"
+    for i, word in enumerate(words[:-1]):
+        if (word == "omnistock.cli" or Path(word).name == "omnistock") and words[i + 1] == "gateway":
+            return "gateway"
+    return "ray"
+
+
+def process_parts(process: Process) -> Callable[[psutil.Process], str]:
+    """service_part of a process of `process`'s tree."""
+
+    def part(member: psutil.Process) -> str:
+        return service_part(member.name(), member.cmdline() or [], member.pid == process.popen.pid)
+
+    return part
+
+
+@dataclass(frozen=True)
+class CpuSpent:
+    """CPU seconds over a window by role, and the parted role's by part."""
+
+    roles: dict[str, float]
+    parts: dict[str, float]
+
+
 class CpuMeter:
     """CPU time the bench's processes spend over a window, by role: the load generator (this
     process), the echo server, and omnistock with every process it started (its gateways,
-    Ray, the shard actors, Redis). A process that starts or ends inside the window is left
-    out of it. Read from the kernel's counters (/proc), so the figures hold however busy the
-    machine is: what a call costs, where a rate says only what it reached."""
+    Ray, the shard actors, Redis), that one also by part (`parted`: a process's part). A
+    process that starts or ends inside the window is left out of it. Read from the kernel's
+    counters (/proc), so the figures hold however busy the machine is: what a call costs,
+    where a rate says only what it reached."""
 
-    def __init__(self, roles: dict[str, Callable[[], list[psutil.Process]]]) -> None:
+    def __init__(
+        self,
+        roles: dict[str, Callable[[], list[psutil.Process]]],
+        parted: tuple[str, Callable[[psutil.Process], str]] | None = None,
+    ) -> None:
         self._roles = roles
+        self._parted = parted
+        self._part_of: dict[int, str] = {}
+        """The part of each process of the parted role, as last seen (a Ray worker becomes a
+        shard when the actor lands on it)."""
 
     def snapshot(self) -> dict[str, dict[int, float]]:
         """CPU seconds (user and system) so far of each role's processes, by pid."""
@@ -178,8 +254,24 @@ class CpuMeter:
                     with contextlib.suppress(psutil.Error):
                         times = process.cpu_times()
                         seconds[process.pid] = times.user + times.system
+                        if self._parted is not None and self._parted[0] == role:
+                            self._part_of[process.pid] = self._parted[1](process)
             taken[role] = seconds
         return taken
+
+    def parts(
+        self, before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]
+    ) -> dict[str, float]:
+        """CPU seconds of the parted role by part between two snapshots (empty without one)."""
+        if self._parted is None or self._parted[0] not in before:
+            return {}
+        role = self._parted[0]
+        found = dict.fromkeys(SERVICE_PARTS, 0.0)
+        for pid, started in before[role].items():
+            if pid in after.get(role, {}):
+                part = self._part_of.get(pid, "ray")
+                found[part] = found.get(part, 0.0) + after[role][pid] - started
+        return found
 
     @staticmethod
     def spent(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
@@ -194,15 +286,27 @@ class CpuMeter:
     async def over(self, warmup: float, seconds: float) -> dict[str, float]:
         """CPU seconds by role from `warmup` seconds from now, for `seconds`: a scenario's
         measured window when started beside it."""
+        return (await self.window(warmup, seconds)).roles
+
+    async def window(self, warmup: float, seconds: float) -> CpuSpent:
+        """`over`, with the parted role's seconds by part."""
         await asyncio.sleep(warmup)
         before = self.snapshot()
         await asyncio.sleep(seconds)
-        return self.spent(before, self.snapshot())
+        after = self.snapshot()
+        return CpuSpent(self.spent(before, after), self.parts(before, after))
 
 
 def cpu_ms_per_call(spent: dict[str, float], measurement: Measurement) -> dict[str, float]:
     calls = measurement.calls * measurement.calls_each
     return {role: round(seconds * 1000 / calls, 3) for role, seconds in spent.items()} if calls else {}
+
+
+def charge(measurement: Measurement, spent: CpuSpent) -> Measurement:
+    """The measurement with its CPU per call, by role and by part of the service."""
+    measurement.cpu_ms = cpu_ms_per_call(spent.roles, measurement)
+    measurement.cpu_ms_parts = cpu_ms_per_call(spent.parts, measurement)
+    return measurement
 
 
 def process_tree(process: Process) -> Callable[[], list[psutil.Process]]:
@@ -385,6 +489,11 @@ async def processes_under_test(
 # --- the catalog and the scenarios ---
 
 
+def positions_of(skus: int) -> int:
+    """Positions the bench loads: every SKU and the hot one at each DC and store."""
+    return (skus + 1) * (len(NODES) + len(STORES))
+
+
 def sku_name(number: int) -> str:
     return f"BENCH-{number:07d}"
 
@@ -401,7 +510,7 @@ class Catalog:
 
     def levels(self) -> Iterator[inventory_pb2.StockLevel]:
         for sku in (*self.skus, HOT_SKU):
-            for node in NODES:
+            for node in (*NODES, *STORES):
                 yield inventory_pb2.StockLevel(sku=sku, node_id=node, on_hand=ON_HAND)
 
     def spread(self, n: int, count: int) -> list[str]:
@@ -423,12 +532,37 @@ async def prepare(channel: grpc.aio.Channel, catalog: Catalog, say: Callable[[st
         )
         for i, node in enumerate(NODES)
     ]
+    nodes += [
+        common_pb2.Node(
+            node_id=store,
+            type=common_pb2.NODE_TYPE_STORE,
+            pickup=True,
+            enabled=True,
+            latitude=SHOPPER[0] + 0.02 * (i + 1),
+            longitude=SHOPPER[1] - 0.03 * i,
+        )
+        for i, store in enumerate(STORES)
+    ]
     await inventory.PutNodes(inventory_pb2.PutNodesRequest(nodes=nodes))
-    group = network_pb2.NodeGroup(group_id="bench-dcs", node_ids=NODES)
-    await network.PutGroups(network_pb2.PutGroupsRequest(groups=[group]))
-    web = network_pb2.Channel(channel_id=CHANNEL, groups=["bench-dcs"])
-    await network.PutChannels(network_pb2.PutChannelsRequest(channels=[web]))
-    positions = (len(catalog.skus) + 1) * len(NODES)
+    groups = [
+        network_pb2.NodeGroup(group_id="bench-dcs", node_ids=NODES),
+        network_pb2.NodeGroup(group_id="bench-stores", node_ids=STORES),
+    ]
+    await network.PutGroups(network_pb2.PutGroupsRequest(groups=groups))
+    # As the demo network's web shop sources lines without a node, and its pickup channel
+    # keeps a unit back at each store.
+    sourcing = network_pb2.SourcingPolicy(rules=["single_node", "nearest", "priority"], max_shipments=2)
+    web = network_pb2.Channel(
+        channel_id=CHANNEL, groups=["bench-dcs"], low_stock_threshold=10, sourcing=sourcing
+    )
+    pickup = network_pb2.Channel(
+        channel_id=PICKUP_CHANNEL,
+        groups=["bench-stores"],
+        safety=[network_pb2.SafetyRule(units=1)],
+        low_stock_threshold=3,
+    )
+    await network.PutChannels(network_pb2.PutChannelsRequest(channels=[web, pickup]))
+    positions = positions_of(len(catalog.skus))
     say(f"loading {positions:,} positions through LoadStock ...")
 
     began = time.perf_counter()
@@ -459,6 +593,10 @@ class Stubs:
     def __init__(self, channels: list[grpc.aio.Channel]) -> None:
         self._reservations = [reservation_pb2_grpc.ReservationServiceStub(c) for c in channels]
         self._availability = [availability_pb2_grpc.AvailabilityServiceStub(c) for c in channels]
+        self._inventory = [inventory_pb2_grpc.InventoryServiceStub(c) for c in channels]
+
+    def inventory(self, n: int) -> inventory_pb2_grpc.InventoryServiceStub:
+        return self._inventory[n % len(self._inventory)]
 
     def reservations(self, n: int) -> reservation_pb2_grpc.ReservationServiceStub:
         return self._reservations[n % len(self._reservations)]
@@ -467,11 +605,87 @@ class Stubs:
         return self._availability[n % len(self._availability)]
 
 
+class NoHoldLeft(Exception):
+    """A confirm or fulfil scenario used up the holds made for it: counted as an error, as a
+    call of another kind in its window would not measure it."""
+
+
+@dataclass
+class Holds:
+    """1-line holds (reservation id, sku, node) made before the confirm and fulfil scenarios,
+    unmeasured, so that each of them times and charges its own call only."""
+
+    open: deque[tuple[str, str, str]] = field(default_factory=deque)
+    confirmed: deque[tuple[str, str, str]] = field(default_factory=deque)
+
+
+HOLDS_AHEAD = 4.0
+"""Holds made before confirm: Reserves for this many times the scenario's warmup and window,
+enough for Confirms up to 4 times as fast as the Reserves (a shared machine's speed drifts);
+the rest are confirmed for fulfil."""
+
+
+async def make_holds(
+    stubs: Stubs, catalog: Catalog, prefix: str, holds: Holds, concurrency: int, seconds: float
+) -> None:
+    """Single-line holds from a closed loop of Reserves for `seconds`, into holds.open."""
+
+    async def reserve(n: int) -> None:
+        request = one_line(catalog, f"{prefix}-{n}", n)
+        await stubs.reservations(n).Reserve(request)
+        holds.open.append((request.reservation_id, request.lines[0].sku, request.lines[0].node_id))
+
+    await closed_loop(reserve, concurrency, 0.0, seconds)
+
+
+async def confirm_open(stubs: Stubs, holds: Holds, concurrency: int) -> None:
+    """Confirm every open hold, into holds.confirmed."""
+
+    async def confirmer(first: int) -> None:
+        n = first
+        while holds.open:
+            held = holds.open.popleft()
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                await stubs.reservations(n).Confirm(reservation_pb2.ConfirmRequest(reservation_id=held[0]))
+                holds.confirmed.append(held)
+            n += concurrency
+
+    await asyncio.gather(*(confirmer(i) for i in range(concurrency)))
+
+
 def scenarios(
-    channels: list[grpc.aio.Channel], echo: grpc.aio.Channel, catalog: Catalog, run: str
+    channels: list[grpc.aio.Channel],
+    echo: grpc.aio.Channel,
+    catalog: Catalog,
+    run: str,
+    holds: Holds | None = None,
 ) -> list[tuple[str, str, Call, dict[str, int]]]:
-    """(key, name, call of the n-th request, extra fields) of each closed-loop scenario."""
+    """(key, name, call of the n-th request, extra fields) of each closed-loop scenario; confirm
+    and fulfil take the holds made for them (`holds`, see bench)."""
     stubs = Stubs(channels)
+    holds = holds if holds is not None else Holds()
+
+    async def confirm(n: int) -> None:
+        if not holds.open:
+            await asyncio.sleep(0.001)  # let the other tasks run: no call was made
+            raise NoHoldLeft
+        held = holds.open.popleft()
+        await stubs.reservations(n).Confirm(reservation_pb2.ConfirmRequest(reservation_id=held[0]))
+        holds.confirmed.append(held)
+
+    async def fulfil(n: int) -> None:
+        if not holds.confirmed:
+            await asyncio.sleep(0.001)
+            raise NoHoldLeft
+        reservation_id, sku, node = holds.confirmed.popleft()
+        await stubs.reservations(n).Fulfil(
+            reservation_pb2.FulfilRequest(
+                reservation_id=reservation_id,
+                fulfilment_id=f"{reservation_id}-ship",
+                lines=[reservation_pb2.ReservationLine(sku=sku, node_id=node, quantity=1)],
+            )
+        )
+
     skus, node_count = catalog.skus, len(NODES)
     echo_call = echo.unary_unary(
         ECHO_METHOD,
@@ -491,6 +705,43 @@ def scenarios(
             await reservations.Confirm(reservation_pb2.ConfirmRequest(reservation_id=reservation_id))
         else:
             await reservations.Release(reservation_pb2.ReleaseRequest(reservation_id=reservation_id))
+
+    wrapped = skus + skus[:LISTING]  # a page that starts near the end runs on from the start
+
+    def listing(n: int) -> availability_pb2.GetAvailabilityRequest:
+        first = n * LISTING % len(skus)
+        return availability_pb2.GetAvailabilityRequest(
+            skus=wrapped[first : first + LISTING], channel_id=CHANNEL
+        )
+
+    def product_page(n: int) -> availability_pb2.GetAvailabilityRequest:
+        sku = skus[n * 7919 % len(skus)]
+        return availability_pb2.GetAvailabilityRequest(skus=[sku], include_nodes=True, channel_id=CHANNEL)
+
+    def pickup_search(n: int) -> availability_pb2.FindPickupStoresRequest:
+        basket = catalog.spread(n, 2 if n % 3 == 2 else 1)  # as the shoppers: 1, 1 or 2 items
+        return availability_pb2.FindPickupStoresRequest(
+            items=[availability_pb2.BasketItem(sku=sku, quantity=1) for sku in basket],
+            location=common_pb2.Location(latitude=SHOPPER[0], longitude=SHOPPER[1]),
+            channel_id=PICKUP_CHANNEL,
+        )
+
+    def sourced(n: int) -> reservation_pb2.ReserveRequest:
+        lines = catalog.spread(n, ORDER_LINES[n % len(ORDER_LINES)])
+        return reservation_pb2.ReserveRequest(
+            reservation_id=f"{run}-src-{n}",
+            lines=[reservation_pb2.ReservationLine(sku=sku, quantity=1) for sku in lines],
+            ttl_seconds=TTL_SECONDS,
+            channel_id=CHANNEL,
+            destination=reservation_pb2.Destination(
+                address=common_pb2.Location(latitude=SHOPPER[0], longitude=SHOPPER[1])
+            ),
+        )
+
+    def stock_check(n: int) -> availability_pb2.GetAvailabilityRequest:
+        return availability_pb2.GetAvailabilityRequest(
+            skus=catalog.spread(n, FEED_READ_SKUS), include_nodes=True, consistent=True
+        )
 
     page = availability_pb2.GetAvailabilityRequest(skus=catalog.page)
     return [
@@ -525,7 +776,115 @@ def scenarios(
             {},
         ),
         ("checkout", "checkout (reserve, confirm 4/5)", checkout, {"calls_each": 2}),
+        (
+            "listing_48",
+            f"listing page, {LISTING} SKUs, channel",
+            lambda n: stubs.availability(n).GetAvailability(listing(n)),
+            {"skus_each": LISTING},
+        ),
+        (
+            "product_page",
+            "product page, 1 SKU with nodes",
+            lambda n: stubs.availability(n).GetAvailability(product_page(n)),
+            {"skus_each": 1},
+        ),
+        (
+            "pickup_search",
+            "pickup search, 1-2 items",
+            lambda n: stubs.availability(n).FindPickupStores(pickup_search(n)),
+            {},
+        ),
+        (
+            "reserve_sourced",
+            "reserve 2-3 lines, sourced",
+            lambda n: stubs.reservations(n).Reserve(sourced(n)),
+            {},
+        ),
+        (
+            "stock_check",
+            f"feed's stock check, {FEED_READ_SKUS} SKUs",
+            lambda n: stubs.availability(n).GetAvailability(stock_check(n)),
+            {"skus_each": FEED_READ_SKUS},
+        ),
+        (
+            "adjust_stock",
+            f"adjust stock, {FEED_ADJUSTMENTS} deltas",
+            lambda n: stubs.inventory(n).AdjustStock(feed_batch(catalog, f"{run}-adj", n)),
+            {},
+        ),
+        ("confirm", "confirm a hold", confirm, {}),
+        ("fulfil", "fulfil a confirmed order", fulfil, {}),
     ]
+
+
+PEER_ROLE = "peer"
+"""The Redis+Lua peer's processes (its server and its Redis) in the CPU figures."""
+PEER_KEYS = ("peer_reserve_1", "peer_reserve_5")
+
+
+def peer_scenarios(
+    peer: grpc.aio.Channel, catalog: Catalog, run: str
+) -> list[tuple[str, str, Call, dict[str, int]]]:
+    """The Reserves of reserve_1 and reserve_5, sent to the Redis+Lua peer (loadtest/peer.py)."""
+    stub = reservation_pb2_grpc.ReservationServiceStub(peer)
+    node_count = len(NODES)
+    return [
+        (
+            "peer_reserve_1",
+            "peer: reserve 1 line (Redis+Lua)",
+            lambda n: stub.Reserve(one_line(catalog, f"{run}-p1-{n}", n)),
+            {},
+        ),
+        (
+            "peer_reserve_5",
+            "peer: reserve 5 lines (Redis+Lua)",
+            lambda n: stub.Reserve(
+                hold(f"{run}-p5-{n}", [(sku, NODES[n % node_count]) for sku in catalog.spread(n, 5)])
+            ),
+            {},
+        ),
+    ]
+
+
+@contextlib.asynccontextmanager
+async def peer_under_test(
+    args: argparse.Namespace, catalog: Catalog, say: Callable[[str], None]
+) -> AsyncIterator[Peer | None]:
+    """The Redis+Lua peer with the catalog's stock, on a Redis of its own with the service's
+    fsync setting; None when no peer scenario runs."""
+    if args.only and not args.only & set(PEER_KEYS):
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="omnistock-peer-") as scratch:
+        say(f"starting the Redis+Lua peer (fsync {args.redis_fsync}) ...")
+        peer = await start_peer(Path(scratch), args.redis_fsync)
+        try:
+            await seed_stock(peer.redis_url, ((lv.sku, lv.node_id, lv.on_hand) for lv in catalog.levels()))
+            yield peer
+        finally:
+            peer.stop()
+
+
+def feed_batch(
+    catalog: Catalog, prefix: str, n: int, skus: Sequence[str] = ()
+) -> inventory_pb2.AdjustStockRequest:
+    """The n-th AdjustStock of the POS / WMS feed: 7 walk-in sales at a store, 3 receipts at the
+    DCs (on `skus` when given, else spread over the catalog)."""
+    chosen = [skus[(n * FEED_ADJUSTMENTS + j) % len(skus)] for j in range(FEED_ADJUSTMENTS)] if skus else []
+    chosen = chosen or catalog.spread(n, FEED_ADJUSTMENTS)
+    sales = FEED_ADJUSTMENTS * 7 // 10
+    return inventory_pb2.AdjustStockRequest(
+        adjustments=[
+            inventory_pb2.StockAdjustment(
+                adjustment_id=f"{prefix}-{n}-{j}",
+                sku=sku,
+                node_id=STORES[n % len(STORES)] if j < sales else NODES[(n + j) % len(NODES)],
+                delta=-1 if j < sales else 5,
+                reason="pos-sale" if j < sales else "receipt",
+            )
+            for j, sku in enumerate(chosen)
+        ]
+    )
 
 
 async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[str, Any]:
@@ -537,6 +896,7 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
         processes_under_test(args, say) as (echo_target, target, service, echo_process),
         contextlib.AsyncExitStack() as stack,
         grpc.aio.insecure_channel(echo_target) as echo,
+        peer_under_test(args, catalog, say) as peer,
     ):
         credentials = target_credentials(args)
         channels = [
@@ -547,31 +907,55 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
         load_seconds = await prepare(channel, catalog, say)
         results: list[Measurement] = []
         roles = {"load generator": lambda: [psutil.Process()], "echo server": process_tree(echo_process)}
+        parted: tuple[str, Callable[[psutil.Process], str]] | None = None
         if service is not None:  # with --target, omnistock's processes may be on other machines
-            roles["omnistock"] = process_tree(service)
-        meter = CpuMeter(roles)
-        chosen = [
-            s
-            for s in scenarios(channels, echo, catalog, run)
-            if not args.only or s[0] in args.only or s[0] == "echo"
-        ]
+            roles[SERVICE_ROLE] = process_tree(service)
+            parted = (SERVICE_ROLE, process_parts(service))
+        if peer is not None:
+            roles[PEER_ROLE] = peer.processes
+        meter = CpuMeter(roles, parted)
+        holds = Holds()
+        stubs = Stubs(channels)
+        window = args.warmup + args.seconds
+
+        async def before_confirm() -> None:
+            say(f"making holds to confirm: Reserves for {HOLDS_AHEAD * window:g} s, not measured ...")
+            await make_holds(stubs, catalog, f"{run}-held", holds, args.concurrency, HOLDS_AHEAD * window)
+
+        async def before_fulfil() -> None:
+            if not holds.open and not holds.confirmed:
+                await before_confirm()
+            say("confirming the holds left, not measured ...")
+            await confirm_open(stubs, holds, args.concurrency)
+
+        ahead = {"confirm": before_confirm, "fulfil": before_fulfil}
+        every = scenarios(channels, echo, catalog, run, holds)
+        if peer is not None:  # beside omnistock's own Reserves, under the same load
+            peer_channel = await stack.enter_async_context(
+                grpc.aio.insecure_channel(peer.target, options=CHANNEL_OPTIONS)
+            )
+            after = next(i for i, s in enumerate(every) if s[0] == "reserve_5") + 1
+            every[after:after] = peer_scenarios(peer_channel, catalog, run)
+        chosen = [s for s in every if not args.only or s[0] in args.only or s[0] == "echo"]
         if len(chosen) > 1:  # the ceiling again at the end: a shared machine's speed drifts
             _, _, echo_call, _ = chosen[0]
             chosen.append(("echo_end", "echo again, at the end", echo_call, {}))
         for key, name, call, extra in chosen:
+            if key in ahead:
+                await ahead[key]()
             say(f"{name}: {args.concurrency} callers, {args.seconds:g} s ...")
             recorder, spent = await asyncio.gather(
                 closed_loop(call, args.concurrency, args.warmup, args.seconds),
-                meter.over(args.warmup, args.seconds),
+                meter.window(args.warmup, args.seconds),
             )
-            measured = recorder.measurement(key, name, args.concurrency, **extra)
-            measured.cpu_ms = cpu_ms_per_call(spent, measured)
-            results.append(measured)
+            results.append(charge(recorder.measurement(key, name, args.concurrency, **extra), spent))
         single = next((r for r in results if r.key == "reserve_1"), None)
         paced: list[tuple[str, float]] = [(f"reserve_1_at_{rate:g}", rate) for rate in args.rates]
         if single is not None and single.per_second > 0:
-            paced.insert(0, ("reserve_1_half_rate", single.per_second / 2))
-        stubs = Stubs(channels)
+            paced[:0] = [
+                ("reserve_1_quarter_rate", single.per_second / 4),
+                ("reserve_1_half_rate", single.per_second / 2),
+            ]
         for i, (key, rate) in enumerate(paced):
             say(f"reserve 1 line at {rate:.0f}/s (open loop), {args.seconds:g} s ...")
 
@@ -579,11 +963,16 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
                 return stubs.reservations(n).Reserve(one_line(catalog, f"{prefix}-{n}", n))
 
             recorder, spent = await asyncio.gather(
-                open_loop(paced_call, rate, args.warmup, args.seconds), meter.over(args.warmup, args.seconds)
+                open_loop(paced_call, rate, args.warmup, args.seconds),
+                meter.window(args.warmup, args.seconds),
             )
-            measured = recorder.measurement(key, f"reserve 1 line at {rate:.0f}/s", 0)
-            measured.cpu_ms = cpu_ms_per_call(spent, measured)
-            results.append(measured)
+            results.append(charge(recorder.measurement(key, f"reserve 1 line at {rate:.0f}/s", 0), spent))
+        if not args.only or "feed_update" in args.only:
+            say(
+                f"live feed: {FEED_RATE:g} AdjustStock/s without, then with {FEED_STREAMS} streams,"
+                f" {args.seconds:g} s each ..."
+            )
+            results.append(await feed_update(channels, catalog, run, meter, args.warmup, args.seconds))
         if not args.only or "view_freshness" in args.only:
             say(f"view write-to-visible: adjust, then read until it shows, {args.seconds:g} s ...")
             results.append(await view_freshness(channel, catalog, run, args.seconds))
@@ -605,7 +994,7 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
             "connections": connections,
             "redis_fsync": args.redis_fsync if not args.target else None,
             "skus": args.skus,
-            "positions": (args.skus + 1) * len(NODES),
+            "positions": positions_of(args.skus),
             "target": args.target or "started by the bench",
         },
         "load_stock_seconds": round(load_seconds, 2),
@@ -752,18 +1141,113 @@ async def view_freshness(
     return recorder.measurement("view_freshness", "view write-to-visible (delay)", 1)
 
 
+async def feed_update(
+    channels: list[grpc.aio.Channel],
+    catalog: Catalog,
+    run: str,
+    meter: CpuMeter,
+    warmup: float,
+    seconds: float,
+) -> Measurement:
+    """The service's CPU per update delivered on the live feed: the same AdjustStock calls at
+    FEED_RATE (open loop, on the best sellers, so that both streams see them) for a window with
+    no stream open, then for a window with FEED_STREAMS streams (the whole catalog, and the best
+    sellers) through the web channel; the difference of the two windows' CPU over the updates
+    delivered in the second. Latency: from an update's as_of to its arrival."""
+    stubs = Stubs(channels)
+    best = catalog.skus[:FEED_BEST_SELLERS]
+
+    def adjust(prefix: str) -> Call:
+        return lambda n: stubs.inventory(n).AdjustStock(feed_batch(catalog, prefix, n, best))
+
+    quiet_run, quiet = await asyncio.gather(
+        open_loop(adjust(f"{run}-feed-quiet"), FEED_RATE, warmup, seconds), meter.window(warmup, seconds)
+    )
+    recorder: Recorder | None = None
+    arrived = [asyncio.Event() for _ in range(FEED_STREAMS)]
+    stream_errors: Counter[str] = Counter()
+
+    async def watch(i: int, skus: list[str]) -> None:
+        availability = availability_pb2_grpc.AvailabilityServiceStub(channels[i % len(channels)])
+        call = availability.WatchAvailability(
+            availability_pb2.WatchAvailabilityRequest(channel_id=CHANNEL, skus=skus)
+        )
+        try:
+            async for update in call:
+                arrived[i].set()
+                now = time.perf_counter()
+                if update.catch_up or recorder is None or not recorder.opens <= now < recorder.closes:
+                    continue
+                recorder.latencies.append(max(0.0, time.time() - update.as_of.ToNanoseconds() / 1e9))
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.CANCELLED:
+                stream_errors[error.code().name] += 1
+        finally:
+            arrived[i].set()
+
+    watchers = [asyncio.create_task(watch(i, [] if i % 2 == 0 else best)) for i in range(FEED_STREAMS)]
+    try:
+        # The catch-up snapshot first, outside the window: a stream's cost is its updates.
+        for event in arrived:
+            await event.wait()
+        recorder = Recorder(warmup, seconds)
+        busy_run, busy = await asyncio.gather(
+            open_loop(adjust(f"{run}-feed-busy"), FEED_RATE, warmup, seconds), meter.window(warmup, seconds)
+        )
+    finally:
+        for watcher in watchers:
+            watcher.cancel()
+        await asyncio.gather(*watchers, return_exceptions=True)
+    recorder.errors.update(stream_errors + quiet_run.errors + busy_run.errors)
+    measured = recorder.measurement("feed_update", "live feed, per update delivered", 0)
+
+    def difference(with_streams: dict[str, float], without: dict[str, float]) -> dict[str, float]:
+        return {key: with_streams[key] - without.get(key, 0.0) for key in with_streams}
+
+    return charge(
+        measured, CpuSpent(difference(busy.roles, quiet.roles), difference(busy.parts, quiet.parts))
+    )
+
+
 def targets(results: list[Measurement], scale: CatalogScale | None = None) -> list[Target]:
     """The goals of docs/performance.md that this run can check."""
     by_key = {r.key: r for r in results}
     found: list[Target] = []
 
-    def ratio(key: str, goal: float, what: str) -> None:
-        if key in by_key and by_key[key].ratio is not None:
-            value = by_key[key].ratio or 0.0
-            found.append(Target(what, f">= {goal:g} of echo", f"{value:.2f}", value >= goal))
+    def cpu(key: str, role: str = SERVICE_ROLE) -> float | None:
+        spent = by_key[key].cpu_ms.get(role) if key in by_key else None
+        return spent or None
 
-    ratio("reserve_1", 0.6, "single-line Reserve")
-    ratio("availability_1", 0.9, "1-SKU availability")
+    def cpu_against(key: str, base: float | None, base_name: str, goal: float, what: str) -> None:
+        """omnistock's CPU per call of `key` at most `goal` x `base` (another server's)."""
+        if key not in by_key:
+            return
+        own = cpu(key)
+        if own is None or base is None:
+            found.append(Target(what, f"<= {goal:g} x {base_name}", "not measured", None))
+            return
+        times = own / base
+        found.append(
+            Target(
+                what,
+                f"<= {goal:g} x {base_name}",
+                f"{times:.2f}x ({own:.3f} vs {base:.3f} ms)",
+                times <= goal,
+            )
+        )
+
+    echo_cpu = [c for c in (cpu("echo", "echo server"), cpu("echo_end", "echo server")) if c]
+    echo_server = statistics.mean(echo_cpu) if echo_cpu else None
+    cpu_against(
+        "reserve_1", cpu("peer_reserve_1", PEER_ROLE), "the peer", 0.7, "1-line Reserve, CPU per call"
+    )
+    cpu_against(
+        "reserve_5", cpu("peer_reserve_5", PEER_ROLE), "the peer", 1.0, "5-line Reserve, CPU per call"
+    )
+    cpu_against("availability_1", echo_server, "echo server", 1.3, "1-SKU availability, CPU per call")
+    if "reserve_1_quarter_rate" in by_key:
+        p99 = by_key["reserve_1_quarter_rate"].p99_ms
+        found.append(Target("Reserve p99 at a quarter of the rate", "<= 10 ms", f"{p99:.1f} ms", p99 <= 10))
     if "availability_200" in by_key:
         answers = by_key["availability_200"].per_second * PAGE
         found.append(
@@ -774,9 +1258,6 @@ def targets(results: list[Measurement], scale: CatalogScale | None = None) -> li
     if "hot_sku" in by_key and "reserve_1" in by_key and by_key["reserve_1"].per_second:
         share = by_key["hot_sku"].per_second / by_key["reserve_1"].per_second
         found.append(Target("hot SKU Reserve", ">= 0.8 of uniform Reserve", f"{share:.2f}", share >= 0.8))
-    if "reserve_1_half_rate" in by_key:
-        p99 = by_key["reserve_1_half_rate"].p99_ms
-        found.append(Target("Reserve p99 at half the maximum rate", "<= 10 ms", f"{p99:.1f} ms", p99 <= 10))
     # At 10 M positions the catalog targets are measured and judged. From a smaller catalog the
     # figures are projected linearly and not judged: fixed costs (the first arrays, Ray's 3-4 s
     # to start an actor process) make them overstate by up to twice.
@@ -865,6 +1346,19 @@ def render(report: dict[str, Any]) -> str:
         "CPU ms: core-milliseconds per gRPC call of the load generator, the echo server and omnistock"
         " with all it started (Ray, shards, Redis), over the measured window (--json: each apart)"
     )
+    parted = [s for s in report["scenarios"] if s.get("cpu_ms_parts")]
+    if parted:
+        lines += [
+            "",
+            f"{'omnistock CPU ms per call, by part':<34}{'all':>9}"
+            + "".join(f"{p:>9}" for p in SERVICE_PARTS),
+        ]
+        for s in parted:
+            cpu = s["cpu_ms"].get(SERVICE_ROLE, 0.0)
+            lines.append(
+                f"{s['scenario']:<34}{cpu:>9.3f}"
+                + "".join(f"{s['cpu_ms_parts'].get(p, 0.0):>9.3f}" for p in SERVICE_PARTS)
+            )
     scale = report.get("catalog")
     if scale:
         lines += [
@@ -898,13 +1392,23 @@ ONLY_KEYS = (
     "echo",
     "reserve_1",
     "reserve_5",
+    *PEER_KEYS,
     "availability_1",
     "availability_200",
     "hot_sku",
     "checkout",
+    "listing_48",
+    "product_page",
+    "pickup_search",
+    "reserve_sourced",
+    "stock_check",
+    "adjust_stock",
+    "confirm",
+    "fulfil",
+    "feed_update",
     "view_freshness",
 )
-"""What --only can name (echo always runs; reserve_1 brings its half-rate run)."""
+"""What --only can name (echo always runs; reserve_1 brings its quarter- and half-rate runs)."""
 
 
 def cpu_total(scenario: dict[str, Any]) -> float | None:

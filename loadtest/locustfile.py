@@ -13,8 +13,12 @@ Each gRPC call fires Locust's request event (request type "grpc", the RPC's name
 in ms, the answer's size, the error). A refused Reserve (FAILED_PRECONDITION: short stock,
 nothing to source) is an answer, not an error: stock runs out on a peak day. The live
 feed reports each update received, its time being the delay from the view's `as_of` to
-its arrival. What each scenario did, second by second, goes to --scenario-file for the
-verdict.
+its arrival. What each scenario did and every call's time, second by second, go to
+--scenario-file for the verdict. `omnistock loadtest` runs a master and workers (Locust's
+distributed mode) and names each worker I/N in OMNISTOCK_LOCUST_WORKER (not an option: a
+worker takes the master's options when the run starts); worker I writes its own scenario
+file beside --scenario-file, and its feed users change only every Nth store from the Ith, so
+two processes never race a store's read-then-adjust.
 
 The target must hold the demo network (`omnistock serve --demo`, or what `omnistock
 loadtest` loads): its channels web, store-pickup and marketplace, SKU-00001.. and the nodes.
@@ -25,6 +29,7 @@ from __future__ import annotations
 import collections
 import itertools
 import json
+import os
 import random
 import time
 import uuid
@@ -59,6 +64,8 @@ from omnistock.protos.gen.omnistock.v1 import (
 # the standard library (on import), before any channel is made.
 grpc_gevent.init_gevent()
 
+WORKER_ENV = "OMNISTOCK_LOCUST_WORKER"
+"""I/N: this process is worker I of N (set by `omnistock loadtest`)."""
 CREDENTIALS = Credentials.from_env()
 """TLS and API key of the target (`omnistock loadtest` passes them in OMNISTOCK_TLS_CA, ...)."""
 WEB, PICKUP, MARKETPLACE = "web", "store-pickup", "marketplace"
@@ -106,6 +113,13 @@ class RunState:
     """One feed user at a time per store: its read-then-adjust is not raced by another feed."""
     started: float = field(default_factory=time.time)
     per_second: Counter[tuple[str, int]] = field(default_factory=Counter)
+    """Iterations by (scenario, second since the epoch): the processes' clocks are one machine's."""
+    calls: Counter[tuple[str, int]] = field(default_factory=Counter)
+    """Calls (and stream updates) by (RPC, second since the epoch)."""
+    latency: dict[tuple[str, int], Counter[int]] = field(default_factory=dict)
+    """Calls by (RPC, second since the epoch), then by rounded time in ms: percentiles of any window."""
+    feed_stores: list[str] = field(default_factory=list)
+    """The stores this process's feed users change (its --store-share)."""
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
     expiring: list[tuple[str, float]] = field(default_factory=list)
     """Holds left to expire: (reservation id, expiry in seconds since the epoch)."""
@@ -113,8 +127,13 @@ class RunState:
     def record(self, scenario: str, outcome: str, iteration: bool = True) -> None:
         """Count an outcome; `iteration` false for a second outcome of the same iteration."""
         if iteration:
-            self.per_second[scenario, int(time.time() - self.started)] += 1
+            self.per_second[scenario, int(time.time())] += 1
         self.outcomes[scenario, outcome] += 1
+
+    def call(self, name: str, milliseconds: float) -> None:
+        second = int(time.time())
+        self.calls[name, second] += 1
+        self.latency.setdefault((name, second), Counter())[rounded_ms(milliseconds)] += 1
 
     def next_id(self, kind: str) -> str:
         return f"{self.run_id}-{kind}-{next(self.ids)}"
@@ -123,6 +142,12 @@ class RunState:
         per_second: dict[str, dict[int, int]] = {}
         for (scenario, second), count in sorted(self.per_second.items()):
             per_second.setdefault(scenario, {})[second] = count
+        calls: dict[str, dict[int, int]] = {}
+        for (name, second), count in sorted(self.calls.items()):
+            calls.setdefault(name, {})[second] = count
+        latency: dict[str, dict[int, dict[int, int]]] = {}
+        for (name, second), times in sorted(self.latency.items()):
+            latency.setdefault(name, {})[second] = dict(sorted(times.items()))
         outcomes: dict[str, dict[str, int]] = {}
         for (scenario, outcome), count in sorted(self.outcomes.items()):
             outcomes.setdefault(scenario, {})[outcome] = count
@@ -130,12 +155,29 @@ class RunState:
             "run_id": self.run_id,
             "started": self.started,
             "per_second": per_second,
+            "calls": calls,
+            "latency_ms": latency,
             "outcomes": outcomes,
             "expiring": self.expiring,
         }
 
 
+def rounded_ms(milliseconds: float) -> int:
+    """A call's time kept to two significant digits (1 ms below 100 ms): percentiles within 1%."""
+    whole = max(0, round(milliseconds))
+    if whole < 100:
+        return whole
+    step = 10 ** (len(str(whole)) - 2)
+    return round(whole / step) * step
+
+
 STATE = RunState()
+
+
+@events.request.add_listener
+def count_call(name: str, response_time: float, **_: Any) -> None:
+    """Every call this process made, for the verdict's windows (Locust's own stats are cumulative)."""
+    STATE.call(name, response_time)
 
 
 class RequestEvents(grpc.UnaryUnaryClientInterceptor):
@@ -361,7 +403,7 @@ class PosWmsFeed(OmnistockUser):
 
     def locked_store(self) -> tuple[str, gevent.lock.Semaphore]:
         while True:
-            store = self.rng.choice(STATE.stores).node_id
+            store = self.rng.choice(STATE.feed_stores)
             lock = STATE.store_locks.setdefault(store, gevent.lock.Semaphore())
             if lock.acquire(blocking=False):
                 return store, lock
@@ -511,14 +553,35 @@ def read_network(environment: Environment, **_: Any) -> None:
     STATE.dcs = [n.node_id for n in nodes.nodes if n.type == common_pb2.NODE_TYPE_DC and n.enabled]
     if not STATE.stores or not STATE.dcs:
         raise RuntimeError(f"{environment.host} has no pickup stores or DCs: load the demo network first")
+    index, shares = worker_share()
+    ordered = sorted(store.node_id for store in STATE.stores)  # the same order in every process
+    STATE.feed_stores = ordered[index::shares] or ordered
     STATE.started = time.time()
+
+
+def worker_share(text: str | None = None) -> tuple[int, int]:
+    """(I, N) of OMNISTOCK_LOCUST_WORKER=I/N; (0, 1) for a process that is not a numbered worker."""
+    text = os.environ.get(WORKER_ENV, "0/1") if text is None else text
+    index, _, shares = text.partition("/")
+    found = int(index), int(shares)
+    if not 0 <= found[0] < found[1]:
+        raise ValueError(f"{WORKER_ENV} wants I/N with 0 <= I < N, got {text!r}")
+    return found
+
+
+def scenario_file(given: str) -> Path:
+    """Where this process writes what it did: --scenario-file, or beside it for a worker."""
+    path = Path(given)
+    if WORKER_ENV not in os.environ:
+        return path
+    return path.with_name(f"{path.stem}-worker-{worker_share()[0]}{path.suffix}")
 
 
 @events.test_stop.add_listener
 def write_scenarios(environment: Environment, **_: Any) -> None:
     options = environment.parsed_options
     if options is not None and options.scenario_file:
-        Path(options.scenario_file).write_text(json.dumps(STATE.report()), encoding="utf-8")
+        scenario_file(options.scenario_file).write_text(json.dumps(STATE.report()), encoding="utf-8")
 
 
 class PeakDayShape(LoadTestShape):

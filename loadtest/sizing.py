@@ -37,6 +37,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from omnistock.loadtest import peak
 from omnistock.reservations.shard.journal import JOURNAL_GROUPS
 
 RESERVE_LINES = (1, 5)
@@ -76,6 +77,11 @@ class Capacity:
     availability_200: float
     checkout: float
     """Checkouts (a Reserve of 2 lines, then a Confirm or a Release) per second."""
+    shapes: dict[str, float] = dataclasses.field(default_factory=dict)
+    """The service's core-ms per call of the peak-day mix's call shapes (SHAPES), when the
+    bench measured them all: then they cost the plan's calls."""
+    gateway_shares: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Share of each shape's CPU spent in the gateways, as the bench measured it by part."""
 
     def core_ms(self, per_second: float) -> float:
         return self.cores * 1000 / per_second
@@ -94,6 +100,92 @@ MEASURED = Capacity(
 """The default figures: the latest full run in docs/performance.md."""
 
 
+SERVICE_ROLE = "omnistock"
+"""The bench's role of the service's processes (gateways, shards, Redis, Ray): the load
+generator and the echo server are left out of a call's cost."""
+SHAPES = (
+    "listing_48",
+    "product_page",
+    "pickup_search",
+    "reserve_sourced",
+    "stock_check",
+    "confirm",
+    "fulfil",
+    "adjust_stock",
+    "feed_update",
+)
+"""The bench's scenarios of the peak-day mix's call shapes."""
+LOCUST_SHAPES: dict[str, dict[str, float]] = {
+    "FindPickupStores": {"pickup_search": 1.0},
+    "Reserve": {"reserve_sourced": 1.0},
+    "Confirm": {"confirm": 1.0},
+    "Release": {"confirm": 1.0},
+    "Fulfil": {"fulfil": 1.0},
+    "Return": {"fulfil": 1.0},
+    "AdjustStock": {"adjust_stock": 1.0},
+    "SetStock": {"adjust_stock": peak.SNAPSHOT_LEVELS / peak.ADJUSTMENTS_PER_CALL},
+    "WatchAvailability": {"feed_update": 1.0},
+}
+"""Locust's request names in the peak-day mix (loadtest/locustfile.py) and the bench figures
+each is costed by (scenario key: calls of it per call). A Reserve is costed as a sourced one
+(the pickup orders' holds at a store are a fifth), a Release as a Confirm and a Return as a
+Fulfil (each one journaled change of one reservation), a store count (SetStock of 50 levels)
+as five adjustment batches of 10. GetAvailability is split by its rates below."""
+FEED_READ = "stock_check"
+"""The feed's consistent read before each AdjustStock or SetStock: one GetAvailability each."""
+
+
+def shape_costs(bench_report: dict[str, Any]) -> dict[str, float]:
+    """The service's core-ms per call of each call shape the report measured."""
+    found: dict[str, float] = {}
+    for scenario in bench_report.get("scenarios", []):
+        cpu = scenario.get("cpu_ms") or {}
+        if scenario.get("key") in SHAPES and SERVICE_ROLE in cpu and scenario.get("calls"):
+            found[scenario["key"]] = max(0.0, float(cpu[SERVICE_ROLE]))
+    return found
+
+
+def predicted_core_ms_per_call(rates: dict[str, float], bench_report: dict[str, Any]) -> float:
+    """The service's CPU per call (core-ms, load generator excluded) of a mix of calls at
+    `rates` (calls/s by Locust's request name), from a `omnistock bench --json` report: the
+    mean of each call shape's measured cost weighted by its rate.
+
+    GetAvailability is the shoppers' listing pages and product pages (in the peak-day mix's
+    proportions) and the feed's stock checks, one for each AdjustStock or SetStock. A name
+    with no bench figure, or a shape the report did not measure, raises ValueError."""
+    unknown = sorted(set(rates) - set(LOCUST_SHAPES) - {"GetAvailability"})
+    if unknown:
+        raise ValueError(
+            f"no bench figure for Locust request {', '.join(map(repr, unknown))}; known:"
+            f" {', '.join(sorted([*LOCUST_SHAPES, 'GetAvailability']))}"
+        )
+    if any(rate < 0 for rate in rates.values()):
+        raise ValueError("rates must not be negative")
+    total = sum(rates.values())
+    if total <= 0:
+        raise ValueError("no calls: every rate is 0")
+    weights: dict[str, float] = {}
+    for name, rate in rates.items():
+        for key, calls in LOCUST_SHAPES.get(name, {}).items():
+            weights[key] = weights.get(key, 0.0) + rate * calls
+    reads = rates.get("GetAvailability", 0.0)
+    if reads:
+        feed_reads = min(reads, rates.get("AdjustStock", 0.0) + rates.get("SetStock", 0.0))
+        browse = peak.BROWSE_MIX["listing"] + peak.BROWSE_MIX["product"]
+        shopper = reads - feed_reads
+        weights[FEED_READ] = weights.get(FEED_READ, 0.0) + feed_reads
+        weights["listing_48"] = shopper * peak.BROWSE_MIX["listing"] / browse
+        weights["product_page"] = shopper * peak.BROWSE_MIX["product"] / browse
+    costs = shape_costs(bench_report)
+    missing = sorted(key for key, weight in weights.items() if weight and key not in costs)
+    if missing:
+        raise ValueError(
+            f"the bench report has no service CPU for {', '.join(missing)}: run `omnistock bench --json`"
+            " with them and with the service it starts (not --target)"
+        )
+    return sum(weight * costs[key] for key, weight in weights.items() if weight) / total
+
+
 def capacity_from_bench(report: dict[str, Any], source: str) -> Capacity:
     """Figures from `omnistock bench --json`; a scenario it skipped (--only) keeps the default."""
     rates = {s["key"]: s["per_second"] for s in report.get("scenarios", []) if s.get("per_second")}
@@ -102,14 +194,24 @@ def capacity_from_bench(report: dict[str, Any], source: str) -> Capacity:
         raise ValueError("no machine.cpus in it: is it the output of `omnistock bench --json`?")
     fields = ("reserve_1", "reserve_5", "availability_1", "availability_200", "checkout")
     missing = [key for key in fields if key not in rates]
-    if len(missing) == len(fields):
+    shapes = shape_costs(report)
+    if set(shapes) < set(SHAPES):
+        shapes = {}  # a part of the mix measured would be costed beside guesses: not at all
+    if len(missing) == len(fields) and not shapes:
         raise ValueError("none of its scenarios is one sizing uses: run `omnistock bench --json` in full")
     if missing:
         source += f" ({', '.join(missing)} from the defaults, scaled to its cores)"
     figures = {
         key: rates[key] if key in rates else getattr(MEASURED, key) * cores / MEASURED.cores for key in fields
     }
-    return Capacity(source=source, cores=cores, **figures)
+    shares: dict[str, float] = {}
+    for scenario in report.get("scenarios", []):
+        parts, key = scenario.get("cpu_ms_parts") or {}, scenario.get("key")
+        if key in shapes and shapes[key] > 0 and "gateway" in parts:
+            shares[key] = min(1.0, max(0.0, parts["gateway"] / sum(parts.values())))
+    if shapes:
+        source += " (the peak-day mix's call shapes by the service's CPU per call)"
+    return Capacity(source=source, cores=cores, **figures, shapes=shapes, gateway_shares=shares)
 
 
 @dataclass(frozen=True)
@@ -222,7 +324,7 @@ def plan_cluster(result: Plan, node_cores: int, journal: JournalCost = JOURNAL_M
         needed += 1
     nodes = needed + SPARE_NODES
     gateways_per_node = math.ceil(result.gateways / needed)
-    writes = sum(r.peak_per_second for r in result.rpcs if r.rpc != "GetAvailability")
+    writes = sum(r.peak_per_second for r in result.rpcs if r.rpc not in READS)
     core_ms = journal.per_write_core_ms()
     redis_cores = writes * core_ms / 1000
     masters = math.ceil(redis_cores / (1 - result.demand.headroom))
@@ -290,26 +392,89 @@ def close_core_ms(capacity: Capacity) -> float:
     return max(0.0, capacity.core_ms(capacity.checkout) - reserve_core_ms(capacity, CHECKOUT_LINES))
 
 
+READS = ("GetAvailability", "FindPickupStores")
+"""Calls the gateway answers from its view: no journal write."""
+
+
+def shape_rows(demand: Demand, capacity: Capacity) -> list[tuple[str, float, float, float]]:
+    """(RPC, calls/s at the normal peak, core-ms, gateway share) of the peak-day mix, costed by
+    the bench's call shapes: a check is a listing page, a product page or a pickup search in
+    the mix's proportions (--skus-per-check is not used), a Reserve a sourced one of the bench's
+    lines, a Release a Confirm, every order is fulfilled, and a stock update is one delta of an
+    AdjustStock batch."""
+    orders = demand.orders_per_hour / 3600
+    holds = orders / (1 - demand.abandon)
+    checks = orders * demand.checks_per_order
+    shapes, shares = capacity.shapes, capacity.gateway_shares
+    browse = peak.BROWSE_MIX["listing"] + peak.BROWSE_MIX["product"]
+    page = (
+        peak.BROWSE_MIX["listing"] * shapes["listing_48"]
+        + peak.BROWSE_MIX["product"] * shapes["product_page"]
+    ) / browse
+    page_share = (
+        (
+            peak.BROWSE_MIX["listing"] * shares["listing_48"]
+            + peak.BROWSE_MIX["product"] * shares["product_page"]
+        )
+        / browse
+        if "listing_48" in shares and "product_page" in shares
+        else 1.0
+    )
+
+    def share(key: str, default: float) -> float:
+        return shares.get(key, default)
+
+    return [
+        ("GetAvailability", checks * browse, page, page_share),
+        (
+            "FindPickupStores",
+            checks * peak.BROWSE_MIX["pickup"],
+            shapes["pickup_search"],
+            share("pickup_search", 1.0),
+        ),
+        ("Reserve", holds, shapes["reserve_sourced"], share("reserve_sourced", GATEWAY_SHARE_OF_WRITES)),
+        ("Confirm", orders, shapes["confirm"], share("confirm", GATEWAY_SHARE_OF_WRITES)),
+        ("Release", holds * demand.abandon, shapes["confirm"], share("confirm", GATEWAY_SHARE_OF_WRITES)),
+        ("Fulfil", orders, shapes["fulfil"], share("fulfil", GATEWAY_SHARE_OF_WRITES)),
+        (
+            "AdjustStock",
+            demand.stock_updates_per_second,
+            shapes["adjust_stock"] / peak.ADJUSTMENTS_PER_CALL,
+            share("adjust_stock", GATEWAY_SHARE_OF_WRITES),
+        ),
+    ]
+
+
 def plan(demand: Demand, capacity: Capacity = MEASURED) -> Plan:
     orders = demand.orders_per_hour / 3600
     holds = orders / (1 - demand.abandon)  # every checkout holds; the abandoned ones never become orders
-    rows = [
-        (
-            "GetAvailability",
-            orders * demand.checks_per_order,
-            availability_core_ms(capacity, demand.skus_per_check),
-        ),
-        ("Reserve", holds, reserve_core_ms(capacity, demand.lines_per_order)),
-        ("Confirm", orders, close_core_ms(capacity)),
-        ("Release", holds * demand.abandon, close_core_ms(capacity)),
-        ("AdjustStock", demand.stock_updates_per_second, reserve_core_ms(capacity, 1)),
-    ]
+    if capacity.shapes:
+        rows = shape_rows(demand, capacity)
+    else:
+        rows = [
+            (
+                "GetAvailability",
+                orders * demand.checks_per_order,
+                availability_core_ms(capacity, demand.skus_per_check),
+                1.0,
+            ),
+            ("Reserve", holds, reserve_core_ms(capacity, demand.lines_per_order), GATEWAY_SHARE_OF_WRITES),
+            ("Confirm", orders, close_core_ms(capacity), GATEWAY_SHARE_OF_WRITES),
+            ("Release", holds * demand.abandon, close_core_ms(capacity), GATEWAY_SHARE_OF_WRITES),
+            (
+                "AdjustStock",
+                demand.stock_updates_per_second,
+                reserve_core_ms(capacity, 1),
+                GATEWAY_SHARE_OF_WRITES,
+            ),
+        ]
     rpcs = []
-    for rpc, normal, core_ms in rows:
-        peak = normal * demand.spike
-        cores = peak * core_ms / 1000
-        gateway_share = 1.0 if rpc == "GetAvailability" else GATEWAY_SHARE_OF_WRITES
-        rpcs.append(RpcLoad(rpc, normal, peak, core_ms, cores * gateway_share, cores * (1 - gateway_share)))
+    for rpc, normal, core_ms, gateway_share in rows:
+        peak_rate = normal * demand.spike
+        cores = peak_rate * core_ms / 1000
+        rpcs.append(
+            RpcLoad(rpc, normal, peak_rate, core_ms, cores * gateway_share, cores * (1 - gateway_share))
+        )
     gateway_cores = sum(r.gateway_cores for r in rpcs)
     shard_cores = sum(r.shard_cores for r in rpcs)
     busy = 1 - demand.headroom

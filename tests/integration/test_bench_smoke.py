@@ -12,7 +12,8 @@ import sys
 import pytest
 
 from omnistock.gateway.runtime.event_loop import loop_name
-from omnistock.loadtest.bench import ONLY_KEYS
+from omnistock.loadtest.bench import ONLY_KEYS, render
+from omnistock.loadtest.sizing import Demand, capacity_from_bench, plan, predicted_core_ms_per_call
 
 pytestmark = pytest.mark.slow
 
@@ -21,15 +22,27 @@ SCENARIOS = {
     "echo_end",
     "reserve_1",
     "reserve_5",
+    "peer_reserve_1",
+    "peer_reserve_5",
     "availability_1",
     "availability_200",
     "hot_sku",
     "checkout",
+    "listing_48",
+    "product_page",
+    "pickup_search",
+    "reserve_sourced",
+    "stock_check",
+    "adjust_stock",
+    "confirm",
+    "fulfil",
+    "feed_update",
+    "reserve_1_quarter_rate",
     "reserve_1_half_rate",
     "reserve_1_at_50",
     "view_freshness",
 }
-BROUGHT_ALONG = {"echo_end", "reserve_1_half_rate", "reserve_1_at_50"}
+BROUGHT_ALONG = {"echo_end", "reserve_1_quarter_rate", "reserve_1_half_rate", "reserve_1_at_50"}
 """Scenarios --only cannot name: they come with others (echo, reserve_1) or with --rates."""
 
 
@@ -49,16 +62,27 @@ def test_every_scenario_runs_without_errors() -> None:
     # What each call cost in CPU, by role, over every timed scenario (not the view's probe).
     for key, scenario in by_key.items():
         if key != "view_freshness":
-            assert set(scenario["cpu_ms"]) == {"load generator", "echo server", "omnistock"}, key
+            assert set(scenario["cpu_ms"]) == {"load generator", "echo server", "omnistock", "peer"}, key
             assert scenario["cpu_ms"]["load generator"] > 0, key
     assert by_key["echo"]["cpu_ms"]["echo server"] > by_key["echo"]["cpu_ms"]["omnistock"]
+    # The Redis+Lua peer's Reserves are its processes' work, not omnistock's.
+    for key in ("peer_reserve_1", "peer_reserve_5"):
+        assert by_key[key]["cpu_ms"]["peer"] > by_key[key]["cpu_ms"]["omnistock"], key
     assert by_key["reserve_1"]["cpu_ms"]["omnistock"] > by_key["reserve_1"]["cpu_ms"]["echo server"]
     # Ratios are over the mean of the two echo runs (start and end).
     assert (by_key["echo"]["ratio"] + by_key["echo_end"]["ratio"]) / 2 == pytest.approx(1.0, abs=0.002)
     assert by_key["reserve_1"]["ratio"] > 0
     assert by_key["checkout"]["grpc_per_second"] == pytest.approx(2 * by_key["checkout"]["per_second"])
-    assert {t["what"] for t in report["targets"]} >= {"single-line Reserve", "hot SKU Reserve"}
-    assert report["settings"]["positions"] == 201 * 4
+    judged = {t["what"]: t for t in report["targets"]}
+    assert set(judged) >= {
+        "1-line Reserve, CPU per call",
+        "5-line Reserve, CPU per call",
+        "1-SKU availability, CPU per call",
+        "Reserve p99 at a quarter of the rate",
+        "hot SKU Reserve",
+    }
+    assert judged["1-line Reserve, CPU per call"]["met"] is not None  # measured against the peer
+    assert report["settings"]["positions"] == 201 * 8  # at 4 DCs and 4 pickup stores
     assert by_key["reserve_1_at_50"]["per_second"] == pytest.approx(50, rel=0.2)  # the rate asked
     catalog = report["catalog"]
     assert (catalog["positions"], catalog["nodes"]) == (5000, 50)
@@ -71,7 +95,60 @@ def test_every_scenario_runs_without_errors() -> None:
     }
     assert report["command"].startswith("omnistock bench --seconds 1")
     # A person reads the progress on stderr; stdout is only the JSON.
-    assert "loading 804 positions" in done.stderr
+    assert "loading 1,608 positions" in done.stderr
     # The ceiling runs on the event loop the gateway runs on (uvloop carries more calls).
     assert report["machine"]["event_loop"] == loop_name() == "uvloop"
     assert f"with {loop_name()}" in done.stderr
+
+
+MIX_SHAPES = (
+    "listing_48",
+    "product_page",
+    "pickup_search",
+    "reserve_sourced",
+    "stock_check",
+    "adjust_stock",
+    "confirm",
+    "fulfil",
+    "feed_update",
+)
+
+
+def test_every_call_shape_of_the_peak_day_mix_is_measured_and_costs_a_profile() -> None:
+    argv = [sys.executable, "-m", "omnistock.loadtest.bench", "--seconds", "1", "--warmup", "0.5"]
+    argv += ["--concurrency", "4", "--skus", "200", "--shards", "2", "--only", ",".join(MIX_SHAPES), "--json"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    report = json.loads(done.stdout)
+    by_key = {s["key"]: s for s in report["scenarios"]}
+    assert set(by_key) == {"echo", "echo_end", *MIX_SHAPES}
+    for key in MIX_SHAPES:
+        scenario = by_key[key]
+        assert scenario["calls"] > 0 and scenario["errors"] == 0, (key, scenario)
+        assert scenario["cpu_ms"]["omnistock"] > 0, key
+        assert set(scenario["cpu_ms_parts"]) == {"gateway", "shards", "redis", "ray"}, key
+        if key != "feed_update":  # a difference of two windows, not one window's whole
+            assert sum(scenario["cpu_ms_parts"].values()) == pytest.approx(
+                scenario["cpu_ms"]["omnistock"], abs=0.01
+            ), key
+    # Reads are answered by the gateway; every write goes through a shard to the journal.
+    for key in ("listing_48", "product_page"):
+        assert by_key[key]["cpu_ms_parts"]["gateway"] > by_key[key]["cpu_ms_parts"]["shards"], key
+    for key in ("reserve_sourced", "confirm", "fulfil", "adjust_stock"):
+        assert by_key[key]["cpu_ms_parts"]["shards"] > 0 and by_key[key]["cpu_ms_parts"]["redis"] > 0, key
+    assert by_key["listing_48"]["skus_each"] == 48
+    # The rendered table shows the parts too.
+    assert "omnistock CPU ms per call, by part" in render(report)
+    # The same figures cost a mix of Locust's request names and an `omnistock size` plan.
+    rates = {
+        "GetAvailability": 100.0,
+        "FindPickupStores": 10.0,
+        "Reserve": 5.0,
+        "Confirm": 4.0,
+        "Fulfil": 4.0,
+    }
+    assert predicted_core_ms_per_call(rates, report) > 0
+    capacity = capacity_from_bench(report | {"machine": {"cpus": 2}}, "bench.json")
+    assert set(capacity.shapes) == set(MIX_SHAPES)
+    rows = {r.rpc for r in plan(Demand(orders_per_hour=3600), capacity).rpcs}
+    assert {"FindPickupStores", "Fulfil"} <= rows

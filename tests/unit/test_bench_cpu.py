@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import psutil
 import pytest
 
-from omnistock.loadtest.bench import CpuMeter, Measurement, cpu_ms_per_call, cpu_total
+from omnistock.loadtest.bench import CpuMeter, Measurement, cpu_ms_per_call, cpu_total, service_part
 
 SPIN = "import time\nend = time.process_time() + {seconds}\nwhile time.process_time() < end: pass\n"
 SLEEP = "import time\ntime.sleep({seconds})\n"
@@ -77,3 +77,52 @@ def test_the_meter_survives_a_role_whose_process_is_gone(children: list[subproce
         return [psutil.Process(gone.pid)]  # raises NoSuchProcess
 
     assert asyncio.run(CpuMeter({"omnistock": members}).over(0, 0.01)) == {"omnistock": 0}
+
+
+@pytest.mark.parametrize(
+    ("name", "cmdline", "is_root", "part"),
+    [
+        ("python", ["/venv/bin/python", "-m", "omnistock.cli", "serve", "--port", "1"], True, "gateway"),
+        (
+            "python",
+            ["/venv/bin/python", "-m", "omnistock.cli", "gateway", "--log-level", "warning"],
+            False,
+            "gateway",
+        ),
+        ("omnistock", ["/venv/bin/omnistock", "gateway"], False, "gateway"),
+        ("ray::Shard", ["ray::Shard"], False, "shards"),
+        ("ray::Shard.appl", ["ray::Shard.apply"], False, "shards"),
+        ("ray::IDLE", ["ray::IDLE"], False, "ray"),
+        ("raylet", ["/venv/lib/ray/core/src/ray/raylet/raylet", "--node_ip_address=127.0.0.1"], False, "ray"),
+        ("gcs_server", ["/venv/lib/ray/core/src/ray/gcs/gcs_server", "--gcs_server_port=1"], False, "ray"),
+        ("python", ["/venv/bin/python", "-u", "/venv/lib/ray/dashboard/agent.py"], False, "ray"),
+        ("valkey-server", ["/venv/bin/valkey-server *:20001"], False, "redis"),
+        ("redis-server", ["redis-server", "/data/redis.conf"], False, "redis"),
+        (
+            "python",
+            ["/venv/bin/python", "-c", "...", "1", "watchdog", "/usr/bin/redis-server", "x"],
+            False,
+            "redis",
+        ),
+    ],
+)
+def test_each_process_of_the_service_is_one_part(
+    name: str, cmdline: list[str], is_root: bool, part: str
+) -> None:
+    assert service_part(name, cmdline, is_root) == part
+
+
+def test_the_service_cpu_is_also_counted_by_part(children: list[subprocess.Popen[bytes]]) -> None:
+    busy = python(children, SPIN.format(seconds=5))
+    idle = python(children, SLEEP.format(seconds=5))
+    parts = {busy.pid: "shards", idle.pid: "redis"}
+    meter = CpuMeter(
+        {"omnistock": lambda: [busy, idle], "load generator": lambda: [idle]},
+        ("omnistock", lambda p: parts[p.pid]),
+    )
+    spent = asyncio.run(meter.window(0.1, 0.5))
+    assert set(spent.parts) == {"gateway", "shards", "redis", "ray"}
+    assert spent.parts["shards"] > 0.15 and spent.parts["redis"] < 0.05
+    assert sum(spent.parts.values()) == pytest.approx(spent.roles["omnistock"])
+    # Only the parted role is split: a meter without one has no parts.
+    assert asyncio.run(CpuMeter({"omnistock": lambda: [busy]}).window(0, 0.05)).parts == {}

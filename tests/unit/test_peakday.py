@@ -201,3 +201,154 @@ def test_the_verdict_names_the_machines_share_of_cpu() -> None:
     }
     text = peakday.render(verdict(machine=machine))
     assert "40% busy, 5% idle, 55% stolen by the hypervisor" in text and "9.2 at end" in text
+
+
+# --- the rules: rates and p99s while the spike was held ---
+
+
+def rules(failed: Verdict) -> dict[tuple[str, str], peakday.Rule]:
+    return {(rule.rule, rule.subject): rule for rule in failed.rules()}
+
+
+def test_a_scenario_below_the_rate_ratio_fails_naming_it() -> None:
+    short = verdict(scenarios=[ScenarioVerdict("checkout", 50, 40.0, 0.8, {})])
+    rule = rules(short)["rate (achieved / target)", "checkout"]
+    assert not rule.met and (rule.measured, rule.required) == (0.8, 0.95)
+    assert not short.passed
+    text = peakday.render(short)
+    assert "FAILED rate (achieved / target) of checkout: measured 0.8, required at least 0.95" in text
+    assert text.endswith("verdict: FAIL")
+    assert verdict(scenarios=[ScenarioVerdict("checkout", 50, 48.0, 0.96, {})]).passed
+    assert verdict(min_rate_ratio=0.75, scenarios=[ScenarioVerdict("checkout", 50, 40.0, 0.8, {})]).passed
+
+
+def test_a_p99_over_its_budget_while_held_fails() -> None:
+    slow = RpcVerdict("Reserve", 100, 0, 40.0, 50.0, 12, 80, 200, held_calls=90, held_p99_ms=140)
+    failed = verdict(rpcs=[slow])
+    rule = rules(failed)["p99 ms", "Reserve"]
+    assert not rule.met and (rule.measured, rule.required) == (140, peakday.WRITE_BUDGET_MS)
+    assert "FAILED p99 ms of Reserve: measured 140, required at most 100" in peakday.render(failed)
+    assert verdict(rpcs=[slow], p99_budgets_ms={"Reserve": 150.0}).passed
+    # No call in the held window: nothing to judge.
+    assert verdict(rpcs=[RpcVerdict("Reserve", 3, 0, 1.0, 1.0, 12, 900, 900)]).passed
+
+
+def test_all_fine_passes_with_every_rule_in_the_json() -> None:
+    fine = verdict(rpcs=[RpcVerdict("GetAvailability", 900, 0, 40.0, 45.0, 3, 20, 30, 800, 35)])
+    document = fine.document()
+    assert document["passed"] and peakday.render(fine).endswith("verdict: PASS")
+    named = {(r["rule"], r["subject"]): r for r in document["rules"]}
+    assert named["p99 ms", "GetAvailability"] | {} == {
+        "rule": "p99 ms",
+        "subject": "GetAvailability",
+        "measured": 35,
+        "required": peakday.READ_BUDGET_MS,
+        "comparison": "at most",
+        "met": True,
+    }
+    assert named["rate (achieved / target)", "checkout"]["met"]
+    assert {"errors", "oversold units", "holds still open past their TTL"} <= {r for r, _ in named}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("Reserve", "wants RPC=MS"),
+        ("=100", "wants RPC=MS"),
+        ("Reserv=100", "unknown RPC 'Reserv'"),
+        ("Reserve=fast", "budget of Reserve must be a positive number of ms"),
+        ("Reserve=0", "positive"),
+        ("Reserve=-5", "positive"),
+        ("Reserve=inf", "positive"),
+    ],
+)
+def test_a_wrong_budget_is_refused_naming_what_is_wrong(
+    text: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["loadtest", "--p99-budget", text])
+    err = capsys.readouterr().err
+    assert "--p99-budget" in err and message in err
+
+
+def test_budgets_and_ratio_from_the_command_line() -> None:
+    args = build_parser().parse_args(
+        [
+            "loadtest",
+            "--p99-budget",
+            "Reserve=250",
+            "--p99-budget",
+            "GetAvailability=20.5",
+            "--min-rate-ratio",
+            "0.9",
+            "--processes",
+            "3",
+        ]
+    )
+    assert dict(args.p99_budget) == {"Reserve": 250, "GetAvailability": 20.5}
+    assert (args.min_rate_ratio, args.processes) == (0.9, 3)
+    defaults = build_parser().parse_args(["loadtest"])
+    assert defaults.p99_budget is None and defaults.min_rate_ratio == 0.95
+    assert defaults.processes >= 1
+    for wrong in (["--min-rate-ratio", "0"], ["--min-rate-ratio", "1.5"], ["--processes", "0"]):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["loadtest", *wrong])
+
+
+# --- the Locust processes' files, and the CPU per call ---
+
+
+def test_the_workers_files_merge_on_the_masters_clock() -> None:
+    master = {"started": 1000.4, "per_second": {}, "calls": {}, "outcomes": {}, "expiring": []}
+    worker = {
+        "started": 1001.0,
+        "per_second": {"checkout": {"1010": 2, "1011": 3}},
+        "calls": {"Reserve": {"1010": 2}},
+        "latency_ms": {"Reserve": {"1010": {"12": 1, "40": 1}}},
+        "outcomes": {"checkout": {"confirm": 4}},
+        "expiring": [["a", 1.0]],
+    }
+    other = worker | {"per_second": {"checkout": {"1010": 1}}, "latency_ms": {"Reserve": {"1010": {"12": 2}}}}
+    merged = peakday.merge_reports([master, worker, other], started=1000.4)
+    assert merged["per_second"] == {"checkout": {"10": 3, "11": 3}}
+    assert merged["calls"] == {"Reserve": {"10": 4}}
+    assert merged["latency_ms"] == {"Reserve": {"10": {"12": 3, "40": 1}}}
+    assert merged["outcomes"] == {"checkout": {"confirm": 8}} and len(merged["expiring"]) == 2
+    assert peakday.held_latency(merged, "Reserve", 10, 11) == (4, 40.0)
+    assert peakday.held_latency(merged, "Reserve", 11, 20) == (0, None)
+    assert peakday.held_calls(merged, 0, 11) == {"Reserve": 4}
+    assert peakday.merge_reports([]) == {}
+
+
+def test_p99_of_counts_by_rounded_time() -> None:
+    times = {"5": 98, "30": 1, "700": 1}
+    assert peakday.percentile(times, 0.99) == 30 and peakday.percentile(times, 0.5) == 5
+    assert peakday.percentile(times, 1.0) == 700
+
+
+def snapshot(generator: float, gateway: float) -> dict[str, dict[int, float]]:
+    return {"load generator": {1: generator}, "gateway": {2: gateway}, "shards": {3: 0.0}}
+
+
+def test_cpu_per_call_over_the_held_window() -> None:
+    samples = [(t, snapshot(t / 10, t / 5)) for t in (100.0, 101.0, 110.0, 120.0, 121.0)]
+    # 10 s, 200 calls: 20 calls/s; the generator spends 0.1 s a second, the gateway 0.2.
+    cpu = peakday.cpu_per_call(samples, (110.2, 120.2), {"Reserve": 150, "GetAvailability": 50}, 3, True)
+    assert cpu is not None
+    assert (cpu.calls, cpu.calls_per_second, cpu.window_seconds) == (200, 20, 10)
+    assert cpu.load_generator_core_ms == pytest.approx(5) and cpu.service_core_ms == pytest.approx(10)
+    assert cpu.service_by_role == {"gateway": 10, "shards": 0}
+    assert cpu.rates == {"GetAvailability": 5, "Reserve": 15}
+    elsewhere = peakday.cpu_per_call(samples, (110, 120), {"Reserve": 10}, 3, False)
+    assert (
+        elsewhere is not None and elsewhere.service_core_ms is None and "--target" in elsewhere.service_note
+    )
+    assert peakday.cpu_per_call(samples, (110, 120), {}, 3, True) is None
+    assert peakday.cpu_per_call(samples[:1], (110, 120), {"Reserve": 1}, 3, True) is None
+
+
+def test_a_missing_bench_file_is_said_not_hidden(tmp_path: Path) -> None:
+    cpu = peakday.CpuPerCall(10, 100, 10, 3, 1.0, 2.0, {}, rates={"Reserve": 10})
+    peakday.predict(cpu, str(tmp_path / "none.json"))
+    assert cpu.predicted_core_ms is None and "no prediction" in cpu.prediction_note
+    assert "prediction         no prediction" in "\n".join(peakday.cpu_lines(cpu))

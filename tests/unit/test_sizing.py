@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from ray.scripts.scripts import start as ray_start
@@ -23,6 +24,7 @@ from omnistock.loadtest.sizing import (
     close_core_ms,
     plan,
     plan_cluster,
+    predicted_core_ms_per_call,
     reserve_core_ms,
 )
 
@@ -237,3 +239,104 @@ def test_the_printed_commands_are_ones_omnistock_and_ray_take() -> None:
             if args.command == "serve":
                 assert (args.shards, args.gateways) == (cluster.shards, cluster.gateways_per_node)
     assert ran == ["serve", "gateway"]
+
+
+# Round figures of the mix's call shapes, the service's core-ms per call (gateway share 0.5).
+SHAPE_COSTS = {
+    "listing_48": 2.0,
+    "product_page": 1.0,
+    "pickup_search": 3.0,
+    "reserve_sourced": 8.0,
+    "stock_check": 4.0,
+    "confirm": 2.0,
+    "fulfil": 3.0,
+    "adjust_stock": 10.0,
+    "feed_update": 0.5,
+}
+
+
+def shape_report(costs: dict[str, float] = SHAPE_COSTS) -> dict[str, Any]:
+    scenarios = [{"key": "reserve_1", "per_second": 400, "calls": 4000, "cpu_ms": {"omnistock": 5.0}}]
+    scenarios += [
+        {
+            "key": key,
+            "per_second": 100,
+            "calls": 1000,
+            "cpu_ms": {"load generator": 9.0, "echo server": 0.0, "omnistock": cost},
+            "cpu_ms_parts": {"gateway": cost / 2, "shards": cost / 4, "redis": cost / 8, "ray": cost / 8},
+        }
+        for key, cost in costs.items()
+    ]
+    return {"machine": {"cpus": 4}, "scenarios": scenarios}
+
+
+def test_predicted_cost_is_the_rate_weighted_mean_of_the_service_cpu() -> None:
+    report = shape_report()
+    # One RPC: its own figure (the load generator's 9 core-ms never counts).
+    assert predicted_core_ms_per_call({"Confirm": 50}, report) == pytest.approx(2.0)
+    # 100 Reserves at 8 and 300 Confirms at 2: (800 + 600) / 400.
+    assert predicted_core_ms_per_call({"Reserve": 100, "Confirm": 300}, report) == pytest.approx(3.5)
+    # A Release is costed as a Confirm, a Return as a Fulfil, a store count as 5 batches of 10.
+    assert predicted_core_ms_per_call({"Release": 1, "Return": 1}, report) == pytest.approx(2.5)
+    assert predicted_core_ms_per_call({"SetStock": 1}, report) == pytest.approx(50.0)
+    # GetAvailability: one feed read per feed call, the rest listing and product pages 35:50.
+    mixed = predicted_core_ms_per_call({"GetAvailability": 95, "AdjustStock": 10}, report)
+    shopper = (35 * 2.0 + 50 * 1.0) / 85
+    assert mixed == pytest.approx((85 * shopper + 10 * 4.0 + 10 * 10.0) / 105)
+
+
+def test_predicted_cost_refuses_a_name_or_a_shape_it_has_no_figure_for() -> None:
+    with pytest.raises(ValueError, match=r"no bench figure for Locust request 'GetAvailability listing'"):
+        predicted_core_ms_per_call({"Reserve": 1, "GetAvailability listing": 1}, shape_report())
+    without_fulfil = {key: cost for key, cost in SHAPE_COSTS.items() if key != "fulfil"}
+    with pytest.raises(ValueError, match="no service CPU for fulfil"):
+        predicted_core_ms_per_call({"Fulfil": 1}, shape_report(without_fulfil))
+    # Without it, the other calls are still costed.
+    assert predicted_core_ms_per_call({"Reserve": 1}, shape_report(without_fulfil)) == 8.0
+    with pytest.raises(ValueError, match="every rate is 0"):
+        predicted_core_ms_per_call({"Reserve": 0}, shape_report())
+
+
+def test_size_costs_the_mix_by_its_call_shapes_when_the_bench_measured_them() -> None:
+    capacity = capacity_from_bench(shape_report(), "bench.json")
+    assert capacity.shapes == SHAPE_COSTS
+    assert capacity.gateway_shares["confirm"] == pytest.approx(0.5)
+    assert "call shapes" in capacity.source
+    demand = Demand(orders_per_hour=3600, checks_per_order=20, stock_updates_per_second=10, spike=10)
+    result = plan(demand, capacity)
+    by_rpc = {r.rpc: r for r in result.rpcs}
+    assert list(by_rpc) == [
+        "GetAvailability",
+        "FindPickupStores",
+        "Reserve",
+        "Confirm",
+        "Release",
+        "Fulfil",
+        "AdjustStock",
+    ]
+    # 1 order/s, 20 checks an order: 17 pages (35:50 listing and product) and 3 pickup searches.
+    assert by_rpc["GetAvailability"].normal_per_second == pytest.approx(17)
+    assert by_rpc["GetAvailability"].core_ms == pytest.approx((35 * 2.0 + 50 * 1.0) / 85)
+    assert by_rpc["FindPickupStores"].normal_per_second == pytest.approx(3)
+    assert by_rpc["Reserve"].core_ms == 8.0 and by_rpc["Release"].core_ms == 2.0
+    assert by_rpc["Fulfil"].peak_per_second == pytest.approx(10)
+    assert by_rpc["AdjustStock"].core_ms == pytest.approx(1.0)  # one delta of a batch of 10
+    # The measured gateway share splits each row: 10 Reserves/s... x 8 core-ms, half in the gateway.
+    reserve = by_rpc["Reserve"]
+    assert reserve.gateway_cores == pytest.approx(reserve.peak_per_second * 8 / 1000 / 2)
+    # A report with only a part of the mix keeps the older model, whole.
+    partial = capacity_from_bench(shape_report({"confirm": 2.0}), "bench.json")
+    assert partial.shapes == {}
+    assert [r.rpc for r in plan(demand, partial).rpcs] == [
+        "GetAvailability",
+        "Reserve",
+        "Confirm",
+        "Release",
+        "AdjustStock",
+    ]
+    # The journal's writes leave out both reads.
+    cluster = plan_cluster(result, 8)
+    writes = sum(
+        r.peak_per_second for r in result.rpcs if r.rpc not in ("GetAvailability", "FindPickupStores")
+    )
+    assert cluster.journal_writes_per_second == pytest.approx(writes)
