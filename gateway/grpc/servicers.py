@@ -195,7 +195,12 @@ METHOD_HANDLERS = {
 def add_service(servicer: Any, server: grpc.aio.Server, service: ServiceDescriptor | None = None) -> None:
     """What the generated add_*Servicer_to_server does, for every method of the servicer's
     `SERVICE` (or `service`), with request deserializers that refuse undecodable bytes
-    (`request_decoder`) and the response serializers of `RESPONSE_SERIALIZERS`."""
+    (`request_decoder`) and the response serializers of `RESPONSE_SERIALIZERS`.
+
+    Only as a generic handler: gRPC's asyncio server keeps a pending request per registered
+    method and waits on all of them for every call it takes, so each method registered makes
+    every call dearer (a profile found that wait a tenth of the gateway's time with every
+    method registered); a generic handler is found by one lookup in its dict."""
     service = service or servicer.SERVICE
     handlers = {}
     for method in service.methods:
@@ -208,7 +213,6 @@ def add_service(servicer: Any, server: grpc.aio.Server, service: ServiceDescript
             or GetMessageClass(method.output_type).SerializeToString,
         )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service.full_name, handlers),))
-    server.add_registered_method_handlers(service.full_name, handlers)
 
 
 def rpc(method: str) -> Callable[[Handler[T]], Handler[T]]:

@@ -14,7 +14,7 @@ from omnistock.gateway.metrics import Metrics
 from omnistock.gateway.transport.batcher import ShardBatcher
 from omnistock.gateway.transport.shard_link import LinkLost, ShardFailed, ShardLink
 from omnistock.reservations.domain.audit import AuditReport, combined
-from omnistock.reservations.domain.commands import Command, Result
+from omnistock.reservations.domain.commands import BatchCommand, Result
 from omnistock.reservations.domain.errors import Unavailable
 from omnistock.reservations.domain.placement import Placement
 from omnistock.reservations.shard import wire
@@ -74,8 +74,8 @@ class ShardRouter:
         self.handles: list[Any] = []
         self._last_reply: list[float] = []
         self.links: list[ShardLink] = []
-        self._calls: list[Callable[[list[Command]], Awaitable[list[Result]]]] = []
-        self._batchers: list[ShardBatcher[Command, Result]] = []
+        self._calls: list[Callable[[list[BatchCommand]], Awaitable[list[Result]]]] = []
+        self._batchers: list[ShardBatcher[BatchCommand, Result]] = []
         self._add(handles)
 
     def _add(self, handles: Sequence[Any]) -> None:
@@ -148,7 +148,7 @@ class ShardRouter:
     def queue_depths(self) -> list[Callable[[], int]]:
         """Per shard, how many commands wait for its next call (read when metrics are scraped)."""
 
-        def depth(batcher: ShardBatcher[Command, Result]) -> Callable[[], int]:
+        def depth(batcher: ShardBatcher[BatchCommand, Result]) -> Callable[[], int]:
             return lambda: batcher.queued
 
         return [depth(batcher) for batcher in self._batchers]
@@ -182,7 +182,7 @@ class ShardRouter:
     def _caller(self, link: ShardLink):  # type: ignore[no-untyped-def]
         index = link.index
 
-        async def call(batch: list[Command]) -> list[Result]:
+        async def call(batch: list[BatchCommand]) -> list[Result]:
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(self._call_timeout):
@@ -236,7 +236,7 @@ class ShardRouter:
             raise Unavailable(f"a shard could not run the audit ({type(error).__name__}); retry") from error
         return combined(shares)
 
-    async def execute(self, commands: Sequence[Command]) -> list[Result]:
+    async def execute(self, commands: Sequence[BatchCommand]) -> list[Result]:
         """Results in the order of `commands`; one batcher submission per shard touched.
         Commands whose partition moved are sent again to its new owner (MOVE_WAIT at most)."""
         results = await self._send(commands)
@@ -254,13 +254,13 @@ class ShardRouter:
             for i, result in zip(moved, again, strict=True):
                 results[i] = result
 
-    async def execute_once(self, commands: Sequence[Command]) -> list[Result]:
+    async def execute_once(self, commands: Sequence[BatchCommand]) -> list[Result]:
         """As execute, but a command whose partition moved comes back WrongShard (its
         reservation's later commands in `commands` too, not applied): for commands that
         must be applied together or not at all (a colocated Reserve)."""
         return await self._send(commands)
 
-    async def _send(self, commands: Sequence[Command]) -> list[Result]:
+    async def _send(self, commands: Sequence[BatchCommand]) -> list[Result]:
         placement = self.placement
         by_shard: dict[int, list[int]] = {}
         for position, command in enumerate(commands):

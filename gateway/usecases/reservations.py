@@ -30,6 +30,7 @@ from omnistock.availability.atp import ChannelLimit
 from omnistock.reservations import crash_points
 from omnistock.reservations.domain.commands import (
     Asks,
+    BatchCommand,
     CapacityResult,
     CarryStep,
     ClaimOutcome,
@@ -52,8 +53,9 @@ from omnistock.reservations.domain.commands import (
     PartResult,
     PlaceHold,
     ReadCapacity,
-    RecordClaim,
     ReleaseReservation,
+    ReserveTogether,
+    ReserveTogetherResult,
     Result,
     ReturnUnits,
 )
@@ -81,7 +83,13 @@ from omnistock.reservations.domain.model import (
     line_key,
     utc_day,
 )
-from omnistock.reservations.domain.reservation_view import ReservationView, capacity_key, merge, shown_state
+from omnistock.reservations.domain.reservation_view import (
+    ReservationView,
+    capacity_key,
+    fresh_hold,
+    merge,
+    shown_state,
+)
 from omnistock.reservations.domain.sourcing import Destination, LineSourcing
 from omnistock.reservations.shard.state import WrongShard
 
@@ -89,7 +97,7 @@ log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 
-Execute = Callable[[Sequence[Command]], Awaitable[list[Result]]]
+Execute = Callable[[Sequence[BatchCommand]], Awaitable[list[Result]]]
 Colocated = Callable[[Sequence[int]], bool]
 """Whether these partitions are all owned by one shard (one call then decides a Reserve whole)."""
 
@@ -156,69 +164,45 @@ class ReservationCoordinator:
         The attempt is recorded PENDING at the home, its parts are placed, then the home
         decides: HELD when every part was placed, else ABORTED (the parts withdrawn). With
         every partition in one shard, the three steps are one call."""
-        by_partition: dict[int, list[Line]] = {}
-        for line in lines:
-            by_partition.setdefault(self._partition_of(line.sku), []).append(line)
+        partition_of = self._partition_of
         now = self._clock()
-        capacity: dict[int, list[tuple[str, int, int]]] = {}
-        for node_id, most in sourced.capacity if sourced else ():
-            entry = (node_id, utc_day(now), most)
-            capacity.setdefault(self._partition_of(capacity_key(node_id)), []).append(entry)
-        partitions = tuple(sorted(set(by_partition) | set(capacity)))
-        digest = sourced.fingerprint if sourced else fingerprint(lines, channel, customer)
-        expires_at = now + ttl_seconds
-        home = self._partition_of(reservation_id)
-        attempt = self._new_attempt()
-        record = RecordClaim(
-            home,
+        day = utc_day(now)
+        plan = ReserveTogether(
+            partition_of(reservation_id),
             reservation_id,
-            digest,
-            partitions,
+            sourced.fingerprint if sourced else fingerprint(lines, channel, customer),
+            tuple(lines),
+            tuple(partition_of(line.sku) for line in lines),
             now,
+            now + ttl_seconds,
+            self._new_attempt(),
+            channel,
+            tuple(limits[line_key(line)] for line in lines) if limits else (),
+            customer,
+            tuple(purchase_limits.items()) if customer and purchase_limits else (),
+            tuple(
+                (partition_of(capacity_key(node_id)), node_id, day, most)
+                for node_id, most in (sourced.capacity if sourced else ())
+            ),
             sourced.explanation if sourced else (),
             sourced.destination if sourced else None,
-            attempt,
-            expires_at,
+            by,
         )
-        holds: dict[int, PlaceHold] = {}
-        for p in partitions:
-            part_lines = tuple(by_partition.get(p, ()))
-            part_limits = tuple(limits[line_key(line)] for line in part_lines) if limits else ()
-            capped = tuple(
-                sorted(
-                    {
-                        (line.sku, purchase_limits[line.sku])
-                        for line in part_lines
-                        if line.sku in purchase_limits
-                    }
-                )
-                if customer and purchase_limits
-                else ()
-            )
-            holds[p] = PlaceHold(
-                p,
-                reservation_id,
-                digest,
-                part_lines,
-                now,
-                expires_at,
-                channel,
-                part_limits,
-                customer,
-                capped,
-                tuple(capacity.get(p, ())),
-                attempt,
-                home,
-                by,
-            )
+        home, attempt, partitions = plan.partition, plan.attempt, plan.partitions
 
         placed: dict[int, HoldResult] = {}
         decided: DecisionResult | None = None
         together: list[Result] = []
         if self._colocated((home, *partitions)):
-            together = await self._execute_once(
-                [record, *holds.values(), DecideHold(home, reservation_id, attempt, by=by)]
-            )
+            (answer,) = await self._execute_once([plan])
+            if isinstance(answer, ReserveTogetherResult):
+                if answer.held:  # the common case: nothing to make out of the steps
+                    crash_points.crash_point("reserve.before_reply")
+                    return fresh_hold(plan), False
+                together = list(answer.steps)
+            else:
+                together = [answer]
+        holds = plan.holds()
         if together and not isinstance(together[0], WrongShard):
             claimed, last = together[0], together[-1]
             assert isinstance(claimed, ClaimResult)
@@ -235,7 +219,7 @@ class ReservationCoordinator:
             # Parts in the home's shard go with the record (that shard checks the attempt owns
             # the id); the others only once the record is known to be this attempt's.
             here = [p for p in partitions if self._colocated((home, p))]
-            results = await self._execute([record, *(holds[p] for p in here)])
+            results = await self._execute([plan.record(), *(holds[p] for p in here)])
             claimed = results[0]
             assert isinstance(claimed, ClaimResult)
             placed = dict(zip(here, _holds(results[1:]), strict=True))

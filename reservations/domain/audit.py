@@ -11,7 +11,7 @@ loop serves every call, compares the few that span shards, not every open reserv
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 from omnistock.reservations.domain.model import Decision, PartState
@@ -69,17 +69,11 @@ class ShardAudit:
     """Parts whose record is elsewhere, not whole in the shard, or nowhere."""
 
 
-def audit_here(partitions: Mapping[int, Partition]) -> ShardAudit:
-    """Compare the reservations that lie whole in `partitions`; the rows of the rest are left
-    for `combined` with the other shards' (a part whose record lists it not is caught on
-    either side)."""
-    records: list[RecordRow] = []
-    parts: list[PartRow] = []
-    for partition in partitions.values():
-        held, placed = rows_of(partition)
-        records.extend(held)
-        parts.extend(placed)
-    local_ids = {r.reservation_id for r in records if all(p in partitions for p in r.partitions)}
+def audit_here(records: list[RecordRow], parts: list[PartRow], owned: Container[int]) -> ShardAudit:
+    """Compare the reservations of a shard's rows (`rows_of` of each partition it `owned`)
+    that lie whole in it; the rows of the rest are left for `combined` with the other shards'
+    (a part whose record lists it not is caught on either side)."""
+    local_ids = {r.reservation_id for r in records if all(p in owned for p in r.partitions)}
     local = disagreements(
         [r for r in records if r.reservation_id in local_ids],
         [p for p in parts if p.reservation_id in local_ids],

@@ -302,6 +302,86 @@ class ReadPositions(Asks["PositionsResult"]):
     skus: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class ReserveTogether(Asks["ReserveTogetherResult"]):
+    """A whole Reserve: the attempt's record at its home (`partition`), a part in each
+    partition of its lines (and of the daily capacities it takes), then the home's decision.
+    `steps` are the commands of those three steps; the coordinator sends them one by one
+    across shards, or this command whole to the one shard that journals all its partitions
+    in one write, which takes the steps in a row and answers in one word when the hold was
+    placed as asked: the caller knows the rest."""
+
+    partition: int
+    reservation_id: str
+    fingerprint: str
+    lines: tuple[Line, ...]
+    line_partitions: tuple[int, ...]
+    """The partition of each line."""
+    created_at: float
+    expires_at: float
+    attempt: str
+    channel: str = ""
+    limits: tuple[ChannelLimit, ...] = ()
+    """One per line, when a channel limits what it may promise."""
+    customer: str = ""
+    purchase_limits: tuple[tuple[str, int], ...] = ()
+    """(sku, most units one customer may hold) of the limited SKUs among the lines."""
+    capacity: tuple[tuple[int, str, int, int], ...] = ()
+    """(partition, node_id, utc day, daily capacity) of a sourced order's nodes."""
+    sourcing: tuple[LineSourcing, ...] = ()
+    destination: Destination | None = None
+    by: str = ""
+
+    @property
+    def partitions(self) -> tuple[int, ...]:
+        """Every partition a part goes to, in order."""
+        return tuple(sorted({*self.line_partitions, *(entry[0] for entry in self.capacity)}))
+
+    def record(self) -> RecordClaim:
+        return RecordClaim(
+            self.partition,
+            self.reservation_id,
+            self.fingerprint,
+            self.partitions,
+            self.created_at,
+            self.sourcing,
+            self.destination,
+            self.attempt,
+            self.expires_at,
+        )
+
+    def holds(self) -> dict[int, PlaceHold]:
+        """The part of each partition, by partition."""
+        limited = dict(self.purchase_limits) if self.customer else {}
+        holds: dict[int, PlaceHold] = {}
+        for number in self.partitions:
+            taken = [i for i, p in enumerate(self.line_partitions) if p == number]
+            lines = tuple(self.lines[i] for i in taken)
+            holds[number] = PlaceHold(
+                number,
+                self.reservation_id,
+                self.fingerprint,
+                lines,
+                self.created_at,
+                self.expires_at,
+                self.channel,
+                tuple(self.limits[i] for i in taken) if self.limits else (),
+                self.customer,
+                tuple(sorted({(line.sku, limited[line.sku]) for line in lines if line.sku in limited})),
+                tuple(entry[1:] for entry in self.capacity if entry[0] == number),
+                self.attempt,
+                self.partition,
+                self.by,
+            )
+        return holds
+
+    def decide(self) -> DecideHold:
+        return DecideHold(self.partition, self.reservation_id, self.attempt, by=self.by)
+
+    def steps(self) -> list[RecordClaim | PlaceHold | DecideHold]:
+        return [self.record(), *self.holds().values(), self.decide()]
+
+
 Command = (
     SetStock
     | LoadLevels
@@ -324,6 +404,9 @@ Command = (
     | ReadPositions
     | ReadCapacity
 )
+
+BatchCommand = Command | ReserveTogether
+"""What a batch to a shard carries: partition commands, and whole Reserves it takes in a row."""
 
 # --- results ---
 
@@ -468,6 +551,16 @@ class DecisionResult:
 
 
 @dataclass(frozen=True, slots=True)
+class ReserveTogetherResult:
+    """`held`: the hold was placed as asked, new (its view follows from the command alone);
+    otherwise `steps` holds what each of ReserveTogether.steps answered, for the coordinator
+    to make out (a replay, a refusal, a conflict)."""
+
+    held: bool
+    steps: tuple[ClaimResult | HoldResult | DecisionResult, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class PositionsResult:
     positions: tuple[PositionView, ...]
 
@@ -483,6 +576,7 @@ Result = (
     | DecisionResult
     | PositionsResult
     | CapacityResult
+    | ReserveTogetherResult
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from omnistock.reservations.domain.commands import PartResult
+from omnistock.reservations.domain.commands import PartResult, ReserveTogether
 from omnistock.reservations.domain.model import Claim, Decision, HistoryEntry, Line, Part, PartState, line_key
 from omnistock.reservations.domain.sourcing import Destination, LineSourcing
 
@@ -130,3 +130,23 @@ def _history(parts: Sequence[Part], claim: Claim | None = None) -> tuple[History
     if claim is not None:
         entries.update(claim.history)
     return tuple(sorted(entries, key=lambda entry: (entry[1], entry[0], entry[2])))
+
+
+def fresh_hold(plan: ReserveTogether) -> ReservationView:
+    """The view of a hold just placed as `plan` asked: what `merge` makes of its new parts
+    and its record (every line open, nothing changed since, held once), known without them."""
+    lines = tuple(sorted(plan.lines, key=line_key))
+    return ReservationView(
+        plan.reservation_id,
+        PartState.HELD,
+        lines,
+        plan.created_at,
+        plan.expires_at,
+        0.0,
+        plan.channel,
+        plan.customer,
+        (("held", plan.created_at, plan.by),),
+        ((0, 0, 0),) * len(lines),
+        plan.sourcing,
+        plan.destination,
+    )

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from omnistock.reservations import crash_points
-from omnistock.reservations.domain.audit import ShardAudit, audit_here
-from omnistock.reservations.domain.commands import Command
+from omnistock.reservations.domain.audit import PartRow, RecordRow, ShardAudit, audit_here, rows_of
+from omnistock.reservations.domain.commands import BatchCommand, ReserveTogether
 from omnistock.reservations.domain.model import Event, ReservationDecided
 from omnistock.reservations.domain.partition import PENDING_SECONDS
 from omnistock.reservations.domain.stats import HoldEndings, ShardStats, StockWatch
@@ -178,13 +178,17 @@ class Shard:
         # WireError for bytes that are not a list of commands: nothing was applied.
         return wire.pack(self.apply(wire.unpack_commands(batch), received))
 
-    def apply(self, commands: list[Command], received: float | None = None) -> BatchReply:
+    def apply(self, commands: list[BatchCommand], received: float | None = None) -> BatchReply:
         """`received`: the perf_counter() at which the call arrived (by default, now)."""
         received = time.perf_counter() if received is None else received
         with self._lock:
             state = self._healthy_state()
-            if any(command.partition not in state.partitions for command in commands):
-                self._adopt_if_placed({command.partition for command in commands} - state.partitions.keys())
+            wanted = {command.partition for command in commands}
+            for command in commands:
+                if type(command) is ReserveTogether:
+                    wanted.update(command.partitions)
+            if not wanted <= state.partitions.keys():
+                self._adopt_if_placed(wanted - state.partitions.keys())
             since = state.version
             started = time.perf_counter()
             outcome = state.apply_batch(commands, time.time())
@@ -228,9 +232,21 @@ class Shard:
     def audit(self) -> ShardAudit:
         """This shard's share of the check that every reservation's parts agree with their home
         (reservations/domain/audit.py): its own reservations compared here, the rows of those
-        that span shards handed on."""
+        that span shards handed on. Read a partition at a time, so that batches go on between
+        them (a change caught halfway looks like a disagreement once: the audit asks twice)."""
         with self._lock:
-            return audit_here(self._healthy_state().partitions)
+            owned = list(self._healthy_state().partitions)
+        records: list[RecordRow] = []
+        parts: list[PartRow] = []
+        for number in owned:
+            with self._lock:
+                partition = self._healthy_state().partitions.get(number)
+                if partition is None:  # moved meanwhile: its next owner lists it
+                    continue
+                held, placed = rows_of(partition)
+            records += held
+            parts += placed
+        return audit_here(records, parts, set(owned))
 
     def ping(self) -> int:
         return self._config.index

@@ -10,7 +10,10 @@ from dataclasses import dataclass, field, replace
 
 from omnistock.availability.positions import LoadedBlock, PositionRow, PositionView, loaded_rows
 from omnistock.reservations.domain.commands import (
+    BatchCommand,
     CarryStep,
+    ClaimOutcome,
+    ClaimResult,
     Command,
     DecideHold,
     DecisionOutcome,
@@ -20,6 +23,8 @@ from omnistock.reservations.domain.commands import (
     MarkCarried,
     PartResult,
     PlaceHold,
+    ReserveTogether,
+    ReserveTogetherResult,
     Result,
 )
 from omnistock.reservations.domain.model import (
@@ -251,7 +256,7 @@ class ShardState:
         self._note_changes(events)
         return events
 
-    def apply_batch(self, commands: list[Command], now: float) -> BatchOutcome:
+    def apply_batch(self, commands: list[BatchCommand], now: float) -> BatchOutcome:
         """Expire what is due, then decide and apply every command in order, then hand out
         what other shards' parts still have to take."""
         events = self.expire_due(now)
@@ -261,6 +266,9 @@ class ShardState:
         # parts (a colocated Reserve) is never taken without them.
         moved: set[str] = set()
         for command in commands:
+            if isinstance(command, ReserveTogether):
+                results.append(self._reserve_together(command, now, events, moved))
+                continue
             partition = self.partitions.get(command.partition)
             reservation_id: str | None = getattr(command, "reservation_id", None)
             if partition is None or (moved and reservation_id in moved):
@@ -273,6 +281,29 @@ class ShardState:
         handoffs = self._hand_out(now, events) if self._open else []
         self._note_changes(events)
         return BatchOutcome(results, events, count_expired(events), handoffs)
+
+    def _reserve_together(
+        self, command: ReserveTogether, now: float, events: dict[int, list[Event]], moved: set[str]
+    ) -> ReserveTogetherResult | WrongShard:
+        """A whole Reserve's steps in a row, or none of them when a partition is not here."""
+        away = [n for n in (command.partition, *command.partitions) if n not in self.partitions]
+        if away or command.reservation_id in moved:
+            moved.add(command.reservation_id)
+            return WrongShard(away[0] if away else command.partition)
+        answers = [
+            self._handle(self.partitions[step.partition], step, now, events) for step in command.steps()
+        ]
+        claimed, *placed, decided = answers
+        if (
+            isinstance(claimed, ClaimResult)
+            and claimed.outcome is ClaimOutcome.RECORDED
+            and all(isinstance(r, HoldResult) and r.outcome is HoldOutcome.PLACED for r in placed)
+            and isinstance(decided, DecisionResult)
+            and decided.outcome is DecisionOutcome.DECIDED
+            and decided.decision is Decision.HELD
+        ):
+            return ReserveTogetherResult(True)
+        return ReserveTogetherResult(False, tuple(answers))  # type: ignore[arg-type]
 
     def _handle(
         self, partition: Partition, command: Command, now: float, events: dict[int, list[Event]]

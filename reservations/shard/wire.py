@@ -36,7 +36,7 @@ from omnistock.availability.positions import LoadedBlock, PositionRow
 from omnistock.reservations.domain import commands as c
 from omnistock.reservations.domain import model as m
 from omnistock.reservations.domain import sourcing as s
-from omnistock.reservations.domain.commands import Command, Result
+from omnistock.reservations.domain.commands import Result
 from omnistock.reservations.shard import state as st
 from omnistock.reservations.shard.state import Handoff, WrongShard
 
@@ -121,6 +121,7 @@ REGISTRY: tuple[tuple[int, type], ...] = (
     (57, c.MarkCarried),
     (58, c.GetClaim),
     (59, c.ReadPositions),
+    (60, c.ReserveTogether),
     # reservations/domain/commands.py: results
     (70, c.CapacityResult),
     (71, c.StockResult),
@@ -139,6 +140,7 @@ REGISTRY: tuple[tuple[int, type], ...] = (
     (84, c.DecisionOutcome),
     (85, c.DecisionResult),
     (86, c.PositionsResult),
+    (87, c.ReserveTogetherResult),
     # reservations/domain/sourcing.py
     (100, s.Destination),
     (101, s.Wanted),
@@ -160,7 +162,7 @@ REGISTRY: tuple[tuple[int, type], ...] = (
 """Every class that may cross, with its code. A code is never reused for another class: bytes
 packed by another version then fail to decode instead of decoding as something else."""
 
-COMMANDS: frozenset[type] = frozenset(typing.get_args(Command))
+COMMANDS: frozenset[type] = frozenset(typing.get_args(c.BatchCommand))
 
 _EXT_CLASS = 1
 """Data: the class code, 2 bytes big-endian."""
@@ -802,7 +804,7 @@ def unpack(data: bytes) -> Any:
     return value
 
 
-def unpack_commands(data: bytes) -> list[Command]:
+def unpack_commands(data: bytes) -> list[c.BatchCommand]:
     """A packed batch: a list of commands, or WireError (and no command is handed on)."""
     batch = _decode(data)
     if type(batch) is not tuple or not all(type(command) in COMMANDS for command in batch):

@@ -12,6 +12,7 @@ from omnistock.reservations.domain.audit import (
     audit_here,
     combined,
     disagreements,
+    rows_of,
 )
 from omnistock.reservations.domain.commands import DecideHold, PlaceHold, RecordClaim, SetStock
 from omnistock.reservations.domain.model import Decision, Line, PartState, fingerprint
@@ -102,6 +103,16 @@ def _hold(rid: str, home: int, parts: tuple[int, ...]) -> tuple[RecordClaim, lis
     return record, holds, DecideHold(home, rid, f"{rid}-a", placed=True)
 
 
+def shard_audit(state: ShardState) -> ShardAudit:
+    records: list[RecordRow] = []
+    parts: list[PartRow] = []
+    for partition in state.partitions.values():
+        held, placed = rows_of(partition)
+        records += held
+        parts += placed
+    return audit_here(records, parts, set(state.partitions))
+
+
 def test_a_shard_compares_the_reservations_it_holds_whole_and_hands_on_the_rest() -> None:
     a = ShardState((Partition(n) for n in (0, 1)), epoch="a")
     b = ShardState((Partition(2),), epoch="b")
@@ -114,7 +125,7 @@ def test_a_shard_compares_the_reservations_it_holds_whole_and_hands_on_the_rest(
     b.apply_batch([part_b], 1_000.0)
     a.apply_batch([decide], 1_000.0)
 
-    share_a, share_b = audit_here(a.partitions), audit_here(b.partitions)
+    share_a, share_b = (shard_audit(state) for state in (a, b))
     assert (share_a.local.reservations, share_a.local.disagreements) == (1, [])
     assert [r.reservation_id for r in share_a.records] == ["across"] and share_a.parts == []
     assert share_b.records == [] and [p.reservation_id for p in share_b.parts] == ["across"]
