@@ -12,6 +12,11 @@ ratio is over the mean of the two). The last scenarios are open loop: single-lin
 Reserve at half the rate the closed loop reached (and at each of --rates), timed from
 when each call was due (so a stall shows). The targets of docs/performance.md are
 checked at the end.
+
+Right after the catalog is loaded the service is measured idle (no call in flight), and
+each call shape of the peak-day mix is measured again with one caller (`<shape>_alone`, for
+half of --seconds): what a call costs when it finds the service idle, which `omnistock size`
+and the loadtest's prediction cost a mix by (loadtest/sizing.py).
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from omnistock.gateway.runtime.embedded_redis import free_port
 from omnistock.gateway.runtime.event_loop import loop_name
 from omnistock.loadtest.echo import ECHO_METHOD
 from omnistock.loadtest.peer import Peer, seed_stock, start_peer
+from omnistock.loadtest.sizing import ALONE, SHAPES
 from omnistock.protos.gen.omnistock.v1 import (
     availability_pb2,
     availability_pb2_grpc,
@@ -307,6 +313,27 @@ def charge(measurement: Measurement, spent: CpuSpent) -> Measurement:
     measurement.cpu_ms = cpu_ms_per_call(spent.roles, measurement)
     measurement.cpu_ms_parts = cpu_ms_per_call(spent.parts, measurement)
     return measurement
+
+
+@dataclass(frozen=True)
+class Idle:
+    """The service's CPU over a window with no call in flight: what it spends whatever the
+    load (Ray, the pollers, the view's sync), which a saturated scenario spreads over
+    thousands of calls and a quiet hour over few."""
+
+    seconds: float
+    cores: float
+    """CPU seconds a second of every process the service started."""
+    cores_parts: dict[str, float]
+    """The same by part (SERVICE_PARTS, as cpu_ms_parts)."""
+
+
+def idle_of(spent: CpuSpent, seconds: float) -> Idle:
+    return Idle(
+        round(seconds, 2),
+        round(spent.roles[SERVICE_ROLE] / seconds, 4),
+        {part: round(cpu / seconds, 4) for part, cpu in spent.parts.items()},
+    )
 
 
 def process_tree(process: Process) -> Callable[[], list[psutil.Process]]:
@@ -619,6 +646,11 @@ class Holds:
     confirmed: deque[tuple[str, str, str]] = field(default_factory=deque)
 
 
+ALONE_SHAPES = tuple(key for key in SHAPES if key != "feed_update")
+"""The mix's shapes measured again with one caller (`<shape>_alone`); feed_update is already
+a difference of two windows at a set rate."""
+HOLD_TOP_UPS = 3
+"""Rounds of Reserves at most to top up the holds of a 1-caller confirm or fulfil."""
 HOLDS_AHEAD = 4.0
 """Holds made before confirm: Reserves for this many times the scenario's warmup and window,
 enough for Confirms up to 4 times as fast as the Reserves (a shared machine's speed drifts);
@@ -914,9 +946,15 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
         if peer is not None:
             roles[PEER_ROLE] = peer.processes
         meter = CpuMeter(roles, parted)
+        idle: Idle | None = None
+        if service is not None:
+            say(f"the service idle, no call in flight: {args.seconds:g} s ...")
+            idle = idle_of(await meter.window(args.warmup, args.seconds), args.seconds)
         holds = Holds()
         stubs = Stubs(channels)
         window = args.warmup + args.seconds
+        alone_seconds = args.seconds / 2
+        alone_window = args.warmup + alone_seconds
 
         async def before_confirm() -> None:
             say(f"making holds to confirm: Reserves for {HOLDS_AHEAD * window:g} s, not measured ...")
@@ -928,8 +966,41 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
             say("confirming the holds left, not measured ...")
             await confirm_open(stubs, holds, args.concurrency)
 
-        ahead = {"confirm": before_confirm, "fulfil": before_fulfil}
+        async def holds_for_alone(shape: str) -> None:
+            """One caller takes at most as many holds as the callers of `shape` did in as long:
+            top up the ones it takes from when fewer are left."""
+            pool = holds.open if shape == "confirm" else holds.confirmed
+            done = next((r for r in results if r.key == shape), None)
+            needed = (done.calls - done.errors) / done.seconds * alone_window if done else 1.0
+            for round_ in range(HOLD_TOP_UPS):
+                if len(pool) >= needed:
+                    return
+                say(f"holds for {shape} with 1 caller: Reserves for {alone_window:g} s, not measured ...")
+                prefix = f"{run}-held-{shape}-{round_}"
+                await make_holds(stubs, catalog, prefix, holds, args.concurrency, alone_window)
+                if shape == "fulfil":
+                    await confirm_open(stubs, holds, args.concurrency)
+
+        async def before_confirm_alone() -> None:
+            await holds_for_alone("confirm")
+
+        async def before_fulfil_alone() -> None:
+            await holds_for_alone("fulfil")
+
+        ahead = {
+            "confirm": before_confirm,
+            "fulfil": before_fulfil,
+            f"confirm{ALONE}": before_confirm_alone,
+            f"fulfil{ALONE}": before_fulfil_alone,
+        }
         every = scenarios(channels, echo, catalog, run, holds)
+        # The same requests under ids of their own (a Reserve or an adjustment id seen before
+        # would be a replay), for the runs with one caller.
+        alone = {
+            key: (f"{key}{ALONE}", f"{name}, 1 caller", call, extra)
+            for key, name, call, extra in scenarios(channels, echo, catalog, f"{run}-1", holds)
+            if key in ALONE_SHAPES
+        }
         if peer is not None:  # beside omnistock's own Reserves, under the same load
             peer_channel = await stack.enter_async_context(
                 grpc.aio.insecure_channel(peer.target, options=CHANNEL_OPTIONS)
@@ -937,18 +1008,20 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
             after = next(i for i, s in enumerate(every) if s[0] == "reserve_5") + 1
             every[after:after] = peer_scenarios(peer_channel, catalog, run)
         chosen = [s for s in every if not args.only or s[0] in args.only or s[0] == "echo"]
+        chosen = [both for s in chosen for both in (s, *([alone[s[0]]] if s[0] in alone else []))]
         if len(chosen) > 1:  # the ceiling again at the end: a shared machine's speed drifts
             _, _, echo_call, _ = chosen[0]
             chosen.append(("echo_end", "echo again, at the end", echo_call, {}))
         for key, name, call, extra in chosen:
             if key in ahead:
                 await ahead[key]()
-            say(f"{name}: {args.concurrency} callers, {args.seconds:g} s ...")
+            callers, seconds = (1, alone_seconds) if key.endswith(ALONE) else (args.concurrency, args.seconds)
+            say(f"{name}: {callers} caller{'s' if callers > 1 else ''}, {seconds:g} s ...")
             recorder, spent = await asyncio.gather(
-                closed_loop(call, args.concurrency, args.warmup, args.seconds),
-                meter.window(args.warmup, args.seconds),
+                closed_loop(call, callers, args.warmup, seconds),
+                meter.window(args.warmup, seconds),
             )
-            results.append(charge(recorder.measurement(key, name, args.concurrency, **extra), spent))
+            results.append(charge(recorder.measurement(key, name, callers, **extra), spent))
         single = next((r for r in results if r.key == "reserve_1"), None)
         paced: list[tuple[str, float]] = [(f"reserve_1_at_{rate:g}", rate) for rate in args.rates]
         if single is not None and single.per_second > 0:
@@ -987,6 +1060,7 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
         "command": command_line(),
         "settings": {
             "seconds": args.seconds,
+            "alone_seconds": alone_seconds,
             "warmup": args.warmup,
             "concurrency": args.concurrency,
             "shards": args.shards if not args.target else None,
@@ -998,6 +1072,7 @@ async def bench(args: argparse.Namespace, say: Callable[[str], None]) -> dict[st
             "target": args.target or "started by the bench",
         },
         "load_stock_seconds": round(load_seconds, 2),
+        "idle": asdict(idle) if idle else None,
         "scenarios": [asdict(r) | {"grpc_per_second": r.grpc_per_second} for r in results],
         "catalog": asdict(scale) if scale else None,
         "targets": [asdict(t) for t in targets(results, scale)],
@@ -1317,20 +1392,22 @@ def describe_machine() -> dict[str, Any]:
 def render(report: dict[str, Any]) -> str:
     machine, settings = report["machine"], report["settings"]
     cpu = machine["cpu_model"] or "unknown"
+    width = max([34, *(len(s["scenario"]) + 2 for s in report["scenarios"])])
     lines = [
         f"machine: {machine['cpus']} CPUs ({cpu}), {machine['memory_mib']:,} MiB, Python {machine['python']},"
         f" grpcio {machine['grpcio']}, {machine.get('event_loop', 'asyncio')} servers,"
         f" load average at start {machine['load_average_at_start'][0]}",
         f"catalog: {settings['positions']:,} positions loaded in {report['load_stock_seconds']:.1f} s",
+        *idle_lines(report.get("idle")),
         "",
-        f"{'scenario':<34}{'per s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}{'x echo':>8}"
+        f"{'scenario':<{width}}{'per s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'errors':>8}{'x echo':>8}"
         f"{'CPU ms':>8}",
     ]
     for s in report["scenarios"]:
         ratio = "" if s["ratio"] is None else f"{s['ratio']:.2f}"
         cpu = cpu_total(s)
         lines.append(
-            f"{s['scenario']:<34}{s['per_second']:>9,.0f}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}{s['max_ms']:>9.2f}"
+            f"{s['scenario']:<{width}}{s['per_second']:>9,.0f}{s['p50_ms']:>9.2f}{s['p99_ms']:>9.2f}{s['max_ms']:>9.2f}"
             f"{s['errors']:>8}{ratio:>8}{'' if cpu is None else f'{cpu:.2f}':>8}"
         )
         if s["error_codes"]:
@@ -1350,13 +1427,13 @@ def render(report: dict[str, Any]) -> str:
     if parted:
         lines += [
             "",
-            f"{'omnistock CPU ms per call, by part':<34}{'all':>9}"
+            f"{'omnistock CPU ms per call, by part':<{width}}{'all':>9}"
             + "".join(f"{p:>9}" for p in SERVICE_PARTS),
         ]
         for s in parted:
             cpu = s["cpu_ms"].get(SERVICE_ROLE, 0.0)
             lines.append(
-                f"{s['scenario']:<34}{cpu:>9.3f}"
+                f"{s['scenario']:<{width}}{cpu:>9.3f}"
                 + "".join(f"{s['cpu_ms_parts'].get(p, 0.0):>9.3f}" for p in SERVICE_PARTS)
             )
     scale = report.get("catalog")
@@ -1388,6 +1465,16 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def idle_lines(idle: dict[str, Any] | None) -> list[str]:
+    if not idle:
+        return []
+    parts = ", ".join(f"{part} {cores:.3f}" for part, cores in idle["cores_parts"].items())
+    return [
+        f"idle: omnistock {idle['cores']:.3f} cores over {idle['seconds']:g} s with no call in flight"
+        f" ({parts})"
+    ]
+
+
 ONLY_KEYS = (
     "echo",
     "reserve_1",
@@ -1408,7 +1495,8 @@ ONLY_KEYS = (
     "feed_update",
     "view_freshness",
 )
-"""What --only can name (echo always runs; reserve_1 brings its quarter- and half-rate runs)."""
+"""What --only can name (echo always runs; reserve_1 brings its quarter- and half-rate runs, and
+each shape of the mix its run with one caller)."""
 
 
 def cpu_total(scenario: dict[str, Any]) -> float | None:
@@ -1454,9 +1542,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--shards",
         type=int,
-        default=max(2, default_shards()),
-        help="shards of the service it starts (default: serve's, at least 2 so that the 5-line"
-        " Reserve spans shards: %(default)s)",
+        default=default_shards(),
+        help="shards of the service it starts (default: serve's on this machine, %(default)s;"
+        " with 2 or more, reserve_5 spans shards)",
     )
     parser.add_argument(
         "--gateways",

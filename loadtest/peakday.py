@@ -146,6 +146,8 @@ class CpuPerCall:
     """Calls per second by RPC in the window."""
     predicted_core_ms: float | None = None
     """The service's CPU per call that `omnistock size` predicts for these rates (--bench)."""
+    predicted_idle_core_ms: float | None = None
+    """The idle service's part of predicted_core_ms; the rest is the calls finding it idle."""
     measured_over_predicted: float | None = None
     prediction_note: str = ""
 
@@ -155,7 +157,9 @@ def predict(cpu: CpuPerCall, bench_file: str) -> None:
     measured figure; what stood in its way in prediction_note."""
     try:
         report = json.loads(Path(bench_file).read_text(encoding="utf-8"))
-        cpu.predicted_core_ms = round(sizing.predicted_core_ms_per_call(cpu.rates, report), 3)
+        prediction = sizing.predict(cpu.rates, report)
+        cpu.predicted_core_ms = round(prediction.core_ms_per_call, 3)
+        cpu.predicted_idle_core_ms = round(prediction.idle_core_ms, 3)
     except (OSError, ValueError) as error:
         cpu.prediction_note = f"no prediction from {bench_file}: {error}"
         return
@@ -910,7 +914,15 @@ def prediction_lines(cpu: CpuPerCall) -> list[str]:
     ratio = "" if cpu.measured_over_predicted is None else f" ({cpu.measured_over_predicted:.2f}x)"
     return [
         f"prediction         service CPU per call {measured} vs predicted {cpu.predicted_core_ms:.3f}"
-        f" core-ms{ratio} (omnistock size's cost of the held rates, from --bench)"
+        f" core-ms{ratio} (omnistock size's cost of the held rates, from --bench)",
+        *(
+            []
+            if cpu.predicted_idle_core_ms is None
+            else [
+                f"                   predicted: the idle service {cpu.predicted_idle_core_ms:.3f} + the calls"
+                f" finding it idle {cpu.predicted_core_ms - cpu.predicted_idle_core_ms:.3f} core-ms"
+            ]
+        ),
     ]
 
 

@@ -13,6 +13,9 @@ The model (docs/sizing.md explains it with a worked example):
    Reserve's cost grows with its lines (between the 1-line and 5-line scenarios), an
    availability check's with its SKUs (between 1 and 200), and a Confirm or Release costs
    what a checkout cost beyond its Reserve. A stock update is costed as a 1-line Reserve.
+   From a report with the peak-day mix's call shapes measured with one caller and the
+   service measured idle, each call is costed as it finds the service idle and the idle
+   service is added once (docs/sizing.md, "Costing the peak-day mix by its call shapes").
 3. Where the time goes. Availability is answered by the gateway from its view. A write's
    time splits between the gateway and the shard that owns the SKU, as profiled in
    docs/performance.md.
@@ -82,6 +85,11 @@ class Capacity:
     bench measured them all: then they cost the plan's calls."""
     gateway_shares: dict[str, float] = dataclasses.field(default_factory=dict)
     """Share of each shape's CPU spent in the gateways, as the bench measured it by part."""
+    idle_cores: float = 0.0
+    """The bench's whole service (its gateway, shards, Redis and Ray) with no call in flight,
+    when the shapes are costed as calls that find it idle: added once to a plan."""
+    idle_gateway_cores: float = 0.0
+    """The gateway's part of idle_cores."""
 
     def core_ms(self, per_second: float) -> float:
         return self.cores * 1000 / per_second
@@ -133,6 +141,11 @@ Fulfil (each one journaled change of one reservation), a store count (SetStock o
 as five adjustment batches of 10. GetAvailability is split by its rates below."""
 FEED_READ = "stock_check"
 """The feed's consistent read before each AdjustStock or SetStock: one GetAvailability each."""
+ALONE = "_alone"
+"""Suffix of the bench's scenario of a shape measured with one caller (`listing_48_alone`):
+what a call costs when it finds the service idle. feed_update has none (its figure is already
+the difference of two windows at a set rate)."""
+RUN_IN_FULL = "run `omnistock bench --json` in full, with the service it starts (not --target)"
 
 
 def shape_costs(bench_report: dict[str, Any]) -> dict[str, float]:
@@ -145,14 +158,75 @@ def shape_costs(bench_report: dict[str, Any]) -> dict[str, float]:
     return found
 
 
-def predicted_core_ms_per_call(rates: dict[str, float], bench_report: dict[str, Any]) -> float:
+def idle_cores(bench_report: dict[str, Any]) -> float | None:
+    """The service's cores with no call in flight (the report's `idle`), None when not measured."""
+    cores = (bench_report.get("idle") or {}).get("cores")
+    return float(cores) if isinstance(cores, int | float) else None
+
+
+@dataclass(frozen=True)
+class AloneCosts:
+    """The call shapes costed as calls that find the service idle (docs/sizing.md)."""
+
+    idle_cores: float
+    idle_parts: dict[str, float]
+    """idle_cores by part of the service (gateway, shards, redis, ray)."""
+    marginal: dict[str, float]
+    """Core-ms per call of each shape with one caller, less its share of the idle cost
+    (idle cores x 1000 / its calls per second), at least 0; feed_update its own figure."""
+    gateway_shares: dict[str, float]
+    """Share of each shape's marginal cost spent in the gateways."""
+
+
+def alone_costs(bench_report: dict[str, Any]) -> AloneCosts | None:
+    """The report's idle service and 1-caller shapes; None without an idle figure."""
+    idle = idle_cores(bench_report)
+    if idle is None:
+        return None
+    idle_parts = {k: float(v) for k, v in ((bench_report.get("idle") or {}).get("cores_parts") or {}).items()}
+    marginal: dict[str, float] = {}
+    shares: dict[str, float] = {}
+    for scenario in bench_report.get("scenarios", []):
+        key, cpu = str(scenario.get("key", "")), scenario.get("cpu_ms") or {}
+        shape, rate = key.removesuffix(ALONE), scenario.get("per_second") or 0
+        if not key.endswith(ALONE) or shape not in SHAPES or SERVICE_ROLE not in cpu or rate <= 0:
+            continue
+        # The idle service's cost per call of this run: counted once, whole, by the prediction.
+        marginal[shape] = max(0.0, float(cpu[SERVICE_ROLE]) - idle * 1000 / rate)
+        parts = {
+            part: max(0.0, float(ms) - idle_parts.get(part, 0.0) * 1000 / rate)
+            for part, ms in (scenario.get("cpu_ms_parts") or {}).items()
+        }
+        if sum(parts.values()) > 0 and "gateway" in parts:
+            shares[shape] = parts["gateway"] / sum(parts.values())
+    feed = shape_costs(bench_report).get("feed_update")
+    if feed is not None:
+        marginal["feed_update"] = feed
+    return AloneCosts(idle, idle_parts, marginal, shares)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The service's CPU per call of a mix, and what it is made of (each part per call of the
+    whole mix, so that they add up to it)."""
+
+    core_ms_per_call: float
+    idle_core_ms: float
+    """The idle service's cores over the mix's calls: idle cores x 1000 / the total rate."""
+    by_shape: dict[str, float]
+    """Each call shape's rate x marginal cost over the total rate."""
+
+
+def predict(rates: dict[str, float], bench_report: dict[str, Any]) -> Prediction:
     """The service's CPU per call (core-ms, load generator excluded) of a mix of calls at
     `rates` (calls/s by Locust's request name), from a `omnistock bench --json` report: the
-    mean of each call shape's measured cost weighted by its rate.
+    idle service's cores, plus each call shape's cost when it finds the service idle (its
+    `_alone` figure less its share of the idle cost) at its rate, over the total rate.
 
     GetAvailability is the shoppers' listing pages and product pages (in the peak-day mix's
     proportions) and the feed's stock checks, one for each AdjustStock or SetStock. A name
-    with no bench figure, or a shape the report did not measure, raises ValueError."""
+    with no bench figure, a report without the idle service or a shape the report did not
+    measure with one caller raises ValueError."""
     unknown = sorted(set(rates) - set(LOCUST_SHAPES) - {"GetAvailability"})
     if unknown:
         raise ValueError(
@@ -176,14 +250,21 @@ def predicted_core_ms_per_call(rates: dict[str, float], bench_report: dict[str, 
         weights[FEED_READ] = weights.get(FEED_READ, 0.0) + feed_reads
         weights["listing_48"] = shopper * peak.BROWSE_MIX["listing"] / browse
         weights["product_page"] = shopper * peak.BROWSE_MIX["product"] / browse
-    costs = shape_costs(bench_report)
-    missing = sorted(key for key, weight in weights.items() if weight and key not in costs)
+    alone = alone_costs(bench_report)
+    if alone is None:
+        raise ValueError(f"the bench report has no idle service (`idle`): {RUN_IN_FULL}")
+    missing = sorted(key for key, weight in weights.items() if weight and key not in alone.marginal)
     if missing:
-        raise ValueError(
-            f"the bench report has no service CPU for {', '.join(missing)}: run `omnistock bench --json`"
-            " with them and with the service it starts (not --target)"
-        )
-    return sum(weight * costs[key] for key, weight in weights.items() if weight) / total
+        names = ", ".join(key if key == "feed_update" else f"{key} ({key}{ALONE})" for key in missing)
+        raise ValueError(f"the bench report has no service CPU with one caller for {names}: {RUN_IN_FULL}")
+    by_shape = {key: weight * alone.marginal[key] / total for key, weight in weights.items() if weight}
+    idle = alone.idle_cores * 1000 / total
+    return Prediction(idle + sum(by_shape.values()), idle, by_shape)
+
+
+def predicted_core_ms_per_call(rates: dict[str, float], bench_report: dict[str, Any]) -> float:
+    """predict's core-ms per call."""
+    return predict(rates, bench_report).core_ms_per_call
 
 
 def capacity_from_bench(report: dict[str, Any], source: str) -> Capacity:
@@ -195,6 +276,11 @@ def capacity_from_bench(report: dict[str, Any], source: str) -> Capacity:
     fields = ("reserve_1", "reserve_5", "availability_1", "availability_200", "checkout")
     missing = [key for key in fields if key not in rates]
     shapes = shape_costs(report)
+    alone = alone_costs(report)
+    if alone is not None and set(alone.marginal) >= set(SHAPES):
+        shapes = alone.marginal  # as the loadtest's prediction costs them
+    else:
+        alone = None
     if set(shapes) < set(SHAPES):
         shapes = {}  # a part of the mix measured would be costed beside guesses: not at all
     if len(missing) == len(fields) and not shapes:
@@ -209,8 +295,26 @@ def capacity_from_bench(report: dict[str, Any], source: str) -> Capacity:
         parts, key = scenario.get("cpu_ms_parts") or {}, scenario.get("key")
         if key in shapes and shapes[key] > 0 and "gateway" in parts:
             shares[key] = min(1.0, max(0.0, parts["gateway"] / sum(parts.values())))
+    if alone is not None:
+        shares |= alone.gateway_shares
+        source += (
+            " (the peak-day mix's call shapes by the service's CPU per call with one caller, beyond"
+            " the idle service's, which is added once: an upper bound)"
+        )
+        return Capacity(
+            source=source,
+            cores=cores,
+            **figures,
+            shapes=shapes,
+            gateway_shares=shares,
+            idle_cores=alone.idle_cores,
+            idle_gateway_cores=min(alone.idle_cores, alone.idle_parts.get("gateway", alone.idle_cores)),
+        )
     if shapes:
-        source += " (the peak-day mix's call shapes by the service's CPU per call)"
+        source += (
+            " (the peak-day mix's call shapes by the service's CPU per call in closed loops:"
+            " saturated, a lower bound)"
+        )
     return Capacity(source=source, cores=cores, **figures, shapes=shapes, gateway_shares=shares)
 
 
@@ -292,6 +396,10 @@ class Plan:
     cores: int
     cluster: ClusterPlan | None = None
     """With --node-cores: the same peak on several machines."""
+    idle_gateway_cores: float = 0.0
+    idle_shard_cores: float = 0.0
+    """The idle service's cores (Capacity.idle_cores) in gateway_cores and shard_cores: once
+    for the whole service, as the bench measured its gateway and shards idle together."""
 
 
 @dataclass(frozen=True)
@@ -475,8 +583,10 @@ def plan(demand: Demand, capacity: Capacity = MEASURED) -> Plan:
         rpcs.append(
             RpcLoad(rpc, normal, peak_rate, core_ms, cores * gateway_share, cores * (1 - gateway_share))
         )
-    gateway_cores = sum(r.gateway_cores for r in rpcs)
-    shard_cores = sum(r.shard_cores for r in rpcs)
+    idle_gateway = capacity.idle_gateway_cores if capacity.shapes else 0.0
+    idle_shard = capacity.idle_cores - idle_gateway if capacity.shapes else 0.0
+    gateway_cores = sum(r.gateway_cores for r in rpcs) + idle_gateway
+    shard_cores = sum(r.shard_cores for r in rpcs) + idle_shard
     busy = 1 - demand.headroom
     gateways = max(1, math.ceil(gateway_cores / busy))
     shards = max(1, math.ceil(shard_cores / busy))
@@ -491,6 +601,8 @@ def plan(demand: Demand, capacity: Capacity = MEASURED) -> Plan:
         shards,
         REDIS_CORES,
         gateways + shards + REDIS_CORES,
+        idle_gateway_cores=idle_gateway,
+        idle_shard_cores=idle_shard,
     )
 
 
@@ -510,12 +622,23 @@ def render(result: Plan) -> str:
             f"{r.rpc:<16}{r.normal_per_second:>10,.1f}{r.peak_per_second:>11,.1f}{r.core_ms:>9.2f}"
             f"{r.gateway_cores:>15.2f}{r.shard_cores:>13.2f}"
         )
+    idle = result.idle_gateway_cores + result.idle_shard_cores
+    if idle:
+        lines.append(
+            f"{'idle service':<16}{'':>10}{'':>11}{'':>9}{result.idle_gateway_cores:>15.2f}"
+            f"{result.idle_shard_cores:>13.2f}"
+        )
     normal = sum(r.normal_per_second for r in result.rpcs)
     peak = sum(r.peak_per_second for r in result.rpcs)
     lines.append(
         f"{'total':<16}{normal:>10,.1f}{peak:>11,.1f}{'':>9}{result.gateway_cores:>15.2f}{result.shard_cores:>13.2f}"
     )
     busy = 1 - d.headroom
+    if idle:
+        lines.append(
+            "idle service: the bench's service with no call in flight, once (a call's core ms is its"
+            " cost when it finds the service idle, beyond its share of that)"
+        )
     lines += [
         "",
         f"needed at the spike, each core busy at most {busy:.0%} ({d.headroom:.0%} headroom):",

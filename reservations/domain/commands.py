@@ -337,12 +337,12 @@ class ReserveTogether(Asks["ReserveTogetherResult"]):
         """Every partition a part goes to, in order."""
         return tuple(sorted({*self.line_partitions, *(entry[0] for entry in self.capacity)}))
 
-    def record(self) -> RecordClaim:
+    def record(self, partitions: tuple[int, ...] | None = None) -> RecordClaim:
         return RecordClaim(
             self.partition,
             self.reservation_id,
             self.fingerprint,
-            self.partitions,
+            self.partitions if partitions is None else partitions,
             self.created_at,
             self.sourcing,
             self.destination,
@@ -350,11 +350,11 @@ class ReserveTogether(Asks["ReserveTogetherResult"]):
             self.expires_at,
         )
 
-    def holds(self) -> dict[int, PlaceHold]:
+    def holds(self, partitions: tuple[int, ...] | None = None) -> dict[int, PlaceHold]:
         """The part of each partition, by partition."""
         limited = dict(self.purchase_limits) if self.customer else {}
         holds: dict[int, PlaceHold] = {}
-        for number in self.partitions:
+        for number in self.partitions if partitions is None else partitions:
             taken = [i for i, p in enumerate(self.line_partitions) if p == number]
             lines = tuple(self.lines[i] for i in taken)
             holds[number] = PlaceHold(
@@ -378,8 +378,10 @@ class ReserveTogether(Asks["ReserveTogetherResult"]):
     def decide(self) -> DecideHold:
         return DecideHold(self.partition, self.reservation_id, self.attempt, by=self.by)
 
-    def steps(self) -> list[RecordClaim | PlaceHold | DecideHold]:
-        return [self.record(), *self.holds().values(), self.decide()]
+    def steps(self, partitions: tuple[int, ...] | None = None) -> list[RecordClaim | PlaceHold | DecideHold]:
+        """`partitions`: this command's, when the caller has them already."""
+        partitions = self.partitions if partitions is None else partitions
+        return [self.record(partitions), *self.holds(partitions).values(), self.decide()]
 
 
 Command = (

@@ -286,12 +286,14 @@ class ShardState:
         self, command: ReserveTogether, now: float, events: dict[int, list[Event]], moved: set[str]
     ) -> ReserveTogetherResult | WrongShard:
         """A whole Reserve's steps in a row, or none of them when a partition is not here."""
-        away = [n for n in (command.partition, *command.partitions) if n not in self.partitions]
+        partitions = command.partitions
+        away = [n for n in (command.partition, *partitions) if n not in self.partitions]
         if away or command.reservation_id in moved:
             moved.add(command.reservation_id)
             return WrongShard(away[0] if away else command.partition)
         answers = [
-            self._handle(self.partitions[step.partition], step, now, events) for step in command.steps()
+            self._handle(self.partitions[step.partition], step, now, events)
+            for step in command.steps(partitions)
         ]
         claimed, *placed, decided = answers
         if (

@@ -13,7 +13,7 @@ import pytest
 
 from omnistock.gateway.runtime.event_loop import loop_name
 from omnistock.loadtest.bench import ONLY_KEYS, render
-from omnistock.loadtest.sizing import Demand, capacity_from_bench, plan, predicted_core_ms_per_call
+from omnistock.loadtest.sizing import Demand, capacity_from_bench, plan, predict, predicted_core_ms_per_call
 
 pytestmark = pytest.mark.slow
 
@@ -42,8 +42,24 @@ SCENARIOS = {
     "reserve_1_at_50",
     "view_freshness",
 }
-BROUGHT_ALONG = {"echo_end", "reserve_1_quarter_rate", "reserve_1_half_rate", "reserve_1_at_50"}
-"""Scenarios --only cannot name: they come with others (echo, reserve_1) or with --rates."""
+ALONE = {
+    f"{key}_alone"
+    for key in (
+        "listing_48",
+        "product_page",
+        "pickup_search",
+        "reserve_sourced",
+        "stock_check",
+        "adjust_stock",
+        "confirm",
+        "fulfil",
+    )
+}
+"""Each call shape of the peak-day mix with one caller (feed_update has none)."""
+SCENARIOS |= ALONE
+BROUGHT_ALONG = {"echo_end", "reserve_1_quarter_rate", "reserve_1_half_rate", "reserve_1_at_50", *ALONE}
+"""Scenarios --only cannot name: they come with others (echo, reserve_1, a shape of the mix) or
+with --rates."""
 
 
 def test_every_scenario_runs_without_errors() -> None:
@@ -121,7 +137,21 @@ def test_every_call_shape_of_the_peak_day_mix_is_measured_and_costs_a_profile() 
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     report = json.loads(done.stdout)
     by_key = {s["key"]: s for s in report["scenarios"]}
-    assert set(by_key) == {"echo", "echo_end", *MIX_SHAPES}
+    assert set(by_key) == {"echo", "echo_end", *MIX_SHAPES, *(f"{k}_alone" for k in MIX_SHAPES[:-1])}
+    # Each shape again with one caller, right after its closed loop, for half the seconds.
+    keys = [s["key"] for s in report["scenarios"]]
+    for key in MIX_SHAPES[:-1]:
+        alone = by_key[f"{key}_alone"]
+        assert keys.index(f"{key}_alone") == keys.index(key) + 1, keys
+        assert alone["concurrency"] == 1 and alone["seconds"] == 0.5, alone
+        assert alone["calls"] > 0 and alone["errors"] == 0, alone
+        assert alone["cpu_ms"]["omnistock"] > 0, key
+        assert set(alone["cpu_ms_parts"]) == {"gateway", "shards", "redis", "ray"}, key
+    # The service idle, before the scenarios: Ray, the pollers and the view's sync.
+    idle = report["idle"]
+    assert idle["seconds"] == 1 and idle["cores"] > 0, idle
+    assert set(idle["cores_parts"]) == {"gateway", "shards", "redis", "ray"}
+    assert sum(idle["cores_parts"].values()) == pytest.approx(idle["cores"], abs=0.002)
     for key in MIX_SHAPES:
         scenario = by_key[key]
         assert scenario["calls"] > 0 and scenario["errors"] == 0, (key, scenario)
@@ -139,6 +169,7 @@ def test_every_call_shape_of_the_peak_day_mix_is_measured_and_costs_a_profile() 
     assert by_key["listing_48"]["skus_each"] == 48
     # The rendered table shows the parts too.
     assert "omnistock CPU ms per call, by part" in render(report)
+    assert "cores over 1 s with no call in flight" in render(report)
     # The same figures cost a mix of Locust's request names and an `omnistock size` plan.
     rates = {
         "GetAvailability": 100.0,
@@ -147,8 +178,11 @@ def test_every_call_shape_of_the_peak_day_mix_is_measured_and_costs_a_profile() 
         "Confirm": 4.0,
         "Fulfil": 4.0,
     }
-    assert predicted_core_ms_per_call(rates, report) > 0
+    prediction = predict(rates, report)
+    assert prediction.core_ms_per_call > prediction.idle_core_ms > 0
+    assert prediction.core_ms_per_call == predicted_core_ms_per_call(rates, report)
     capacity = capacity_from_bench(report | {"machine": {"cpus": 2}}, "bench.json")
     assert set(capacity.shapes) == set(MIX_SHAPES)
+    assert capacity.idle_cores == idle["cores"] and "added once" in capacity.source
     rows = {r.rpc for r in plan(Demand(orders_per_hour=3600), capacity).rpcs}
     assert {"FindPickupStores", "Fulfil"} <= rows

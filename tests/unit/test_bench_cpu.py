@@ -6,11 +6,22 @@ import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import asdict
 
 import psutil
 import pytest
 
-from omnistock.loadtest.bench import CpuMeter, Measurement, cpu_ms_per_call, cpu_total, service_part
+from omnistock.loadtest.bench import (
+    CpuMeter,
+    CpuSpent,
+    Idle,
+    Measurement,
+    cpu_ms_per_call,
+    cpu_total,
+    idle_lines,
+    idle_of,
+    service_part,
+)
 
 SPIN = "import time\nend = time.process_time() + {seconds}\nwhile time.process_time() < end: pass\n"
 SLEEP = "import time\ntime.sleep({seconds})\n"
@@ -126,3 +137,15 @@ def test_the_service_cpu_is_also_counted_by_part(children: list[subprocess.Popen
     assert sum(spent.parts.values()) == pytest.approx(spent.roles["omnistock"])
     # Only the parted role is split: a meter without one has no parts.
     assert asyncio.run(CpuMeter({"omnistock": lambda: [busy]}).window(0, 0.05)).parts == {}
+
+
+def test_the_idle_service_in_cores_and_in_one_line_of_the_report() -> None:
+    parts = {"gateway": 0.4, "shards": 0.3, "redis": 0.0, "ray": 0.3}
+    idle = idle_of(CpuSpent({"omnistock": 1.0, "load generator": 0.2}, parts), 10.0)
+    # CPU seconds over 10 s with no call in flight: cores, the service's only, and by part.
+    assert idle == Idle(10.0, 0.1, {"gateway": 0.04, "shards": 0.03, "redis": 0.0, "ray": 0.03})
+    assert idle_lines(asdict(idle)) == [
+        "idle: omnistock 0.100 cores over 10 s with no call in flight"
+        " (gateway 0.040, shards 0.030, redis 0.000, ray 0.030)"
+    ]
+    assert idle_lines(None) == []  # --target: the service's processes are elsewhere

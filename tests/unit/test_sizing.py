@@ -12,6 +12,7 @@ from ray.scripts.scripts import start as ray_start
 
 from omnistock.cli import main
 from omnistock.cli.app import build_parser
+from omnistock.loadtest import peakday
 from omnistock.loadtest.sizing import (
     GATEWAY_SHARE_OF_WRITES,
     JOURNAL_MEASURED,
@@ -24,7 +25,9 @@ from omnistock.loadtest.sizing import (
     close_core_ms,
     plan,
     plan_cluster,
+    predict,
     predicted_core_ms_per_call,
+    render,
     reserve_core_ms,
 )
 
@@ -241,7 +244,8 @@ def test_the_printed_commands_are_ones_omnistock_and_ray_take() -> None:
     assert ran == ["serve", "gateway"]
 
 
-# Round figures of the mix's call shapes, the service's core-ms per call (gateway share 0.5).
+# Round figures of the mix's call shapes: the service's core-ms per call of a call that finds
+# it idle, beyond its share of the idle cost (gateway share 0.5).
 SHAPE_COSTS = {
     "listing_48": 2.0,
     "product_page": 1.0,
@@ -253,55 +257,113 @@ SHAPE_COSTS = {
     "adjust_stock": 10.0,
     "feed_update": 0.5,
 }
+IDLE_PARTS = {"gateway": 0.04, "shards": 0.02, "redis": 0.01, "ray": 0.03}
+"""The idle service: 0.1 cores, 100 core-ms a second; each 1-caller run makes 100 calls a
+second, so its share of the idle cost is 1 core-ms a call (0.4 of it in the gateway)."""
 
 
-def shape_report(costs: dict[str, float] = SHAPE_COSTS) -> dict[str, Any]:
+def scenario(key: str, cost: float, parts: dict[str, float], per_second: float = 100) -> dict[str, Any]:
+    return {
+        "key": key,
+        "per_second": per_second,
+        "calls": per_second * 10,
+        "cpu_ms": {"load generator": 9.0, "echo server": 0.0, "omnistock": cost},
+        "cpu_ms_parts": parts,
+    }
+
+
+def shape_report(
+    costs: dict[str, float] = SHAPE_COSTS, alone: bool = True, idle: bool = True
+) -> dict[str, Any]:
+    """A bench report whose closed loops cost half of `costs` (saturated), whose 1-caller runs
+    cost `costs` plus their share of the idle service; feed_update costs its figure."""
     scenarios = [{"key": "reserve_1", "per_second": 400, "calls": 4000, "cpu_ms": {"omnistock": 5.0}}]
-    scenarios += [
-        {
-            "key": key,
-            "per_second": 100,
-            "calls": 1000,
-            "cpu_ms": {"load generator": 9.0, "echo server": 0.0, "omnistock": cost},
-            "cpu_ms_parts": {"gateway": cost / 2, "shards": cost / 4, "redis": cost / 8, "ray": cost / 8},
-        }
-        for key, cost in costs.items()
-    ]
-    return {"machine": {"cpus": 4}, "scenarios": scenarios}
+    for key, cost in costs.items():
+        half = cost if key == "feed_update" else cost / 2  # a feed update has one figure
+        scenarios.append(
+            scenario(key, half, {"gateway": half / 2, "shards": half / 4, "redis": half / 8, "ray": half / 8})
+        )
+        if alone and key != "feed_update":
+            per_call_idle = {part: cores * 1000 / 100 for part, cores in IDLE_PARTS.items()}
+            parts = {"gateway": cost / 2, "shards": cost / 4, "redis": cost / 8, "ray": cost / 8}
+            scenarios.append(
+                scenario(f"{key}_alone", cost + 1.0, {p: parts[p] + per_call_idle[p] for p in parts})
+            )
+    report: dict[str, Any] = {"machine": {"cpus": 4}, "scenarios": scenarios}
+    if idle:
+        report["idle"] = {"seconds": 10.0, "cores": 0.1, "cores_parts": IDLE_PARTS}
+    return report
 
 
-def test_predicted_cost_is_the_rate_weighted_mean_of_the_service_cpu() -> None:
+def test_predicted_cost_is_the_idle_service_and_each_call_finding_it_idle() -> None:
     report = shape_report()
-    # One RPC: its own figure (the load generator's 9 core-ms never counts).
-    assert predicted_core_ms_per_call({"Confirm": 50}, report) == pytest.approx(2.0)
-    # 100 Reserves at 8 and 300 Confirms at 2: (800 + 600) / 400.
-    assert predicted_core_ms_per_call({"Reserve": 100, "Confirm": 300}, report) == pytest.approx(3.5)
+    # 50 Confirms a second: the idle service's 100 core-ms a second, and 2 core-ms each
+    # (3 measured alone, less its 1 core-ms share of the idle cost); the load generator's
+    # 9 core-ms and the saturated figure (1 core-ms) never count.
+    assert predicted_core_ms_per_call({"Confirm": 50}, report) == pytest.approx((100 + 50 * 2.0) / 50)
+    # 100 Reserves at 8 and 300 Confirms at 2: (100 + 800 + 600) / 400, made of its parts.
+    mix = predict({"Reserve": 100, "Confirm": 300}, report)
+    assert mix.core_ms_per_call == pytest.approx(3.75)
+    assert mix.idle_core_ms == pytest.approx(0.25)
+    assert mix.by_shape == pytest.approx({"reserve_sourced": 2.0, "confirm": 1.5})
+    # The busier the service, the smaller the idle share of a call.
+    assert predicted_core_ms_per_call({"Reserve": 100, "Confirm": 300}, report) > predicted_core_ms_per_call(
+        {"Reserve": 1000, "Confirm": 3000}, report
+    )
     # A Release is costed as a Confirm, a Return as a Fulfil, a store count as 5 batches of 10.
-    assert predicted_core_ms_per_call({"Release": 1, "Return": 1}, report) == pytest.approx(2.5)
-    assert predicted_core_ms_per_call({"SetStock": 1}, report) == pytest.approx(50.0)
-    # GetAvailability: one feed read per feed call, the rest listing and product pages 35:50.
-    mixed = predicted_core_ms_per_call({"GetAvailability": 95, "AdjustStock": 10}, report)
+    assert predicted_core_ms_per_call({"Release": 1, "Return": 1}, report) == pytest.approx((100 + 5) / 2)
+    assert predicted_core_ms_per_call({"SetStock": 10}, report) == pytest.approx((100 + 500) / 10)
+    # GetAvailability: one feed read per feed call, the rest listing and product pages 35:50;
+    # a feed update keeps its own figure (a difference of two windows, with no 1-caller run).
+    mixed = predicted_core_ms_per_call(
+        {"GetAvailability": 95, "AdjustStock": 10, "WatchAvailability": 20}, report
+    )
     shopper = (35 * 2.0 + 50 * 1.0) / 85
-    assert mixed == pytest.approx((85 * shopper + 10 * 4.0 + 10 * 10.0) / 105)
+    assert mixed == pytest.approx((100 + 85 * shopper + 10 * 4.0 + 10 * 10.0 + 20 * 0.5) / 125)
 
 
-def test_predicted_cost_refuses_a_name_or_a_shape_it_has_no_figure_for() -> None:
+def test_a_call_cheaper_than_its_share_of_the_idle_cost_costs_nothing_more() -> None:
+    report = shape_report()
+    report["scenarios"] = [s for s in report["scenarios"] if s["key"] != "product_page_alone"]
+    # 0.6 core-ms a call at 200 calls a second: its share of the idle cost is 0.5, 0.1 more.
+    report["scenarios"].append(scenario("product_page_alone", 0.6, {"gateway": 0.6}, per_second=200))
+    rates = {"GetAvailability": 50}  # 50 x 35/85 listing pages, 50 x 50/85 product pages
+    listing, product = 50 * 35 / 85, 50 * 50 / 85
+    assert predict(rates, report).by_shape["product_page"] == pytest.approx(product * 0.1 / 50)
+    # At 100 calls a second its share is 1 core-ms: the call is floored at 0, not below.
+    report["scenarios"][-1]["per_second"] = 100
+    assert predict(rates, report).by_shape["product_page"] == 0
+    assert predicted_core_ms_per_call(rates, report) == pytest.approx((100 + listing * 2.0) / 50)
+
+
+def test_predicted_cost_refuses_a_name_or_a_report_it_has_no_figure_for() -> None:
     with pytest.raises(ValueError, match=r"no bench figure for Locust request 'GetAvailability listing'"):
         predicted_core_ms_per_call({"Reserve": 1, "GetAvailability listing": 1}, shape_report())
     without_fulfil = {key: cost for key, cost in SHAPE_COSTS.items() if key != "fulfil"}
-    with pytest.raises(ValueError, match="no service CPU for fulfil"):
+    with pytest.raises(ValueError, match=r"no service CPU with one caller for fulfil \(fulfil_alone\)"):
         predicted_core_ms_per_call({"Fulfil": 1}, shape_report(without_fulfil))
     # Without it, the other calls are still costed.
-    assert predicted_core_ms_per_call({"Reserve": 1}, shape_report(without_fulfil)) == 8.0
+    assert predicted_core_ms_per_call({"Reserve": 1}, shape_report(without_fulfil)) == pytest.approx(108)
+    # A report of the closed loops only, or without the idle service, is refused: run it in full.
+    for older in (shape_report(alone=False), shape_report(idle=False)):
+        with pytest.raises(ValueError, match=r"run `omnistock bench --json` in full"):
+            predicted_core_ms_per_call({"Reserve": 1}, older)
+    with pytest.raises(ValueError, match="no idle service"):
+        predicted_core_ms_per_call({"Reserve": 1}, shape_report(idle=False))
+    without_feed = {key: cost for key, cost in SHAPE_COSTS.items() if key != "feed_update"}
+    with pytest.raises(ValueError, match="with one caller for feed_update:"):
+        predicted_core_ms_per_call({"WatchAvailability": 1}, shape_report(without_feed))
     with pytest.raises(ValueError, match="every rate is 0"):
         predicted_core_ms_per_call({"Reserve": 0}, shape_report())
 
 
 def test_size_costs_the_mix_by_its_call_shapes_when_the_bench_measured_them() -> None:
     capacity = capacity_from_bench(shape_report(), "bench.json")
-    assert capacity.shapes == SHAPE_COSTS
+    # Each call as it costs when it finds the service idle, beyond its share of the idle cost.
+    assert capacity.shapes == pytest.approx(SHAPE_COSTS)
     assert capacity.gateway_shares["confirm"] == pytest.approx(0.5)
-    assert "call shapes" in capacity.source
+    assert "call shapes" in capacity.source and "added once" in capacity.source
+    assert (capacity.idle_cores, capacity.idle_gateway_cores) == (0.1, 0.04)
     demand = Demand(orders_per_hour=3600, checks_per_order=20, stock_updates_per_second=10, spike=10)
     result = plan(demand, capacity)
     by_rpc = {r.rpc: r for r in result.rpcs}
@@ -324,6 +386,18 @@ def test_size_costs_the_mix_by_its_call_shapes_when_the_bench_measured_them() ->
     # The measured gateway share splits each row: 10 Reserves/s... x 8 core-ms, half in the gateway.
     reserve = by_rpc["Reserve"]
     assert reserve.gateway_cores == pytest.approx(reserve.peak_per_second * 8 / 1000 / 2)
+    # The idle service, once: its gateway part to the gateways, the rest to the shards.
+    assert (result.idle_gateway_cores, result.idle_shard_cores) == pytest.approx((0.04, 0.06))
+    assert result.gateway_cores == pytest.approx(sum(r.gateway_cores for r in result.rpcs) + 0.04)
+    assert result.shard_cores == pytest.approx(sum(r.shard_cores for r in result.rpcs) + 0.06)
+    assert "idle service" in render(result) and "added once" in render(result)
+    # A report of the closed loops only costs the calls saturated, with no idle service.
+    saturated = capacity_from_bench(shape_report(alone=False, idle=False), "bench.json")
+    assert saturated.shapes == pytest.approx(
+        {key: cost if key == "feed_update" else cost / 2 for key, cost in SHAPE_COSTS.items()}
+    )
+    assert saturated.idle_cores == 0 and "idle service" not in render(plan(demand, saturated))
+    assert "a lower bound" in saturated.source
     # A report with only a part of the mix keeps the older model, whole.
     partial = capacity_from_bench(shape_report({"confirm": 2.0}), "bench.json")
     assert partial.shapes == {}
@@ -340,3 +414,33 @@ def test_size_costs_the_mix_by_its_call_shapes_when_the_bench_measured_them() ->
         r.peak_per_second for r in result.rpcs if r.rpc not in ("GetAvailability", "FindPickupStores")
     )
     assert cluster.journal_writes_per_second == pytest.approx(writes)
+
+
+def test_size_and_the_loadtests_prediction_agree_for_the_same_rates() -> None:
+    report = shape_report()
+    # No stock updates: size costs one as a delta, the loadtest an AdjustStock call and its read.
+    demand = Demand(orders_per_hour=7200, checks_per_order=25, stock_updates_per_second=0, spike=3)
+    result = plan(demand, capacity_from_bench(report, "bench.json"))
+    rates = {r.rpc: r.peak_per_second for r in result.rpcs}
+    cores = result.gateway_cores + result.shard_cores
+    assert cores * 1000 / sum(rates.values()) == pytest.approx(predicted_core_ms_per_call(rates, report))
+
+
+def test_the_loadtest_shows_the_prediction_and_its_idle_part(tmp_path: Path) -> None:
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps(shape_report()))
+    cpu = peakday.CpuPerCall(10, 4000, 400, 3, 1.0, 4.5, {}, rates={"Reserve": 100, "Confirm": 300})
+    peakday.predict(cpu, str(bench))
+    assert (cpu.predicted_core_ms, cpu.predicted_idle_core_ms, cpu.measured_over_predicted) == (
+        3.75,
+        0.25,
+        1.2,
+    )
+    shown = "\n".join(peakday.cpu_lines(cpu))
+    assert "measured 4.500 vs predicted 3.750 core-ms (1.20x)" in shown
+    assert "the idle service 0.250 + the calls finding it idle 3.500 core-ms" in shown
+    # A bench report of the closed loops only says what to run instead.
+    bench.write_text(json.dumps(shape_report(alone=False)))
+    older = peakday.CpuPerCall(10, 4000, 400, 3, 1.0, 4.5, {}, rates={"Reserve": 100})
+    peakday.predict(older, str(bench))
+    assert older.predicted_core_ms is None and "in full" in older.prediction_note
