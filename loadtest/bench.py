@@ -28,9 +28,7 @@ import json
 import os
 import platform
 import shlex
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +48,7 @@ from omnistock.gateway.runtime.embedded_redis import free_port
 from omnistock.gateway.runtime.event_loop import loop_name
 from omnistock.loadtest.echo import ECHO_METHOD
 from omnistock.loadtest.peer import Peer, seed_stock, start_peer
+from omnistock.loadtest.processes import Process, start
 from omnistock.loadtest.sizing import ALONE, SHAPES
 from omnistock.protos.gen.omnistock.v1 import (
     availability_pb2,
@@ -383,35 +382,6 @@ async def open_loop(
 
 
 # --- the processes under test ---
-
-
-@dataclass
-class Process:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 60.0) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-
-
-def start(name: str, argv: list[str], workdir: Path) -> Process:
-    log = workdir / f"{name}.log"
-    with log.open("wb") as out:
-        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    return Process(name, popen, log)
 
 
 def target_credentials(args: argparse.Namespace) -> Credentials:

@@ -12,12 +12,11 @@ with it. It prints "listening on PORT with LOOP" once it serves.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 
 import grpc
 
 from omnistock.gateway.runtime.event_loop import loop_runner, running_loop_name
+from omnistock.loadtest.processes import until_stopped
 
 ECHO_METHOD = "/omnistock.bench.Echo/Echo"
 
@@ -38,11 +37,7 @@ async def serve(host: str, port: int) -> None:
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     print(f"listening on {bound} with {running_loop_name()}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    await until_stopped()
     await server.stop(grace=1)
 
 

@@ -30,7 +30,6 @@ import importlib.util
 import json
 import math
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -53,8 +52,9 @@ from omnistock.client import (
 )
 from omnistock.gateway.runtime.cpus import usable_cpus
 from omnistock.gateway.runtime.embedded_redis import free_port
-from omnistock.loadtest import bench, peak, sizing
+from omnistock.loadtest import bench, peak, processes, sizing
 from omnistock.loadtest.datagen import sku_id
+from omnistock.loadtest.processes import Process
 from omnistock.protos.gen.omnistock.v1 import reservation_pb2
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -499,7 +499,7 @@ def once_a_sample(members: Callable[[], list[psutil.Process]]) -> Callable[[], l
     return listed
 
 
-def service_roles(service: bench.Process) -> dict[str, Callable[[], list[psutil.Process]]]:
+def service_roles(service: Process) -> dict[str, Callable[[], list[psutil.Process]]]:
     tree = once_a_sample(bench.process_tree(service))
     part_of = bench.process_parts(service)
 
@@ -517,7 +517,7 @@ def service_roles(service: bench.Process) -> dict[str, Callable[[], list[psutil.
     return {role: of(role) for role in SERVICE_ROLES}
 
 
-def locust_role(processes: list[bench.Process]) -> Callable[[], list[psutil.Process]]:
+def locust_role(processes: list[Process]) -> Callable[[], list[psutil.Process]]:
     trees = [bench.process_tree(process) for process in processes]
 
     def members() -> list[psutil.Process]:
@@ -652,17 +652,8 @@ def locust_env(credentials: Credentials) -> dict[str, str]:
 
 def start_locust(
     name: str, argv: list[str], out: Path, credentials: Credentials, env: dict[str, str] | None = None
-) -> bench.Process:
-    log = out / f"{name}.log"
-    with log.open("wb") as sink:
-        popen = subprocess.Popen(
-            argv,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=locust_env(credentials) | (env or {}),
-        )
-    return bench.Process(name, popen, log)
+) -> Process:
+    return processes.start(name, argv, out, env=locust_env(credentials) | (env or {}))
 
 
 def worker_env(index: int, workers: int) -> dict[str, str]:
@@ -676,7 +667,7 @@ async def run_locust(
     out: Path,
     say: Callable[[str], None],
     credentials: Credentials | None = None,
-    service: bench.Process | None = None,
+    service: Process | None = None,
 ) -> LocustRun:
     """Locust alone (--processes 1) or a master and its workers, until the shape ends; the CPU
     of its processes (and of the service's, when started here) read all along."""
@@ -734,7 +725,7 @@ async def run_locust(
 @contextlib.asynccontextmanager
 async def service_under_test(
     args: argparse.Namespace, say: Callable[[str], None]
-) -> AsyncIterator[tuple[str, bench.Process | None]]:
+) -> AsyncIterator[tuple[str, Process | None]]:
     """(the target, the service's process when started here): --target, or a service started
     here (stopped after)."""
     if args.target:

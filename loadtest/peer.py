@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -52,6 +51,7 @@ from omnistock.gateway.grpc.servicers import Undecodable, add_service
 from omnistock.gateway.grpc.statuses import to_status
 from omnistock.gateway.runtime.embedded_redis import EmbeddedRedis, free_port
 from omnistock.gateway.runtime.event_loop import loop_runner, running_loop_name
+from omnistock.loadtest.processes import Process, start, until_stopped
 from omnistock.protos.gen.omnistock.v1 import reservation_pb2, reservation_pb2_grpc
 from omnistock.reservations.domain.commands import ShortLine
 from omnistock.reservations.domain.errors import (
@@ -374,11 +374,7 @@ async def serve(host: str, port: int, url: str, expire_every: float, connections
     await checks.set("", health_pb2.HealthCheckResponse.SERVING)
     sweeper = asyncio.create_task(sweep_expired(scripts, client, expire_every)) if expire_every > 0 else None
     print(f"listening on {bound} with {running_loop_name()}", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    await until_stopped()
     if sweeper is not None:
         sweeper.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -416,12 +412,10 @@ async def seed_stock(redis_url: str, levels: Iterable[tuple[str, str, int]]) -> 
 
 @dataclass
 class Peer:
-    """A running peer: its Redis, its server process (log in `log`) and where it serves. Kept
-    apart from the bench's Process (bench imports this module; the layers allow no cycle)."""
+    """A running peer: its Redis, its server process and where it serves."""
 
     redis: EmbeddedRedis
-    server: subprocess.Popen[bytes]
-    log: Path
+    process: Process
     target: str
     """HOST:PORT of its gRPC server."""
 
@@ -441,21 +435,17 @@ class Peer:
                 found += [root, *root.children(recursive=True)]
         return found
 
+    @property
+    def server(self) -> subprocess.Popen[bytes]:
+        return self.process.popen
+
     def tail(self, lines: int = 40) -> str:
-        with contextlib.suppress(OSError):
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        return ""
+        return self.process.tail(lines)
 
     def stop(self, timeout: float = 30.0) -> None:
         """SIGTERM to the server (it drains for a second), then a clean Redis shutdown."""
         try:
-            if self.server.poll() is None:
-                self.server.send_signal(signal.SIGTERM)
-                try:
-                    self.server.wait(timeout)
-                except subprocess.TimeoutExpired:
-                    self.server.kill()
-                    self.server.wait()
+            self.process.stop(timeout)
         finally:
             self.redis.stop()
 
@@ -487,19 +477,12 @@ async def start_peer(workdir: Path, fsync: str = "always", expire_every: float =
         port = free_port()
         argv = [sys.executable, "-m", "omnistock.loadtest.peer", "--port", str(port)]
         argv += ["--expire-every", str(expire_every)]
-        log_path = workdir / "peer.log"
-        with log_path.open("wb") as out:
-            server = subprocess.Popen(
-                argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                env={**os.environ, URL_ENV: store.url},  # not on the command line: ps shows it to all
-            )
+        # The URL (with its password) not on the command line: ps shows that to all.
+        server = start("peer", argv, workdir, env={**os.environ, URL_ENV: store.url})
     except BaseException:
         store.stop()
         raise
-    peer = Peer(store, server, log_path, f"127.0.0.1:{port}")
+    peer = Peer(store, server, f"127.0.0.1:{port}")
     try:
         await peer.wait_serving()
     except BaseException:

@@ -17,6 +17,20 @@ from omnistock.loadtest.sizing import Demand, capacity_from_bench, plan, predict
 
 pytestmark = pytest.mark.slow
 
+MIX_SHAPES = (
+    "listing_48",
+    "product_page",
+    "pickup_search",
+    "reserve_sourced",
+    "stock_check",
+    "adjust_stock",
+    "confirm",
+    "fulfil",
+    "feed_update",
+)
+"""The peak-day mix's call shapes, written out here: the bench must measure each of these."""
+ALONE = {f"{key}_alone" for key in MIX_SHAPES if key != "feed_update"}
+"""Each call shape of the peak-day mix with one caller (feed_update has none)."""
 SCENARIOS = {
     "echo",
     "echo_end",
@@ -28,34 +42,12 @@ SCENARIOS = {
     "availability_200",
     "hot_sku",
     "checkout",
-    "listing_48",
-    "product_page",
-    "pickup_search",
-    "reserve_sourced",
-    "stock_check",
-    "adjust_stock",
-    "confirm",
-    "fulfil",
-    "feed_update",
+    *MIX_SHAPES,
     "reserve_1_quarter_rate",
     "reserve_1_half_rate",
     "reserve_1_at_50",
     "view_freshness",
 }
-ALONE = {
-    f"{key}_alone"
-    for key in (
-        "listing_48",
-        "product_page",
-        "pickup_search",
-        "reserve_sourced",
-        "stock_check",
-        "adjust_stock",
-        "confirm",
-        "fulfil",
-    )
-}
-"""Each call shape of the peak-day mix with one caller (feed_update has none)."""
 SCENARIOS |= ALONE
 BROUGHT_ALONG = {"echo_end", "reserve_1_quarter_rate", "reserve_1_half_rate", "reserve_1_at_50", *ALONE}
 """Scenarios --only cannot name: they come with others (echo, reserve_1, a shape of the mix) or
@@ -115,19 +107,6 @@ def test_every_scenario_runs_without_errors() -> None:
     # The ceiling runs on the event loop the gateway runs on (uvloop carries more calls).
     assert report["machine"]["event_loop"] == loop_name() == "uvloop"
     assert f"with {loop_name()}" in done.stderr
-
-
-MIX_SHAPES = (
-    "listing_48",
-    "product_page",
-    "pickup_search",
-    "reserve_sourced",
-    "stock_check",
-    "adjust_stock",
-    "confirm",
-    "fulfil",
-    "feed_update",
-)
 
 
 def test_every_call_shape_of_the_peak_day_mix_is_measured_and_costs_a_profile() -> None:
