@@ -1,5 +1,6 @@
 """The processes the load tools start (servers, Locust workers): each in a session of its own
-with its output in a log file, stopped by SIGTERM and then, if need be, SIGKILL."""
+with its output in a log file, stopped by SIGTERM and then, if need be, SIGKILL, and sent
+SIGTERM by the kernel when the tool that started it dies, however it dies."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from omnistock.gateway.runtime.embedded_redis import sharing_fate
 
 
 @dataclass
@@ -33,11 +36,15 @@ class Process:
 
 
 def start(name: str, argv: list[str], workdir: Path, env: dict[str, str] | None = None) -> Process:
-    """`argv` in a session of its own (a signal to the caller's group does not reach it), its
-    output in workdir/<name>.log; `env` replaces the environment when given."""
+    """`argv` (argv[0] a path) in a session of its own (a Ctrl-C to the caller's group does not
+    cut it), its output in workdir/<name>.log; `env` replaces the environment when given. Call
+    it from a thread that lives as long as the process should: the kernel's signal follows
+    the thread that started it."""
     log = workdir / f"{name}.log"
     with log.open("wb") as out:
-        popen = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env)
+        popen = subprocess.Popen(
+            sharing_fate(argv), stdout=out, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
     return Process(name, popen, log)
 
 

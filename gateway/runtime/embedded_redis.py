@@ -138,6 +138,12 @@ def fate_sharing() -> str:
     return "pdeathsig" if sys.platform.startswith("linux") else "watchdog"
 
 
+def sharing_fate(argv: list[str], fate: str | None = None) -> list[str]:
+    """`argv` run through LAUNCHER: it gets SIGTERM when this process dies, by any signal
+    (argv[0] must be a path)."""
+    return [sys.executable, "-I", "-S", "-c", LAUNCHER, str(os.getpid()), fate or fate_sharing(), *argv]
+
+
 @dataclass(frozen=True)
 class RedisServer:
     """A server binary the embedded Redis can run, and what it is."""
@@ -572,7 +578,7 @@ class EmbeddedRedis:
         self._log_offset = self._log_size()
         # Own session: a Ctrl-C in the terminal must not stop Redis while the service drains.
         self._process = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-c", LAUNCHER, str(os.getpid()), self.fate, *args],
+            sharing_fate(args, self.fate),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             start_new_session=True,

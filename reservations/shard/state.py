@@ -285,9 +285,16 @@ class ShardState:
     def _reserve_together(
         self, command: ReserveTogether, now: float, events: dict[int, list[Event]], moved: set[str]
     ) -> ReserveTogetherResult | WrongShard:
-        """A whole Reserve's steps in a row, or none of them when a partition is not here."""
+        """A whole Reserve's steps in a row, or none of them when a partition is not here or
+        is not journaled in the home's write unit (the steps must be written at once: the
+        caller then goes on as across shards)."""
         partitions = command.partitions
-        away = [n for n in (command.partition, *partitions) if n not in self.partitions]
+        unit = self.write_unit(command.partition)
+        away = [
+            n
+            for n in (command.partition, *partitions)
+            if n not in self.partitions or self.write_unit(n) != unit
+        ]
         if away or command.reservation_id in moved:
             moved.add(command.reservation_id)
             return WrongShard(away[0] if away else command.partition)

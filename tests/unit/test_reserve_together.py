@@ -105,3 +105,18 @@ def test_a_partition_not_in_the_shard_applies_nothing() -> None:
     ).results
     assert answer == WrongShard(2)
     assert "r-5" not in state.partitions[0].claims and state.partitions[1].view("SKU-1", "DC-1").reserved == 0
+
+
+def test_parts_outside_the_home_s_write_unit_apply_nothing() -> None:
+    """On Redis Cluster only one journal group is written at once: a Reserve spanning groups
+    goes back to the coordinator, which takes the steps across shards."""
+    state = ShardState((Partition(n) for n in (0, 1, 2)), epoch="t", write_unit=lambda p: p % 2)
+    state.apply_batch([SetStock(n, f"SKU-{n}", "DC-1", 10, 0.0) for n in (0, 1, 2)], NOW)
+    (answer,) = state.apply_batch(
+        [plan("r-6", [("SKU-2", "DC-1", 1, 2), ("SKU-1", "DC-1", 1, 1)])], NOW
+    ).results
+    assert answer == WrongShard(1)
+    assert "r-6" not in state.partitions[0].claims
+    assert state.partitions[1].view("SKU-1", "DC-1").reserved == 0
+    (same_group,) = state.apply_batch([plan("r-7", [("SKU-2", "DC-1", 1, 2)])], NOW).results
+    assert same_group == ReserveTogetherResult(True)
